@@ -1,0 +1,121 @@
+//! The application: its shared state and the router that every capability
+//! module contributes its `routes()` to, merged once here.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::middleware;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::auth::{self, HashCost, Passwords, SqliteSessionStore};
+use crate::clock::Clock;
+use crate::db::{Db, DbError, DbOptions};
+use crate::web::assets::AssetIndex;
+use crate::{health, observe, web};
+
+/// How long a session lives without a request.
+const SESSION_IDLE: time::Duration = time::Duration::hours(12);
+
+/// Everything a handler may need; cloned per request (all fields are
+/// cheap handles). There are no globals: tests build their own.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: Passwords,
+    pub assets: Arc<AssetIndex>,
+    pub readiness: Readiness,
+    pub secure_cookies: bool,
+}
+
+/// How to build an [`AppState`].
+pub struct AppOptions {
+    pub db_path: PathBuf,
+    pub db: DbOptions,
+    pub hash_cost: HashCost,
+    pub clock: Arc<dyn Clock>,
+    /// Mark the session cookie `Secure` (served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Password(#[from] auth::PasswordError),
+}
+
+impl AppState {
+    /// Opens and migrates the database and prepares everything else.
+    /// Blocking: run it before serving, or in `spawn_blocking`.
+    pub fn open(options: AppOptions) -> Result<AppState, StartError> {
+        let db = Db::open(&options.db_path, &options.db)?;
+        let passwords = Passwords::new(options.hash_cost)?;
+        Ok(AppState {
+            db,
+            clock: options.clock,
+            passwords,
+            assets: Arc::new(AssetIndex::build()),
+            readiness: Readiness::default(),
+            secure_cookies: options.secure_cookies,
+        })
+    }
+
+    /// Unix seconds from the injected clock.
+    pub fn now_unix(&self) -> i64 {
+        self.clock.now().as_second()
+    }
+}
+
+/// Whether the app is ready for traffic beyond the database answering
+/// (the demo data set is still being generated, say).
+#[derive(Clone, Default)]
+pub struct Readiness {
+    not_ready_because: Arc<Mutex<Option<String>>>,
+}
+
+impl Readiness {
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        if let Ok(mut slot) = self.not_ready_because.lock() {
+            *slot = Some(reason.into());
+        }
+    }
+
+    pub fn set_ready(&self) {
+        if let Ok(mut slot) = self.not_ready_because.lock() {
+            *slot = None;
+        }
+    }
+
+    pub fn not_ready_because(&self) -> Option<String> {
+        self.not_ready_because
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+    }
+}
+
+/// The whole HTTP surface. Layers, outermost first: request log, session,
+/// login requirement (everything but the public list needs a user).
+pub fn router(state: AppState) -> Router {
+    let sessions = SessionManagerLayer::new(SqliteSessionStore::new(state.db.clone()))
+        .with_name("tokentally_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE));
+    Router::new()
+        .merge(health::routes())
+        .merge(auth::routes())
+        .merge(web::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_login,
+        ))
+        .layer(sessions)
+        .layer(middleware::from_fn(observe::log_request))
+        .with_state(state)
+}

@@ -1,0 +1,172 @@
+//! Access as a type: handlers ask for a [`CurrentUser`] or a
+//! [`RequireAdmin`], and cannot be reached without one.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use super::session_store::USER_ID_KEY;
+use super::{User, UserId, is_public, users};
+use crate::app::AppState;
+use crate::error::AppError;
+
+/// The logged-in, enabled user making this request.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+/// A logged-in admin; any other user gets 403.
+#[derive(Debug, Clone)]
+pub struct RequireAdmin(pub User);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Put there by `require_login`; absent only on public paths, where
+        // a handler asking for a user is a bug we refuse loudly.
+        parts
+            .extensions
+            .get::<CurrentUser>()
+            .cloned()
+            .ok_or_else(|| StatusCode::UNAUTHORIZED.into_response())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if user.is_admin() {
+            Ok(RequireAdmin(user))
+        } else {
+            Err(AppError::Forbidden.into_response())
+        }
+    }
+}
+
+/// The middleware in front of every route: public paths pass; any other
+/// request needs a session of an enabled user, whose [`CurrentUser`] it
+/// attaches for the handler.
+pub async fn require_login(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if is_public(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match session_user(&state, &session).await {
+        Ok(Some(user)) => {
+            request.extensions_mut().insert(CurrentUser(user));
+            next.run(request).await
+        }
+        Ok(None) => login_redirect(&request),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The enabled user behind this session, if any. A session that points to
+/// a missing or disabled user is ended.
+async fn session_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
+    let user_id = session
+        .get::<UserId>(USER_ID_KEY)
+        .await
+        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    let Some(user_id) = user_id else {
+        return Ok(None);
+    };
+    let user = state
+        .db
+        .read(move |conn| users::by_id(conn, user_id))
+        .await?;
+    match user {
+        Some(user) if !user.disabled => Ok(Some(user)),
+        _ => {
+            session
+                .flush()
+                .await
+                .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+            Ok(None)
+        }
+    }
+}
+
+/// Pages send the visitor to the login page (and back afterwards); API
+/// clients get a plain 401.
+fn login_redirect(request: &Request) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({"error": "login required"})),
+        )
+            .into_response();
+    }
+    if path == "/" {
+        return Redirect::to("/login").into_response();
+    }
+    let wanted = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let next = url_encode(wanted);
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(byte))
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Where to go after login: only a local path, never another site
+/// (`//evil.example` or `https://…` would be an open redirect).
+pub(super) fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.starts_with("/\\")
+                && !path.contains(['\r', '\n']) =>
+        {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(safe_next(Some("/events?user=ada")), "/events?user=ada");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn encodes_next() {
+        assert_eq!(
+            url_encode("/events?a=b&c=d e"),
+            "/events%3Fa%3Db%26c%3Dd%20e"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The user store: typed ids and roles, and every SQL statement on `users`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::db::DbError;
+
+/// A user's row id. A distinct type so it cannot be mixed up with other ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub i64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees and manages everyone.
+    Admin,
+    /// Sees only their own usage.
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// The name to greet the user with.
+    pub fn shown_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.username)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("a user named {0:?} already exists")]
+    Exists(String),
+    #[error("no user named {0:?}")]
+    NotFound(String),
+    #[error(
+        "a username is 1 to 64 characters: letters, digits, '.', '-', '_' or '@', starting with a letter or digit"
+    )]
+    InvalidName,
+    #[error("{0:?} is the last enabled admin; make another admin first")]
+    LastAdmin(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for UserError {
+    fn from(e: rusqlite::Error) -> Self {
+        UserError::Db(DbError::from(e))
+    }
+}
+
+/// Usernames appear in URLs, logs and CSV files: keep them plain.
+pub fn validate_username(name: &str) -> Result<(), UserError> {
+    let ok_len = (1..=64).contains(&name.len());
+    let ok_first = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
+    if ok_len && ok_first && ok_chars {
+        Ok(())
+    } else {
+        Err(UserError::InvalidName)
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub display_name: Option<&'a str>,
+    pub role: Role,
+    pub password_hash: &'a str,
+}
+
+const USER_COLUMNS: &str = "id, username, display_name, role, disabled, created_at";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = row.get(3)?;
+    Ok(User {
+        id: UserId(row.get(0)?),
+        username: row.get(1)?,
+        display_name: row.get(2)?,
+        role: role.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+        })?,
+        disabled: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}
+
+pub fn insert(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<UserId, UserError> {
+    validate_username(new.username)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO users (username, display_name, role, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?;
+    match insert.execute(params![
+        new.username,
+        new.display_name,
+        new.role.as_str(),
+        new.password_hash,
+        now
+    ]) {
+        Ok(_) => Ok(UserId(conn.last_insert_rowid())),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(UserError::Exists(new.username.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn by_id(conn: &Connection, id: UserId) -> Result<Option<User>, DbError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
+    Ok(stmt.query_row([id.0], user_from_row).optional()?)
+}
+
+pub fn by_name(conn: &Connection, username: &str) -> Result<Option<User>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
+    ))?;
+    Ok(stmt.query_row([username], user_from_row).optional()?)
+}
+
+/// The user and their password hash, for a login attempt.
+pub fn credentials(
+    conn: &Connection,
+    username: &str,
+) -> Result<Option<(User, Option<String>)>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"
+    ))?;
+    Ok(stmt
+        .query_row([username], |row| Ok((user_from_row(row)?, row.get(6)?)))
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<User>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+    ))?;
+    let users = stmt
+        .query_map([], user_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(users)
+}
+
+pub fn enabled_admin_count(conn: &Connection) -> Result<i64, DbError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0")?;
+    Ok(stmt.query_row([], |row| row.get(0))?)
+}
+
+pub fn set_password(
+    conn: &Connection,
+    username: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<User, UserError> {
+    let user = by_name(conn, username)?.ok_or_else(|| UserError::NotFound(username.into()))?;
+    let mut stmt =
+        conn.prepare_cached("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")?;
+    stmt.execute(params![user.id.0, password_hash, now])?;
+    // A new password ends every existing session of that user.
+    super::session_store::delete_user_sessions(conn, user.id)?;
+    Ok(user)
+}
+
+/// Disables or re-enables a user. Disabling ends their sessions and is
+/// refused for the last enabled admin, so the instance stays manageable.
+pub fn set_disabled(
+    conn: &Connection,
+    username: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<User, UserError> {
+    let user = by_name(conn, username)?.ok_or_else(|| UserError::NotFound(username.into()))?;
+    if disabled && user.is_admin() && !user.disabled && enabled_admin_count(conn)? <= 1 {
+        return Err(UserError::LastAdmin(user.username));
+    }
+    let mut stmt =
+        conn.prepare_cached("UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1")?;
+    stmt.execute(params![user.id.0, disabled, now])?;
+    if disabled {
+        super::session_store::delete_user_sessions(conn, user.id)?;
+    }
+    Ok(User { disabled, ..user })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for good in ["ada", "Ada.Lovelace", "a", "grace_h-1", "x@example.com"] {
+            assert!(validate_username(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-ada",
+            "ada lovelace",
+            "<script>",
+            "ada/../x",
+            &"a".repeat(65),
+        ] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+    }
+}

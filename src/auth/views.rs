@@ -1,0 +1,71 @@
+//! The login and setup pages.
+
+use maud::{Markup, html};
+
+use super::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+use crate::web::assets::AssetIndex;
+use crate::web::layout;
+
+fn error_box(error: Option<&str>) -> Markup {
+    html! {
+        @if let Some(message) = error {
+            p.notice.error role="alert" id="form-error" { (message) }
+        }
+    }
+}
+
+pub fn login_page(assets: &AssetIndex, next: &str, error: Option<&str>, username: &str) -> Markup {
+    let body = html! {
+        section.card.narrow aria-labelledby="login-title" {
+            h1 #login-title { "Sign in" }
+            (error_box(error))
+            form method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                label for="username" { "Username" }
+                input #username type="text" name="username" value=(username)
+                    autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+                label for="password" { "Password" }
+                input #password type="password" name="password"
+                    autocomplete="current-password" required maxlength=(MAX_PASSWORD_LEN);
+                button type="submit" { "Sign in" }
+            }
+        }
+    };
+    layout::page(assets, None, "Sign in", body)
+}
+
+pub fn setup_page(assets: &AssetIndex, token: &str, error: Option<&str>, username: &str) -> Markup {
+    let body = html! {
+        section.card.narrow aria-labelledby="setup-title" {
+            h1 #setup-title { "Create the first admin" }
+            p { "This account manages users and sees everyone's usage. The link that brought you here works once." }
+            (error_box(error))
+            form method="post" action="/setup" {
+                input type="hidden" name="token" value=(token);
+                label for="username" { "Username" }
+                input #username type="text" name="username" value=(username)
+                    autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+                label for="password" { "Password" }
+                p.hint #password-hint { "At least " (MIN_PASSWORD_LEN) " characters." }
+                input #password type="password" name="password" aria-describedby="password-hint"
+                    autocomplete="new-password" required minlength=(MIN_PASSWORD_LEN) maxlength=(MAX_PASSWORD_LEN);
+                label for="password_confirm" { "Password, again" }
+                input #password_confirm type="password" name="password_confirm"
+                    autocomplete="new-password" required minlength=(MIN_PASSWORD_LEN) maxlength=(MAX_PASSWORD_LEN);
+                button type="submit" { "Create admin and sign in" }
+            }
+        }
+    };
+    layout::page(assets, None, "Set up tokentally", body)
+}
+
+pub fn setup_invalid(assets: &AssetIndex) -> Markup {
+    let body = html! {
+        section.card.narrow aria-labelledby="setup-title" {
+            h1 #setup-title { "This setup link does not work" }
+            p { "It is wrong, or it was already used. Restart tokentally to log a new setup link, or create an admin from the command line:" }
+            pre { code { "tokentally user add NAME --role admin" } }
+        }
+    };
+    layout::page(assets, None, "Set up tokentally", body)
+}

@@ -1,0 +1,107 @@
+//! The optional TOML config file, and the merge of defaults < file < env <
+//! flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{GlobalArgs, ServeArgs};
+use crate::observe::LogFormat;
+use crate::server::ServeSettings;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./tokentally-data";
+
+/// The config file's keys: the same names as the long flags, with `_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+    pub public_url: Option<String>,
+    pub demo: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl FileConfig {
+    /// Reads `path`, or gives the empty config when no file is named.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error names the line and the key.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+}
+
+pub(super) fn data_dir(global: &GlobalArgs, file: &FileConfig) -> PathBuf {
+    global
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+pub(super) fn serve_settings(
+    args: ServeArgs,
+    data_dir: PathBuf,
+    file: &FileConfig,
+) -> ServeSettings {
+    let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("the default address parses");
+    ServeSettings {
+        listen: args.listen.or(file.listen).unwrap_or(default_listen),
+        data_dir,
+        // A flag can only switch the demo on; the file may too.
+        demo: args.demo || file.demo.unwrap_or(false),
+        public_url: args.public_url.or_else(|| file.public_url.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_key() {
+        let config = FileConfig::parse(
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/tokentally\"\nlog_format = \"json\"\n\
+             log_level = \"debug\"\npublic_url = \"https://t.example\"\ndemo = false\n",
+        )
+        .expect("valid config");
+        assert_eq!(config.listen, Some("0.0.0.0:9000".parse().expect("addr")));
+        assert_eq!(config.log_format, Some(LogFormat::Json));
+        assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/tokentally")));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let unknown = FileConfig::parse("listne = \"x\"").expect_err("typo must fail");
+        assert!(unknown.contains("listne"), "{unknown}");
+        let bad = FileConfig::parse("\n\nlisten = \"not an address\"").expect_err("bad address");
+        assert!(bad.contains("line 3"), "{bad}");
+    }
+}

@@ -1,0 +1,191 @@
+//! The command line: every subcommand, its options, and what each does.
+//!
+//! Each option can come from four places; the later wins: built-in
+//! default, the TOML config file (`--config`), a `TOKENTALLY_*`
+//! environment variable, the flag itself. clap handles env and flags;
+//! [`config`] layers the file and the defaults under them.
+
+mod config;
+mod systemd;
+mod user;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use config::{ConfigError, FileConfig};
+
+use crate::db::{self, DbError};
+use crate::observe::{LogFormat, init_logging};
+use crate::server::{self, DB_FILE, ServeError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokentally",
+    version,
+    about = "A self-hosted dashboard of LLM token usage and cost",
+    long_about = "A self-hosted dashboard of LLM token usage and cost: one binary with its \
+                  web UI and an embedded SQLite database.\n\nEvery option can also be set in \
+                  the config file (--config) or by its TOKENTALLY_* environment variable; \
+                  flags beat the environment, which beats the file.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML config file (keys: listen, data_dir, log_format, log_level, public_url, demo)
+    #[arg(long, global = true, env = "TOKENTALLY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the database [default: ./tokentally-data]
+    #[arg(long, global = true, env = "TOKENTALLY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log line format [default: pretty]
+    #[arg(long, global = true, env = "TOKENTALLY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `tokentally=debug,info` [default: info for serve, warn otherwise]
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENTALLY_LOG_LEVEL",
+        value_name = "FILTER"
+    )]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (dashboard, API)
+    Serve(ServeArgs),
+    /// Manage users
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Write a consistent copy of the database to FILE (safe while the server runs)
+    Backup(BackupArgs),
+    /// Print a hardened systemd unit for this binary
+    SystemdUnit(systemd::SystemdArgs),
+    /// Print the version, the schema version and the SQLite version
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8080]
+    #[arg(long, env = "TOKENTALLY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Start on a fresh demo database (DATA_DIR/demo.db) with demo users and a year of usage
+    #[arg(long, env = "TOKENTALLY_DEMO")]
+    pub demo: bool,
+    /// The URL users reach this server at (e.g. https://tokens.example.com), used in the
+    /// setup link; an https URL also marks session cookies Secure
+    #[arg(long, env = "TOKENTALLY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy; must not exist yet
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    User(#[from] user::UserCommandError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs a parsed command line; the process exit code comes from here.
+pub fn run(cli: Cli) -> ExitCode {
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokentally: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<(), CliError> {
+    let file = FileConfig::load(cli.global.config.as_deref())?;
+    let is_serve = matches!(cli.command, Command::Serve(_));
+    let log_format = cli
+        .global
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Pretty);
+    let log_level = cli
+        .global
+        .log_level
+        .clone()
+        .or_else(|| file.log_level.clone())
+        .unwrap_or_else(|| if is_serve { "info" } else { "warn" }.to_owned());
+    init_logging(log_format, &log_level);
+    let data_dir = config::data_dir(&cli.global, &file);
+
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = config::serve_settings(args, data_dir, &file);
+            runtime()?.block_on(server::run(settings))?;
+            Ok(())
+        }
+        Command::User(command) => {
+            runtime()?.block_on(user::run(command, &data_dir.join(DB_FILE)))?;
+            Ok(())
+        }
+        Command::Backup(args) => backup(&data_dir.join(DB_FILE), &args.file),
+        Command::SystemdUnit(args) => {
+            print!("{}", systemd::unit(&args));
+            Ok(())
+        }
+        Command::Version => {
+            println!("tokentally {}", env!("CARGO_PKG_VERSION"));
+            println!("schema version {}", db::latest_schema_version());
+            println!("SQLite {}", rusqlite::version());
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+fn backup(source: &std::path::Path, target: &std::path::Path) -> Result<(), CliError> {
+    if !source.exists() {
+        return Err(CliError::Usage(format!(
+            "no database at {} (set --data-dir)",
+            source.display()
+        )));
+    }
+    if target.exists() {
+        return Err(CliError::Usage(format!(
+            "{} exists already; choose a new file name",
+            target.display()
+        )));
+    }
+    db::backup(source, target)?;
+    let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
+    println!("backup written to {} ({bytes} bytes)", target.display());
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The database: one SQLite file, one writer thread, a small pool of readers.
+//!
+//! SQLite allows one writer at a time. Rather than letting every request
+//! fight for the write lock (and retry on `SQLITE_BUSY`), all writes go to a
+//! single thread that owns the write connection ([`writer`]). That thread
+//! folds the jobs that are queued together into one transaction (group
+//! commit): each job runs inside its own savepoint, so one failing job does
+//! not undo its neighbours, and every job is answered only after the shared
+//! `COMMIT` — an acknowledged write is durable.
+//!
+//! Reads run on a small pool of read-only connections ([`pool`]) on tokio's
+//! blocking threads, never on the async worker threads. WAL mode lets them
+//! read a consistent snapshot while the writer commits.
+
+mod migrate;
+mod pool;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use migrate::{SchemaStatus, latest_schema_version, schema_status};
+
+/// How long a connection waits on a lock held by another process (the CLI
+/// and a running server share the file) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `PRAGMA application_id` of a tokentally database ("tktl"), so that we can
+/// refuse to migrate some other program's SQLite file.
+pub const APPLICATION_ID: i32 = 0x746b_746c;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the transaction could not be committed: {0}")]
+    Commit(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error(
+        "{path} was written by a newer tokentally (schema version {found}; this binary knows up to \
+         {supported}). It was not modified. Run the newer tokentally, or restore a backup made \
+         before the upgrade."
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{path} is not a tokentally database (application id {found:#x}); it was not modified")]
+    ForeignDatabase { path: PathBuf, found: i32 },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("a database task panicked")]
+    TaskPanicked,
+}
+
+/// Tuning that differs between production and tests.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Number of read-only connections.
+    pub readers: usize,
+    /// Most jobs folded into one write transaction.
+    pub max_batch: usize,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            readers: 4,
+            max_batch: 256,
+        }
+    }
+}
+
+/// Handle to the database; cheap to clone, shared through `AppState`.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: writer::Writer,
+    readers: pool::ReadPool,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, refuses a newer
+    /// or foreign schema without touching the file, applies the embedded
+    /// migrations and starts the writer thread. Blocking: call it before the
+    /// runtime serves requests or from `spawn_blocking`.
+    pub fn open(path: &Path, options: &DbOptions) -> Result<Db, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        migrate::refuse_unknown_schema(path)?;
+        let mut conn = open_write_connection(path)?;
+        migrate::apply(&mut conn)?;
+        let writer = writer::Writer::start(conn, options.max_batch);
+        let readers = pool::ReadPool::open(path, options.readers.max(1))?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer,
+                readers,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a read-only connection, off the async threads.
+    pub async fn read<F, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.inner.readers.run(f).await
+    }
+
+    /// Runs `f` inside the writer's transaction (in its own savepoint) and
+    /// answers once that transaction is committed. An `Err` from `f` rolls
+    /// back only `f`'s own changes.
+    pub async fn write<F, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.inner.writer.run(f).await
+    }
+
+    /// True while the writer thread takes work.
+    pub async fn writer_alive(&self) -> bool {
+        self.write(|_| Ok::<_, DbError>(())).await.is_ok()
+    }
+
+    /// Finishes every queued write, checkpoints the WAL into the main file
+    /// and stops the writer. Later writes fail with [`DbError::WriterGone`].
+    pub async fn shutdown(&self) {
+        self.inner.writer.shutdown().await;
+    }
+}
+
+fn set_common_pragmas(conn: &Connection) -> Result<(), DbError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+fn open_write_connection(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path)?;
+    set_common_pragmas(&conn)?;
+    // WAL: readers never block the writer and see a consistent snapshot.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk before the writer acknowledges it, so an
+    // accepted event survives a power cut, not only a crash. Group commit
+    // spreads the fsync over many requests.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -64 * 1024)?;
+    Ok(conn)
+}
+
+pub(crate) fn open_read_connection(path: &Path) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    set_common_pragmas(&conn)?;
+    conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    Ok(conn)
+}
+
+/// Writes a consistent copy of the live database at `source` to `target`
+/// with `VACUUM INTO`. It reads one snapshot through a read-only connection,
+/// so it is safe while a server writes; the copy is compact and has no WAL.
+pub fn backup(source: &Path, target: &Path) -> Result<(), DbError> {
+    migrate::refuse_unknown_schema(source)?;
+    let conn = open_read_connection(source)?;
+    let target_str = target.to_string_lossy();
+    conn.execute("VACUUM INTO ?1", [target_str.as_ref()])?;
+    let check = Connection::open_with_flags(target, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let verdict: String = check.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+    if verdict != "ok" {
+        return Err(DbError::Commit(format!(
+            "the copy failed its integrity check: {verdict}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! A small pool of read-only connections. Each read takes a permit, borrows
+//! a connection and runs on tokio's blocking threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+use tokio::sync::Semaphore;
+
+use super::{DbError, open_read_connection};
+
+pub(super) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReadPool {
+    pub(super) fn open(path: &Path, size: usize) -> Result<Self, DbError> {
+        let idle = (0..size)
+            .map(|_| open_read_connection(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(idle),
+            permits: Semaphore::new(size),
+        })
+    }
+
+    pub(super) async fn run<F, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        // The semaphore is never closed, so acquire only fails if it were.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| E::from(DbError::WriterGone))?;
+        let conn = match self.take() {
+            Some(conn) => conn,
+            None => open_read_connection(&self.path)?,
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = f(&conn);
+            (conn, result)
+        })
+        .await;
+        match joined {
+            Ok((conn, result)) => {
+                self.give_back(conn);
+                result
+            }
+            // The connection went down with the panicking closure; the next
+            // read opens a fresh one in its place.
+            Err(_) => Err(E::from(DbError::TaskPanicked)),
+        }
+    }
+
+    fn take(&self) -> Option<Connection> {
+        self.idle.lock().ok().and_then(|mut idle| idle.pop())
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+}

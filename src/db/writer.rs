@@ -1,0 +1,181 @@
+//! The single writer thread and its group commit.
+//!
+//! Jobs arrive through a channel. The thread takes the first one, then
+//! everything else already queued (up to `max_batch`), and runs them all in
+//! one `BEGIN IMMEDIATE … COMMIT`. Each job gets its own savepoint: a job
+//! that returns an error (or panics) is rolled back alone. Replies are sent
+//! only after the commit, so "acknowledged" means "on disk".
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::DbError;
+
+/// A unit of work for the writer; type-erased so one channel carries all.
+trait WriteJob: Send {
+    /// Runs the job inside the open transaction, in its own savepoint.
+    fn run(&mut self, conn: &Connection);
+    /// Answers the caller once the transaction's fate is known.
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct TypedJob<F, T, E> {
+    work: Option<F>,
+    outcome: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> WriteJob for TypedJob<F, T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E> + Send,
+    T: Send,
+    E: From<DbError> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        let Some(work) = self.work.take() else { return };
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            self.outcome = Some(Err(E::from(DbError::from(e))));
+            return;
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(E::from(DbError::TaskPanicked)));
+        let end = match outcome {
+            Ok(_) => conn.execute_batch("RELEASE job"),
+            Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+        };
+        self.outcome = Some(match end {
+            Ok(()) => outcome,
+            Err(e) => Err(E::from(DbError::from(e))),
+        });
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let answer = match (self.outcome, commit) {
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(reason)) => Err(E::from(DbError::Commit(reason))),
+            (Some(Err(e)), _) => Err(e),
+            (None, Err(reason)) => Err(E::from(DbError::Commit(reason))),
+            (None, Ok(())) => Err(E::from(DbError::WriterGone)),
+        };
+        // The caller may have gone away (client disconnected); the work is
+        // committed regardless, which is what it asked for.
+        let _ = self.reply.send(answer);
+    }
+}
+
+enum Message {
+    Job(Box<dyn WriteJob>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+pub(super) struct Writer {
+    sender: mpsc::Sender<Message>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection, max_batch: usize) -> Writer {
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("tokentally-writer".into())
+            .spawn(move || writer_loop(conn, receiver, max_batch.max(1)))
+            .expect("the OS refused to start the database writer thread");
+        Writer {
+            sender,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    pub(super) async fn run<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = TypedJob {
+            work: Some(work),
+            outcome: None,
+            reply,
+        };
+        self.sender
+            .send(Message::Job(Box::new(job)))
+            .map_err(|_| E::from(DbError::WriterGone))?;
+        answer.await.map_err(|_| E::from(DbError::WriterGone))?
+    }
+
+    pub(super) async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.sender.send(Message::Shutdown(done)).is_ok() {
+            let _ = finished.await;
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Message>, max_batch: usize) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = Vec::new();
+        let mut shutdown = None;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Job(job) => batch.push(job),
+                Message::Shutdown(done) => {
+                    shutdown = Some(done);
+                    break;
+                }
+            }
+            if batch.len() < max_batch {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&conn, batch);
+        }
+        if let Some(done) = shutdown {
+            checkpoint(&conn);
+            let _ = done.send(());
+            return;
+        }
+    }
+    // Every handle was dropped without an explicit shutdown.
+    checkpoint(&conn);
+}
+
+fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let reason = e.to_string();
+        for job in batch {
+            job.finish(Err(reason.clone()));
+        }
+        return;
+    }
+    for job in &mut batch {
+        job.run(conn);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        tracing::error!(error = %e, jobs = batch.len(), "write transaction failed to commit");
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    });
+    for job in batch {
+        job.finish(commit.clone());
+    }
+}
+
+/// Moves the WAL's content into the main file and truncates the WAL, so a
+/// stopped server leaves one self-contained file behind.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+    }
+}

@@ -1,0 +1,79 @@
+//! The error type of the web layer. What a user reads is kept apart from
+//! what is logged: internal details go to the log, never to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, html};
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Something broke on our side; the string is for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The sentence shown to the user.
+    fn public_message(&self) -> String {
+        match self {
+            AppError::NotFound => "There is nothing at this address.".into(),
+            AppError::Forbidden => "Your account may not open this page.".into(),
+            AppError::BadRequest(why) => why.clone(),
+            AppError::Internal(_) => {
+                "Something went wrong on our side. The details are in the server log.".into()
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let status = self.status();
+        // A bare page: the error may come from the very parts (session,
+        // database) that the full layout needs.
+        let body = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (status.canonical_reason().unwrap_or("Error")) " · tokentally" }
+                }
+                body {
+                    main {
+                        h1 { (status.canonical_reason().unwrap_or("Error")) }
+                        p { (self.public_message()) }
+                        p { a href="/" { "Back to the dashboard" } }
+                    }
+                }
+            }
+        };
+        (status, body).into_response()
+    }
+}

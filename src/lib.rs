@@ -1,0 +1,20 @@
+//! tokentally: a self-hosted dashboard of LLM token usage and cost.
+//!
+//! The binary (`src/main.rs`) only parses the command line and hands it to
+//! [`cli::run`]; everything else lives here so tests drive the real app.
+//! One module per capability, each with its own `routes()`, merged once in
+//! [`app::router`].
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod observe;
+pub mod secret;
+pub mod server;
+pub mod usage;
+pub mod web;

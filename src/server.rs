@@ -1,0 +1,247 @@
+//! `tokentally serve`: open the database, print how to get in, listen, and
+//! shut down gracefully (in-flight requests finish, the writer drains, the
+//! WAL is checkpointed) on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::app::{self, AppOptions, AppState, StartError};
+use crate::auth::{HashCost, Role, SqliteSessionStore, setup, users};
+use crate::clock::SystemClock;
+use crate::db::{DbError, DbOptions};
+use crate::demo;
+use crate::secret::random_password;
+
+/// Everything `serve` needs, after defaults, config file, env and flags
+/// have been merged.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub demo: bool,
+    /// The address users reach the server at, for the setup link.
+    pub public_url: Option<String>,
+}
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "tokentally.db";
+/// The demo database, apart from the real one.
+pub const DEMO_DB_FILE: &str = "demo.db";
+/// Events in the demo data set: a year of a small team's usage.
+const DEMO_EVENTS: usize = 60_000;
+const SESSION_SWEEP: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    User(#[from] users::UserError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot remove the old demo database {path}: {source}")]
+    DemoReset {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
+    let db_path = if settings.demo {
+        reset_demo_database(&settings.data_dir)?
+    } else {
+        settings.data_dir.join(DB_FILE)
+    };
+    let options = AppOptions {
+        db_path: db_path.clone(),
+        db: DbOptions::default(),
+        hash_cost: HashCost::default(),
+        clock: Arc::new(SystemClock),
+        secure_cookies: settings
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
+    };
+    let state = tokio::task::spawn_blocking(move || AppState::open(options))
+        .await
+        .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    tracing::info!(database = %db_path.display(), "database ready");
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    let base_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+
+    if settings.demo {
+        start_demo(&state).await?;
+    } else if let Some(token) = setup::issue_token_if_needed(&state.db, state.now_unix()).await? {
+        // The one secret we do print: it is single-use and the only way in
+        // on a fresh install without shell access to the CLI.
+        tracing::warn!("no admin exists yet; open the setup link to create one");
+        println!("First run: create the admin at {base_url}/setup?token={token}");
+    }
+
+    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    println!("tokentally listening on http://{local}");
+    tracing::info!(address = %local, "listening");
+    let app = app::router(state.clone());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+
+    tracing::info!("stopping: draining writes");
+    sweeper.abort();
+    state.db.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+async fn sweep_sessions(state: AppState) {
+    let store = SqliteSessionStore::new(state.db.clone());
+    let mut every = tokio::time::interval(SESSION_SWEEP);
+    loop {
+        every.tick().await;
+        match store.delete_expired(state.now_unix()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "expired sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        }
+    }
+}
+
+/// The demo always starts from a fresh database, so its year of usage
+/// ends now and its passwords are new.
+fn reset_demo_database(data_dir: &Path) -> Result<PathBuf, ServeError> {
+    let path = data_dir.join(DEMO_DB_FILE);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ServeError::DemoReset { path: file, source }),
+        }
+    }
+    Ok(path)
+}
+
+/// The demo's people: one admin and two members.
+const DEMO_PEOPLE: &[(&str, &str, Role)] = &[
+    ("ada", "Ada Lovelace", Role::Admin),
+    ("grace", "Grace Hopper", Role::Member),
+    ("alan", "Alan Turing", Role::Member),
+];
+
+/// Creates the demo accounts (printing their passwords), then fills in a
+/// year of usage in the background; `/readyz` says ready once it is in.
+async fn start_demo(state: &AppState) -> Result<(), ServeError> {
+    let mut accounts = Vec::new();
+    for (username, display_name, role) in DEMO_PEOPLE {
+        let password = random_password();
+        let hash = state
+            .passwords
+            .hash(password.clone())
+            .await
+            .map_err(StartError::from)?;
+        accounts.push((*username, *display_name, *role, password, hash));
+    }
+    let now = state.now_unix();
+    let rows: Vec<_> = accounts
+        .iter()
+        .map(|(u, d, r, _, h)| (u.to_string(), d.to_string(), *r, h.clone()))
+        .collect();
+    let ids = state
+        .db
+        .write(move |conn| {
+            rows.iter()
+                .map(|(username, display_name, role, hash)| {
+                    let new = users::NewUser {
+                        username,
+                        display_name: Some(display_name),
+                        role: *role,
+                        password_hash: hash,
+                    };
+                    users::insert(conn, &new, now)
+                })
+                .collect::<Result<Vec<_>, users::UserError>>()
+        })
+        .await?;
+
+    println!("Demo mode: a fresh demo database with a year of usage. Sign in as:");
+    for (username, _, role, password, _) in &accounts {
+        println!("  {:<7} {username:<6} password: {password}", role.as_str());
+    }
+
+    let workload = demo::Workload {
+        events: DEMO_EVENTS,
+        seed: 1,
+        end: state.clock.now(),
+        days: 365,
+    };
+    state.readiness.set_not_ready("loading the demo data set");
+    let state = state.clone();
+    tokio::spawn(async move {
+        let written = state
+            .db
+            .write(move |conn| demo::generate(conn, &ids, &workload))
+            .await;
+        match written {
+            Ok(events) => {
+                tracing::info!(events, "demo data loaded");
+                state.readiness.set_ready();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "demo data could not be generated");
+                state
+                    .readiness
+                    .set_not_ready("the demo data could not be generated");
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Files from `ui/`, embedded in the binary and served under
+//! content-hashed names (`app.3f9a8c1e2b.css`), so a browser may cache them
+//! forever and still sees a new file after an upgrade.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+use crate::app::AppState;
+
+#[derive(RustEmbed)]
+#[folder = "ui/"]
+#[exclude = "*.md"]
+struct UiFiles;
+
+/// Hex digits of the content hash kept in a file name.
+const HASH_CHARS: usize = 10;
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Maps each embedded file to its hashed URL and back.
+#[derive(Debug, Default)]
+pub struct AssetIndex {
+    /// `app.css` → its URL and ETag
+    entries: HashMap<String, Entry>,
+    /// `app.3f9a8c1e2b.css` → `app.css`
+    by_hashed_name: HashMap<String, String>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// `/assets/app.3f9a8c1e2b.css`
+    url: String,
+    /// The full content hash, quoted as an ETag.
+    etag: String,
+}
+
+impl AssetIndex {
+    pub fn build() -> Self {
+        let mut index = AssetIndex::default();
+        for path in UiFiles::iter() {
+            let Some(file) = UiFiles::get(&path) else {
+                continue;
+            };
+            let hash = hex(&file.metadata.sha256_hash());
+            let hashed = hashed_name(&path, &hash[..HASH_CHARS]);
+            let entry = Entry {
+                url: format!("/assets/{hashed}"),
+                etag: format!("\"{hash}\""),
+            };
+            index.entries.insert(path.to_string(), entry);
+            index.by_hashed_name.insert(hashed, path.to_string());
+        }
+        index
+    }
+
+    /// The URL to reference `path` (relative to `ui/`) by.
+    pub fn url(&self, path: &str) -> &str {
+        self.entries
+            .get(path)
+            .map_or("/assets/missing", |entry| entry.url.as_str())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `css/app.css` + `3f9a…` → `css/app.3f9a….css`
+fn hashed_name(path: &str, hash: &str) -> String {
+    let file_start = path.rfind('/').map_or(0, |i| i + 1);
+    match path[file_start..].rfind('.') {
+        Some(dot) if dot > 0 => {
+            let dot = file_start + dot;
+            format!("{}.{hash}{}", &path[..dot], &path[dot..])
+        }
+        _ => format!("{path}.{hash}"),
+    }
+}
+
+pub async fn serve(
+    State(state): State<AppState>,
+    Path(requested): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(path) = state.assets.by_hashed_name.get(&requested) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    respond(&state.assets, path, IMMUTABLE, &headers)
+}
+
+/// Browsers ask for `/favicon.ico` by themselves; answer with our icon.
+pub async fn favicon(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    respond(
+        &state.assets,
+        "favicon.svg",
+        "public, max-age=86400",
+        &headers,
+    )
+}
+
+fn respond(
+    index: &AssetIndex,
+    path: &str,
+    cache_control: &'static str,
+    headers: &HeaderMap,
+) -> Response {
+    let (Some(file), Some(entry)) = (UiFiles::get(path), index.entries.get(path)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = entry.etag.as_str();
+    let mut response = if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mime = file.metadata.mimetype().to_owned();
+        ([(header::CONTENT_TYPE, mime)], file.data.into_owned()).into_response()
+    };
+    let out = response.headers_mut();
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        out.insert(header::ETAG, value);
+    }
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_names() {
+        assert_eq!(hashed_name("app.css", "abc"), "app.abc.css");
+        assert_eq!(
+            hashed_name("vendor/uPlot.min.js", "abc"),
+            "vendor/uPlot.min.abc.js"
+        );
+        assert_eq!(hashed_name("LICENSE", "abc"), "LICENSE.abc");
+        assert_eq!(hashed_name("dir.d/file", "abc"), "dir.d/file.abc");
+    }
+
+    #[test]
+    fn every_embedded_file_has_a_hashed_url() {
+        let index = AssetIndex::build();
+        assert!(index.url("app.css").starts_with("/assets/app."));
+        assert_eq!(index.by_hashed_name.len(), UiFiles::iter().count());
+    }
+}

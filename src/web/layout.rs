@@ -1,0 +1,48 @@
+//! The one base layout every page is rendered in.
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::assets::AssetIndex;
+use crate::auth::User;
+
+/// Wraps `content` in the document, header and navigation. `user` is the
+/// signed-in user, or `None` on public pages (login, setup).
+pub fn page(assets: &AssetIndex, user: Option<&User>, title: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · tokentally" }
+                link rel="stylesheet" href=(assets.url("app.css"));
+                link rel="icon" type="image/svg+xml" href=(assets.url("favicon.svg"));
+            }
+            body {
+                a.skip-link href="#main" { "Skip to content" }
+                header.site-header {
+                    a.brand href="/" { "tokentally" }
+                    @if let Some(user) = user {
+                        nav aria-label="Main" {
+                            a href="/" { "Overview" }
+                        }
+                        div.account {
+                            span.who {
+                                (user.shown_name())
+                                @if user.is_admin() { " " span.badge { "admin" } }
+                            }
+                            form method="post" action="/logout" {
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main #main tabindex="-1" { (content) }
+                footer.site-footer {
+                    "tokentally " (env!("CARGO_PKG_VERSION"))
+                }
+            }
+        }
+    }
+}
