@@ -12,6 +12,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::{self, HashCost, Passwords, SqliteSessionStore};
 use crate::clock::Clock;
 use crate::db::{Db, DbError, DbOptions};
+use crate::error::AppError;
 use crate::web::assets::AssetIndex;
 use crate::{health, observe, web};
 
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(auth::routes())
         .merge(web::routes())
+        .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_login,

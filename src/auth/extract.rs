@@ -108,14 +108,14 @@ fn login_redirect(request: &Request) -> Response {
         )
             .into_response();
     }
-    if path == "/" {
-        return Redirect::to("/login").into_response();
-    }
     let wanted = request
         .uri()
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
+    if wanted == "/" {
+        return Redirect::to("/login").into_response();
+    }
     let next = url_encode(wanted);
     Redirect::to(&format!("/login?next={next}")).into_response()
 }

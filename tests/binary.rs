@@ -1,0 +1,426 @@
+//! The real binary: start, serve, sign in, stop on SIGTERM; the CLI.
+
+mod common;
+
+use common::server::{Server, agent, run_cli};
+
+fn body(response: ureq::http::Response<ureq::Body>) -> String {
+    response.into_body().read_to_string().unwrap_or_default()
+}
+
+fn session_cookie(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tokentally_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", common::form_encode(k), common::form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn post_form(url: &str, fields: &[(&str, &str)]) -> ureq::http::Response<ureq::Body> {
+    agent()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(form(fields))
+        .expect("request")
+}
+
+#[test]
+fn first_run_serves_setup_then_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    server.wait_ready();
+    let client = agent();
+
+    let health = client.get(&server.url("/healthz")).call().expect("healthz");
+    assert_eq!(health.status(), 200);
+    let root = client.get(&server.url("/")).call().expect("root");
+    assert_eq!(root.status(), 303);
+    assert_eq!(root.headers()["location"], "/login");
+    let login = client
+        .get(&server.url("/login"))
+        .call()
+        .expect("login page");
+    assert_eq!(login.status(), 200);
+    assert!(body(login).contains("Sign in"));
+
+    let setup_line = server
+        .banner
+        .iter()
+        .find(|line| line.contains("/setup?token="))
+        .expect("the setup link is printed");
+    let setup_url = setup_line
+        .split_whitespace()
+        .last()
+        .expect("url")
+        .to_owned();
+    let token = setup_url.split("token=").nth(1).expect("token").to_owned();
+    assert!(setup_url.starts_with(&server.base_url));
+    let password = "the first admin's password";
+    let created = post_form(
+        &server.url("/setup"),
+        &[
+            ("token", &token),
+            ("username", "root"),
+            ("password", password),
+            ("password_confirm", password),
+        ],
+    );
+    assert_eq!(created.status(), 303);
+    let cookie = session_cookie(&created).expect("signed in after setup");
+    let dashboard = client
+        .get(&server.url("/"))
+        .header("cookie", &cookie)
+        .call()
+        .expect("dashboard");
+    assert_eq!(dashboard.status(), 200);
+
+    let (status, stderr) = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{stderr}"
+    );
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(
+        stderr.contains("route=/setup"),
+        "requests are logged by route"
+    );
+    assert!(
+        !stderr.contains(&token),
+        "the setup token never reaches the log"
+    );
+    assert!(
+        !stderr.contains(password),
+        "a password never reaches the log"
+    );
+    let wal = dir.path().join("tokentally.db-wal");
+    assert_eq!(std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0), 0);
+}
+
+#[test]
+fn demo_mode_prints_accounts_that_reach_a_filled_dashboard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--demo"]);
+    let admin_line = server
+        .banner
+        .iter()
+        .find(|line| line.trim_start().starts_with("admin"))
+        .expect("the demo admin is printed");
+    let fields: Vec<&str> = admin_line.split_whitespace().collect();
+    let (username, password) = (fields[1], fields[3]);
+    server.wait_ready();
+
+    let login = post_form(
+        &server.url("/login"),
+        &[("username", username), ("password", password)],
+    );
+    assert_eq!(login.status(), 303);
+    let cookie = session_cookie(&login).expect("session");
+    let page = agent()
+        .get(&server.url("/"))
+        .header("cookie", &cookie)
+        .call()
+        .expect("dashboard");
+    assert_eq!(page.status(), 200);
+    let html = body(page);
+    assert!(html.contains("By model"), "the demo has usage to show");
+    assert!(html.contains("claude-sonnet-4-5"));
+    assert!(dir.path().join("demo.db").exists());
+    assert!(
+        !dir.path().join("tokentally.db").exists(),
+        "the demo keeps apart"
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn user_commands_manage_accounts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let pw = Some("a long enough password\n");
+    let (ok, out, err) = run_cli(
+        &[
+            "user",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        &[],
+        pw,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created admin ada"));
+
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        &[],
+        Some("short\n"),
+    );
+    assert!(!ok);
+    assert!(err.contains("at least 12 characters"), "{err}");
+
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "add",
+            "ADA",
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        &[],
+        pw,
+    );
+    assert!(!ok, "usernames are case-insensitive");
+    assert!(err.contains("already exists"), "{err}");
+
+    let (ok, _, err) = run_cli(&["--data-dir", data, "user", "disable", "ada"], &[], None);
+    assert!(!ok);
+    assert!(err.contains("last enabled admin"), "{err}");
+
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "add",
+            "grace",
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        &[],
+        pw,
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run_cli(&["--data-dir", data, "user", "disable", "grace"], &[], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "passwd",
+            "grace",
+            "--password-stdin",
+        ],
+        &[],
+        Some("another long password\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "passwd",
+            "nobody",
+            "--password-stdin",
+        ],
+        &[],
+        pw,
+    );
+    assert!(!ok);
+    assert!(err.contains("no user named"), "{err}");
+
+    let (ok, out, _) = run_cli(&["--data-dir", data, "user", "list"], &[], None);
+    assert!(ok);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0].starts_with("ada") && rows[0].contains("admin") && rows[0].contains("active"));
+    assert!(rows[1].starts_with("grace") && rows[1].contains("disabled"));
+
+    let (ok, _, err) = run_cli(
+        &["--data-dir", data, "user", "add", "eve", "--role", "member"],
+        &[],
+        None,
+    );
+    assert!(!ok, "no terminal and no --password-stdin");
+    assert!(err.contains("--password-stdin"), "{err}");
+}
+
+#[test]
+fn options_come_from_flags_over_env_over_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let in_dir = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let config = dir.path().join("tokentally.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n", in_dir("from-file"))).expect("config");
+    let config = config.to_string_lossy().into_owned();
+    let add = |user: &str| {
+        vec![
+            "user".to_owned(),
+            "add".into(),
+            user.into(),
+            "--role".into(),
+            "admin".into(),
+            "--password-stdin".into(),
+        ]
+    };
+    let pw = Some("a long enough password\n");
+    let run = |args: Vec<String>, envs: &[(&str, &str)]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, err) = run_cli(&args, envs, pw);
+        assert!(ok, "{err}");
+    };
+
+    run(add("a"), &[("TOKENTALLY_CONFIG", &config)]);
+    assert!(dir.path().join("from-file/tokentally.db").exists());
+
+    let env_dir = in_dir("from-env");
+    run(
+        add("b"),
+        &[
+            ("TOKENTALLY_CONFIG", &config),
+            ("TOKENTALLY_DATA_DIR", &env_dir),
+        ],
+    );
+    assert!(dir.path().join("from-env/tokentally.db").exists());
+
+    let mut with_flag = add("c");
+    with_flag.extend(["--data-dir".to_owned(), in_dir("from-flag")]);
+    run(
+        with_flag,
+        &[
+            ("TOKENTALLY_CONFIG", &config),
+            ("TOKENTALLY_DATA_DIR", &env_dir),
+        ],
+    );
+    assert!(dir.path().join("from-flag/tokentally.db").exists());
+
+    std::fs::write(dir.path().join("bad.toml"), "\nlisten = 8080\n").expect("bad config");
+    let bad = dir.path().join("bad.toml").to_string_lossy().into_owned();
+    let (ok, _, err) = run_cli(&["--config", &bad, "user", "list"], &[], None);
+    assert!(!ok);
+    assert!(err.contains("bad.toml") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn backup_while_the_server_runs_gives_a_usable_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_str = data.to_str().expect("utf-8");
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            data_str,
+            "user",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &[],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let server = Server::start(&data, &[]);
+    server.wait_ready();
+    let copy = dir.path().join("copy.db");
+    let copy_str = copy.to_str().expect("utf-8");
+    let (ok, out, err) = run_cli(&["--data-dir", data_str, "backup", copy_str], &[], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("backup written"));
+    let (ok, _, err) = run_cli(&["--data-dir", data_str, "backup", copy_str], &[], None);
+    assert!(!ok, "an existing file is never overwritten");
+    assert!(err.contains("exists already"), "{err}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+
+    // The copy is a complete database: serve it and sign in.
+    let restored = dir.path().join("restored");
+    std::fs::create_dir(&restored).expect("dir");
+    std::fs::copy(&copy, restored.join("tokentally.db")).expect("restore");
+    let server = Server::start(&restored, &[]);
+    server.wait_ready();
+    let login = post_form(
+        &server.url("/login"),
+        &[("username", "ada"), ("password", "a long enough password")],
+    );
+    assert_eq!(login.status(), 303);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn the_binary_refuses_a_database_from_a_newer_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let (ok, _, err) = run_cli(&["--data-dir", data, "user", "list"], &[], None);
+    assert!(ok, "{err}");
+    let db = dir.path().join("tokentally.db");
+    let conn = rusqlite::Connection::open(&db).expect("raw");
+    conn.execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+         VALUES (9999, 'future', '2030-01-01T00:00:00Z', '0')",
+        [],
+    )
+    .expect("future version");
+    drop(conn);
+    let (ok, _, err) = run_cli(&["--data-dir", data, "user", "list"], &[], None);
+    assert!(!ok);
+    assert!(
+        err.contains("newer tokentally") && err.contains("9999"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_and_systemd_unit() {
+    let (ok, out, _) = run_cli(&["version"], &[], None);
+    assert!(ok);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+    assert!(out.contains("schema version"));
+    let (ok, unit, _) = run_cli(&["systemd-unit"], &[], None);
+    assert!(ok);
+    for line in [
+        "ExecStart=/usr/local/bin/tokentally serve --data-dir /var/lib/tokentally",
+        "User=tokentally",
+        "StateDirectory=tokentally",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "WantedBy=multi-user.target",
+    ] {
+        assert!(unit.contains(line), "{line} missing from\n{unit}");
+    }
+    let (ok, dynamic, _) = run_cli(&["systemd-unit", "--dynamic-user"], &[], None);
+    assert!(ok);
+    assert!(dynamic.contains("DynamicUser=yes") && !dynamic.contains("User=tokentally"));
+    let (ok, help, _) = run_cli(&["serve", "--help"], &[], None);
+    assert!(ok);
+    for option in [
+        "--listen",
+        "--data-dir",
+        "--demo",
+        "--log-format",
+        "TOKENTALLY_LISTEN",
+    ] {
+        assert!(help.contains(option), "{option} in serve --help");
+    }
+}

@@ -1,0 +1,210 @@
+//! Test fixtures: [`TestApp`] (the real router over a real temporary
+//! database, driven in-process) and [`Server`] (the real binary).
+
+#![allow(dead_code)] // each test crate uses a different part
+
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use jiff::Timestamp;
+use tempfile::TempDir;
+use tokentally::app::{self, AppOptions, AppState};
+use tokentally::auth::users::{self, NewUser};
+use tokentally::auth::{HashCost, Role, UserId};
+use tokentally::clock::ManualClock;
+use tokentally::db::DbOptions;
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "a long enough password";
+
+/// The app over a fresh database in a temporary directory.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    router: Router,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn location(&self) -> Option<&str> {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// The `name=value` part of the session cookie this response sets.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("tokentally_session="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let clock = Arc::new(ManualClock::new(
+            "2026-06-15T12:00:00Z"
+                .parse::<Timestamp>()
+                .expect("timestamp"),
+        ));
+        let options = AppOptions {
+            db_path: dir.path().join("tokentally.db"),
+            db: DbOptions {
+                readers: 2,
+                ..DbOptions::default()
+            },
+            hash_cost: HashCost::cheapest(),
+            clock: clock.clone(),
+            secure_cookies: false,
+        };
+        let state = tokio::task::spawn_blocking(move || AppState::open(options))
+            .await
+            .expect("join")
+            .expect("app state");
+        let router = app::router(state.clone());
+        TestApp {
+            dir,
+            state,
+            clock,
+            router,
+        }
+    }
+
+    pub async fn request(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        TestResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> TestResponse {
+        self.send(Method::GET, path, cookie, None).await
+    }
+
+    pub async fn post_form(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(Method::POST, path, cookie, Some(body)).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<String>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(cookie) = cookie {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        let body = match form {
+            Some(form) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(form)
+            }
+            None => Body::empty(),
+        };
+        self.request(builder.body(body).expect("request")).await
+    }
+
+    /// Creates a user with [`PASSWORD`] through the real user store.
+    pub async fn create_user(&self, username: &str, role: Role) -> UserId {
+        let hash = self
+            .state
+            .passwords
+            .hash(PASSWORD.to_owned())
+            .await
+            .expect("hash");
+        let name = username.to_owned();
+        self.state
+            .db
+            .write(move |conn| {
+                users::insert(
+                    conn,
+                    &NewUser {
+                        username: &name,
+                        display_name: None,
+                        role,
+                        password_hash: &hash,
+                    },
+                    0,
+                )
+            })
+            .await
+            .expect("user created")
+    }
+
+    /// Logs in through the login form; returns the session cookie.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .post_form(
+                "/login",
+                None,
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::SEE_OTHER,
+            "login of {username} failed: {}",
+            response.body
+        );
+        response
+            .session_cookie()
+            .expect("login sets a session cookie")
+    }
+}
+
+pub fn form_encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(byte))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}

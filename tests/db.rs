@@ -1,0 +1,238 @@
+//! The database layer: migrations, refusal of unknown schemas, the
+//! writer's group commit and shutdown, and backups.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+use tokentally::db::{
+    self, APPLICATION_ID, Db, DbError, DbOptions, latest_schema_version, schema_status,
+};
+
+fn open(path: &Path) -> Result<Db, DbError> {
+    Db::open(path, &DbOptions::default())
+}
+
+fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("readable")
+}
+
+#[tokio::test]
+async fn an_empty_database_is_migrated_to_the_latest_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested/dir/tokentally.db");
+    let db = open(&path).expect("opens");
+    let status = schema_status(&path).expect("status").expect("file exists");
+    assert_eq!(status.version, Some(latest_schema_version()));
+    assert_eq!(status.application_id, APPLICATION_ID);
+    let tables: Vec<String> = db
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+            let names = stmt
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok::<_, DbError>(names)
+        })
+        .await
+        .expect("tables");
+    for table in ["users", "sessions", "setup_tokens", "events", "models"] {
+        assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+    }
+    db.shutdown().await;
+    // Opening again applies nothing and keeps the version.
+    let again = open(&path).expect("reopens");
+    again.shutdown().await;
+    assert_eq!(
+        schema_status(&path)
+            .expect("status")
+            .expect("exists")
+            .version,
+        Some(latest_schema_version())
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tokentally.db");
+    open(&path).expect("opens").shutdown().await;
+    let newer = latest_schema_version() + 1;
+    {
+        let conn = Connection::open(&path).expect("raw open");
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (?1, 'from_the_future', '2030-01-01T00:00:00Z', '0')",
+            [newer],
+        )
+        .expect("future migration recorded");
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("checkpoint");
+    }
+    let before = file_bytes(&path);
+    let error = open(&path).err().expect("a newer schema is refused");
+    assert!(
+        matches!(error, DbError::NewerSchema { found, supported, .. }
+            if found == newer && supported == latest_schema_version()),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("newer tokentally"), "{message}");
+    assert!(message.contains("not modified"), "{message}");
+    assert_eq!(file_bytes(&path), before, "the file was not touched");
+}
+
+#[tokio::test]
+async fn another_programs_database_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("other.db");
+    {
+        let conn = Connection::open(&path).expect("raw open");
+        conn.execute_batch("PRAGMA application_id = 42; CREATE TABLE t (x);")
+            .expect("foreign db");
+    }
+    let before = file_bytes(&path);
+    let error = open(&path).err().expect("refused");
+    assert!(
+        matches!(error, DbError::ForeignDatabase { found: 42, .. }),
+        "{error}"
+    );
+    assert_eq!(file_bytes(&path), before);
+}
+
+fn insert_model(conn: &Connection, name: &str) -> Result<i64, DbError> {
+    conn.execute("INSERT INTO models (name) VALUES (?1)", [name])?;
+    Ok(conn.last_insert_rowid())
+}
+
+#[derive(Debug)]
+enum JobError {
+    Refused,
+    Db(DbError),
+}
+
+impl From<DbError> for JobError {
+    fn from(e: DbError) -> Self {
+        JobError::Db(e)
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writes_commit_together_and_a_failing_one_undoes_only_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir.path().join("t.db")).expect("opens");
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.write(move |conn| {
+                insert_model(conn, &format!("model-{i}"))?;
+                if i % 10 == 0 {
+                    // Written, then refused: the savepoint must undo it.
+                    return Err(JobError::Refused);
+                }
+                Ok(i)
+            })
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(_) => ok += 1,
+            Err(JobError::Refused) => {}
+            Err(JobError::Db(e)) => panic!("unexpected database error: {e}"),
+        }
+    }
+    assert_eq!(ok, 180);
+    let (stored, refused_stored): (i64, i64) = db
+        .read(|conn| {
+            let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+            Ok::<_, DbError>((
+                count("SELECT COUNT(*) FROM models")?,
+                count(
+                    "SELECT COUNT(*) FROM models WHERE CAST(substr(name, 7) AS INTEGER) % 10 = 0",
+                )?,
+            ))
+        })
+        .await
+        .expect("counts");
+    assert_eq!(stored, 180);
+    assert_eq!(refused_stored, 0);
+    db.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_panicking_job_is_contained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir.path().join("t.db")).expect("opens");
+    let panicked = db
+        .write(|conn| -> Result<(), DbError> {
+            insert_model(conn, "half-written")?;
+            panic!("a bug in a write job");
+        })
+        .await;
+    assert!(matches!(panicked, Err(DbError::TaskPanicked)));
+    let count: i64 = db
+        .write(|conn| {
+            insert_model(conn, "after")?;
+            Ok::<_, DbError>(conn.query_row("SELECT COUNT(*) FROM models", [], |r| r.get(0))?)
+        })
+        .await
+        .expect("the writer still works");
+    assert_eq!(count, 1, "the panicking job's row was rolled back");
+    db.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_queued_writes_checkpoints_and_refuses_later_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let db = open(&path).expect("opens");
+    let queued: Vec<_> = (0..50)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| insert_model(conn, &format!("m{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for task in queued {
+        task.await.expect("join").expect("written before shutdown");
+    }
+    db.shutdown().await;
+    let late = db.write(|conn| insert_model(conn, "late")).await;
+    assert!(matches!(late, Err(DbError::WriterGone)));
+    let wal = dir.path().join("t.db-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the WAL was checkpointed into the main file");
+    let conn = Connection::open(&path).expect("raw");
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM models", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 50);
+}
+
+#[tokio::test]
+async fn backup_copies_a_live_database_consistently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let db = open(&path).expect("opens");
+    db.write(|conn| insert_model(conn, "in the backup"))
+        .await
+        .expect("write");
+    // The writer is alive and holds the WAL; the backup reads a snapshot.
+    let target = dir.path().join("copy.db");
+    db::backup(&path, &target).expect("backup");
+    db.write(|conn| insert_model(conn, "after the backup"))
+        .await
+        .expect("write");
+    db.shutdown().await;
+    let copy = Connection::open(&target).expect("copy opens");
+    let names: Vec<String> = copy
+        .prepare("SELECT name FROM models")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("names");
+    assert_eq!(names, vec!["in the backup".to_owned()]);
+    let status = schema_status(&target).expect("status").expect("exists");
+    assert_eq!(status.version, Some(latest_schema_version()));
+}
