@@ -144,108 +144,65 @@ fn demo_mode_prints_accounts_that_reach_a_filled_dashboard() {
     assert!(status.success());
 }
 
+const GOOD_PASSWORD: &str = "a long enough password";
+
+/// `tokentally --data-dir DATA user add NAME --role ROLE --password-stdin`
+fn add_user(data: &str, name: &str, role: &str, password: &str) -> (bool, String, String) {
+    let args = [
+        "--data-dir",
+        data,
+        "user",
+        "add",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+    ];
+    run_cli(&args, &[], Some(&format!("{password}\n")))
+}
+
 #[test]
 fn user_commands_manage_accounts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8 path");
-    let pw = Some("a long enough password\n");
-    let (ok, out, err) = run_cli(
-        &[
-            "user",
-            "add",
-            "ada",
-            "--role",
-            "admin",
-            "--password-stdin",
-            "--data-dir",
-            data,
-        ],
-        &[],
-        pw,
-    );
+    let (ok, out, err) = add_user(data, "ada", "admin", GOOD_PASSWORD);
     assert!(ok, "{err}");
     assert!(out.contains("created admin ada"));
 
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            data,
-            "user",
-            "add",
-            "bob",
-            "--role",
-            "member",
-            "--password-stdin",
-        ],
-        &[],
-        Some("short\n"),
-    );
+    let (ok, _, err) = add_user(data, "bob", "member", "short");
     assert!(!ok);
     assert!(err.contains("at least 12 characters"), "{err}");
 
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            data,
-            "user",
-            "add",
-            "ADA",
-            "--role",
-            "member",
-            "--password-stdin",
-        ],
-        &[],
-        pw,
-    );
+    let (ok, _, err) = add_user(data, "ADA", "member", GOOD_PASSWORD);
     assert!(!ok, "usernames are case-insensitive");
     assert!(err.contains("already exists"), "{err}");
+
+    let (ok, _, err) = add_user(data, "no spaces", "member", GOOD_PASSWORD);
+    assert!(!ok);
+    assert!(err.contains("a username is"), "{err}");
 
     let (ok, _, err) = run_cli(&["--data-dir", data, "user", "disable", "ada"], &[], None);
     assert!(!ok);
     assert!(err.contains("last enabled admin"), "{err}");
 
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            data,
-            "user",
-            "add",
-            "grace",
-            "--role",
-            "member",
-            "--password-stdin",
-        ],
-        &[],
-        pw,
-    );
+    let (ok, _, err) = add_user(data, "grace", "member", GOOD_PASSWORD);
     assert!(ok, "{err}");
     let (ok, _, err) = run_cli(&["--data-dir", data, "user", "disable", "grace"], &[], None);
     assert!(ok, "{err}");
-    let (ok, _, err) = run_cli(
-        &[
+    let passwd = |name: &str| {
+        let args = [
             "--data-dir",
             data,
             "user",
             "passwd",
-            "grace",
+            name,
             "--password-stdin",
-        ],
-        &[],
-        Some("another long password\n"),
-    );
+        ];
+        run_cli(&args, &[], Some("another long password\n"))
+    };
+    let (ok, _, err) = passwd("grace");
     assert!(ok, "{err}");
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            data,
-            "user",
-            "passwd",
-            "nobody",
-            "--password-stdin",
-        ],
-        &[],
-        pw,
-    );
+    let (ok, _, err) = passwd("nobody");
     assert!(!ok);
     assert!(err.contains("no user named"), "{err}");
 
@@ -256,11 +213,8 @@ fn user_commands_manage_accounts() {
     assert!(rows[0].starts_with("ada") && rows[0].contains("admin") && rows[0].contains("active"));
     assert!(rows[1].starts_with("grace") && rows[1].contains("disabled"));
 
-    let (ok, _, err) = run_cli(
-        &["--data-dir", data, "user", "add", "eve", "--role", "member"],
-        &[],
-        None,
-    );
+    let interactive = ["--data-dir", data, "user", "add", "eve", "--role", "member"];
+    let (ok, _, err) = run_cli(&interactive, &[], None);
     assert!(!ok, "no terminal and no --password-stdin");
     assert!(err.contains("--password-stdin"), "{err}");
 }
@@ -269,52 +223,46 @@ fn user_commands_manage_accounts() {
 fn options_come_from_flags_over_env_over_the_config_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let in_dir = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let config = dir.path().join("tokentally.toml");
+    let config = in_dir("tokentally.toml");
     std::fs::write(&config, format!("data_dir = {:?}\n", in_dir("from-file"))).expect("config");
-    let config = config.to_string_lossy().into_owned();
-    let add = |user: &str| {
-        vec![
-            "user".to_owned(),
-            "add".into(),
-            user.into(),
-            "--role".into(),
-            "admin".into(),
-            "--password-stdin".into(),
-        ]
-    };
-    let pw = Some("a long enough password\n");
-    let run = |args: Vec<String>, envs: &[(&str, &str)]| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (ok, _, err) = run_cli(&args, envs, pw);
-        assert!(ok, "{err}");
-    };
-
-    run(add("a"), &[("TOKENTALLY_CONFIG", &config)]);
-    assert!(dir.path().join("from-file/tokentally.db").exists());
-
     let env_dir = in_dir("from-env");
-    run(
-        add("b"),
-        &[
-            ("TOKENTALLY_CONFIG", &config),
-            ("TOKENTALLY_DATA_DIR", &env_dir),
-        ],
-    );
-    assert!(dir.path().join("from-env/tokentally.db").exists());
-
-    let mut with_flag = add("c");
-    with_flag.extend(["--data-dir".to_owned(), in_dir("from-flag")]);
-    run(
-        with_flag,
-        &[
-            ("TOKENTALLY_CONFIG", &config),
-            ("TOKENTALLY_DATA_DIR", &env_dir),
-        ],
-    );
-    assert!(dir.path().join("from-flag/tokentally.db").exists());
+    let flag_dir = in_dir("from-flag");
+    // `user list` opens (and so creates) the database in the data dir.
+    // (flags, environment, the data dir that must be used)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&[], &[("TOKENTALLY_CONFIG", &config)], "from-file"),
+        (
+            &[],
+            &[
+                ("TOKENTALLY_CONFIG", &config),
+                ("TOKENTALLY_DATA_DIR", &env_dir),
+            ],
+            "from-env",
+        ),
+        (
+            &["--data-dir", &flag_dir],
+            &[
+                ("TOKENTALLY_CONFIG", &config),
+                ("TOKENTALLY_DATA_DIR", &env_dir),
+            ],
+            "from-flag",
+        ),
+    ];
+    for (flags, envs, expected) in cases {
+        let args: Vec<&str> = ["user", "list"]
+            .iter()
+            .chain(flags.iter())
+            .copied()
+            .collect();
+        let (ok, _, err) = run_cli(&args, envs, None);
+        assert!(ok, "{err}");
+        let db = dir.path().join(expected).join("tokentally.db");
+        assert!(db.exists(), "{expected}: flags {flags:?}, env {envs:?}");
+    }
 
     std::fs::write(dir.path().join("bad.toml"), "\nlisten = 8080\n").expect("bad config");
-    let bad = dir.path().join("bad.toml").to_string_lossy().into_owned();
+    let bad = in_dir("bad.toml");
     let (ok, _, err) = run_cli(&["--config", &bad, "user", "list"], &[], None);
     assert!(!ok);
     assert!(err.contains("bad.toml") && err.contains("line 2"), "{err}");
@@ -325,20 +273,7 @@ fn backup_while_the_server_runs_gives_a_usable_copy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let data_str = data.to_str().expect("utf-8");
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            data_str,
-            "user",
-            "add",
-            "ada",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        &[],
-        Some("a long enough password\n"),
-    );
+    let (ok, _, err) = add_user(data_str, "ada", "admin", GOOD_PASSWORD);
     assert!(ok, "{err}");
     let server = Server::start(&data, &[]);
     server.wait_ready();
@@ -361,7 +296,7 @@ fn backup_while_the_server_runs_gives_a_usable_copy() {
     server.wait_ready();
     let login = post_form(
         &server.url("/login"),
-        &[("username", "ada"), ("password", "a long enough password")],
+        &[("username", "ada"), ("password", GOOD_PASSWORD)],
     );
     assert_eq!(login.status(), 303);
     let (status, _) = server.terminate();

@@ -33,6 +33,16 @@ fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::Internal(format!("session: {e}"))
 }
 
+/// Binds the session to `user`, under a new session id: an id planted
+/// before login (session fixation) is worthless afterwards.
+async fn sign_in(session: &Session, user: UserId) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(USER_ID_KEY, user)
+        .await
+        .map_err(session_error)
+}
+
 async fn logged_in(session: &Session) -> Result<bool, AppError> {
     Ok(session
         .get::<UserId>(USER_ID_KEY)
@@ -82,12 +92,7 @@ pub async fn login(
         );
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
-    // A new session id at login defeats session fixation.
-    session.cycle_id().await.map_err(session_error)?;
-    session
-        .insert(USER_ID_KEY, user.id)
-        .await
-        .map_err(session_error)?;
+    sign_in(&session, user.id).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
     Ok(Redirect::to(&next).into_response())
 }
@@ -166,11 +171,7 @@ pub async fn setup(
         .await;
     match created {
         Ok(user_id) => {
-            session.cycle_id().await.map_err(session_error)?;
-            session
-                .insert(USER_ID_KEY, user_id)
-                .await
-                .map_err(session_error)?;
+            sign_in(&session, user_id).await?;
             tracing::info!(user_id = %user_id, "first admin created through setup");
             Ok(Redirect::to("/").into_response())
         }

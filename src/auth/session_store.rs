@@ -129,6 +129,8 @@ impl SessionStore for SqliteSessionStore {
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
         let id = *session_id;
         let id_hash = digest(&id.to_string());
+        // tower-sessions stamps expiry dates from the wall clock itself, so
+        // they are compared against the wall clock, not the injected one.
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let found = self
             .db

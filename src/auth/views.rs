@@ -14,6 +14,14 @@ fn error_box(error: Option<&str>) -> Markup {
     }
 }
 
+fn username_field(username: &str) -> Markup {
+    html! {
+        label for="username" { "Username" }
+        input #username type="text" name="username" value=(username)
+            autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+    }
+}
+
 pub fn login_page(assets: &AssetIndex, next: &str, error: Option<&str>, username: &str) -> Markup {
     let body = html! {
         section.card.narrow aria-labelledby="login-title" {
@@ -21,9 +29,7 @@ pub fn login_page(assets: &AssetIndex, next: &str, error: Option<&str>, username
             (error_box(error))
             form method="post" action="/login" {
                 input type="hidden" name="next" value=(next);
-                label for="username" { "Username" }
-                input #username type="text" name="username" value=(username)
-                    autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+                (username_field(username))
                 label for="password" { "Password" }
                 input #password type="password" name="password"
                     autocomplete="current-password" required maxlength=(MAX_PASSWORD_LEN);
@@ -42,9 +48,7 @@ pub fn setup_page(assets: &AssetIndex, token: &str, error: Option<&str>, usernam
             (error_box(error))
             form method="post" action="/setup" {
                 input type="hidden" name="token" value=(token);
-                label for="username" { "Username" }
-                input #username type="text" name="username" value=(username)
-                    autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+                (username_field(username))
                 label for="password" { "Password" }
                 p.hint #password-hint { "At least " (MIN_PASSWORD_LEN) " characters." }
                 input #password type="password" name="password" aria-describedby="password-hint"

@@ -59,6 +59,8 @@ pub enum DbError {
     },
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("cannot start the database writer thread: {0}")]
+    WriterThread(std::io::Error),
     #[error("a database task panicked")]
     TaskPanicked,
 }
@@ -108,7 +110,7 @@ impl Db {
         migrate::refuse_unknown_schema(path)?;
         let mut conn = open_write_connection(path)?;
         migrate::apply(&mut conn)?;
-        let writer = writer::Writer::start(conn, options.max_batch);
+        let writer = writer::Writer::start(conn, options.max_batch)?;
         let readers = pool::ReadPool::open(path, options.readers.max(1))?;
         Ok(Db {
             inner: Arc::new(Inner {

@@ -79,16 +79,16 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection, max_batch: usize) -> Writer {
+    pub(super) fn start(conn: Connection, max_batch: usize) -> Result<Writer, DbError> {
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tokentally-writer".into())
             .spawn(move || writer_loop(conn, receiver, max_batch.max(1)))
-            .expect("the OS refused to start the database writer thread");
-        Writer {
+            .map_err(DbError::WriterThread)?;
+        Ok(Writer {
             sender,
             thread: Mutex::new(Some(thread)),
-        }
+        })
     }
 
     pub(super) async fn run<F, T, E>(&self, work: F) -> Result<T, E>

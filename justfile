@@ -1,0 +1,30 @@
+# tokentally tasks. `cargo install just` gets `just`.
+
+target := "x86_64-unknown-linux-gnu"
+
+# List the recipes
+default:
+    @just --list
+
+# Run the app on a fresh demo database
+demo:
+    cargo run --release -- serve --demo
+
+# The whole test suite (the same command the README and CI use)
+test:
+    cargo test
+
+# Formatting and lints as CI checks them
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+
+# Static, stripped release binary at target/dist/tokentally
+dist:
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target {{target}}
+    mkdir -p target/dist
+    cp target/{{target}}/release/tokentally target/dist/tokentally
+    # A static-pie (static, and still loaded at a random address) is what
+    # ldd calls "statically linked"; a non-PIE one "not a dynamic executable".
+    @ldd target/dist/tokentally 2>&1 | grep -qE 'statically linked|not a dynamic executable' || (echo "not static"; ldd target/dist/tokentally; exit 1)
+    @ls -l target/dist/tokentally | awk '{ printf "target/dist/tokentally: %.1f MB, static\n", $5 / 1000000 }'
