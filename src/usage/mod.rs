@@ -1,6 +1,15 @@
-//! The usage store's query layer, first version: totals for a time range,
-//! overall and per model. Every query takes a [`Scope`], so what a caller
-//! may see is decided by its type, not by a parameter it could forge.
+//! The usage store: raw events, their rollups, prices, and the one query
+//! layer every page, export and report goes through. Every query takes a
+//! [`Scope`], so what a caller may see is decided by its type, not by a
+//! parameter it could forge.
+
+pub mod buckets;
+pub mod dims;
+pub mod plan;
+pub mod prices;
+pub mod query;
+pub mod rollup;
+pub mod store;
 
 use rusqlite::{Connection, Row};
 
@@ -55,6 +64,28 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds `other` field by field.
+    pub fn add(&mut self, other: &Totals) {
+        self.calls += other.calls;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+        self.cost_micros += other.cost_micros;
+        self.unpriced_calls += other.unpriced_calls;
+    }
+
+    /// Adds `other` times `sign` (+1 or -1).
+    pub fn add_signed(&mut self, other: &Totals, sign: i64) {
+        self.calls += sign * other.calls;
+        self.input_tokens += sign * other.input_tokens;
+        self.output_tokens += sign * other.output_tokens;
+        self.cache_read_tokens += sign * other.cache_read_tokens;
+        self.cache_write_tokens += sign * other.cache_write_tokens;
+        self.cost_micros += sign * other.cost_micros;
+        self.unpriced_calls += sign * other.unpriced_calls;
+    }
+
     pub fn all_tokens(&self) -> i64 {
         self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
     }

@@ -1,0 +1,133 @@
+//! Prices per model (optionally per provider) with an effective-from
+//! instant, and the cost of a call from its token counts.
+//!
+//! Money is integer micro-units of the instance's currency throughout;
+//! prices are micro-units per million tokens, so a cost is an exact integer
+//! product, rounded once (half up) to a micro-unit.
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+
+use crate::db::DbError;
+
+/// One row of the price table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Price {
+    pub model: String,
+    /// `""` applies to every provider of the model.
+    pub provider: String,
+    pub effective_from_ms: i64,
+    /// Input, output, cache read, cache write: micro-units per million tokens.
+    pub per_mtok: [i64; 4],
+}
+
+/// Cost in micro-units of `tokens` (input, output, cache read, cache
+/// write) at `per_mtok`.
+pub fn cost_micros(per_mtok: &[i64; 4], tokens: &[i64; 4]) -> i64 {
+    let nano: i128 = per_mtok
+        .iter()
+        .zip(tokens)
+        .map(|(price, count)| i128::from(*price) * i128::from(*count))
+        .sum();
+    // micro-units per million tokens × tokens = 10⁻⁶ micro-units.
+    let micros = (nano + 500_000) / 1_000_000;
+    i64::try_from(micros).unwrap_or(i64::MAX)
+}
+
+/// Every price, indexed for lookups while a batch is priced.
+#[derive(Debug, Default, Clone)]
+pub struct PriceBook {
+    /// model → its prices, newest effective date first.
+    by_model: HashMap<String, Vec<Price>>,
+}
+
+impl PriceBook {
+    pub fn load(conn: &Connection) -> Result<PriceBook, DbError> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT model, provider, effective_from_ms, input_per_mtok, output_per_mtok,
+                    cache_read_per_mtok, cache_write_per_mtok
+             FROM prices ORDER BY effective_from_ms DESC",
+        )?;
+        let mut book = PriceBook::default();
+        let rows = stmt.query_map([], |row| {
+            Ok(Price {
+                model: row.get(0)?,
+                provider: row.get(1)?,
+                effective_from_ms: row.get(2)?,
+                per_mtok: [row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?],
+            })
+        })?;
+        for price in rows {
+            let price = price?;
+            book.by_model.entry(price.model.clone()).or_default().push(price);
+        }
+        Ok(book)
+    }
+
+    /// The price in force for `model` from `provider` at `ts_ms`: the
+    /// provider's own row if one is in force, else the any-provider row.
+    pub fn price_at(&self, model: &str, provider: Option<&str>, ts_ms: i64) -> Option<&Price> {
+        let prices = self.by_model.get(model)?;
+        let in_force = |wanted: &str| {
+            prices
+                .iter()
+                .find(|p| p.provider == wanted && p.effective_from_ms <= ts_ms)
+        };
+        provider
+            .filter(|p| !p.is_empty())
+            .and_then(in_force)
+            .or_else(|| in_force(""))
+    }
+
+    /// The cost of a call, or `None` when no price is known.
+    pub fn cost(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+        ts_ms: i64,
+        tokens: &[i64; 4],
+    ) -> Option<i64> {
+        self.price_at(model, provider, ts_ms)
+            .map(|price| cost_micros(&price.per_mtok, tokens))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn price(provider: &str, from: i64, input: i64) -> Price {
+        Price {
+            model: "m".into(),
+            provider: provider.into(),
+            effective_from_ms: from,
+            per_mtok: [input, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn cost_is_exact_and_rounded_once() {
+        // 1M input at $3/M and 100k output at $15/M: $4.50.
+        assert_eq!(cost_micros(&[3_000_000, 15_000_000, 0, 0], &[1_000_000, 100_000, 0, 0]), 4_500_000);
+        // 5 tokens at $0.30/M = 1.5 micro-dollars: half up.
+        assert_eq!(cost_micros(&[300_000, 0, 0, 0], &[5, 0, 0, 0]), 2);
+        assert_eq!(cost_micros(&[300_000, 0, 0, 0], &[1, 0, 0, 0]), 0);
+    }
+
+    #[test]
+    fn the_newest_price_in_force_wins_and_the_provider_row_beats_the_generic_one() {
+        let mut book = PriceBook::default();
+        book.by_model.insert(
+            "m".into(),
+            vec![price("bedrock", 200, 9), price("", 100, 2), price("", 0, 1)],
+        );
+        let input = |provider, ts| book.price_at("m", provider, ts).map(|p| p.per_mtok[0]);
+        assert_eq!(input(None, 50), Some(1));
+        assert_eq!(input(None, 100), Some(2));
+        assert_eq!(input(Some("bedrock"), 150), Some(2), "bedrock's row is not in force yet");
+        assert_eq!(input(Some("bedrock"), 250), Some(9));
+        assert_eq!(input(Some("vertex"), 250), Some(2));
+        assert_eq!(book.price_at("other", None, 0), None);
+    }
+}

@@ -1,0 +1,529 @@
+//! Rollups: the time-bucketed sums that make a dashboard query cost the
+//! number of buckets, not the number of events.
+//!
+//! # Design
+//!
+//! **Exact in every zone.** A bucket in the viewer's zone (a local day, a
+//! week, a month) is a half-open range of UTC instants `[a, b)`. Its total
+//! is `F(b) - F(a)` for any running total `F`. We split each boundary `t`
+//! into the whole UTC days before it and the part of its own UTC day,
+//! `P(t) = [day_start(t), t)`:
+//!
+//! ```text
+//! total[a, b) = Σ whole UTC days in [day_start(a), day_start(b)) − P(a) + P(b)
+//! ```
+//!
+//! The whole days are read from the `day` level (and whole UTC months from
+//! the `month` level). `P(t)` is read from the within-day levels, as a
+//! prefix (`hour` rows from midnight, then `quarter` rows) or as the day
+//! minus a suffix, whichever needs fewer rows. Every IANA zone of the
+//! present day has an offset that is a whole number of quarter hours
+//! (Asia/Kolkata +5:30, Asia/Kathmandu +5:45, Australia/Lord_Howe's 30-minute
+//! DST), so a local midnight always falls on a quarter hour and the rollups
+//! answer it exactly. A boundary that does not (a range starting at an
+//! arbitrary second) reads raw events for the part of its quarter hour: the
+//! only place the planner touches raw rows, and only at a range's edges.
+//!
+//! Days of 23 or 25 hours need nothing special: the boundaries come from the
+//! zone's rules (jiff), and whatever lies between them is summed.
+//!
+//! **Cost.** A daily series over a year in UTC reads 365 `day` rows; in
+//! America/New_York (midnight at 04:00 or 05:00 UTC) it adds about 5 `hour`
+//! rows per boundary; in Asia/Kolkata 5 hours and 2 quarters. That is a
+//! small constant per bucket, whatever the number of events.
+//!
+//! **Groupings (cuboids).** Rows at fine time levels multiply with every
+//! dimension they keep, so each level keeps a small lattice of groupings
+//! chosen for the questions the product asks: in total; per user; per model;
+//! per activity; per project; per user and model; per user and activity
+//! (a member's own dashboard split either way). A query uses the smallest
+//! cuboid that holds its filters and its grouping. Anything else (per
+//! source, per provider, three filters at once) uses the full cuboid, which
+//! keeps every dimension but only at the `day` and `month` levels; its
+//! within-day parts come from raw events.
+//!
+//! **Consistency.** Rollups are additive upserts applied in the same
+//! transaction as the events they summarise ([`apply`]), so a crash can
+//! never leave them disagreeing with the raw rows. [`verify`] recomputes
+//! every table with a plain `GROUP BY` over the events and names the first
+//! difference; tests run it after every kind of write.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, params};
+
+use super::Totals;
+use crate::db::DbError;
+
+pub const MS_PER_QUARTER: i64 = 900_000;
+pub const MS_PER_HOUR: i64 = 3_600_000;
+pub const MS_PER_DAY: i64 = 86_400_000;
+
+/// A dimension an event is described by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dim {
+    User,
+    Model,
+    Activity,
+    Project,
+    Source,
+    Provider,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 6] = [
+        Dim::User,
+        Dim::Model,
+        Dim::Activity,
+        Dim::Project,
+        Dim::Source,
+        Dim::Provider,
+    ];
+
+    /// The column in `events` and in every rollup table.
+    pub fn column(self) -> &'static str {
+        match self {
+            Dim::User => "user_id",
+            Dim::Model => "model_id",
+            Dim::Activity => "activity_id",
+            Dim::Project => "project_id",
+            Dim::Source => "source_id",
+            Dim::Provider => "provider_id",
+        }
+    }
+}
+
+/// A grouping kept in the rollups (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cuboid {
+    Total = 0,
+    User = 1,
+    Model = 2,
+    Activity = 3,
+    Project = 4,
+    UserModel = 5,
+    UserActivity = 6,
+    Full = 7,
+}
+
+impl Cuboid {
+    pub const ALL: [Cuboid; 8] = [
+        Cuboid::Total,
+        Cuboid::User,
+        Cuboid::Model,
+        Cuboid::Activity,
+        Cuboid::Project,
+        Cuboid::UserModel,
+        Cuboid::UserActivity,
+        Cuboid::Full,
+    ];
+
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    pub fn dims(self) -> &'static [Dim] {
+        match self {
+            Cuboid::Total => &[],
+            Cuboid::User => &[Dim::User],
+            Cuboid::Model => &[Dim::Model],
+            Cuboid::Activity => &[Dim::Activity],
+            Cuboid::Project => &[Dim::Project],
+            Cuboid::UserModel => &[Dim::User, Dim::Model],
+            Cuboid::UserActivity => &[Dim::User, Dim::Activity],
+            Cuboid::Full => &Dim::ALL,
+        }
+    }
+
+    pub fn has(self, dim: Dim) -> bool {
+        self.dims().contains(&dim)
+    }
+
+    /// Whether this cuboid keeps the within-day levels.
+    pub fn has_within_day(self) -> bool {
+        self != Cuboid::Full
+    }
+
+    /// The smallest cuboid that holds all of `dims`.
+    pub fn smallest_holding(dims: &[Dim]) -> Cuboid {
+        Cuboid::ALL
+            .into_iter()
+            .find(|cuboid| dims.iter().all(|dim| cuboid.has(*dim)))
+            .unwrap_or(Cuboid::Full)
+    }
+}
+
+/// A time level of the rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Level {
+    Month,
+    Day,
+    Hour,
+    Quarter,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::Month, Level::Day, Level::Hour, Level::Quarter];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Level::Month => "rollup_month",
+            Level::Day => "rollup_day",
+            Level::Hour => "rollup_hour",
+            Level::Quarter => "rollup_quarter",
+        }
+    }
+
+    /// The column that numbers this level's periods (`month` or `day`).
+    pub fn period_column(self) -> &'static str {
+        match self {
+            Level::Month => "month",
+            _ => "day",
+        }
+    }
+
+    pub fn is_within_day(self) -> bool {
+        matches!(self, Level::Hour | Level::Quarter)
+    }
+}
+
+/// The dimension ids of an event; 0 for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DimValues {
+    pub user: i64,
+    pub model: i64,
+    pub activity: i64,
+    pub project: i64,
+    pub source: i64,
+    pub provider: i64,
+}
+
+impl DimValues {
+    pub fn get(&self, dim: Dim) -> i64 {
+        match dim {
+            Dim::User => self.user,
+            Dim::Model => self.model,
+            Dim::Activity => self.activity,
+            Dim::Project => self.project,
+            Dim::Source => self.source,
+            Dim::Provider => self.provider,
+        }
+    }
+
+    pub fn set(&mut self, dim: Dim, value: i64) {
+        match dim {
+            Dim::User => self.user = value,
+            Dim::Model => self.model = value,
+            Dim::Activity => self.activity = value,
+            Dim::Project => self.project = value,
+            Dim::Source => self.source = value,
+            Dim::Provider => self.provider = value,
+        }
+    }
+
+    /// Keeps only the dimensions of `cuboid`; the others become 0.
+    pub fn project_onto(&self, cuboid: Cuboid) -> DimValues {
+        let mut kept = DimValues::default();
+        for dim in cuboid.dims() {
+            kept.set(*dim, self.get(*dim));
+        }
+        kept
+    }
+}
+
+/// Where a UTC instant falls at one level: the period (month or day
+/// number) and, within a day, the slot (hour or quarter of the day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeKey {
+    pub level: Level,
+    pub period: i64,
+    pub slot: i64,
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    // Howard Hinnant's algorithm: exact integer arithmetic, no tables.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil (year, month) of a day number.
+pub fn civil_month_of_day(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+/// Months since 1970-01 of a day number.
+pub fn month_of_day(days: i64) -> i64 {
+    let (year, month) = civil_month_of_day(days);
+    (year - 1970) * 12 + month - 1
+}
+
+/// The first day number of a month number.
+pub fn first_day_of_month(month: i64) -> i64 {
+    let year = 1970 + month.div_euclid(12);
+    days_from_civil(year, month.rem_euclid(12) + 1, 1)
+}
+
+/// The keys of `ts_ms` at every level.
+pub fn time_keys(ts_ms: i64) -> [TimeKey; 4] {
+    let day = ts_ms.div_euclid(MS_PER_DAY);
+    let within = ts_ms.rem_euclid(MS_PER_DAY);
+    [
+        TimeKey { level: Level::Month, period: month_of_day(day), slot: 0 },
+        TimeKey { level: Level::Day, period: day, slot: 0 },
+        TimeKey { level: Level::Hour, period: day, slot: within / MS_PER_HOUR },
+        TimeKey { level: Level::Quarter, period: day, slot: within / MS_PER_QUARTER },
+    ]
+}
+
+/// A signed change to the rollups: an inserted event (+), or the change of
+/// an event's cost when it is re-priced.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    pub ts_ms: i64,
+    pub dims: DimValues,
+    pub metrics: Totals,
+}
+
+type RowKey = (Cuboid, TimeKey, DimValues);
+
+/// Folds `deltas` into every rollup table with additive upserts. Runs in
+/// the caller's transaction: together with the event rows or not at all.
+pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
+    let mut rows: HashMap<RowKey, Totals> = HashMap::new();
+    for delta in deltas {
+        for key in time_keys(delta.ts_ms) {
+            for cuboid in Cuboid::ALL {
+                if key.level.is_within_day() && !cuboid.has_within_day() {
+                    continue;
+                }
+                let dims = delta.dims.project_onto(cuboid);
+                rows.entry((cuboid, key, dims)).or_default().add(&delta.metrics);
+            }
+        }
+    }
+    // Sorted, so that each table's B-tree is walked in order.
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_unstable_by_key(|((cuboid, key, dims), _)| {
+        (key.level, *cuboid, dims.user, dims.model, dims.activity, key.slot, key.period)
+    });
+    for ((cuboid, key, dims), metrics) in rows {
+        let mut upsert = conn.prepare_cached(&upsert_sql(key.level))?;
+        let m = &metrics;
+        let d = &dims;
+        let common = params![
+            cuboid.code(), d.user, d.model, d.activity, d.project, d.source, d.provider,
+            key.period, key.slot, m.calls, m.input_tokens, m.output_tokens,
+            m.cache_read_tokens, m.cache_write_tokens, m.cost_micros, m.unpriced_calls
+        ];
+        upsert.execute(common)?;
+    }
+    Ok(())
+}
+
+const METRIC_COLUMNS: [&str; 7] = [
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_micros",
+    "unpriced_calls",
+];
+
+/// The upsert for one level. Parameters: cuboid, the six dimensions,
+/// period, slot (ignored by month and day), the seven metrics.
+fn upsert_sql(level: Level) -> String {
+    let period = level.period_column();
+    let (slot_column, slot_value) = if level.is_within_day() {
+        ("slot, ", "?9, ")
+    } else {
+        ("", "")
+    };
+    let updates = METRIC_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = {c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO {table} (cuboid, user_id, model_id, activity_id, project_id, source_id,
+             provider_id, {slot_column}{period}, {metrics})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {slot_value}?8, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT DO UPDATE SET {updates}",
+        table = level.table(),
+        metrics = METRIC_COLUMNS.join(", "),
+    )
+}
+
+/// The SQL expression, over `events`, of a level's period and slot.
+fn event_time_sql(level: Level) -> (&'static str, &'static str) {
+    match level {
+        // Whole months since 1970-01, from SQLite's own calendar, as an
+        // independent check of `month_of_day`.
+        Level::Month => (
+            "(CAST(strftime('%Y', ts_ms / 1000, 'unixepoch') AS INTEGER) - 1970) * 12 \
+             + CAST(strftime('%m', ts_ms / 1000, 'unixepoch') AS INTEGER) - 1",
+            "0",
+        ),
+        Level::Day => ("ts_ms / 86400000", "0"),
+        Level::Hour => ("ts_ms / 86400000", "(ts_ms % 86400000) / 3600000"),
+        Level::Quarter => ("ts_ms / 86400000", "(ts_ms % 86400000) / 900000"),
+    }
+}
+
+/// What one rollup table holds for one cuboid, recomputed from the raw
+/// events with a plain GROUP BY.
+fn expected_rows_sql(cuboid: Cuboid, level: Level) -> String {
+    let dims = Dim::ALL
+        .iter()
+        .map(|dim| {
+            if cuboid.has(*dim) {
+                format!("COALESCE({}, 0)", dim.column())
+            } else {
+                "0".to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (period, slot) = event_time_sql(level);
+    format!(
+        "SELECT {cuboid} AS cuboid, {dims}, {period} AS period, {slot} AS slot,
+                COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
+                SUM(cache_write_tokens), SUM(cost_micros), SUM(cost_origin = 0)
+         FROM events GROUP BY 2, 3, 4, 5, 6, 7, 8, 9",
+        cuboid = cuboid.code(),
+    )
+}
+
+fn stored_rows_sql(cuboid: Cuboid, level: Level) -> String {
+    let slot = if level.is_within_day() { "slot" } else { "0" };
+    format!(
+        "SELECT cuboid, user_id, model_id, activity_id, project_id, source_id, provider_id,
+                {period}, {slot}, {metrics}
+         FROM {table} WHERE cuboid = {cuboid}",
+        period = level.period_column(),
+        metrics = METRIC_COLUMNS.join(", "),
+        table = level.table(),
+        cuboid = cuboid.code(),
+    )
+}
+
+/// A rollup row that disagrees with the raw events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub table: &'static str,
+    pub cuboid: Cuboid,
+    /// The row as the raw events say it should be (`None`: no such row).
+    pub expected: Option<Vec<i64>>,
+    /// The row as stored (`None`: missing).
+    pub stored: Option<Vec<i64>>,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |row: &Option<Vec<i64>>| match row {
+            Some(values) => format!("{values:?}"),
+            None => "no row".to_owned(),
+        };
+        write!(
+            f,
+            "{} (cuboid {:?}): raw events give {}, the rollup holds {} \
+             [cuboid, user, model, activity, project, source, provider, period, slot, calls, \
+             input, output, cache read, cache write, cost, unpriced]",
+            self.table,
+            self.cuboid,
+            show(&self.expected),
+            show(&self.stored)
+        )
+    }
+}
+
+/// Recomputes every rollup from the raw events; returns the first row that
+/// differs, if any.
+pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
+    for level in Level::ALL {
+        for cuboid in Cuboid::ALL {
+            if level.is_within_day() && !cuboid.has_within_day() {
+                continue;
+            }
+            let expected = expected_rows_sql(cuboid, level);
+            let stored = stored_rows_sql(cuboid, level);
+            let first_row = |sql: &str| -> Result<Option<Vec<i64>>, DbError> {
+                let mut stmt = conn.prepare(sql)?;
+                let mut rows = stmt.query([])?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(
+                        (0..16).map(|i| row.get(i)).collect::<Result<Vec<i64>, _>>()?,
+                    )),
+                    None => Ok(None),
+                }
+            };
+            if let Some(row) = first_row(&format!("{expected} EXCEPT {stored} LIMIT 1"))? {
+                let stored_row = first_row(&format!(
+                    "SELECT * FROM ({stored}) WHERE user_id = {} AND model_id = {} AND \
+                     activity_id = {} AND project_id = {} AND source_id = {} AND provider_id = {} \
+                     AND {} = {} AND {} = {}",
+                    row[1], row[2], row[3], row[4], row[5], row[6],
+                    level.period_column(), row[7],
+                    if level.is_within_day() { "slot" } else { "0" }, row[8],
+                ))?;
+                return Ok(Some(Mismatch { table: level.table(), cuboid, expected: Some(row), stored: stored_row }));
+            }
+            if let Some(row) = first_row(&format!("{stored} EXCEPT {expected} LIMIT 1"))? {
+                return Ok(Some(Mismatch { table: level.table(), cuboid, expected: None, stored: Some(row) }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        for day in (-800..30_000).step_by(7) {
+            let (year, month) = civil_month_of_day(day);
+            let first = days_from_civil(year, month, 1);
+            assert!(first <= day && day - first < 31, "day {day}");
+            assert_eq!(first_day_of_month(month_of_day(day)), first);
+        }
+    }
+
+    #[test]
+    fn time_keys_of_an_instant() {
+        // 2026-03-08T14:47:00Z
+        let ts = (days_from_civil(2026, 3, 8) * 86_400 + 14 * 3600 + 47 * 60) * 1000;
+        let keys = time_keys(ts);
+        assert_eq!(keys[0].period, (2026 - 1970) * 12 + 2);
+        assert_eq!(keys[1].period, days_from_civil(2026, 3, 8));
+        assert_eq!(keys[2].slot, 14);
+        assert_eq!(keys[3].slot, 14 * 4 + 3);
+    }
+
+    #[test]
+    fn smallest_cuboid() {
+        assert_eq!(Cuboid::smallest_holding(&[]), Cuboid::Total);
+        assert_eq!(Cuboid::smallest_holding(&[Dim::Model]), Cuboid::Model);
+        assert_eq!(Cuboid::smallest_holding(&[Dim::Model, Dim::User]), Cuboid::UserModel);
+        assert_eq!(Cuboid::smallest_holding(&[Dim::Project, Dim::User]), Cuboid::Full);
+        assert_eq!(Cuboid::smallest_holding(&[Dim::Source]), Cuboid::Full);
+    }
+}

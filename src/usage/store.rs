@@ -1,0 +1,153 @@
+//! Writing events: dimension ids, price, dedup, and the rollups, all in the
+//! caller's transaction (run it through the database writer).
+
+use rusqlite::{Connection, params};
+
+use super::Totals;
+use super::dims::Interner;
+use super::prices::PriceBook;
+use super::rollup::{self, Delta, Dim, DimValues};
+use crate::auth::UserId;
+use crate::db::DbError;
+
+/// How an event's cost was determined (the `cost_origin` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostOrigin {
+    /// No price known: stored, flagged, re-priced when a price appears.
+    Unpriced = 0,
+    /// From the price table.
+    PriceTable = 1,
+    /// Reported by the producer; never re-priced.
+    Reported = 2,
+}
+
+/// An event as a producer describes it, validated and attributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub ts_ms: i64,
+    pub user: UserId,
+    pub source: String,
+    /// The producer's id of the call: the dedup key with source and user.
+    pub external_id: String,
+    pub model: String,
+    pub provider: Option<String>,
+    pub activity: Option<String>,
+    pub project: Option<String>,
+    /// Input (without cache), output, cache read, cache write.
+    pub tokens: [i64; 4],
+    /// The producer's own cost, if it sent one.
+    pub reported_cost_micros: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Events stored by this call.
+    pub accepted: usize,
+    /// Events whose dedup key was already stored: acknowledged, not counted.
+    pub duplicates: usize,
+}
+
+/// Inserts batches of events; keeps dimension ids and prices between
+/// batches of one transaction.
+pub struct Inserter {
+    interner: Interner,
+    prices: PriceBook,
+}
+
+impl Inserter {
+    pub fn new(conn: &Connection) -> Result<Inserter, DbError> {
+        Ok(Inserter {
+            interner: Interner::default(),
+            prices: PriceBook::load(conn)?,
+        })
+    }
+
+    /// Stores `events` that are new, and folds them into the rollups.
+    pub fn insert(
+        &mut self,
+        conn: &Connection,
+        events: &[NewEvent],
+    ) -> Result<InsertOutcome, DbError> {
+        let mut insert = conn.prepare_cached(
+            "INSERT OR IGNORE INTO events (ts_ms, user_id, source_id, external_id, model_id,
+                 provider_id, activity_id, project_id, input_tokens, output_tokens,
+                 cache_read_tokens, cache_write_tokens, cost_micros, cost_origin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        let mut outcome = InsertOutcome::default();
+        let mut deltas = Vec::with_capacity(events.len());
+        for event in events {
+            let dims = self.dim_values(conn, event)?;
+            let (cost, origin) = self.cost_of(event);
+            let null_if_none = |id: i64| (id != 0).then_some(id);
+            let stored = insert.execute(params![
+                event.ts_ms,
+                dims.user,
+                dims.source,
+                event.external_id,
+                dims.model,
+                null_if_none(dims.provider),
+                null_if_none(dims.activity),
+                null_if_none(dims.project),
+                event.tokens[0],
+                event.tokens[1],
+                event.tokens[2],
+                event.tokens[3],
+                cost,
+                origin as i64,
+            ])?;
+            if stored == 0 {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.accepted += 1;
+            deltas.push(Delta {
+                ts_ms: event.ts_ms,
+                dims,
+                metrics: event_metrics(&event.tokens, cost, origin),
+            });
+        }
+        rollup::apply(conn, &deltas)?;
+        Ok(outcome)
+    }
+
+    fn dim_values(&mut self, conn: &Connection, event: &NewEvent) -> Result<DimValues, DbError> {
+        let interner = &mut self.interner;
+        Ok(DimValues {
+            user: event.user.0,
+            model: interner.id(conn, Dim::Model, &event.model)?,
+            activity: interner.optional_id(conn, Dim::Activity, event.activity.as_deref())?,
+            project: interner.optional_id(conn, Dim::Project, event.project.as_deref())?,
+            source: interner.id(conn, Dim::Source, &event.source)?,
+            provider: interner.optional_id(conn, Dim::Provider, event.provider.as_deref())?,
+        })
+    }
+
+    fn cost_of(&self, event: &NewEvent) -> (i64, CostOrigin) {
+        if let Some(reported) = event.reported_cost_micros {
+            return (reported, CostOrigin::Reported);
+        }
+        match self.prices.cost(
+            &event.model,
+            event.provider.as_deref(),
+            event.ts_ms,
+            &event.tokens,
+        ) {
+            Some(cost) => (cost, CostOrigin::PriceTable),
+            None => (0, CostOrigin::Unpriced),
+        }
+    }
+}
+
+/// What one event adds to the rollups.
+pub fn event_metrics(tokens: &[i64; 4], cost_micros: i64, origin: CostOrigin) -> Totals {
+    Totals {
+        calls: 1,
+        input_tokens: tokens[0],
+        output_tokens: tokens[1],
+        cache_read_tokens: tokens[2],
+        cache_write_tokens: tokens[3],
+        cost_micros,
+        unpriced_calls: i64::from(origin == CostOrigin::Unpriced),
+    }
+}
