@@ -44,8 +44,8 @@ CREATE TABLE rollup_day (
     PRIMARY KEY (cuboid, user_id, model_id, activity_id, project_id, source_id, provider_id, day)
 ) STRICT, WITHOUT ROWID;
 
--- Within-day levels are keyed by the slot of the day first, then the day,
--- so that "slot 5 of every day in a year" is one contiguous range.
+-- Within-day levels are keyed by day, then the slot within it, so that a
+-- day's rows of one series sit together (local writes).
 CREATE TABLE rollup_hour (
     cuboid             INTEGER NOT NULL,
     user_id            INTEGER NOT NULL,
@@ -54,8 +54,8 @@ CREATE TABLE rollup_hour (
     project_id         INTEGER NOT NULL,
     source_id          INTEGER NOT NULL,
     provider_id        INTEGER NOT NULL,
-    slot               INTEGER NOT NULL, -- hour of the UTC day, 0..23
     day                INTEGER NOT NULL,
+    slot               INTEGER NOT NULL, -- hour of the UTC day, 0..23
     calls              INTEGER NOT NULL,
     input_tokens       INTEGER NOT NULL,
     output_tokens      INTEGER NOT NULL,
@@ -63,7 +63,7 @@ CREATE TABLE rollup_hour (
     cache_write_tokens INTEGER NOT NULL,
     cost_micros        INTEGER NOT NULL,
     unpriced_calls     INTEGER NOT NULL,
-    PRIMARY KEY (cuboid, user_id, model_id, activity_id, project_id, source_id, provider_id, slot, day)
+    PRIMARY KEY (cuboid, user_id, model_id, activity_id, project_id, source_id, provider_id, day, slot)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE rollup_quarter (
@@ -74,8 +74,8 @@ CREATE TABLE rollup_quarter (
     project_id         INTEGER NOT NULL,
     source_id          INTEGER NOT NULL,
     provider_id        INTEGER NOT NULL,
-    slot               INTEGER NOT NULL, -- quarter hour of the UTC day, 0..95
     day                INTEGER NOT NULL,
+    slot               INTEGER NOT NULL, -- quarter hour of the UTC day, 0..95
     calls              INTEGER NOT NULL,
     input_tokens       INTEGER NOT NULL,
     output_tokens      INTEGER NOT NULL,
@@ -83,7 +83,7 @@ CREATE TABLE rollup_quarter (
     cache_write_tokens INTEGER NOT NULL,
     cost_micros        INTEGER NOT NULL,
     unpriced_calls     INTEGER NOT NULL,
-    PRIMARY KEY (cuboid, user_id, model_id, activity_id, project_id, source_id, provider_id, slot, day)
+    PRIMARY KEY (cuboid, user_id, model_id, activity_id, project_id, source_id, provider_id, day, slot)
 ) STRICT, WITHOUT ROWID;
 
 -- Prices in micro-units of the instance's currency per million tokens

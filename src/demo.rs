@@ -140,7 +140,14 @@ impl Samplers {
         }
     }
 
-    fn event(&self, rng: &mut ChaCha8Rng, users: &[UserId], ts_ms: i64, index: u64, seed: u64) -> NewEvent {
+    fn event(
+        &self,
+        rng: &mut ChaCha8Rng,
+        users: &[UserId],
+        ts_ms: i64,
+        index: u64,
+        seed: u64,
+    ) -> NewEvent {
         let model = &MODELS[self.model.sample(rng)];
         let project = PROJECTS[self.project.sample(rng)].0;
         let with_cache = rng.random_bool(0.5);
@@ -158,8 +165,16 @@ impl Samplers {
             tokens: [
                 count(self.input.sample(rng)) + 1,
                 count(self.output.sample(rng)) + 1,
-                if with_cache { count(self.cache_read.sample(rng)) } else { 0 },
-                if writes_cache { count(self.cache_write.sample(rng)) } else { 0 },
+                if with_cache {
+                    count(self.cache_read.sample(rng))
+                } else {
+                    0
+                },
+                if writes_cache {
+                    count(self.cache_write.sample(rng))
+                } else {
+                    0
+                },
             ],
             reported_cost_micros: None,
         }
@@ -185,7 +200,9 @@ fn events_per_day(first_day: i64, end_ms: i64, days: i64, total: usize) -> Vec<u
     let mut counts: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
     // Largest remainders get the events the floors left over.
     let mut order: Vec<usize> = (0..counts.len()).collect();
-    order.sort_by(|a, b| (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor())));
+    order.sort_by(|a, b| {
+        (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor()))
+    });
     let short = total - counts.iter().sum::<usize>();
     for index in order.into_iter().take(short) {
         counts[index] += 1;
@@ -193,40 +210,83 @@ fn events_per_day(first_day: i64, end_ms: i64, days: i64, total: usize) -> Vec<u
     counts
 }
 
-/// Writes the workload for `users` (most active first) into `conn`, in the
-/// caller's transaction, one UTC day at a time in time order. Returns the
-/// number of events written.
-pub fn generate(conn: &Connection, users: &[UserId], workload: &Workload) -> Result<usize, DbError> {
-    if users.is_empty() || workload.events == 0 {
-        return Ok(0);
+/// Produces the workload one UTC day at a time, in time order, so that a
+/// large workload never sits in memory and can be written in many
+/// transactions.
+pub struct Generator {
+    rng: ChaCha8Rng,
+    samplers: Samplers,
+    users: Vec<UserId>,
+    counts: std::vec::IntoIter<usize>,
+    day_start_ms: i64,
+    end_ms: i64,
+    seed: u64,
+    index: u64,
+}
+
+impl Generator {
+    pub fn new(users: Vec<UserId>, workload: &Workload) -> Generator {
+        let days = workload.days.max(1);
+        let end_ms = workload.end.as_millisecond();
+        let first_day = end_ms.div_euclid(MS_PER_DAY) - days;
+        let counts = if users.is_empty() {
+            Vec::new()
+        } else {
+            events_per_day(first_day, end_ms, days, workload.events)
+        };
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(workload.seed),
+            samplers: Samplers::new(users.len().max(1)),
+            users,
+            counts: counts.into_iter(),
+            day_start_ms: first_day * MS_PER_DAY,
+            end_ms,
+            seed: workload.seed,
+            index: 0,
+        }
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(workload.seed);
-    let samplers = Samplers::new(users.len());
-    let mut inserter = Inserter::new(conn)?;
-    let days = workload.days.max(1);
-    let end_ms = workload.end.as_millisecond();
-    let first_day = end_ms.div_euclid(MS_PER_DAY) - days;
-    let mut index = 0u64;
-    let mut written = 0;
-    for (offset, count) in events_per_day(first_day, end_ms, days, workload.events).into_iter().enumerate() {
-        let day_start = (first_day + offset as i64) * MS_PER_DAY;
+
+    /// The next day's events (possibly none), or `None` after the last day.
+    pub fn next_day(&mut self) -> Option<Vec<NewEvent>> {
+        let count = self.counts.next()?;
+        let day_start = self.day_start_ms;
+        self.day_start_ms += MS_PER_DAY;
         let mut stamps: Vec<i64> = (0..count)
-            .map(|_| loop {
-                let hour = samplers.hour.sample(&mut rng) as i64;
-                let ts = day_start + hour * 3_600_000 + rng.random_range(0..3_600_000);
-                if ts < end_ms {
-                    break ts;
+            .map(|_| {
+                loop {
+                    let hour = self.samplers.hour.sample(&mut self.rng) as i64;
+                    let ts = day_start + hour * 3_600_000 + self.rng.random_range(0..3_600_000);
+                    if ts < self.end_ms {
+                        break ts;
+                    }
                 }
             })
             .collect();
         stamps.sort_unstable();
-        let events: Vec<NewEvent> = stamps
-            .into_iter()
-            .map(|ts| {
-                index += 1;
-                samplers.event(&mut rng, users, ts, index, workload.seed)
-            })
-            .collect();
+        Some(
+            stamps
+                .into_iter()
+                .map(|ts| {
+                    self.index += 1;
+                    self.samplers
+                        .event(&mut self.rng, &self.users, ts, self.index, self.seed)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Writes the whole workload for `users` (most active first) in the
+/// caller's transaction. Returns the number of events written.
+pub fn generate(
+    conn: &Connection,
+    users: &[UserId],
+    workload: &Workload,
+) -> Result<usize, DbError> {
+    let mut generator = Generator::new(users.to_vec(), workload);
+    let mut inserter = Inserter::new(conn)?;
+    let mut written = 0;
+    while let Some(events) = generator.next_day() {
         written += inserter.insert(conn, &events)?.accepted;
     }
     Ok(written)
@@ -262,7 +322,10 @@ mod tests {
         let counts = events_per_day(20_000 - 365, end_ms, 365, 100_000);
         assert_eq!(counts.iter().sum::<usize>(), 100_000);
         assert_eq!(counts.len(), 366);
-        assert!(counts[365] < counts[364], "the last day is only 5 hours long");
+        assert!(
+            counts[365] < counts[364],
+            "the last day is only 5 hours long"
+        );
         assert!(counts[300] > counts[10], "usage grows over the year");
     }
 }

@@ -61,7 +61,12 @@ impl Store {
                     .collect::<Result<Vec<_>, DbError>>()
             }))
             .expect("users");
-        Store { _dir: dir, db, runtime, users }
+        Store {
+            _dir: dir,
+            db,
+            runtime,
+            users,
+        }
     }
 
     fn insert(&self, events: Vec<NewEvent>, batches: usize) {
@@ -69,7 +74,10 @@ impl Store {
         for chunk in events.chunks(size) {
             let chunk = chunk.to_vec();
             self.runtime
-                .block_on(self.db.write(move |conn| Inserter::new(conn)?.insert(conn, &chunk)))
+                .block_on(
+                    self.db
+                        .write(move |conn| Inserter::new(conn)?.insert(conn, &chunk)),
+                )
                 .expect("insert");
         }
     }
@@ -131,7 +139,9 @@ fn raw_events(conn: &Connection) -> Result<Vec<RawEvent>, query::QueryError> {
     )?;
     let rows = stmt.query_map([], |row| {
         let name = |i| -> rusqlite::Result<String> {
-            Ok(row.get::<_, Option<String>>(i)?.unwrap_or_else(|| NONE_LABEL.to_owned()))
+            Ok(row
+                .get::<_, Option<String>>(i)?
+                .unwrap_or_else(|| NONE_LABEL.to_owned()))
         };
         Ok(RawEvent {
             ts_ms: row.get(0)?,
@@ -156,25 +166,33 @@ fn raw_events(conn: &Connection) -> Result<Vec<RawEvent>, query::QueryError> {
 
 /// The oracle: each event's local bucket label, straight from jiff.
 fn local_label(ts_ms: i64, zone: &TimeZone, bucket: BucketSize) -> String {
-    let local = Timestamp::from_millisecond(ts_ms).expect("ts").to_zoned(zone.clone());
+    let local = Timestamp::from_millisecond(ts_ms)
+        .expect("ts")
+        .to_zoned(zone.clone());
     match bucket {
         BucketSize::Hour => local.strftime("%Y-%m-%dT%H").to_string(),
         BucketSize::Day => local.strftime("%Y-%m-%d").to_string(),
         BucketSize::Month => local.strftime("%Y-%m").to_string(),
-        BucketSize::Week { start: Weekday::Monday } => {
+        BucketSize::Week {
+            start: Weekday::Monday,
+        } => {
             let week = local.date().iso_week_date();
             format!("{:04}-W{:02}", week.year(), week.week())
         }
         BucketSize::Week { start } => {
-            let back = (local.date().weekday().to_monday_zero_offset() - start.to_monday_zero_offset())
-                .rem_euclid(7);
-            let first = local.date().checked_sub(jiff::Span::new().days(i64::from(back))).expect("date");
+            let back = (local.date().weekday().to_monday_zero_offset()
+                - start.to_monday_zero_offset())
+            .rem_euclid(7);
+            let first = local
+                .date()
+                .checked_sub(jiff::Span::new().days(i64::from(back)))
+                .expect("date");
             first.strftime("%Y-%m-%d").to_string()
         }
     }
 }
 
-fn dim_of<'a>(event: &'a RawEvent, dim: Dim) -> &'a str {
+fn dim_of(event: &RawEvent, dim: Dim) -> &str {
     match dim {
         Dim::User => &event.user,
         Dim::Model => &event.model,
@@ -191,7 +209,8 @@ fn oracle(events: &[RawEvent], scope_user: Option<&str>, query: &SeriesQuery) ->
     let (from, to) = (query.from.as_millisecond(), query.to.as_millisecond());
     let allowed = |event: &RawEvent| {
         let f = &query.filters;
-        let ok = |list: &Vec<String>, value: &str| list.is_empty() || list.iter().any(|v| v == value);
+        let ok =
+            |list: &Vec<String>, value: &str| list.is_empty() || list.iter().any(|v| v == value);
         scope_user.is_none_or(|u| u == event.user)
             && ok(&f.users, &event.user)
             && ok(&f.models, &event.model)
@@ -200,7 +219,10 @@ fn oracle(events: &[RawEvent], scope_user: Option<&str>, query: &SeriesQuery) ->
             && ok(&f.sources, &event.source)
     };
     let mut cells = Cells::new();
-    for event in events.iter().filter(|e| e.ts_ms >= from && e.ts_ms < to && allowed(e)) {
+    for event in events
+        .iter()
+        .filter(|e| e.ts_ms >= from && e.ts_ms < to && allowed(e))
+    {
         let label = local_label(event.ts_ms, &query.zone, query.bucket);
         let group = query.group_by.map(|dim| dim_of(event, dim).to_owned());
         cells.entry((label, group)).or_default().add(&event.metrics);
@@ -213,7 +235,10 @@ fn from_series(series: &query::Series) -> Cells {
     for (bucket, row) in series.buckets.iter().zip(&series.cells) {
         for (group, cell) in series.groups.iter().zip(row) {
             if cell.calls != 0 || *cell != Totals::default() {
-                cells.entry((bucket.label.clone(), group.clone())).or_default().add(cell);
+                cells
+                    .entry((bucket.label.clone(), group.clone()))
+                    .or_default()
+                    .add(cell);
             }
         }
     }
@@ -224,9 +249,8 @@ fn check_query(store: &Store, scope: Option<usize>, query: SeriesQuery) {
     let scope_name = scope.map(|i| USERS[i].to_owned());
     let scope = scope.map_or(Scope::Everyone, |i| Scope::User(store.users[i]));
     let for_series = query.clone();
-    let (series, events) = store.read(move |conn| {
-        Ok((query::series(conn, scope, &for_series)?, raw_events(conn)?))
-    });
+    let (series, events) =
+        store.read(move |conn| Ok((query::series(conn, scope, &for_series)?, raw_events(conn)?)));
     let expected = oracle(&events, scope_name.as_deref(), &query);
     let got = from_series(&series);
     assert_eq!(got, expected, "query {query:?} scope {scope_name:?}");
@@ -239,8 +263,12 @@ fn bucket_sizes() -> impl Strategy<Value = BucketSize> {
     prop_oneof![
         Just(BucketSize::Hour),
         Just(BucketSize::Day),
-        Just(BucketSize::Week { start: Weekday::Monday }),
-        Just(BucketSize::Week { start: Weekday::Sunday }),
+        Just(BucketSize::Week {
+            start: Weekday::Monday
+        }),
+        Just(BucketSize::Week {
+            start: Weekday::Sunday
+        }),
         Just(BucketSize::Month),
     ]
 }
@@ -260,16 +288,23 @@ fn specs() -> impl Strategy<Value = Vec<Spec>> {
         0..2usize,
         (0..5000i64, 0..800i64, 0..9000i64, 0..500i64),
     )
-        .prop_map(|(offset, user, model, activity, project, source, (i, o, r, w))| Spec {
-            // Mostly on odd seconds; some exactly on quarter hours.
-            ts_ms: SPAN_START + if offset % 5 == 0 { offset - offset % 900_000 } else { offset },
-            user,
-            model,
-            activity,
-            project,
-            source,
-            tokens: [i, o, r, w],
-        });
+        .prop_map(
+            |(offset, user, model, activity, project, source, (i, o, r, w))| Spec {
+                // Mostly on odd seconds; some exactly on quarter hours.
+                ts_ms: SPAN_START
+                    + if offset % 5 == 0 {
+                        offset - offset % 900_000
+                    } else {
+                        offset
+                    },
+                user,
+                model,
+                activity,
+                project,
+                source,
+                tokens: [i, o, r, w],
+            },
+        );
     prop::collection::vec(spec, 1..250)
 }
 
@@ -297,7 +332,13 @@ fn queries() -> impl Strategy<Value = (Option<usize>, SeriesQuery)> {
         instants(),
         0..ZONES.len(),
         bucket_sizes(),
-        prop::option::of(prop::sample::select(vec![Dim::User, Dim::Model, Dim::Activity, Dim::Project, Dim::Source])),
+        prop::option::of(prop::sample::select(vec![
+            Dim::User,
+            Dim::Model,
+            Dim::Activity,
+            Dim::Project,
+            Dim::Source,
+        ])),
         (
             filter_values(&USERS),
             filter_values(&MODELS),
@@ -307,25 +348,41 @@ fn queries() -> impl Strategy<Value = (Option<usize>, SeriesQuery)> {
         ),
     )
         .prop_filter("a non-empty range", |(_, a, b, ..)| a != b)
-        .prop_map(|(scope, a, b, zone, bucket, group_by, (users, models, activities, projects, sources))| {
-            let (from, to) = (a.min(b), a.max(b));
-            let bucket = if bucket == BucketSize::Hour && to - from > 20 * 86_400_000 {
-                BucketSize::Day
-            } else {
-                bucket
-            };
-            (
+        .prop_map(
+            |(
                 scope,
-                SeriesQuery {
-                    from: Timestamp::from_millisecond(from).expect("ts"),
-                    to: Timestamp::from_millisecond(to).expect("ts"),
-                    zone: TimeZone::get(ZONES[zone]).expect("zone"),
-                    bucket,
-                    group_by,
-                    filters: Filters { users, models, activities, projects, sources },
-                },
-            )
-        })
+                a,
+                b,
+                zone,
+                bucket,
+                group_by,
+                (users, models, activities, projects, sources),
+            )| {
+                let (from, to) = (a.min(b), a.max(b));
+                let bucket = if bucket == BucketSize::Hour && to - from > 20 * 86_400_000 {
+                    BucketSize::Day
+                } else {
+                    bucket
+                };
+                (
+                    scope,
+                    SeriesQuery {
+                        from: Timestamp::from_millisecond(from).expect("ts"),
+                        to: Timestamp::from_millisecond(to).expect("ts"),
+                        zone: TimeZone::get(ZONES[zone]).expect("zone"),
+                        bucket,
+                        group_by,
+                        filters: Filters {
+                            users,
+                            models,
+                            activities,
+                            projects,
+                            sources,
+                        },
+                    },
+                )
+            },
+        )
 }
 
 proptest! {
@@ -377,8 +434,13 @@ fn daily_calls(store: &Store, zone: &str, from: &str, to: &str) -> Vec<(String, 
         filters: Filters::default(),
     };
     check_query(store, None, query.clone());
-    let series = store.read(move |conn| Ok(query::series(conn, Scope::Everyone, &query)?));
-    series.buckets.iter().zip(&series.cells).map(|(b, row)| (b.label.clone(), row[0].calls)).collect()
+    let series = store.read(move |conn| query::series(conn, Scope::Everyone, &query));
+    series
+        .buckets
+        .iter()
+        .zip(&series.cells)
+        .map(|(b, row)| (b.label.clone(), row[0].calls))
+        .collect()
 }
 
 #[test]
@@ -386,21 +448,72 @@ fn days_around_dst_changes_have_their_real_length() {
     // (zone, transition instant, a range of whole local days, expected
     // events per local day at 6 per hour)
     let cases = [
-        ("America/New_York", "2026-03-08T07:00:00Z", "2026-03-07T05:00:00Z", "2026-03-10T04:00:00Z", vec![144, 138, 144]),
-        ("America/New_York", "2026-11-01T06:00:00Z", "2026-10-31T04:00:00Z", "2026-11-03T05:00:00Z", vec![144, 150, 144]),
-        ("Europe/London", "2026-03-29T01:00:00Z", "2026-03-28T00:00:00Z", "2026-03-30T23:00:00Z", vec![144, 138, 144]),
-        ("Europe/London", "2026-10-25T01:00:00Z", "2026-10-23T23:00:00Z", "2026-10-27T00:00:00Z", vec![144, 150, 144]),
+        (
+            "America/New_York",
+            "2026-03-08T07:00:00Z",
+            "2026-03-07T05:00:00Z",
+            "2026-03-10T04:00:00Z",
+            vec![144, 138, 144],
+        ),
+        (
+            "America/New_York",
+            "2026-11-01T06:00:00Z",
+            "2026-10-31T04:00:00Z",
+            "2026-11-03T05:00:00Z",
+            vec![144, 150, 144],
+        ),
+        (
+            "Europe/London",
+            "2026-03-29T01:00:00Z",
+            "2026-03-28T00:00:00Z",
+            "2026-03-30T23:00:00Z",
+            vec![144, 138, 144],
+        ),
+        (
+            "Europe/London",
+            "2026-10-25T01:00:00Z",
+            "2026-10-23T23:00:00Z",
+            "2026-10-27T00:00:00Z",
+            vec![144, 150, 144],
+        ),
         // Lord Howe moves by 30 minutes: days of 24.5 and 23.5 hours.
-        ("Australia/Lord_Howe", "2026-04-04T15:00:00Z", "2026-04-03T13:00:00Z", "2026-04-06T13:30:00Z", vec![144, 147, 144]),
-        ("Australia/Lord_Howe", "2026-10-03T15:30:00Z", "2026-10-02T13:30:00Z", "2026-10-05T13:00:00Z", vec![144, 141, 144]),
+        (
+            "Australia/Lord_Howe",
+            "2026-04-04T15:00:00Z",
+            "2026-04-03T13:00:00Z",
+            "2026-04-06T13:30:00Z",
+            vec![144, 147, 144],
+        ),
+        (
+            "Australia/Lord_Howe",
+            "2026-10-03T15:30:00Z",
+            "2026-10-02T13:30:00Z",
+            "2026-10-05T13:00:00Z",
+            vec![144, 141, 144],
+        ),
         // No DST: whole days that start at :30 and :15 past an hour.
-        ("Asia/Kolkata", "2026-06-01T00:00:00Z", "2026-05-30T18:30:00Z", "2026-06-01T18:30:00Z", vec![144, 144]),
-        ("Asia/Kathmandu", "2026-06-01T00:00:00Z", "2026-05-30T18:15:00Z", "2026-06-01T18:15:00Z", vec![144, 144]),
+        (
+            "Asia/Kolkata",
+            "2026-06-01T00:00:00Z",
+            "2026-05-30T18:30:00Z",
+            "2026-06-01T18:30:00Z",
+            vec![144, 144],
+        ),
+        (
+            "Asia/Kathmandu",
+            "2026-06-01T00:00:00Z",
+            "2026-05-30T18:15:00Z",
+            "2026-06-01T18:15:00Z",
+            vec![144, 144],
+        ),
     ];
     for (zone, transition, from, to, expected) in cases {
         let store = Store::new();
         every_ten_minutes(&store, transition);
-        let calls: Vec<i64> = daily_calls(&store, zone, from, to).into_iter().map(|(_, c)| c).collect();
+        let calls: Vec<i64> = daily_calls(&store, zone, from, to)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
         assert_eq!(calls, expected, "{zone} around {transition}");
     }
 }
@@ -428,13 +541,21 @@ fn the_rollups_match_a_plain_group_by_after_every_batch() {
     for batch in 0..5 {
         store.insert(batch_of_events(&store.users, batch), 2);
         let mismatch = store.read(|conn| Ok(rollup::verify(conn)?));
-        assert!(mismatch.is_none(), "{}", mismatch.map(|m| m.to_string()).unwrap_or_default());
+        assert!(
+            mismatch.is_none(),
+            "{}",
+            mismatch.map(|m| m.to_string()).unwrap_or_default()
+        );
     }
     // A re-sent batch is acknowledged and changes nothing.
     let again = batch_of_events(&store.users, 3);
     let outcome = store
         .runtime
-        .block_on(store.db.write(move |conn| Inserter::new(conn)?.insert(conn, &again)))
+        .block_on(
+            store
+                .db
+                .write(move |conn| Inserter::new(conn)?.insert(conn, &again)),
+        )
         .expect("insert");
     assert_eq!((outcome.accepted, outcome.duplicates), (0, 400));
     assert!(store.read(|conn| Ok(rollup::verify(conn)?)).is_none());
@@ -447,11 +568,16 @@ fn verify_names_a_rollup_row_that_disagrees() {
     store
         .runtime
         .block_on(store.db.write(|conn| {
-            conn.execute("UPDATE rollup_hour SET calls = calls + 1 WHERE cuboid = 2 AND slot = 3", [])?;
+            conn.execute(
+                "UPDATE rollup_hour SET calls = calls + 1 WHERE cuboid = 2 AND slot = 3",
+                [],
+            )?;
             Ok::<_, DbError>(())
         }))
         .expect("tamper");
-    let mismatch = store.read(|conn| Ok(rollup::verify(conn)?)).expect("a mismatch");
+    let mismatch = store
+        .read(|conn| Ok(rollup::verify(conn)?))
+        .expect("a mismatch");
     assert_eq!(mismatch.table, "rollup_hour");
     assert!(mismatch.to_string().contains("rollup_hour"));
 }

@@ -7,6 +7,7 @@
 
 mod config;
 mod systemd;
+mod usage;
 mod user;
 
 use std::net::SocketAddr;
@@ -71,6 +72,12 @@ pub enum Command {
     Backup(BackupArgs),
     /// Print a hardened systemd unit for this binary
     SystemdUnit(systemd::SystemdArgs),
+    /// Write the standard synthetic workload into the database (for trying out and benchmarks)
+    Demo(usage::DemoArgs),
+    /// Print usage per bucket (and group) as a table or JSON
+    Report(usage::ReportArgs),
+    /// Check the database: recompute every rollup from the raw events
+    Verify,
     /// Print the version, the schema version and the SQLite version
     Version,
 }
@@ -106,6 +113,8 @@ pub enum CliError {
     Db(#[from] DbError),
     #[error(transparent)]
     User(#[from] user::UserCommandError),
+    #[error(transparent)]
+    UsageStore(#[from] usage::UsageCommandError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot start the async runtime: {0}")]
@@ -151,6 +160,11 @@ fn execute(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Backup(args) => backup(&data_dir.join(DB_FILE), &args.file),
+        Command::Demo(args) => Ok(runtime()?.block_on(usage::demo(args, &data_dir.join(DB_FILE)))?),
+        Command::Report(args) => {
+            Ok(runtime()?.block_on(usage::report(args, &data_dir.join(DB_FILE)))?)
+        }
+        Command::Verify => Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE)))?),
         Command::SystemdUnit(args) => {
             print!("{}", systemd::unit(&args));
             Ok(())

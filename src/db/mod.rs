@@ -175,6 +175,9 @@ fn open_write_connection(path: &Path) -> Result<Connection, DbError> {
     // spreads the fsync over many requests.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "cache_size", -64 * 1024)?;
+    // Each job runs in a savepoint, whose undo journal SQLite would
+    // otherwise write to a temporary file page by page.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 

@@ -13,7 +13,9 @@ pub enum BucketSize {
     Hour,
     Day,
     /// Weeks starting on `start` (Monday: ISO weeks).
-    Week { start: Weekday },
+    Week {
+        start: Weekday,
+    },
     Month,
 }
 
@@ -70,9 +72,14 @@ fn period_start(local: DateTime, size: BucketSize) -> Result<DateTime, BucketErr
             let back = (local.date().weekday().to_monday_zero_offset()
                 - start.to_monday_zero_offset())
             .rem_euclid(7);
-            midnight.checked_sub(i64::from(back).days()).map_err(calendar)?
+            midnight
+                .checked_sub(i64::from(back).days())
+                .map_err(calendar)?
         }
-        BucketSize::Month => local.date().first_of_month().to_datetime(jiff::civil::Time::midnight()),
+        BucketSize::Month => local
+            .date()
+            .first_of_month()
+            .to_datetime(jiff::civil::Time::midnight()),
     })
 }
 
@@ -90,7 +97,9 @@ fn label(start: DateTime, size: BucketSize) -> String {
     match size {
         BucketSize::Hour => start.strftime("%Y-%m-%dT%H").to_string(),
         BucketSize::Day => start.strftime("%Y-%m-%d").to_string(),
-        BucketSize::Week { start: Weekday::Monday } => {
+        BucketSize::Week {
+            start: Weekday::Monday,
+        } => {
             let week = start.date().iso_week_date();
             format!("{:04}-W{:02}", week.year(), week.week())
         }
@@ -103,7 +112,11 @@ fn label(start: DateTime, size: BucketSize) -> String {
 /// gap resolves to the first instant after the gap, which is where a day
 /// without a midnight begins.
 fn instant(local: DateTime, tz: &TimeZone) -> Result<Timestamp, BucketError> {
-    Ok(tz.to_ambiguous_zoned(local).compatible().map_err(calendar)?.timestamp())
+    Ok(tz
+        .to_ambiguous_zoned(local)
+        .compatible()
+        .map_err(calendar)?
+        .timestamp())
 }
 
 /// The buckets of `[from, to)` in `tz`. The first and last are partial when
@@ -129,12 +142,19 @@ pub fn buckets(
             if out.len() == MAX_BUCKETS {
                 return Err(BucketError::TooMany);
             }
-            let zoned = tz.to_ambiguous_zoned(local).compatible().map_err(calendar)?;
+            let zoned = tz
+                .to_ambiguous_zoned(local)
+                .compatible()
+                .map_err(calendar)?;
             out.push(Bucket {
                 start_ms,
                 end_ms,
                 label: label(local, size),
-                start_local: zoned.timestamp().to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+                start_local: zoned
+                    .timestamp()
+                    .to_zoned(tz.clone())
+                    .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                    .to_string(),
             });
         }
         if end_ms >= to_ms {
@@ -159,11 +179,19 @@ mod tests {
     #[test]
     fn new_york_days_across_spring_forward_are_23_hours() {
         let tz = zone("America/New_York");
-        let days = buckets(ts("2026-03-07T05:00:00Z"), ts("2026-03-10T04:00:00Z"), &tz, BucketSize::Day)
-            .expect("buckets");
+        let days = buckets(
+            ts("2026-03-07T05:00:00Z"),
+            ts("2026-03-10T04:00:00Z"),
+            &tz,
+            BucketSize::Day,
+        )
+        .expect("buckets");
         let labels: Vec<_> = days.iter().map(|b| b.label.as_str()).collect();
         assert_eq!(labels, ["2026-03-07", "2026-03-08", "2026-03-09"]);
-        let hours: Vec<_> = days.iter().map(|b| (b.end_ms - b.start_ms) / 3_600_000).collect();
+        let hours: Vec<_> = days
+            .iter()
+            .map(|b| (b.end_ms - b.start_ms) / 3_600_000)
+            .collect();
         assert_eq!(hours, [24, 23, 24]);
         assert_eq!(days[1].start_local, "2026-03-08T00:00:00-05:00");
     }
@@ -171,37 +199,100 @@ mod tests {
     #[test]
     fn kathmandu_days_start_at_a_quarter_hour() {
         let tz = zone("Asia/Kathmandu");
-        let days = buckets(ts("2026-01-01T00:00:00Z"), ts("2026-01-03T00:00:00Z"), &tz, BucketSize::Day)
-            .expect("buckets");
+        let days = buckets(
+            ts("2026-01-01T00:00:00Z"),
+            ts("2026-01-03T00:00:00Z"),
+            &tz,
+            BucketSize::Day,
+        )
+        .expect("buckets");
         // Local midnight is 18:15 UTC the day before: partial first and last.
         assert_eq!(days.len(), 3);
-        assert_eq!(days[1].start_ms, ts("2026-01-01T18:15:00Z").as_millisecond());
-        assert_eq!(days[0].start_ms, ts("2026-01-01T00:00:00Z").as_millisecond());
+        assert_eq!(
+            days[1].start_ms,
+            ts("2026-01-01T18:15:00Z").as_millisecond()
+        );
+        assert_eq!(
+            days[0].start_ms,
+            ts("2026-01-01T00:00:00Z").as_millisecond()
+        );
     }
 
     #[test]
     fn weeks_months_and_hours_are_named_by_their_local_start() {
         let tz = zone("Europe/London");
-        let iso = buckets(ts("2026-03-02T00:00:00Z"), ts("2026-03-16T00:00:00Z"), &tz, BucketSize::Week { start: Weekday::Monday })
-            .expect("weeks");
-        assert_eq!(iso.iter().map(|b| b.label.clone()).collect::<Vec<_>>(), ["2026-W10", "2026-W11"]);
-        let sunday = buckets(ts("2026-03-02T00:00:00Z"), ts("2026-03-09T00:00:00Z"), &tz, BucketSize::Week { start: Weekday::Sunday })
-            .expect("weeks");
-        assert_eq!(sunday[0].label, "2026-03-01", "the week that began on Sunday 1 March");
+        let iso = buckets(
+            ts("2026-03-02T00:00:00Z"),
+            ts("2026-03-16T00:00:00Z"),
+            &tz,
+            BucketSize::Week {
+                start: Weekday::Monday,
+            },
+        )
+        .expect("weeks");
+        assert_eq!(
+            iso.iter().map(|b| b.label.clone()).collect::<Vec<_>>(),
+            ["2026-W10", "2026-W11"]
+        );
+        let sunday = buckets(
+            ts("2026-03-02T00:00:00Z"),
+            ts("2026-03-09T00:00:00Z"),
+            &tz,
+            BucketSize::Week {
+                start: Weekday::Sunday,
+            },
+        )
+        .expect("weeks");
+        assert_eq!(
+            sunday[0].label, "2026-03-01",
+            "the week that began on Sunday 1 March"
+        );
         // April 1 begins at 23:00 UTC the day before (BST).
-        let months = buckets(ts("2026-01-15T00:00:00Z"), ts("2026-03-31T23:00:00Z"), &tz, BucketSize::Month)
-            .expect("months");
-        assert_eq!(months.iter().map(|b| b.label.clone()).collect::<Vec<_>>(), ["2026-01", "2026-02", "2026-03"]);
+        let months = buckets(
+            ts("2026-01-15T00:00:00Z"),
+            ts("2026-03-31T23:00:00Z"),
+            &tz,
+            BucketSize::Month,
+        )
+        .expect("months");
+        assert_eq!(
+            months.iter().map(|b| b.label.clone()).collect::<Vec<_>>(),
+            ["2026-01", "2026-02", "2026-03"]
+        );
         // March 29 2026: London springs forward at 01:00, so hour 01 is missing.
-        let hours = buckets(ts("2026-03-29T00:00:00Z"), ts("2026-03-29T03:00:00Z"), &tz, BucketSize::Hour)
-            .expect("hours");
-        assert_eq!(hours.iter().map(|b| b.label.clone()).collect::<Vec<_>>(), ["2026-03-29T00", "2026-03-29T02", "2026-03-29T03"]);
+        let hours = buckets(
+            ts("2026-03-29T00:00:00Z"),
+            ts("2026-03-29T03:00:00Z"),
+            &tz,
+            BucketSize::Hour,
+        )
+        .expect("hours");
+        assert_eq!(
+            hours.iter().map(|b| b.label.clone()).collect::<Vec<_>>(),
+            ["2026-03-29T00", "2026-03-29T02", "2026-03-29T03"]
+        );
     }
 
     #[test]
     fn limits() {
         let tz = TimeZone::UTC;
-        assert_eq!(buckets(ts("2026-01-01T00:00:00Z"), ts("2026-01-01T00:00:00Z"), &tz, BucketSize::Day), Err(BucketError::EmptyRange));
-        assert_eq!(buckets(ts("2000-01-01T00:00:00Z"), ts("2026-01-01T00:00:00Z"), &tz, BucketSize::Hour), Err(BucketError::TooMany));
+        assert_eq!(
+            buckets(
+                ts("2026-01-01T00:00:00Z"),
+                ts("2026-01-01T00:00:00Z"),
+                &tz,
+                BucketSize::Day
+            ),
+            Err(BucketError::EmptyRange)
+        );
+        assert_eq!(
+            buckets(
+                ts("2000-01-01T00:00:00Z"),
+                ts("2026-01-01T00:00:00Z"),
+                &tz,
+                BucketSize::Hour
+            ),
+            Err(BucketError::TooMany)
+        );
     }
 }

@@ -8,13 +8,11 @@ pub mod dims;
 pub mod plan;
 pub mod prices;
 pub mod query;
+pub mod report;
 pub mod rollup;
 pub mod store;
 
-use rusqlite::{Connection, Row};
-
 use crate::auth::{User, UserId};
-use crate::db::DbError;
 
 /// Whose usage a query may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,20 +33,6 @@ impl Scope {
             Scope::User(user.id)
         }
     }
-
-    fn user_filter(self) -> Option<i64> {
-        match self {
-            Scope::User(id) => Some(id.0),
-            Scope::Everyone => None,
-        }
-    }
-}
-
-/// A half-open range of Unix milliseconds, `[from, to)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    pub from_ms: i64,
-    pub to_ms: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,7 +74,8 @@ impl Totals {
         self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
     }
 
-    fn from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Totals> {
+    /// Reads seven metric columns starting at `first`, in [`Totals`] order.
+    pub(crate) fn from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Totals> {
         Ok(Totals {
             calls: row.get(first)?,
             input_tokens: row.get(first + 1)?,
@@ -101,49 +86,4 @@ impl Totals {
             unpriced_calls: row.get(first + 6)?,
         })
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelTotals {
-    pub model: String,
-    pub totals: Totals,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub totals: Totals,
-    pub by_model: Vec<ModelTotals>,
-}
-
-const TOTAL_COLUMNS: &str = "COUNT(*), \
-     COALESCE(SUM(e.input_tokens), 0), COALESCE(SUM(e.output_tokens), 0), \
-     COALESCE(SUM(e.cache_read_tokens), 0), COALESCE(SUM(e.cache_write_tokens), 0), \
-     COALESCE(SUM(e.cost_micros), 0), COALESCE(SUM(e.cost_origin = 0), 0)";
-
-/// Totals over `range` for `scope`, and the same split by model (largest
-/// cost first).
-pub fn summary(conn: &Connection, scope: Scope, range: Range) -> Result<Summary, DbError> {
-    let user = scope.user_filter();
-    let mut totals_stmt = conn.prepare_cached(&format!(
-        "SELECT {TOTAL_COLUMNS} FROM events e
-         WHERE e.ts_ms >= ?1 AND e.ts_ms < ?2 AND (?3 IS NULL OR e.user_id = ?3)"
-    ))?;
-    let totals = totals_stmt
-        .query_row(rusqlite::params![range.from_ms, range.to_ms, user], |row| {
-            Totals::from_row(row, 0)
-        })?;
-    let mut by_model_stmt = conn.prepare_cached(&format!(
-        "SELECT m.name, {TOTAL_COLUMNS} FROM events e JOIN models m ON m.id = e.model_id
-         WHERE e.ts_ms >= ?1 AND e.ts_ms < ?2 AND (?3 IS NULL OR e.user_id = ?3)
-         GROUP BY m.name ORDER BY 7 DESC, m.name"
-    ))?;
-    let by_model = by_model_stmt
-        .query_map(rusqlite::params![range.from_ms, range.to_ms, user], |row| {
-            Ok(ModelTotals {
-                model: row.get(0)?,
-                totals: Totals::from_row(row, 1)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(Summary { totals, by_model })
 }

@@ -11,7 +11,11 @@ use super::rollup::{
 pub enum Source {
     /// One rollup row: `period` is a month or day number, `slot` the hour
     /// or quarter of the day (0 for month and day).
-    Rollup { level: Level, period: i64, slot: i64 },
+    Rollup {
+        level: Level,
+        period: i64,
+        slot: i64,
+    },
     /// Raw events with `from_ms <= ts_ms < to_ms`.
     Raw { from_ms: i64, to_ms: i64 },
 }
@@ -31,16 +35,53 @@ fn rollup(level: Level, period: i64, slot: i64) -> Source {
     }
 }
 
+/// Which within-day levels a cuboid keeps (month and day it always has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WithinDay {
+    pub hour: bool,
+    pub quarter: bool,
+}
+
+impl WithinDay {
+    pub const ALL: WithinDay = WithinDay {
+        hour: true,
+        quarter: true,
+    };
+    pub const NONE: WithinDay = WithinDay {
+        hour: false,
+        quarter: false,
+    };
+
+    fn has(self, level: Level) -> bool {
+        match level {
+            Level::Month | Level::Day => true,
+            Level::Hour => self.hour,
+            Level::Quarter => self.quarter,
+        }
+    }
+
+    /// The finest block rollups hold: a quarter, an hour or a whole day.
+    fn granule(self) -> i64 {
+        if self.quarter {
+            MS_PER_QUARTER
+        } else if self.hour {
+            MS_PER_HOUR
+        } else {
+            MS_PER_DAY
+        }
+    }
+}
+
 /// The cheapest exact plan for `[a, b)`: either a direct cover with the
 /// coarsest aligned blocks, or whole days plus the difference of two
-/// within-day prefixes. `within_day` says whether the cuboid has hour and
-/// quarter rows; without them, within-day parts are read from raw events.
-pub fn plan(a: i64, b: i64, within_day: bool) -> Vec<Piece> {
+/// within-day prefixes. Parts finer than the levels `within` allows are
+/// read from raw events.
+pub fn plan(a: i64, b: i64, within: WithinDay) -> Vec<Piece> {
     if a >= b {
         return Vec::new();
     }
-    let cover = direct_cover(a, b, within_day);
-    let prefixes = prefix_difference(a, b, within_day);
+    let cover = direct_cover(a, b, within);
+    let prefixes = prefix_difference(a, b, within);
     if cost(&prefixes) < cost(&cover) {
         prefixes
     } else {
@@ -48,30 +89,30 @@ pub fn plan(a: i64, b: i64, within_day: bool) -> Vec<Piece> {
     }
 }
 
-/// Raw pieces are costlier than a row; weigh them so the planner prefers
-/// rollups when it can.
-fn cost(pieces: &[Piece]) -> usize {
+/// A rollup row costs one; raw events cost a seek plus what they span.
+fn cost(pieces: &[Piece]) -> i64 {
     pieces
         .iter()
         .map(|p| match p.source {
             Source::Rollup { .. } => 1,
-            Source::Raw { .. } => 8,
+            Source::Raw { from_ms, to_ms } => 4 + (to_ms - from_ms) / MS_PER_QUARTER,
         })
         .sum()
 }
 
-fn quarter_floor(t: i64) -> i64 {
-    t - t.rem_euclid(MS_PER_QUARTER)
+fn floor_to(t: i64, unit: i64) -> i64 {
+    t - t.rem_euclid(unit)
 }
 
-fn quarter_ceil(t: i64) -> i64 {
-    let rest = t.rem_euclid(MS_PER_QUARTER);
-    if rest == 0 { t } else { t + MS_PER_QUARTER - rest }
+fn ceil_to(t: i64, unit: i64) -> i64 {
+    let rest = t.rem_euclid(unit);
+    if rest == 0 { t } else { t + unit - rest }
 }
 
 /// Covers `[a, b)` left to right with the largest aligned block that fits.
-fn direct_cover(a: i64, b: i64, within_day: bool) -> Vec<Piece> {
-    let (start, end) = (quarter_ceil(a), quarter_floor(b));
+fn direct_cover(a: i64, b: i64, within: WithinDay) -> Vec<Piece> {
+    let granule = within.granule();
+    let (start, end) = (ceil_to(a, granule), floor_to(b, granule));
     if start >= end {
         return vec![raw(1, a, b)];
     }
@@ -81,26 +122,21 @@ fn direct_cover(a: i64, b: i64, within_day: bool) -> Vec<Piece> {
     }
     let mut cur = start;
     while cur < end {
-        let (source, len) = largest_block(cur, end);
-        match source {
-            Source::Rollup { level, .. } if level.is_within_day() && !within_day => {
-                push_raw(&mut pieces, cur, cur + len)
-            }
-            _ => pieces.push(Piece { sign: 1, source }),
-        }
+        let (source, len) = largest_block(cur, end, within);
+        pieces.push(Piece { sign: 1, source });
         cur += len;
     }
     if end < b {
-        push_raw(&mut pieces, end, b);
+        pieces.push(raw(1, end, b));
     }
     pieces
 }
 
-/// The largest block starting at quarter-aligned `cur` that ends by `end`.
-fn largest_block(cur: i64, end: i64) -> (Source, i64) {
+/// The largest block starting at granule-aligned `cur` that ends by `end`.
+fn largest_block(cur: i64, end: i64, within: WithinDay) -> (Source, i64) {
     let day = cur.div_euclid(MS_PER_DAY);
-    let within = cur.rem_euclid(MS_PER_DAY);
-    if within == 0 {
+    let offset = cur.rem_euclid(MS_PER_DAY);
+    if offset == 0 {
         let month = month_of_day(day);
         if first_day_of_month(month) == day {
             let len = (first_day_of_month(month + 1) - day) * MS_PER_DAY;
@@ -112,10 +148,13 @@ fn largest_block(cur: i64, end: i64) -> (Source, i64) {
             return (rollup(Level::Day, day, 0), MS_PER_DAY);
         }
     }
-    if within % MS_PER_HOUR == 0 && cur + MS_PER_HOUR <= end {
-        return (rollup(Level::Hour, day, within / MS_PER_HOUR), MS_PER_HOUR);
+    if within.has(Level::Hour) && offset % MS_PER_HOUR == 0 && cur + MS_PER_HOUR <= end {
+        return (rollup(Level::Hour, day, offset / MS_PER_HOUR), MS_PER_HOUR);
     }
-    (rollup(Level::Quarter, day, within / MS_PER_QUARTER), MS_PER_QUARTER)
+    (
+        rollup(Level::Quarter, day, offset / MS_PER_QUARTER),
+        MS_PER_QUARTER,
+    )
 }
 
 fn raw(sign: i64, from_ms: i64, to_ms: i64) -> Piece {
@@ -125,83 +164,56 @@ fn raw(sign: i64, from_ms: i64, to_ms: i64) -> Piece {
     }
 }
 
-/// Appends a raw range, merging it into the previous raw piece if they
-/// touch.
-fn push_raw(pieces: &mut Vec<Piece>, from_ms: i64, to_ms: i64) {
-    if let Some(Piece {
-        sign: 1,
-        source: Source::Raw { to_ms: last_end, .. },
-    }) = pieces.last_mut()
-        && *last_end == from_ms
-    {
-        *last_end = to_ms;
-        return;
-    }
-    pieces.push(raw(1, from_ms, to_ms));
+fn negated(pieces: Vec<Piece>) -> impl Iterator<Item = Piece> {
+    pieces.into_iter().map(|p| Piece { sign: -p.sign, ..p })
 }
 
 /// `whole UTC days in [day(a), day(b))  −  P(a)  +  P(b)`.
-fn prefix_difference(a: i64, b: i64, within_day: bool) -> Vec<Piece> {
+fn prefix_difference(a: i64, b: i64, within: WithinDay) -> Vec<Piece> {
     let first_day = a.div_euclid(MS_PER_DAY);
     let last_day = b.div_euclid(MS_PER_DAY);
     let mut pieces = Vec::new();
     if first_day < last_day {
         // Whole days as months and days: the direct cover of that span.
-        pieces.extend(direct_cover(first_day * MS_PER_DAY, last_day * MS_PER_DAY, true));
+        pieces.extend(direct_cover(
+            first_day * MS_PER_DAY,
+            last_day * MS_PER_DAY,
+            within,
+        ));
     }
-    pieces.extend(day_prefix(a, within_day).into_iter().map(|p| Piece { sign: -p.sign, ..p }));
-    pieces.extend(day_prefix(b, within_day));
+    pieces.extend(negated(day_prefix(a, within)));
+    pieces.extend(day_prefix(b, within));
     pieces
 }
 
-/// `P(t) = [start of t's UTC day, t)` as signed pieces: a prefix of hours
-/// and quarters, or the day minus a suffix, whichever reads fewer rows;
-/// the part of a quarter hour before `t` (if `t` is not on one) is raw.
-fn day_prefix(t: i64, within_day: bool) -> Vec<Piece> {
-    let day = t.div_euclid(MS_PER_DAY);
-    let day_start = day * MS_PER_DAY;
-    let aligned = quarter_floor(t);
+/// `P(t) = [start of t's UTC day, t)` as signed pieces: the blocks from
+/// midnight, or the day minus the blocks to the next midnight, whichever
+/// costs less; the part of a granule before `t` is raw.
+fn day_prefix(t: i64, within: WithinDay) -> Vec<Piece> {
+    let day_start = floor_to(t, MS_PER_DAY);
+    if t == day_start {
+        return Vec::new();
+    }
+    let aligned = floor_to(t, within.granule());
     let mut pieces = Vec::new();
     if aligned < t {
         pieces.push(raw(1, aligned, t));
     }
-    if aligned == day_start {
-        return pieces;
-    }
-    if !within_day {
-        // Raw events either from midnight or to the next midnight.
-        if aligned - day_start <= MS_PER_DAY / 2 {
-            pieces.push(raw(1, day_start, aligned));
-        } else {
-            pieces.push(Piece {
-                sign: 1,
-                source: rollup(Level::Day, day, 0),
-            });
-            pieces.push(raw(-1, aligned, day_start + MS_PER_DAY));
-        }
-        return pieces;
-    }
-    let quarters = (aligned - day_start) / MS_PER_QUARTER;
-    let (full_hours, extra_quarters) = (quarters / 4, quarters % 4);
-    let next_hour = (quarters + 3) / 4;
-    let prefix_rows = full_hours + extra_quarters;
-    let suffix_rows = 1 + (next_hour * 4 - quarters) + (24 - next_hour);
-    if prefix_rows <= suffix_rows {
-        for hour in 0..full_hours {
-            pieces.push(Piece { sign: 1, source: rollup(Level::Hour, day, hour) });
-        }
-        for quarter in full_hours * 4..quarters {
-            pieces.push(Piece { sign: 1, source: rollup(Level::Quarter, day, quarter) });
-        }
+    let mut prefix = if aligned > day_start {
+        direct_cover(day_start, aligned, within)
     } else {
-        pieces.push(Piece { sign: 1, source: rollup(Level::Day, day, 0) });
-        for quarter in quarters..next_hour * 4 {
-            pieces.push(Piece { sign: -1, source: rollup(Level::Quarter, day, quarter) });
-        }
-        for hour in next_hour..24 {
-            pieces.push(Piece { sign: -1, source: rollup(Level::Hour, day, hour) });
-        }
+        Vec::new()
+    };
+    // The suffix form: the whole day, less [t, next midnight).
+    let mut suffix = vec![Piece {
+        sign: 1,
+        source: rollup(Level::Day, day_start / MS_PER_DAY, 0),
+    }];
+    suffix.extend(negated(direct_cover(t, day_start + MS_PER_DAY, within)));
+    if cost(&suffix) < cost(&prefix) + cost(&pieces) {
+        return suffix;
     }
+    pieces.append(&mut prefix);
     pieces
 }
 
@@ -216,11 +228,15 @@ mod tests {
     /// Checks a plan by weighing every millisecond: each instant in [a, b)
     /// must be counted exactly once and none outside it, sampled on a grid
     /// fine enough to hit every piece.
-    fn assert_exact(a: i64, b: i64, within_day: bool) {
-        let pieces = plan(a, b, within_day);
+    fn assert_exact(a: i64, b: i64, within: WithinDay) {
+        let pieces = plan(a, b, within);
         let covers = |source: &Source, t: i64| match *source {
             Source::Raw { from_ms, to_ms } => from_ms <= t && t < to_ms,
-            Source::Rollup { level, period, slot } => {
+            Source::Rollup {
+                level,
+                period,
+                slot,
+            } => {
                 let day = t.div_euclid(MS_PER_DAY);
                 let within = t.rem_euclid(MS_PER_DAY);
                 match level {
@@ -244,7 +260,7 @@ mod tests {
             let expected = i64::from(a <= t && t < b);
             assert_eq!(weight, expected, "t={t} in plan of [{a}, {b}): {pieces:?}");
         }
-        if within_day {
+        if within == WithinDay::ALL {
             for piece in &pieces {
                 if let Source::Raw { from_ms, to_ms } = piece.source {
                     assert!(to_ms - from_ms < Q, "raw only inside a quarter: {piece:?}");
@@ -260,8 +276,12 @@ mod tests {
     #[test]
     fn local_days_in_new_york_read_few_rows() {
         let (a, b) = (at(2026, 3, 2, 5, 0), at(2026, 3, 3, 5, 0));
-        assert_exact(a, b, true);
-        assert_eq!(plan(a, b, true).len(), 11, "a day and five hours each side");
+        assert_exact(a, b, WithinDay::ALL);
+        assert_eq!(
+            plan(a, b, WithinDay::ALL).len(),
+            11,
+            "a day and five hours each side"
+        );
     }
 
     #[test]
@@ -276,15 +296,29 @@ mod tests {
             (at(2026, 1, 1, 10, 0), at(2026, 1, 1, 11, 0)),
             (at(2026, 1, 1, 10, 45), at(2026, 1, 1, 23, 30)),
         ] {
-            assert_exact(a, b, true);
-            assert_exact(a, b, false);
+            for within in [
+                WithinDay::ALL,
+                WithinDay::NONE,
+                WithinDay {
+                    hour: true,
+                    quarter: false,
+                },
+            ] {
+                assert_exact(a, b, within);
+            }
         }
     }
 
     #[test]
     fn a_utc_month_is_one_row() {
-        let pieces = plan(at(2026, 2, 1, 0, 0), at(2026, 3, 1, 0, 0), true);
+        let pieces = plan(at(2026, 2, 1, 0, 0), at(2026, 3, 1, 0, 0), WithinDay::ALL);
         assert_eq!(pieces.len(), 1);
-        assert!(matches!(pieces[0].source, Source::Rollup { level: Level::Month, .. }));
+        assert!(matches!(
+            pieces[0].source,
+            Source::Rollup {
+                level: Level::Month,
+                ..
+            }
+        ));
     }
 }

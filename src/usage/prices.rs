@@ -60,7 +60,10 @@ impl PriceBook {
         })?;
         for price in rows {
             let price = price?;
-            book.by_model.entry(price.model.clone()).or_default().push(price);
+            book.by_model
+                .entry(price.model.clone())
+                .or_default()
+                .push(price);
         }
         Ok(book)
     }
@@ -109,7 +112,10 @@ mod tests {
     #[test]
     fn cost_is_exact_and_rounded_once() {
         // 1M input at $3/M and 100k output at $15/M: $4.50.
-        assert_eq!(cost_micros(&[3_000_000, 15_000_000, 0, 0], &[1_000_000, 100_000, 0, 0]), 4_500_000);
+        assert_eq!(
+            cost_micros(&[3_000_000, 15_000_000, 0, 0], &[1_000_000, 100_000, 0, 0]),
+            4_500_000
+        );
         // 5 tokens at $0.30/M = 1.5 micro-dollars: half up.
         assert_eq!(cost_micros(&[300_000, 0, 0, 0], &[5, 0, 0, 0]), 2);
         assert_eq!(cost_micros(&[300_000, 0, 0, 0], &[1, 0, 0, 0]), 0);
@@ -125,7 +131,11 @@ mod tests {
         let input = |provider, ts| book.price_at("m", provider, ts).map(|p| p.per_mtok[0]);
         assert_eq!(input(None, 50), Some(1));
         assert_eq!(input(None, 100), Some(2));
-        assert_eq!(input(Some("bedrock"), 150), Some(2), "bedrock's row is not in force yet");
+        assert_eq!(
+            input(Some("bedrock"), 150),
+            Some(2),
+            "bedrock's row is not in force yet"
+        );
         assert_eq!(input(Some("bedrock"), 250), Some(9));
         assert_eq!(input(Some("vertex"), 250), Some(2));
         assert_eq!(book.price_at("other", None, 0), None);

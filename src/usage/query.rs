@@ -155,13 +155,16 @@ struct Grid {
     totals: Totals,
 }
 
+/// The ids each filtered dimension may take.
+type Constraints = Vec<(Dim, Vec<i64>)>;
+
 /// Which ids each filtered dimension may take; `None` when a filter
 /// matches nothing at all.
 fn resolve_filters(
     conn: &Connection,
     scope: Scope,
     filters: &Filters,
-) -> Result<Option<Vec<(Dim, Vec<i64>)>>, DbError> {
+) -> Result<Option<Constraints>, DbError> {
     let mut constraints = Vec::new();
     for (dim, names) in filters.by_dim() {
         if names.is_empty() {
@@ -218,18 +221,6 @@ const EVENT_SUMS: &str = "COUNT(*), SUM(input_tokens), SUM(output_tokens), \
                           SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_micros), \
                           SUM(cost_origin = 0)";
 
-fn totals_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Totals> {
-    Ok(Totals {
-        calls: row.get(first)?,
-        input_tokens: row.get(first + 1)?,
-        output_tokens: row.get(first + 2)?,
-        cache_read_tokens: row.get(first + 3)?,
-        cache_write_tokens: row.get(first + 4)?,
-        cost_micros: row.get(first + 5)?,
-        unpriced_calls: row.get(first + 6)?,
-    })
-}
-
 /// Fills one cell per (range, group) for the given ranges.
 fn compute(
     conn: &Connection,
@@ -275,7 +266,12 @@ fn name_groups(
         })
         .filter(|(_, sum, _)| group_by.is_none() || sum.calls != 0)
         .collect();
-    let name_of = |id: i64| names.get(&id).cloned().unwrap_or_else(|| NONE_LABEL.to_owned());
+    let name_of = |id: i64| {
+        names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| NONE_LABEL.to_owned())
+    };
     groups.sort_by(|a, b| {
         (b.1.cost_micros, b.1.calls)
             .cmp(&(a.1.cost_micros, a.1.calls))
@@ -323,13 +319,21 @@ struct Reader<'a> {
 type Wanted = HashMap<(Level, i64, i64), Vec<(usize, i64)>>;
 
 impl Reader<'_> {
-    fn read(&self, ranges: &[(i64, i64)], out: &mut HashMap<i64, Vec<Totals>>) -> Result<(), QueryError> {
+    fn read(
+        &self,
+        ranges: &[(i64, i64)],
+        out: &mut HashMap<i64, Vec<Totals>>,
+    ) -> Result<(), QueryError> {
         let mut wanted: Wanted = HashMap::new();
         let mut raw = Vec::new();
         for (index, (from, to)) in ranges.iter().enumerate() {
-            for piece in plan::plan(*from, *to, self.cuboid.has_within_day()) {
+            for piece in plan::plan(*from, *to, self.cuboid.within_day()) {
                 match piece.source {
-                    Source::Rollup { level, period, slot } => wanted
+                    Source::Rollup {
+                        level,
+                        period,
+                        slot,
+                    } => wanted
                         .entry((level, slot, period))
                         .or_default()
                         .push((index, piece.sign)),
@@ -346,7 +350,14 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn add(&self, out: &mut HashMap<i64, Vec<Totals>>, group: i64, index: usize, sign: i64, totals: &Totals) {
+    fn add(
+        &self,
+        out: &mut HashMap<i64, Vec<Totals>>,
+        group: i64,
+        index: usize,
+        sign: i64,
+        totals: &Totals,
+    ) {
         let cells = out
             .entry(group)
             .or_insert_with(|| vec![Totals::default(); self.ranges]);
@@ -382,24 +393,39 @@ impl Reader<'_> {
         }
     }
 
-    fn read_level(&self, level: Level, wanted: &Wanted, out: &mut HashMap<i64, Vec<Totals>>) -> Result<(), QueryError> {
+    fn read_level(
+        &self,
+        level: Level,
+        wanted: &Wanted,
+        out: &mut HashMap<i64, Vec<Totals>>,
+    ) -> Result<(), QueryError> {
         let keys: Vec<&(Level, i64, i64)> = wanted.keys().filter(|k| k.0 == level).collect();
         if keys.is_empty() {
             return Ok(());
         }
-        let slots: BTreeSet<i64> = keys.iter().map(|k| k.1).collect();
-        let low = keys.iter().map(|k| k.2).min().unwrap_or(0);
-        let high = keys.iter().map(|k| k.2).max().unwrap_or(0);
         let period = level.period_column();
-        let (slot_column, slot_term) = if level.is_within_day() {
-            let list: Vec<i64> = slots.iter().copied().collect();
-            ("slot", format!(" AND slot IN ({})", id_list(&list)))
+        let (slot_column, time_terms) = if level.is_within_day() {
+            // Seeks, not a scan: exactly the days and slots the plan needs.
+            let slots: BTreeSet<i64> = keys.iter().map(|k| k.1).collect();
+            let days: BTreeSet<i64> = keys.iter().map(|k| k.2).collect();
+            let (days, slots): (Vec<i64>, Vec<i64>) =
+                (days.into_iter().collect(), slots.into_iter().collect());
+            (
+                "slot",
+                format!(
+                    "day IN ({}) AND slot IN ({})",
+                    id_list(&days),
+                    id_list(&slots)
+                ),
+            )
         } else {
-            ("0", String::new())
+            let low = keys.iter().map(|k| k.2).min().unwrap_or(0);
+            let high = keys.iter().map(|k| k.2).max().unwrap_or(0);
+            ("0", format!("{period} BETWEEN {low} AND {high}"))
         };
         let sql = format!(
             "SELECT {group}, {period}, {slot_column}, {SUMS} FROM {table}
-             WHERE cuboid = {cuboid}{dims}{slot_term} AND {period} BETWEEN {low} AND {high}
+             WHERE cuboid = {cuboid}{dims} AND {time_terms}
              GROUP BY 1, 2, 3",
             group = self.group_column(false),
             table = level.table(),
@@ -410,8 +436,10 @@ impl Reader<'_> {
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let (group, period, slot): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
-            let Some(targets) = wanted.get(&(level, slot, period)) else { continue };
-            let totals = totals_at(row, 3)?;
+            let Some(targets) = wanted.get(&(level, slot, period)) else {
+                continue;
+            };
+            let totals = Totals::from_row(row, 3)?;
             for (index, sign) in targets {
                 self.add(out, group, *index, *sign, &totals);
             }
@@ -419,7 +447,14 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn read_raw(&self, index: usize, sign: i64, from_ms: i64, to_ms: i64, out: &mut HashMap<i64, Vec<Totals>>) -> Result<(), QueryError> {
+    fn read_raw(
+        &self,
+        index: usize,
+        sign: i64,
+        from_ms: i64,
+        to_ms: i64,
+        out: &mut HashMap<i64, Vec<Totals>>,
+    ) -> Result<(), QueryError> {
         let mut terms = String::new();
         for (dim, ids) in self.constraints {
             let _ = write!(terms, " AND {} IN ({})", event_column(*dim), id_list(ids));
@@ -432,7 +467,7 @@ impl Reader<'_> {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query([from_ms, to_ms])?;
         while let Some(row) = rows.next()? {
-            let totals = totals_at(row, 1)?;
+            let totals = Totals::from_row(row, 1)?;
             self.add(out, row.get(0)?, index, sign, &totals);
         }
         Ok(())

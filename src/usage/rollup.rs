@@ -37,10 +37,18 @@
 //! chosen for the questions the product asks: in total; per user; per model;
 //! per activity; per project; per user and model; per user and activity
 //! (a member's own dashboard split either way). A query uses the smallest
-//! cuboid that holds its filters and its grouping. Anything else (per
-//! source, per provider, three filters at once) uses the full cuboid, which
-//! keeps every dimension but only at the `day` and `month` levels; its
-//! within-day parts come from raw events.
+//! cuboid that holds its filters and its grouping. Rows of the user × model
+//! and user × activity cuboids at the quarter level would be nearly as many
+//! as the events, so those keep hours but not quarters; their quarter-hour
+//! edges (Kolkata, Kathmandu) read the user's raw events through the
+//! `(user_id, ts_ms)` index. Anything else (per source, per provider, three
+//! filters at once) uses the full cuboid, which keeps every dimension but
+//! only at the `day` and `month` levels; its within-day parts are raw.
+//!
+//! **Write locality.** Keys are (cuboid, dimensions, day, slot): a day's
+//! rows of one series sit together, so loading or ingesting a day touches a
+//! page per series rather than a page per series and slot. A planned read
+//! seeks `day IN (…) AND slot IN (…)`.
 //!
 //! **Consistency.** Rollups are additive upserts applied in the same
 //! transaction as the events they summarise ([`apply`]), so a crash can
@@ -53,6 +61,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, params};
 
 use super::Totals;
+use super::plan::WithinDay;
 use crate::db::DbError;
 
 pub const MS_PER_QUARTER: i64 = 900_000;
@@ -139,9 +148,28 @@ impl Cuboid {
         self.dims().contains(&dim)
     }
 
-    /// Whether this cuboid keeps the within-day levels.
-    pub fn has_within_day(self) -> bool {
-        self != Cuboid::Full
+    /// The within-day levels this cuboid keeps. Rows of a cuboid with a
+    /// user and another dimension are nearly as many as events at the
+    /// quarter level, so those keep hours only; the full cuboid keeps
+    /// neither.
+    pub fn within_day(self) -> WithinDay {
+        match self {
+            Cuboid::Full => WithinDay::NONE,
+            Cuboid::UserModel | Cuboid::UserActivity => WithinDay {
+                hour: true,
+                quarter: false,
+            },
+            _ => WithinDay::ALL,
+        }
+    }
+
+    /// Whether this cuboid keeps rows at `level`.
+    pub fn keeps(self, level: Level) -> bool {
+        match level {
+            Level::Month | Level::Day => true,
+            Level::Hour => self.within_day().hour,
+            Level::Quarter => self.within_day().quarter,
+        }
     }
 
     /// The smallest cuboid that holds all of `dims`.
@@ -282,10 +310,26 @@ pub fn time_keys(ts_ms: i64) -> [TimeKey; 4] {
     let day = ts_ms.div_euclid(MS_PER_DAY);
     let within = ts_ms.rem_euclid(MS_PER_DAY);
     [
-        TimeKey { level: Level::Month, period: month_of_day(day), slot: 0 },
-        TimeKey { level: Level::Day, period: day, slot: 0 },
-        TimeKey { level: Level::Hour, period: day, slot: within / MS_PER_HOUR },
-        TimeKey { level: Level::Quarter, period: day, slot: within / MS_PER_QUARTER },
+        TimeKey {
+            level: Level::Month,
+            period: month_of_day(day),
+            slot: 0,
+        },
+        TimeKey {
+            level: Level::Day,
+            period: day,
+            slot: 0,
+        },
+        TimeKey {
+            level: Level::Hour,
+            period: day,
+            slot: within / MS_PER_HOUR,
+        },
+        TimeKey {
+            level: Level::Quarter,
+            period: day,
+            slot: within / MS_PER_QUARTER,
+        },
     ]
 }
 
@@ -307,27 +351,50 @@ pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
     for delta in deltas {
         for key in time_keys(delta.ts_ms) {
             for cuboid in Cuboid::ALL {
-                if key.level.is_within_day() && !cuboid.has_within_day() {
+                if !cuboid.keeps(key.level) {
                     continue;
                 }
                 let dims = delta.dims.project_onto(cuboid);
-                rows.entry((cuboid, key, dims)).or_default().add(&delta.metrics);
+                rows.entry((cuboid, key, dims))
+                    .or_default()
+                    .add(&delta.metrics);
             }
         }
     }
     // Sorted, so that each table's B-tree is walked in order.
     let mut rows: Vec<_> = rows.into_iter().collect();
     rows.sort_unstable_by_key(|((cuboid, key, dims), _)| {
-        (key.level, *cuboid, dims.user, dims.model, dims.activity, key.slot, key.period)
+        (
+            key.level,
+            *cuboid,
+            dims.user,
+            dims.model,
+            dims.activity,
+            key.slot,
+            key.period,
+        )
     });
     for ((cuboid, key, dims), metrics) in rows {
         let mut upsert = conn.prepare_cached(&upsert_sql(key.level))?;
         let m = &metrics;
         let d = &dims;
         let common = params![
-            cuboid.code(), d.user, d.model, d.activity, d.project, d.source, d.provider,
-            key.period, key.slot, m.calls, m.input_tokens, m.output_tokens,
-            m.cache_read_tokens, m.cache_write_tokens, m.cost_micros, m.unpriced_calls
+            cuboid.code(),
+            d.user,
+            d.model,
+            d.activity,
+            d.project,
+            d.source,
+            d.provider,
+            key.period,
+            key.slot,
+            m.calls,
+            m.input_tokens,
+            m.output_tokens,
+            m.cache_read_tokens,
+            m.cache_write_tokens,
+            m.cost_micros,
+            m.unpriced_calls
         ];
         upsert.execute(common)?;
     }
@@ -456,7 +523,7 @@ impl std::fmt::Display for Mismatch {
 pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
     for level in Level::ALL {
         for cuboid in Cuboid::ALL {
-            if level.is_within_day() && !cuboid.has_within_day() {
+            if !cuboid.keeps(level) {
                 continue;
             }
             let expected = expected_rows_sql(cuboid, level);
@@ -466,7 +533,9 @@ pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
                 let mut rows = stmt.query([])?;
                 match rows.next()? {
                     Some(row) => Ok(Some(
-                        (0..16).map(|i| row.get(i)).collect::<Result<Vec<i64>, _>>()?,
+                        (0..16)
+                            .map(|i| row.get(i))
+                            .collect::<Result<Vec<i64>, _>>()?,
                     )),
                     None => Ok(None),
                 }
@@ -476,14 +545,31 @@ pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
                     "SELECT * FROM ({stored}) WHERE user_id = {} AND model_id = {} AND \
                      activity_id = {} AND project_id = {} AND source_id = {} AND provider_id = {} \
                      AND {} = {} AND {} = {}",
-                    row[1], row[2], row[3], row[4], row[5], row[6],
-                    level.period_column(), row[7],
-                    if level.is_within_day() { "slot" } else { "0" }, row[8],
+                    row[1],
+                    row[2],
+                    row[3],
+                    row[4],
+                    row[5],
+                    row[6],
+                    level.period_column(),
+                    row[7],
+                    if level.is_within_day() { "slot" } else { "0" },
+                    row[8],
                 ))?;
-                return Ok(Some(Mismatch { table: level.table(), cuboid, expected: Some(row), stored: stored_row }));
+                return Ok(Some(Mismatch {
+                    table: level.table(),
+                    cuboid,
+                    expected: Some(row),
+                    stored: stored_row,
+                }));
             }
             if let Some(row) = first_row(&format!("{stored} EXCEPT {expected} LIMIT 1"))? {
-                return Ok(Some(Mismatch { table: level.table(), cuboid, expected: None, stored: Some(row) }));
+                return Ok(Some(Mismatch {
+                    table: level.table(),
+                    cuboid,
+                    expected: None,
+                    stored: Some(row),
+                }));
             }
         }
     }
@@ -522,8 +608,14 @@ mod tests {
     fn smallest_cuboid() {
         assert_eq!(Cuboid::smallest_holding(&[]), Cuboid::Total);
         assert_eq!(Cuboid::smallest_holding(&[Dim::Model]), Cuboid::Model);
-        assert_eq!(Cuboid::smallest_holding(&[Dim::Model, Dim::User]), Cuboid::UserModel);
-        assert_eq!(Cuboid::smallest_holding(&[Dim::Project, Dim::User]), Cuboid::Full);
+        assert_eq!(
+            Cuboid::smallest_holding(&[Dim::Model, Dim::User]),
+            Cuboid::UserModel
+        );
+        assert_eq!(
+            Cuboid::smallest_holding(&[Dim::Project, Dim::User]),
+            Cuboid::Full
+        );
         assert_eq!(Cuboid::smallest_holding(&[Dim::Source]), Cuboid::Full);
     }
 }

@@ -1,5 +1,5 @@
 //! The overview page: the signed-in user's usage (everyone's for an
-//! admin) over the last 30 days.
+//! admin) over the last 30 days, through the usage query layer.
 
 use axum::extract::State;
 use jiff::SignedDuration;
@@ -9,26 +9,39 @@ use super::{format, layout};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
-use crate::usage::{self, Range, Scope, Summary};
+use crate::usage::query::{self, Filters, QueryError, TotalsWithChange};
+use crate::usage::rollup::Dim;
+use crate::usage::{Scope, Totals};
 
 const DAYS_SHOWN: i64 = 30;
+const TOP_MODELS: usize = 10;
+
+impl From<QueryError> for AppError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Buckets(e) => AppError::BadRequest(e.to_string()),
+            QueryError::Db(e) => AppError::from(e),
+        }
+    }
+}
 
 pub async fn page(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
 ) -> Result<Markup, AppError> {
     let scope = Scope::widest_for(&user);
-    let now = state.clock.now();
-    let from = now
+    let to = state.clock.now();
+    let from = to
         .checked_sub(SignedDuration::from_hours(24 * DAYS_SHOWN))
-        .unwrap_or(now);
-    let range = Range {
-        from_ms: from.as_millisecond(),
-        to_ms: now.as_millisecond(),
-    };
-    let summary = state
+        .unwrap_or(to);
+    let (totals, by_model) = state
         .db
-        .read(move |conn| usage::summary(conn, scope, range))
+        .read(move |conn| {
+            let filters = Filters::default();
+            let totals = query::totals_with_change(conn, scope, from, to, &filters)?;
+            let by_model = query::top(conn, scope, from, to, &filters, Dim::Model, TOP_MODELS)?;
+            Ok::<_, QueryError>((totals, by_model))
+        })
         .await?;
     let heading = match scope {
         Scope::Everyone => "Everyone's usage",
@@ -37,35 +50,45 @@ pub async fn page(
     let body = html! {
         h1 { (heading) }
         p.subtitle { "Last " (DAYS_SHOWN) " days, up to now." }
-        @if summary.totals.calls == 0 {
+        @if totals.current.calls == 0 {
             section.card.empty {
                 h2 { "No usage yet" }
                 p { "Nothing was recorded in this period. Usage appears here as soon as events arrive." }
             }
         } @else {
-            (totals_cards(&summary))
-            (model_table(&summary))
+            (totals_cards(&totals))
+            (model_table(&by_model))
         }
     };
     Ok(layout::page(&state.assets, Some(&user), "Overview", body))
 }
 
-fn totals_cards(summary: &Summary) -> Markup {
-    let totals = &summary.totals;
+/// "+12% vs previous 30 days", or nothing when there is no base.
+fn change(current: i64, previous: i64) -> Markup {
+    html! {
+        @if previous > 0 {
+            @let percent = (current - previous) as f64 * 100.0 / previous as f64;
+            span.change { (format!("{percent:+.0}%")) " vs previous " (DAYS_SHOWN) " days" }
+        }
+    }
+}
+
+fn totals_cards(totals: &TotalsWithChange) -> Markup {
+    let (now, before) = (&totals.current, &totals.previous);
     html! {
         section aria-label="Totals" {
             dl.totals {
-                div { dt { "Cost" } dd { (format::money(totals.cost_micros)) } }
-                div { dt { "Calls" } dd { (format::integer(totals.calls)) } }
-                div { dt { "Tokens" } dd { (format::tokens(totals.all_tokens())) } }
-                div { dt { "Input" } dd { (format::tokens(totals.input_tokens)) } }
-                div { dt { "Output" } dd { (format::tokens(totals.output_tokens)) } }
-                div { dt { "Cache read" } dd { (format::tokens(totals.cache_read_tokens)) } }
-                div { dt { "Cache write" } dd { (format::tokens(totals.cache_write_tokens)) } }
+                div { dt { "Cost" } dd { (format::money(now.cost_micros)) } (change(now.cost_micros, before.cost_micros)) }
+                div { dt { "Calls" } dd { (format::integer(now.calls)) } (change(now.calls, before.calls)) }
+                div { dt { "Tokens" } dd { (format::tokens(now.all_tokens())) } (change(now.all_tokens(), before.all_tokens())) }
+                div { dt { "Input" } dd { (format::tokens(now.input_tokens)) } }
+                div { dt { "Output" } dd { (format::tokens(now.output_tokens)) } }
+                div { dt { "Cache read" } dd { (format::tokens(now.cache_read_tokens)) } }
+                div { dt { "Cache write" } dd { (format::tokens(now.cache_write_tokens)) } }
             }
-            @if totals.unpriced_calls > 0 {
+            @if now.unpriced_calls > 0 {
                 p.notice role="note" {
-                    (format::integer(totals.unpriced_calls))
+                    (format::integer(now.unpriced_calls))
                     " calls have no known price and are not included in the cost."
                 }
             }
@@ -73,7 +96,7 @@ fn totals_cards(summary: &Summary) -> Markup {
     }
 }
 
-fn model_table(summary: &Summary) -> Markup {
+fn model_table(rows: &[(String, Totals)]) -> Markup {
     html! {
         section.card aria-labelledby="by-model" {
             h2 #by-model { "By model" }
@@ -91,19 +114,19 @@ fn model_table(summary: &Summary) -> Markup {
                         }
                     }
                     tbody {
-                        @for row in &summary.by_model {
+                        @for (model, totals) in rows {
                             tr {
-                                th scope="row" { (row.model) }
-                                td.num { (format::integer(row.totals.calls)) }
-                                td.num { (format::tokens(row.totals.input_tokens)) }
-                                td.num { (format::tokens(row.totals.output_tokens)) }
-                                td.num { (format::tokens(row.totals.cache_read_tokens)) }
-                                td.num { (format::tokens(row.totals.cache_write_tokens)) }
+                                th scope="row" { (model) }
+                                td.num { (format::integer(totals.calls)) }
+                                td.num { (format::tokens(totals.input_tokens)) }
+                                td.num { (format::tokens(totals.output_tokens)) }
+                                td.num { (format::tokens(totals.cache_read_tokens)) }
+                                td.num { (format::tokens(totals.cache_write_tokens)) }
                                 td.num {
-                                    @if row.totals.unpriced_calls == row.totals.calls {
+                                    @if totals.unpriced_calls == totals.calls {
                                         span.unpriced { "unpriced" }
                                     } @else {
-                                        (format::money(row.totals.cost_micros))
+                                        (format::money(totals.cost_micros))
                                     }
                                 }
                             }

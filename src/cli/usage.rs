@@ -1,0 +1,267 @@
+//! `tokentally demo`, `report` and `verify`: the usage store from the shell.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use jiff::civil::Weekday;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+
+use crate::db::{Db, DbError, DbOptions};
+use crate::demo::{self, Generator, Workload};
+use crate::usage::Scope;
+use crate::usage::buckets::BucketSize;
+use crate::usage::query::{self, Filters, QueryError, SeriesQuery};
+use crate::usage::report::Report;
+use crate::usage::rollup::{self, Dim};
+use crate::usage::store::Inserter;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of events to generate
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Seed: the same seed (and --end) gives the same events
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of users (user-001, user-002, …; created when missing)
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+    /// Days of usage, ending at --end
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+    /// When the usage ends (RFC 3339); default: now
+    #[arg(long)]
+    pub end: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BucketArg {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GroupArg {
+    Model,
+    Activity,
+    User,
+    Project,
+    Source,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum WeekStartArg {
+    Monday,
+    Sunday,
+    Saturday,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Bucket size
+    #[arg(long, value_enum, default_value = "day")]
+    pub bucket: BucketArg,
+    /// First day (YYYY-MM-DD, local to --tz) or instant (RFC 3339); default: 30 days ago
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End, exclusive (YYYY-MM-DD, local to --tz) or instant (RFC 3339); default: tomorrow
+    #[arg(long)]
+    pub to: Option<String>,
+    /// IANA time zone of the buckets; default: this machine's zone
+    #[arg(long, env = "TOKENTALLY_TZ")]
+    pub tz: Option<String>,
+    /// First day of a week bucket
+    #[arg(long, value_enum, default_value = "monday")]
+    pub week_start: WeekStartArg,
+    /// Split each bucket by this dimension
+    #[arg(long, value_enum)]
+    pub group_by: Option<GroupArg>,
+    /// Only these users (repeatable)
+    #[arg(long)]
+    pub user: Vec<String>,
+    /// Only these models (repeatable)
+    #[arg(long)]
+    pub model: Vec<String>,
+    /// Only these activities (repeatable)
+    #[arg(long)]
+    pub activity: Vec<String>,
+    /// Only these projects (repeatable)
+    #[arg(long)]
+    pub project: Vec<String>,
+    /// Only these sources (repeatable)
+    #[arg(long)]
+    pub source: Vec<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsageCommandError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+async fn open(db_path: &Path) -> Result<Db, UsageCommandError> {
+    let path = db_path.to_path_buf();
+    tokio::task::spawn_blocking(move || Db::open(&path, &DbOptions::default()))
+        .await
+        .map_err(|e| UsageCommandError::Invalid(e.to_string()))?
+        .map_err(UsageCommandError::from)
+}
+
+/// `tokentally demo`: writes the standard workload, one transaction per
+/// day, and reports the load rate.
+pub async fn demo(args: DemoArgs, db_path: &Path) -> Result<(), UsageCommandError> {
+    let db = open(db_path).await?;
+    let now = jiff::Timestamp::now();
+    let user_count = args.users.max(1);
+    let users = db
+        .write(move |conn| demo::ensure_users(conn, user_count, now.as_second()))
+        .await?;
+    let workload = Workload {
+        events: args.events,
+        seed: args.seed,
+        end: args.end.unwrap_or(now),
+        days: args.days,
+    };
+    let started = Instant::now();
+    let mut generator = Generator::new(users, &workload);
+    let (mut accepted, mut duplicates) = (0, 0);
+    while let Some(events) = generator.next_day() {
+        let outcome = db
+            .write(move |conn| Inserter::new(conn)?.insert(conn, &events))
+            .await?;
+        accepted += outcome.accepted;
+        duplicates += outcome.duplicates;
+    }
+    db.shutdown().await;
+    let seconds = started.elapsed().as_secs_f64();
+    let size = std::fs::metadata(db_path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {accepted} events ({duplicates} already there) in {seconds:.1} s: {:.0} events/s; \
+         database {:.1} MB",
+        accepted as f64 / seconds.max(1e-9),
+        size as f64 / 1e6
+    );
+    Ok(())
+}
+
+fn parse_zone(name: Option<&str>) -> Result<TimeZone, UsageCommandError> {
+    match name {
+        Some(name) => TimeZone::get(name)
+            .map_err(|_| UsageCommandError::Invalid(format!("--tz: unknown time zone {name:?}"))),
+        None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),
+    }
+}
+
+/// A date (local midnight in `tz`) or an RFC 3339 instant.
+fn parse_bound(flag: &str, value: &str, tz: &TimeZone) -> Result<Timestamp, UsageCommandError> {
+    if let Ok(instant) = value.parse::<Timestamp>() {
+        return Ok(instant);
+    }
+    let date: jiff::civil::Date = value.parse().map_err(|_| {
+        UsageCommandError::Invalid(format!(
+            "{flag}: {value:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"
+        ))
+    })?;
+    date.to_zoned(tz.clone())
+        .map(|z| z.timestamp())
+        .map_err(|e| UsageCommandError::Invalid(format!("{flag}: {e}")))
+}
+
+fn series_query(args: &ReportArgs) -> Result<SeriesQuery, UsageCommandError> {
+    let zone = parse_zone(args.tz.as_deref())?;
+    let today = Zoned::now().with_time_zone(zone.clone()).date();
+    let default_from = today.saturating_sub(jiff::Span::new().days(30)).to_string();
+    let default_to = today.tomorrow().unwrap_or(today).to_string();
+    let from = parse_bound(
+        "--from",
+        args.from.as_deref().unwrap_or(&default_from),
+        &zone,
+    )?;
+    let to = parse_bound("--to", args.to.as_deref().unwrap_or(&default_to), &zone)?;
+    let week_start = match args.week_start {
+        WeekStartArg::Monday => Weekday::Monday,
+        WeekStartArg::Sunday => Weekday::Sunday,
+        WeekStartArg::Saturday => Weekday::Saturday,
+    };
+    let bucket = match args.bucket {
+        BucketArg::Hour => BucketSize::Hour,
+        BucketArg::Day => BucketSize::Day,
+        BucketArg::Week => BucketSize::Week { start: week_start },
+        BucketArg::Month => BucketSize::Month,
+    };
+    let group_by = args.group_by.map(|g| match g {
+        GroupArg::Model => Dim::Model,
+        GroupArg::Activity => Dim::Activity,
+        GroupArg::User => Dim::User,
+        GroupArg::Project => Dim::Project,
+        GroupArg::Source => Dim::Source,
+    });
+    Ok(SeriesQuery {
+        from,
+        to,
+        zone,
+        bucket,
+        group_by,
+        filters: Filters {
+            users: args.user.clone(),
+            models: args.model.clone(),
+            activities: args.activity.clone(),
+            projects: args.project.clone(),
+            sources: args.source.clone(),
+        },
+    })
+}
+
+/// `tokentally report`: the same query layer as the dashboard.
+pub async fn report(args: ReportArgs, db_path: &Path) -> Result<(), UsageCommandError> {
+    let query = series_query(&args)?;
+    let db = open(db_path).await?;
+    // The shell user owns the database file: they see everyone.
+    let series = db
+        .read(move |conn| query::series(conn, Scope::Everyone, &query))
+        .await;
+    db.shutdown().await;
+    let report = Report::from_series(&series?);
+    if args.json {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| UsageCommandError::Invalid(e.to_string()))?;
+        println!("{json}");
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+/// `tokentally verify`: recomputes every rollup from the raw events.
+pub async fn verify(db_path: &Path) -> Result<(), UsageCommandError> {
+    let db = open(db_path).await?;
+    let outcome = db
+        .read(|conn| {
+            let events: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+            Ok::<_, DbError>((events, rollup::verify(conn)?))
+        })
+        .await;
+    db.shutdown().await;
+    match outcome? {
+        (events, None) => {
+            println!("ok: the rollups agree with all {events} raw events");
+            Ok(())
+        }
+        (_, Some(mismatch)) => Err(UsageCommandError::Mismatch(format!(
+            "the rollups differ from the raw events; first difference: {mismatch}"
+        ))),
+    }
+}

@@ -1,0 +1,161 @@
+//! The report of `tokentally report`: a series as JSON (a stable shape that
+//! scripts rely on) or as a terminal table.
+
+use serde::Serialize;
+
+use super::Totals;
+use super::query::Series;
+use crate::web::format;
+
+/// One cell of the report. Field names are part of the product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    /// The bucket, named by its local start (`2026-03-08`, `2026-W10`,
+    /// `2026-03`, `2026-03-08T14`).
+    pub bucket: String,
+    /// The group's name, or null when the report is not grouped.
+    pub group: Option<String>,
+    #[serde(flatten)]
+    pub amounts: ReportAmounts,
+    /// The bucket's local start with its UTC offset (RFC 3339).
+    pub start: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportAmounts {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// A decimal string in the instance's unit, or null when every event
+    /// in it is unpriced.
+    pub cost: Option<String>,
+    pub events: i64,
+    /// Events with no known price, whose cost is not in `cost`.
+    pub unpriced_events: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub rows: Vec<ReportRow>,
+    pub totals: ReportAmounts,
+}
+
+/// Micro-units as a decimal string: `12345678` → `"12.345678"`.
+pub fn decimal(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
+}
+
+impl ReportAmounts {
+    pub fn from_totals(totals: &Totals) -> ReportAmounts {
+        let all_unpriced = totals.calls > 0 && totals.unpriced_calls == totals.calls;
+        ReportAmounts {
+            input_tokens: totals.input_tokens,
+            output_tokens: totals.output_tokens,
+            cache_read_tokens: totals.cache_read_tokens,
+            cache_write_tokens: totals.cache_write_tokens,
+            cost: (!all_unpriced).then(|| decimal(totals.cost_micros)),
+            events: totals.calls,
+            unpriced_events: totals.unpriced_calls,
+        }
+    }
+}
+
+impl Report {
+    /// Every bucket of an ungrouped series (empty ones too, so a chart's
+    /// axis has no holes); only non-empty cells of a grouped one.
+    pub fn from_series(series: &Series) -> Report {
+        let grouped = series.groups.iter().any(Option::is_some);
+        let mut rows = Vec::new();
+        for (bucket, cells) in series.buckets.iter().zip(&series.cells) {
+            for (group, cell) in series.groups.iter().zip(cells) {
+                if grouped && cell.calls == 0 {
+                    continue;
+                }
+                rows.push(ReportRow {
+                    bucket: bucket.label.clone(),
+                    group: group.clone(),
+                    amounts: ReportAmounts::from_totals(cell),
+                    start: bucket.start_local.clone(),
+                });
+            }
+        }
+        Report {
+            rows,
+            totals: ReportAmounts::from_totals(&series.totals),
+        }
+    }
+
+    /// A plain-text table, one line per row and a total line.
+    pub fn to_table(&self) -> String {
+        let header = [
+            "BUCKET",
+            "GROUP",
+            "INPUT",
+            "OUTPUT",
+            "CACHE READ",
+            "CACHE WRITE",
+            "COST",
+            "EVENTS",
+        ];
+        let cells = |bucket: &str, group: &str, a: &ReportAmounts| {
+            [
+                bucket.to_owned(),
+                group.to_owned(),
+                format::integer(a.input_tokens),
+                format::integer(a.output_tokens),
+                format::integer(a.cache_read_tokens),
+                format::integer(a.cache_write_tokens),
+                a.cost.clone().unwrap_or_else(|| "unpriced".to_owned()),
+                format::integer(a.events),
+            ]
+        };
+        let mut lines: Vec<[String; 8]> = vec![header.map(str::to_owned)];
+        for row in &self.rows {
+            lines.push(cells(
+                &row.bucket,
+                row.group.as_deref().unwrap_or("-"),
+                &row.amounts,
+            ));
+        }
+        lines.push(cells("TOTAL", "", &self.totals));
+        let widths: Vec<usize> = (0..8)
+            .map(|i| {
+                lines
+                    .iter()
+                    .map(|l| l[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for line in &lines {
+            let mut text = String::new();
+            for (i, cell) in line.iter().enumerate() {
+                let width = widths[i];
+                if i < 2 {
+                    text.push_str(&format!("{cell:<width$}  "));
+                } else {
+                    text.push_str(&format!("{cell:>width$}  "));
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals() {
+        assert_eq!(decimal(12_345_678), "12.345678");
+        assert_eq!(decimal(5), "0.000005");
+        assert_eq!(decimal(-1_500_000), "-1.500000");
+    }
+}
