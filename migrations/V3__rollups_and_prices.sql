@@ -117,3 +117,6 @@ INSERT INTO prices (model, provider, effective_from_ms, input_per_mtok, output_p
 -- The events table page sorts by time within a user, and looks events up
 -- by model for re-pricing.
 CREATE INDEX events_by_model_time ON events (model_id, ts_ms);
+
+-- A user's most expensive calls first: the events table's default sort.
+CREATE INDEX events_by_user_cost ON events (user_id, cost_micros);

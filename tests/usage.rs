@@ -581,3 +581,101 @@ fn verify_names_a_rollup_row_that_disagrees() {
     assert_eq!(mismatch.table, "rollup_hour");
     assert!(mismatch.to_string().contains("rollup_hour"));
 }
+
+use tokentally::usage::events::{self, Cursor, EventsQuery, SortColumn};
+
+/// Walks every page of an events query.
+fn all_pages(store: &Store, scope: Scope, query: EventsQuery) -> Vec<events::EventRow> {
+    let mut rows = Vec::new();
+    let mut after: Option<Cursor> = None;
+    loop {
+        let mut page_query = query.clone();
+        // Through the encoded form, as a browser would send it.
+        page_query.after = after.map(|c| Cursor::decode(&c.encode()).expect("cursor"));
+        let page = store.read(move |conn| Ok(events::page(conn, scope, &page_query)?));
+        assert!(page.rows.len() <= query.limit);
+        rows.extend(page.rows);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return rows,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn events_pages_series_and_totals_agree(
+        specs in specs(),
+        (scope, query) in queries(),
+        sort in prop::sample::select(SortColumn::ALL.to_vec()),
+        descending in any::<bool>(),
+        limit in 1..40usize,
+    ) {
+        let store = Store::new();
+        let events: Vec<NewEvent> = specs.iter().enumerate().map(|(i, s)| new_event(s, &store.users, i)).collect();
+        store.insert(events, 2);
+        let scope = scope.map_or(Scope::Everyone, |i| Scope::User(store.users[i]));
+        let events_query = EventsQuery {
+            from: query.from,
+            to: query.to,
+            filters: query.filters.clone(),
+            sort,
+            descending,
+            limit,
+            after: None,
+        };
+        let rows = all_pages(&store, scope, events_query);
+        let mut from_rows = Totals::default();
+        for row in &rows {
+            from_rows.add(&Totals {
+                calls: 1,
+                input_tokens: row.tokens[0],
+                output_tokens: row.tokens[1],
+                cache_read_tokens: row.tokens[2],
+                cache_write_tokens: row.tokens[3],
+                cost_micros: row.cost_micros,
+                unpriced_calls: i64::from(!row.priced),
+            });
+        }
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.row_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        prop_assert_eq!(ids.len(), rows.len(), "no row twice across pages");
+        let for_series = query.clone();
+        let (series, totals) = store.read(move |conn| {
+            let series = query::series(conn, scope, &for_series)?;
+            let totals = query::totals_with_change(conn, scope, for_series.from, for_series.to, &for_series.filters)?;
+            Ok((series, totals))
+        });
+        prop_assert_eq!(&series.totals, &from_rows);
+        prop_assert_eq!(&totals.current, &from_rows);
+        // The order is the requested one (ties broken by row id).
+        let key = |r: &events::EventRow| -> (String, i64) {
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            let number = |n: i64| format!("{:020}", n + (1 << 62));
+            let value = match sort {
+                SortColumn::Time => number(r.ts_ms),
+                SortColumn::User => r.user.clone(),
+                SortColumn::Model => r.model.clone(),
+                SortColumn::Activity => text(&r.activity),
+                SortColumn::Project => text(&r.project),
+                SortColumn::Source => r.source.clone(),
+                SortColumn::Input => number(r.tokens[0]),
+                SortColumn::Output => number(r.tokens[1]),
+                SortColumn::CacheRead => number(r.tokens[2]),
+                SortColumn::CacheWrite => number(r.tokens[3]),
+                SortColumn::Cost => number(r.cost_micros),
+            };
+            (value, r.row_id)
+        };
+        let keys: Vec<_> = rows.iter().map(key).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        if descending {
+            sorted.reverse();
+        }
+        prop_assert_eq!(keys, sorted);
+    }
+}

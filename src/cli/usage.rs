@@ -120,8 +120,11 @@ async fn open(db_path: &Path) -> Result<Db, UsageCommandError> {
         .map_err(UsageCommandError::from)
 }
 
-/// `tokentally demo`: writes the standard workload, one transaction per
-/// day, and reports the load rate.
+/// Events written per transaction by `tokentally demo`.
+const EVENTS_PER_TRANSACTION: usize = 200_000;
+
+/// `tokentally demo`: writes the standard workload and reports the load
+/// rate.
 pub async fn demo(args: DemoArgs, db_path: &Path) -> Result<(), UsageCommandError> {
     let db = open(db_path).await?;
     let now = jiff::Timestamp::now();
@@ -138,9 +141,22 @@ pub async fn demo(args: DemoArgs, db_path: &Path) -> Result<(), UsageCommandErro
     let started = Instant::now();
     let mut generator = Generator::new(users, &workload);
     let (mut accepted, mut duplicates) = (0, 0);
-    while let Some(events) = generator.next_day() {
+    let mut done = false;
+    while !done {
+        // Several days per transaction: each rollup series' latest page is
+        // then written once per transaction instead of once per day.
+        let mut batch = Vec::new();
+        while batch.len() < EVENTS_PER_TRANSACTION {
+            match generator.next_day() {
+                Some(day) => batch.extend(day),
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
         let outcome = db
-            .write(move |conn| Inserter::new(conn)?.insert(conn, &events))
+            .write(move |conn| Inserter::new(conn)?.insert(conn, &batch))
             .await?;
         accepted += outcome.accepted;
         duplicates += outcome.duplicates;

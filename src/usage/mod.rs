@@ -5,6 +5,7 @@
 
 pub mod buckets;
 pub mod dims;
+pub mod events;
 pub mod plan;
 pub mod prices;
 pub mod query;

@@ -374,8 +374,9 @@ pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
             key.period,
         )
     });
+    let statements = Level::ALL.map(upsert_sql);
     for ((cuboid, key, dims), metrics) in rows {
-        let mut upsert = conn.prepare_cached(&upsert_sql(key.level))?;
+        let mut upsert = conn.prepare_cached(&statements[key.level as usize])?;
         let m = &metrics;
         let d = &dims;
         let common = params![
