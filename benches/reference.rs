@@ -215,7 +215,7 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for case in cases(&conn) {
         let (layer_median, layer_p95) = time(&conn, &*case.layer, runs);
-        let (base_median, base_p95) = time(&conn, &*case.baseline, runs.min(7).max(3));
+        let (base_median, base_p95) = time(&conn, &*case.baseline, runs.clamp(3, 7));
         let ratio = base_median.as_secs_f64() / layer_median.as_secs_f64().max(1e-9);
         println!(
             "| {} | {} | {} | {} | {} | {ratio:.0}x |",
