@@ -4,17 +4,19 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
+use common::store::Store;
 use jiff::Timestamp;
 use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
 use proptest::prelude::*;
 use rusqlite::Connection;
 use tokentally::auth::UserId;
-use tokentally::db::{Db, DbError, DbOptions};
 use tokentally::usage::buckets::BucketSize;
 use tokentally::usage::query::{self, Filters, NONE_LABEL, SeriesQuery};
 use tokentally::usage::rollup::{self, Dim};
-use tokentally::usage::store::{Inserter, NewEvent};
+use tokentally::usage::store::NewEvent;
 use tokentally::usage::{Scope, Totals};
 
 const ZONES: [&str; 6] = [
@@ -30,65 +32,6 @@ const MODELS: [&str; 3] = ["claude-sonnet-4-5", "gpt-5-mini", "llama-local"];
 const ACTIVITIES: [Option<&str>; 3] = [Some("chat"), Some("code review"), None];
 const PROJECTS: [Option<&str>; 2] = [Some("web"), None];
 const SOURCES: [&str; 2] = ["api", "otlp"];
-
-/// A store with the three users, on the real database layer.
-struct Store {
-    _dir: tempfile::TempDir,
-    db: Db,
-    runtime: tokio::runtime::Runtime,
-    users: Vec<UserId>,
-}
-
-impl Store {
-    fn new() -> Store {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let db = Db::open(&dir.path().join("t.db"), &DbOptions::default()).expect("db");
-        let users = runtime
-            .block_on(db.write(|conn| {
-                USERS
-                    .iter()
-                    .map(|name| {
-                        conn.execute(
-                            "INSERT INTO users (username, role, created_at, updated_at) VALUES (?1, 'member', 0, 0)",
-                            [name],
-                        )?;
-                        Ok(UserId(conn.last_insert_rowid()))
-                    })
-                    .collect::<Result<Vec<_>, DbError>>()
-            }))
-            .expect("users");
-        Store {
-            _dir: dir,
-            db,
-            runtime,
-            users,
-        }
-    }
-
-    fn insert(&self, events: Vec<NewEvent>, batches: usize) {
-        let size = events.len().div_ceil(batches.max(1)).max(1);
-        for chunk in events.chunks(size) {
-            let chunk = chunk.to_vec();
-            self.runtime
-                .block_on(
-                    self.db
-                        .write(move |conn| Inserter::new(conn)?.insert(conn, &chunk)),
-                )
-                .expect("insert");
-        }
-    }
-
-    fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, query::QueryError> + Send + 'static,
-    ) -> T {
-        self.runtime.block_on(self.db.read(f)).expect("query")
-    }
-}
 
 /// One event as the generator sees it: indexes into the constant lists.
 #[derive(Debug, Clone)]
@@ -394,7 +337,7 @@ proptest! {
         batches in 1..5usize,
         queries in prop::collection::vec(queries(), 1..8),
     ) {
-        let store = Store::new();
+        let store = Store::new(&USERS);
         let events: Vec<NewEvent> = specs.iter().enumerate().map(|(i, s)| new_event(s, &store.users, i)).collect();
         store.insert(events, batches);
         let mismatch = store.read(|conn| Ok(rollup::verify(conn)?));
@@ -508,7 +451,7 @@ fn days_around_dst_changes_have_their_real_length() {
         ),
     ];
     for (zone, transition, from, to, expected) in cases {
-        let store = Store::new();
+        let store = Store::new(&USERS);
         every_ten_minutes(&store, transition);
         let calls: Vec<i64> = daily_calls(&store, zone, from, to)
             .into_iter()
@@ -537,7 +480,7 @@ fn batch_of_events(users: &[UserId], batch: i64) -> Vec<NewEvent> {
 
 #[test]
 fn the_rollups_match_a_plain_group_by_after_every_batch() {
-    let store = Store::new();
+    let store = Store::new(&USERS);
     for batch in 0..5 {
         store.insert(batch_of_events(&store.users, batch), 2);
         let mismatch = store.read(|conn| Ok(rollup::verify(conn)?));
@@ -548,33 +491,22 @@ fn the_rollups_match_a_plain_group_by_after_every_batch() {
         );
     }
     // A re-sent batch is acknowledged and changes nothing.
-    let again = batch_of_events(&store.users, 3);
-    let outcome = store
-        .runtime
-        .block_on(
-            store
-                .db
-                .write(move |conn| Inserter::new(conn)?.insert(conn, &again)),
-        )
-        .expect("insert");
+    let outcome = store.insert(batch_of_events(&store.users, 3), 1);
     assert_eq!((outcome.accepted, outcome.duplicates), (0, 400));
     assert!(store.read(|conn| Ok(rollup::verify(conn)?)).is_none());
 }
 
 #[test]
 fn verify_names_a_rollup_row_that_disagrees() {
-    let store = Store::new();
+    let store = Store::new(&USERS);
     every_ten_minutes(&store, "2026-06-01T00:00:00Z");
-    store
-        .runtime
-        .block_on(store.db.write(|conn| {
-            conn.execute(
-                "UPDATE rollup_hour SET calls = calls + 1 WHERE cuboid = 2 AND slot = 3",
-                [],
-            )?;
-            Ok::<_, DbError>(())
-        }))
-        .expect("tamper");
+    store.write(|conn| {
+        conn.execute(
+            "UPDATE rollup_hour SET calls = calls + 1 WHERE cuboid = 2 AND slot = 3",
+            [],
+        )?;
+        Ok(())
+    });
     let mismatch = store
         .read(|conn| Ok(rollup::verify(conn)?))
         .expect("a mismatch");
@@ -613,7 +545,7 @@ proptest! {
         descending in any::<bool>(),
         limit in 1..40usize,
     ) {
-        let store = Store::new();
+        let store = Store::new(&USERS);
         let events: Vec<NewEvent> = specs.iter().enumerate().map(|(i, s)| new_event(s, &store.users, i)).collect();
         store.insert(events, 2);
         let scope = scope.map_or(Scope::Everyone, |i| Scope::User(store.users[i]));

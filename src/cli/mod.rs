@@ -6,6 +6,7 @@
 //! [`config`] layers the file and the defaults under them.
 
 mod config;
+mod price;
 mod systemd;
 mod usage;
 mod user;
@@ -76,6 +77,9 @@ pub enum Command {
     Demo(usage::DemoArgs),
     /// Print usage per bucket (and group) as a table or JSON
     Report(usage::ReportArgs),
+    /// Show or change the price table (re-prices the events a change applies to)
+    #[command(subcommand)]
+    Price(price::PriceCommand),
     /// Check the database: recompute every rollup from the raw events
     Verify,
     /// Print the version, the schema version and the SQLite version
@@ -163,6 +167,9 @@ fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => Ok(runtime()?.block_on(usage::demo(args, &data_dir.join(DB_FILE)))?),
         Command::Report(args) => {
             Ok(runtime()?.block_on(usage::report(args, &data_dir.join(DB_FILE)))?)
+        }
+        Command::Price(command) => {
+            Ok(runtime()?.block_on(price::run(command, &data_dir.join(DB_FILE)))?)
         }
         Command::Verify => Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE)))?),
         Command::SystemdUnit(args) => {

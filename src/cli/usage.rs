@@ -112,7 +112,7 @@ pub enum UsageCommandError {
     Mismatch(String),
 }
 
-async fn open(db_path: &Path) -> Result<Db, UsageCommandError> {
+pub(super) async fn open(db_path: &Path) -> Result<Db, UsageCommandError> {
     let path = db_path.to_path_buf();
     tokio::task::spawn_blocking(move || Db::open(&path, &DbOptions::default()))
         .await
@@ -182,7 +182,11 @@ fn parse_zone(name: Option<&str>) -> Result<TimeZone, UsageCommandError> {
 }
 
 /// A date (local midnight in `tz`) or an RFC 3339 instant.
-fn parse_bound(flag: &str, value: &str, tz: &TimeZone) -> Result<Timestamp, UsageCommandError> {
+pub(super) fn parse_bound(
+    flag: &str,
+    value: &str,
+    tz: &TimeZone,
+) -> Result<Timestamp, UsageCommandError> {
     if let Ok(instant) = value.parse::<Timestamp>() {
         return Ok(instant);
     }

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod prices;
 pub mod query;
 pub mod report;
+pub mod reprice;
 pub mod rollup;
 pub mod store;
 

@@ -35,6 +35,34 @@ pub fn cost_micros(per_mtok: &[i64; 4], tokens: &[i64; 4]) -> i64 {
     i64::try_from(micros).unwrap_or(i64::MAX)
 }
 
+/// Parses a non-negative decimal amount (`"3"`, `"0.30"`, `"12.345678"`)
+/// into micro-units, exactly: at most six digits after the point.
+pub fn parse_micros(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
+        return Err(format!("{text:?} is not a non-negative decimal number"));
+    }
+    if fraction.len() > 6 {
+        return Err(format!("{text:?} has more than 6 decimal places"));
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("{text:?} is too large"))?
+    };
+    let fraction: i64 = format!("{fraction:0<6}")
+        .parse()
+        .map_err(|_| format!("{text:?} is not a decimal number"))?;
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|micros| micros.checked_add(fraction))
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 /// Every price, indexed for lookups while a batch is priced.
 #[derive(Debug, Default, Clone)]
 pub struct PriceBook {
@@ -106,6 +134,31 @@ mod tests {
             provider: provider.into(),
             effective_from_ms: from,
             per_mtok: [input, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn decimal_amounts_parse_exactly_or_say_why_not() {
+        for (text, micros) in [
+            ("3", 3_000_000),
+            ("0.30", 300_000),
+            (".5", 500_000),
+            ("12.345678", 12_345_678),
+            ("0", 0),
+        ] {
+            assert_eq!(parse_micros(text), Ok(micros), "{text}");
+        }
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1e3",
+            "1.2345678",
+            "abc",
+            "1.2.3",
+            "99999999999999999",
+        ] {
+            assert!(parse_micros(bad).is_err(), "{bad:?} was accepted");
         }
     }
 
