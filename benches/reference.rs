@@ -2,7 +2,7 @@
 //! in the same run on the same database, as a plain GROUP BY over the raw
 //! `events` table (the architecture of the system tokentally grew from).
 //!
-//! Usage: `cargo bench --bench reference -- DB_FILE [RUNS]` on a database
+//! Usage: `cargo bench --bench reference -- DB_FILE [RUNS [FILTER]]` on a database
 //! written by `tokentally demo --seed 42 --end 2026-11-01T00:00:00Z`
 //! (`just bench` does both). Prints a Markdown table.
 
@@ -204,6 +204,8 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let path = args.next().expect("usage: reference DB_FILE [RUNS]");
     let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(21);
+    // Only the queries whose name contains FILTER (for profiling one).
+    let filter = args.next().unwrap_or_default();
     let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
     conn.pragma_update(None, "cache_size", -64 * 1024)
         .expect("cache");
@@ -213,7 +215,10 @@ fn main() {
     println!("{events} events in {path}; {runs} runs per query (median / p95, ms)\n");
     println!("| query | query layer median | p95 | raw GROUP BY median | p95 | ratio |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for case in cases(&conn) {
+    for case in cases(&conn)
+        .into_iter()
+        .filter(|case| case.name.contains(&filter))
+    {
         let (layer_median, layer_p95) = time(&conn, &*case.layer, runs);
         let (base_median, base_p95) = time(&conn, &*case.baseline, runs.clamp(3, 7));
         let ratio = base_median.as_secs_f64() / layer_median.as_secs_f64().max(1e-9);

@@ -236,3 +236,68 @@ async fn backup_copies_a_live_database_consistently() {
     let status = schema_status(&target).expect("status").expect("exists");
     assert_eq!(status.version, Some(latest_schema_version()));
 }
+
+#[tokio::test]
+async fn the_block_level_is_backfilled_from_hours_when_an_older_database_upgrades() {
+    use tokentally::auth::UserId;
+    use tokentally::usage::rollup;
+    use tokentally::usage::store::{Inserter, NewEvent};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tokentally.db");
+    let db = open(&path).expect("opens");
+    let start = 1_780_000_000_000i64;
+    db.write(move |conn| {
+        conn.execute(
+            "INSERT INTO users (username, role, created_at, updated_at) VALUES ('ada', 'member', 0, 0)",
+            [],
+        )?;
+        let user = UserId(conn.last_insert_rowid());
+        let events: Vec<NewEvent> = (0..500i64)
+            .map(|i| NewEvent {
+                ts_ms: start + i * 1_234_567,
+                user,
+                source: "api".into(),
+                external_id: format!("e{i}"),
+                model: ["gpt-5", "llama"][(i % 2) as usize].into(),
+                provider: None,
+                activity: None,
+                project: None,
+                tokens: [i, 2 * i, 0, 1],
+                reported_cost_micros: None,
+            })
+            .collect();
+        Inserter::new(conn)?.insert(conn, &events)?;
+        // What a database written before V4 looks like.
+        conn.execute_batch(
+            "DROP TABLE rollup_block; DELETE FROM refinery_schema_history WHERE version = 4;",
+        )?;
+        Ok::<_, DbError>(())
+    })
+    .await
+    .expect("an older database");
+    db.shutdown().await;
+    assert_eq!(
+        schema_status(&path)
+            .expect("status")
+            .expect("exists")
+            .version,
+        Some(3)
+    );
+
+    let db = open(&path).expect("upgrades");
+    let (blocks, mismatch) = db
+        .read(|conn| {
+            let blocks: i64 =
+                conn.query_row("SELECT COUNT(*) FROM rollup_block", [], |r| r.get(0))?;
+            Ok::<_, DbError>((blocks, rollup::verify(conn)?))
+        })
+        .await
+        .expect("read");
+    db.shutdown().await;
+    assert!(blocks > 0, "blocks were backfilled");
+    assert!(
+        mismatch.is_none(),
+        "{}",
+        mismatch.map(|m| m.to_string()).unwrap_or_default()
+    );
+}

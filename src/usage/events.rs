@@ -204,46 +204,40 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
          JOIN sources s ON s.id = e.source_id
          LEFT JOIN providers pv ON pv.id = e.provider_id
          LEFT JOIN activities a ON a.id = e.activity_id
-         LEFT JOIN projects p ON p.id = e.project_id
-         WHERE e.ts_ms >= ?1 AND e.ts_ms < ?2",
+         LEFT JOIN projects p ON p.id = e.project_id",
     );
+    let Some(constraints) = resolve(conn, scope, &query.filters)? else {
+        return Ok(EventsPage {
+            rows: Vec::new(),
+            next: None,
+        });
+    };
+    // With one user, the (user_id, cost_micros) and (user_id, ts_ms)
+    // indexes give the rows already in order, so a page reads about a page
+    // of rows. Without statistics SQLite prefers a time-range or model
+    // index and sorts everything it finds; a unary `+` takes the other
+    // terms out of index selection.
+    let one_user = constraints
+        .iter()
+        .any(|(dim, ids)| *dim == Dim::User && ids.len() == 1);
+    let steer = one_user && matches!(query.sort, SortColumn::Cost | SortColumn::Time);
+    let time = if steer && query.sort == SortColumn::Cost {
+        "+e.ts_ms"
+    } else {
+        "e.ts_ms"
+    };
+    let _ = write!(sql, " WHERE {time} >= ?1 AND {time} < ?2");
     let mut values: Vec<Value> = vec![
         Value::Integer(query.from.as_millisecond()),
         Value::Integer(query.to.as_millisecond()),
     ];
-    if let Scope::User(user) = scope {
-        let _ = write!(sql, " AND e.user_id = {}", user.0);
-    }
-    let filters = [
-        (Dim::User, &query.filters.users),
-        (Dim::Model, &query.filters.models),
-        (Dim::Activity, &query.filters.activities),
-        (Dim::Project, &query.filters.projects),
-        (Dim::Source, &query.filters.sources),
-    ];
-    for (dim, names) in filters {
-        if names.is_empty() {
-            continue;
-        }
-        let mut ids = Vec::new();
-        for name in names {
-            if dim != Dim::User && name == NONE_LABEL {
-                ids.push(0);
-            } else if let Some(id) = dims::find(conn, dim, name)? {
-                ids.push(id);
-            }
-        }
-        if ids.is_empty() {
-            return Ok(EventsPage {
-                rows: Vec::new(),
-                next: None,
-            });
-        }
+    for (dim, ids) in &constraints {
+        let unindexed = if steer && *dim != Dim::User { "+" } else { "" };
         let column = match dim {
-            Dim::User | Dim::Model | Dim::Source => format!("e.{}", dim.column()),
+            Dim::User | Dim::Model | Dim::Source => format!("{unindexed}e.{}", dim.column()),
             _ => format!("COALESCE(e.{}, 0)", dim.column()),
         };
-        let _ = write!(sql, " AND {column} IN ({})", in_list(&ids));
+        let _ = write!(sql, " AND {column} IN ({})", in_list(ids));
     }
     let sort = query.sort.expression();
     let (cmp, order) = if query.descending {
@@ -299,6 +293,44 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
         None
     };
     Ok(EventsPage { rows, next })
+}
+
+/// The ids each filter (and the scope) allows; `None` when a filter names
+/// nothing that exists, so no event can match.
+fn resolve(
+    conn: &Connection,
+    scope: Scope,
+    filters: &Filters,
+) -> Result<Option<Vec<(Dim, Vec<i64>)>>, DbError> {
+    let mut constraints = Vec::new();
+    if let Scope::User(user) = scope {
+        constraints.push((Dim::User, vec![user.0]));
+    }
+    let lists = [
+        (Dim::User, &filters.users),
+        (Dim::Model, &filters.models),
+        (Dim::Activity, &filters.activities),
+        (Dim::Project, &filters.projects),
+        (Dim::Source, &filters.sources),
+    ];
+    for (dim, names) in lists {
+        if names.is_empty() {
+            continue;
+        }
+        let mut ids = Vec::new();
+        for name in names {
+            if dim != Dim::User && name == NONE_LABEL {
+                ids.push(0);
+            } else if let Some(id) = dims::find(conn, dim, name)? {
+                ids.push(id);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        constraints.push((dim, ids));
+    }
+    Ok(Some(constraints))
 }
 
 fn sort_value(row: &EventRow, sort: SortColumn) -> CursorValue {

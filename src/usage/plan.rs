@@ -3,7 +3,7 @@
 //! whose sum is exactly the bucket's total. See [`super::rollup`] for why.
 
 use super::rollup::{
-    Level, MS_PER_DAY, MS_PER_HOUR, MS_PER_QUARTER, first_day_of_month, month_of_day,
+    Level, MS_PER_BLOCK, MS_PER_DAY, MS_PER_HOUR, MS_PER_QUARTER, first_day_of_month, month_of_day,
 };
 
 /// What a piece reads.
@@ -55,7 +55,7 @@ impl WithinDay {
     fn has(self, level: Level) -> bool {
         match level {
             Level::Month | Level::Day => true,
-            Level::Hour => self.hour,
+            Level::Block | Level::Hour => self.hour,
             Level::Quarter => self.quarter,
         }
     }
@@ -147,6 +147,12 @@ fn largest_block(cur: i64, end: i64, within: WithinDay) -> (Source, i64) {
         if cur + MS_PER_DAY <= end {
             return (rollup(Level::Day, day, 0), MS_PER_DAY);
         }
+    }
+    if within.has(Level::Block) && offset % MS_PER_BLOCK == 0 && cur + MS_PER_BLOCK <= end {
+        return (
+            rollup(Level::Block, day, offset / MS_PER_BLOCK),
+            MS_PER_BLOCK,
+        );
     }
     if within.has(Level::Hour) && offset % MS_PER_HOUR == 0 && cur + MS_PER_HOUR <= end {
         return (rollup(Level::Hour, day, offset / MS_PER_HOUR), MS_PER_HOUR);
@@ -242,6 +248,7 @@ mod tests {
                 match level {
                     Level::Month => month_of_day(day) == period,
                     Level::Day => day == period,
+                    Level::Block => day == period && within / MS_PER_BLOCK == slot,
                     Level::Hour => day == period && within / H == slot,
                     Level::Quarter => day == period && within / Q == slot,
                 }
@@ -279,9 +286,13 @@ mod tests {
         assert_exact(a, b, WithinDay::ALL);
         assert_eq!(
             plan(a, b, WithinDay::ALL).len(),
-            11,
-            "a day and five hours each side"
+            5,
+            "a day, and a block and an hour each side"
         );
+        // Los Angeles: midnight at 08:00 UTC is two blocks each side.
+        let (a, b) = (at(2026, 1, 5, 8, 0), at(2026, 1, 6, 8, 0));
+        assert_exact(a, b, WithinDay::ALL);
+        assert_eq!(plan(a, b, WithinDay::ALL).len(), 5);
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //!
 //! The whole days are read from the `day` level (and whole UTC months from
 //! the `month` level). `P(t)` is read from the within-day levels, as a
-//! prefix (`hour` rows from midnight, then `quarter` rows) or as the day
-//! minus a suffix, whichever needs fewer rows. Every IANA zone of the
+//! prefix (four-hour `block` rows from midnight, then `hour`, then
+//! `quarter` rows) or as the day minus a suffix, whichever needs fewer
+//! rows. Every IANA zone of the
 //! present day has an offset that is a whole number of quarter hours
 //! (Asia/Kolkata +5:30, Asia/Kathmandu +5:45, Australia/Lord_Howe's 30-minute
 //! DST), so a local midnight always falls on a quarter hour and the rollups
@@ -28,9 +29,13 @@
 //! zone's rules (jiff), and whatever lies between them is summed.
 //!
 //! **Cost.** A daily series over a year in UTC reads 365 `day` rows; in
-//! America/New_York (midnight at 04:00 or 05:00 UTC) it adds about 5 `hour`
-//! rows per boundary; in Asia/Kolkata 5 hours and 2 quarters. That is a
-//! small constant per bucket, whatever the number of events.
+//! America/New_York (midnight at 04:00 or 05:00 UTC) it adds one block, or
+//! a block and an hour, per boundary; in Asia/Kolkata (18:30 UTC) the day
+//! less a block, an hour and two quarters. That is a small constant per
+//! bucket, whatever the number of events. Blocks exist because hours alone
+//! cost up to nine rows per boundary (Tokyo, Los Angeles): with them a
+//! year's daily series by model in New York reads about 2.4x fewer rows
+//! (BENCHMARKS.md).
 //!
 //! **Groupings (cuboids).** Rows at fine time levels multiply with every
 //! dimension they keep, so each level keeps a small lattice of groupings
@@ -39,7 +44,7 @@
 //! (a member's own dashboard split either way). A query uses the smallest
 //! cuboid that holds its filters and its grouping. Rows of the user × model
 //! and user × activity cuboids at the quarter level would be nearly as many
-//! as the events, so those keep hours but not quarters; their quarter-hour
+//! as the events, so those keep blocks and hours but not quarters; their quarter-hour
 //! edges (Kolkata, Kathmandu) read the user's raw events through the
 //! `(user_id, ts_ms)` index. Anything else (per source, per provider, three
 //! filters at once) uses the full cuboid, which keeps every dimension but
@@ -66,6 +71,8 @@ use crate::db::DbError;
 
 pub const MS_PER_QUARTER: i64 = 900_000;
 pub const MS_PER_HOUR: i64 = 3_600_000;
+/// A block: four hours, six to a UTC day.
+pub const MS_PER_BLOCK: i64 = 4 * MS_PER_HOUR;
 pub const MS_PER_DAY: i64 = 86_400_000;
 
 /// A dimension an event is described by.
@@ -167,7 +174,8 @@ impl Cuboid {
     pub fn keeps(self, level: Level) -> bool {
         match level {
             Level::Month | Level::Day => true,
-            Level::Hour => self.within_day().hour,
+            // Blocks are sums of hours: kept wherever hours are.
+            Level::Block | Level::Hour => self.within_day().hour,
             Level::Quarter => self.within_day().quarter,
         }
     }
@@ -186,17 +194,26 @@ impl Cuboid {
 pub enum Level {
     Month,
     Day,
+    /// Four hours of a UTC day (slot 0..5).
+    Block,
     Hour,
     Quarter,
 }
 
 impl Level {
-    pub const ALL: [Level; 4] = [Level::Month, Level::Day, Level::Hour, Level::Quarter];
+    pub const ALL: [Level; 5] = [
+        Level::Month,
+        Level::Day,
+        Level::Block,
+        Level::Hour,
+        Level::Quarter,
+    ];
 
     pub fn table(self) -> &'static str {
         match self {
             Level::Month => "rollup_month",
             Level::Day => "rollup_day",
+            Level::Block => "rollup_block",
             Level::Hour => "rollup_hour",
             Level::Quarter => "rollup_quarter",
         }
@@ -211,7 +228,7 @@ impl Level {
     }
 
     pub fn is_within_day(self) -> bool {
-        matches!(self, Level::Hour | Level::Quarter)
+        matches!(self, Level::Block | Level::Hour | Level::Quarter)
     }
 }
 
@@ -306,7 +323,7 @@ pub fn first_day_of_month(month: i64) -> i64 {
 }
 
 /// The keys of `ts_ms` at every level.
-pub fn time_keys(ts_ms: i64) -> [TimeKey; 4] {
+pub fn time_keys(ts_ms: i64) -> [TimeKey; 5] {
     let day = ts_ms.div_euclid(MS_PER_DAY);
     let within = ts_ms.rem_euclid(MS_PER_DAY);
     [
@@ -319,6 +336,11 @@ pub fn time_keys(ts_ms: i64) -> [TimeKey; 4] {
             level: Level::Day,
             period: day,
             slot: 0,
+        },
+        TimeKey {
+            level: Level::Block,
+            period: day,
+            slot: within / MS_PER_BLOCK,
         },
         TimeKey {
             level: Level::Hour,
@@ -447,6 +469,7 @@ fn event_time_sql(level: Level) -> (&'static str, &'static str) {
             "0",
         ),
         Level::Day => ("ts_ms / 86400000", "0"),
+        Level::Block => ("ts_ms / 86400000", "(ts_ms % 86400000) / 14400000"),
         Level::Hour => ("ts_ms / 86400000", "(ts_ms % 86400000) / 3600000"),
         Level::Quarter => ("ts_ms / 86400000", "(ts_ms % 86400000) / 900000"),
     }
@@ -601,8 +624,9 @@ mod tests {
         let keys = time_keys(ts);
         assert_eq!(keys[0].period, (2026 - 1970) * 12 + 2);
         assert_eq!(keys[1].period, days_from_civil(2026, 3, 8));
-        assert_eq!(keys[2].slot, 14);
-        assert_eq!(keys[3].slot, 14 * 4 + 3);
+        assert_eq!((keys[2].level, keys[2].slot), (Level::Block, 3));
+        assert_eq!((keys[3].level, keys[3].slot), (Level::Hour, 14));
+        assert_eq!((keys[4].level, keys[4].slot), (Level::Quarter, 14 * 4 + 3));
     }
 
     #[test]
