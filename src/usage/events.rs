@@ -12,8 +12,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
 use super::Scope;
-use super::dims;
-use super::query::{Filters, NONE_LABEL};
+use super::query::{Filters, resolve_filters};
 use super::rollup::Dim;
 use crate::db::DbError;
 
@@ -206,7 +205,7 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
          LEFT JOIN activities a ON a.id = e.activity_id
          LEFT JOIN projects p ON p.id = e.project_id",
     );
-    let Some(constraints) = resolve(conn, scope, &query.filters)? else {
+    let Some(constraints) = resolve_filters(conn, scope, &query.filters)? else {
         return Ok(EventsPage {
             rows: Vec::new(),
             next: None,
@@ -293,44 +292,6 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
         None
     };
     Ok(EventsPage { rows, next })
-}
-
-/// The ids each filter (and the scope) allows; `None` when a filter names
-/// nothing that exists, so no event can match.
-fn resolve(
-    conn: &Connection,
-    scope: Scope,
-    filters: &Filters,
-) -> Result<Option<Vec<(Dim, Vec<i64>)>>, DbError> {
-    let mut constraints = Vec::new();
-    if let Scope::User(user) = scope {
-        constraints.push((Dim::User, vec![user.0]));
-    }
-    let lists = [
-        (Dim::User, &filters.users),
-        (Dim::Model, &filters.models),
-        (Dim::Activity, &filters.activities),
-        (Dim::Project, &filters.projects),
-        (Dim::Source, &filters.sources),
-    ];
-    for (dim, names) in lists {
-        if names.is_empty() {
-            continue;
-        }
-        let mut ids = Vec::new();
-        for name in names {
-            if dim != Dim::User && name == NONE_LABEL {
-                ids.push(0);
-            } else if let Some(id) = dims::find(conn, dim, name)? {
-                ids.push(id);
-            }
-        }
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        constraints.push((dim, ids));
-    }
-    Ok(Some(constraints))
 }
 
 fn sort_value(row: &EventRow, sort: SortColumn) -> CursorValue {

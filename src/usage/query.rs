@@ -156,11 +156,11 @@ struct Grid {
 }
 
 /// The ids each filtered dimension may take.
-type Constraints = Vec<(Dim, Vec<i64>)>;
+pub(super) type Constraints = Vec<(Dim, Vec<i64>)>;
 
 /// Which ids each filtered dimension may take; `None` when a filter
 /// matches nothing at all.
-fn resolve_filters(
+pub(super) fn resolve_filters(
     conn: &Connection,
     scope: Scope,
     filters: &Filters,
