@@ -369,7 +369,7 @@ type RowKey = (Cuboid, TimeKey, DimValues);
 /// Folds `deltas` into every rollup table with additive upserts. Runs in
 /// the caller's transaction: together with the event rows or not at all.
 pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
-    let mut rows: HashMap<RowKey, Totals> = HashMap::new();
+    let mut rows: HashMap<RowKey, Totals, foldhash::fast::RandomState> = HashMap::default();
     for delta in deltas {
         for key in time_keys(delta.ts_ms) {
             for cuboid in Cuboid::ALL {
