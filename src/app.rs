@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::db::{Db, DbError, DbOptions};
 use crate::error::AppError;
 use crate::web::assets::AssetIndex;
-use crate::{health, observe, web};
+use crate::{health, ingest, observe, web};
 
 /// How long a session lives without a request.
 const SESSION_IDLE: time::Duration = time::Duration::hours(12);
@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(auth::routes())
+        .merge(ingest::routes())
         .merge(web::routes())
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
 use super::session_store::USER_ID_KEY;
-use super::{User, UserId, is_public, users};
+use super::tokens::{self, TokenGrant, TokenScope};
+use super::{User, UserId, is_public, takes_token, users};
 use crate::app::AppState;
 use crate::error::AppError;
 
@@ -48,6 +49,86 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireAdmin {
     }
 }
 
+/// A valid, unrevoked API token of the `ingest` scope whose user is
+/// enabled, from `Authorization: Bearer …`.
+#[derive(Debug, Clone)]
+pub struct IngestToken(pub TokenGrant);
+
+impl FromRequestParts<AppState> for IngestToken {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let grant = bearer_grant(parts, state).await?;
+        if grant.scope != TokenScope::Ingest {
+            return Err(token_error(
+                StatusCode::FORBIDDEN,
+                "this token has the read scope; sending events needs an ingest token",
+            ));
+        }
+        Ok(IngestToken(grant))
+    }
+}
+
+/// The grant of the request's bearer token; records its use.
+async fn bearer_grant(parts: &Parts, state: &AppState) -> Result<TokenGrant, Response> {
+    let presented = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|v| v.trim().to_owned());
+    let Some(presented) = presented else {
+        return Err(token_error(
+            StatusCode::UNAUTHORIZED,
+            "an API token is required: send Authorization: Bearer <token>",
+        ));
+    };
+    let grant = state
+        .db
+        .read(move |conn| tokens::authenticate(conn, &presented))
+        .await
+        .map_err(|e| AppError::from(e).into_response())?;
+    let Some(grant) = grant else {
+        return Err(token_error(
+            StatusCode::UNAUTHORIZED,
+            "the API token is unknown or revoked, or its user is disabled",
+        ));
+    };
+    let now = state.now_unix();
+    if grant
+        .last_used_at
+        .is_none_or(|at| at <= now - tokens::LAST_USED_PRECISION_S)
+    {
+        // Not awaited: "last used" must never slow or fail the request.
+        let db = state.db.clone();
+        let token = grant.token;
+        tokio::spawn(async move {
+            if let Err(e) = db.write(move |conn| tokens::touch(conn, token, now)).await {
+                tracing::warn!(error = %e, "cannot record a token's last use");
+            }
+        });
+    }
+    Ok(grant)
+}
+
+fn token_error(status: StatusCode, message: &str) -> Response {
+    let mut response =
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
 /// The middleware in front of every route: public paths pass; any other
 /// request needs a session of an enabled user, whose [`CurrentUser`] it
 /// attaches for the handler.
@@ -57,7 +138,8 @@ pub async fn require_login(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if is_public(request.uri().path()) {
+    let path = request.uri().path();
+    if is_public(path) || takes_token(path) {
         return next.run(request).await;
     }
     match session_user(&state, &session).await {

@@ -9,13 +9,14 @@ mod handlers;
 mod password;
 pub mod session_store;
 pub mod setup;
+pub mod tokens;
 pub mod users;
 mod views;
 
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use extract::{CurrentUser, RequireAdmin, require_login};
+pub use extract::{CurrentUser, IngestToken, RequireAdmin, require_login};
 pub use password::{
     HashCost, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordError, Passwords, check_new_password,
 };
@@ -32,6 +33,13 @@ pub const PUBLIC_PREFIXES: &[&str] = &["/assets/"];
 
 pub fn is_public(path: &str) -> bool {
     PUBLIC_PATHS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+/// Paths authenticated by an API token rather than a session: they skip
+/// the login requirement, and their handlers cannot run without the
+/// token extractor ([`IngestToken`]) succeeding.
+pub fn takes_token(path: &str) -> bool {
+    crate::ingest::TOKEN_PATHS.contains(&path)
 }
 
 pub fn routes() -> Router<AppState> {

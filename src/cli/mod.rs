@@ -8,6 +8,7 @@
 mod config;
 mod price;
 mod systemd;
+mod token;
 mod usage;
 mod user;
 
@@ -80,6 +81,9 @@ pub enum Command {
     /// Show or change the price table (re-prices the events a change applies to)
     #[command(subcommand)]
     Price(price::PriceCommand),
+    /// Manage API tokens (for the event API, OTLP exporters, LiteLLM, remote import)
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Check the database: recompute every rollup from the raw events
     Verify,
     /// Print the version, the schema version and the SQLite version
@@ -119,6 +123,8 @@ pub enum CliError {
     User(#[from] user::UserCommandError),
     #[error(transparent)]
     UsageStore(#[from] usage::UsageCommandError),
+    #[error(transparent)]
+    Token(#[from] token::TokenCommandError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot start the async runtime: {0}")]
@@ -170,6 +176,9 @@ fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Price(command) => {
             Ok(runtime()?.block_on(price::run(command, &data_dir.join(DB_FILE)))?)
+        }
+        Command::Token(command) => {
+            Ok(runtime()?.block_on(token::run(command, &data_dir.join(DB_FILE)))?)
         }
         Command::Verify => Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE)))?),
         Command::SystemdUnit(args) => {

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use jiff::Timestamp;
 use tempfile::TempDir;
 use tokentally::app::{self, AppOptions, AppState};
+use tokentally::auth::tokens::{self, TokenScope};
 use tokentally::auth::users::{self, NewUser};
 use tokentally::auth::{HashCost, Role, UserId};
 use tokentally::clock::ManualClock;
@@ -173,6 +174,36 @@ impl TestApp {
             })
             .await
             .expect("user created")
+    }
+
+    /// Creates an API token through the real token store; returns its secret.
+    pub async fn create_token(&self, username: &str, scope: TokenScope) -> String {
+        let (name, now) = (username.to_owned(), self.state.now_unix());
+        self.state
+            .db
+            .write(move |conn| tokens::create(conn, &name, scope, "test", now))
+            .await
+            .expect("token created")
+            .secret
+    }
+
+    /// POSTs `body` with a bearer token and extra headers.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(Method::POST).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.request(builder.body(Body::from(body)).expect("request"))
+            .await
     }
 
     /// Logs in through the login form; returns the session cookie.

@@ -1,0 +1,31 @@
+//! Ingestion: usage events from producers, authenticated by API tokens,
+//! validated whole (a request is stored entirely or not at all), and
+//! idempotent (an event whose id, source and user are stored already is
+//! acknowledged as a duplicate, never counted twice).
+//!
+//! Events reach the single database writer, which folds concurrent
+//! requests into one transaction (group commit); a request is answered
+//! only after that transaction commits.
+
+pub mod api;
+pub mod body;
+pub mod error;
+pub mod event;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+
+pub use error::{FieldError, IngestError};
+
+use crate::app::AppState;
+
+/// Paths that take an API token (`Authorization: Bearer tt_…`) instead of
+/// a session; `auth::require_login` lets them through to their extractor.
+pub const TOKEN_PATHS: &[&str] = &["/api/v1/events"];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events", post(api::post_events))
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+}

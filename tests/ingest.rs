@@ -1,0 +1,412 @@
+//! The event API over the real router and a real database: who may send,
+//! what is accepted, what is refused (and then nothing is written), and
+//! that re-sending never counts twice.
+
+mod common;
+
+use std::io::Write;
+
+use axum::http::StatusCode;
+use common::{TestApp, TestResponse};
+use serde_json::{Value, json};
+use tokentally::auth::Role;
+use tokentally::auth::tokens::{self, TokenId, TokenScope};
+use tokentally::db::DbError;
+use tokentally::usage::rollup;
+
+const EVENTS: &str = "/api/v1/events";
+const JSON: (&str, &str) = ("content-type", "application/json");
+const NDJSON: (&str, &str) = ("content-type", "application/x-ndjson");
+
+fn event(id: &str) -> Value {
+    json!({
+        "id": id, "timestamp": "2026-06-01T10:00:00+02:00", "model": "claude-sonnet-4-5",
+        "activity": "chat", "input_tokens": 1000, "output_tokens": 200,
+        "cache_read_tokens": 50, "cache_write_tokens": 0
+    })
+}
+
+fn body_json(response: &TestResponse) -> Value {
+    serde_json::from_str(&response.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.body))
+}
+
+async fn post_json(app: &TestApp, token: &str, events: &Value) -> TestResponse {
+    app.post_bytes(
+        EVENTS,
+        Some(token),
+        &[JSON],
+        events.to_string().into_bytes(),
+    )
+    .await
+}
+
+/// (events, sum of input tokens) per username, from the raw rows.
+async fn stored(app: &TestApp) -> Vec<(String, i64, i64)> {
+    app.state
+        .db
+        .read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT u.username, COUNT(*), SUM(e.input_tokens) FROM events e
+                 JOIN users u ON u.id = e.user_id GROUP BY 1 ORDER BY 1",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, DbError>(rows)
+        })
+        .await
+        .expect("stored")
+}
+
+async fn rollups_agree(app: &TestApp) {
+    let mismatch = app.state.db.read(rollup::verify).await.expect("verify");
+    assert!(
+        mismatch.is_none(),
+        "{}",
+        mismatch.map(|m| m.to_string()).unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn events_are_stored_once_however_often_they_are_sent() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    let batch = json!([event("a"), event("b"), event("c")]);
+    let first = post_json(&app, &token, &batch).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(body_json(&first), json!({"accepted": 3, "duplicates": 0}));
+    let again = post_json(&app, &token, &batch).await;
+    assert_eq!(body_json(&again), json!({"accepted": 0, "duplicates": 3}));
+    // NDJSON with one new event and one already stored.
+    let lines = format!("{}\n\n{}\n", event("d"), event("a"));
+    let mixed = app
+        .post_bytes(EVENTS, Some(&token), &[NDJSON], lines.into_bytes())
+        .await;
+    assert_eq!(body_json(&mixed), json!({"accepted": 1, "duplicates": 1}));
+    // A single object is one event.
+    let single = post_json(&app, &token, &event("e")).await;
+    assert_eq!(body_json(&single), json!({"accepted": 1, "duplicates": 0}));
+    assert_eq!(stored(&app).await, vec![("ada".to_owned(), 5, 5000)]);
+    rollups_agree(&app).await;
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    let lines: String = (0..50)
+        .map(|i| format!("{}\n", event(&format!("g{i}"))))
+        .collect();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(lines.as_bytes()).expect("gzip");
+    let gzipped = encoder.finish().expect("gzip");
+    let response = app
+        .post_bytes(
+            EVENTS,
+            Some(&token),
+            &[NDJSON, ("content-encoding", "gzip")],
+            gzipped,
+        )
+        .await;
+    assert_eq!(
+        body_json(&response),
+        json!({"accepted": 50, "duplicates": 0})
+    );
+    let broken = app
+        .post_bytes(
+            EVENTS,
+            Some(&token),
+            &[NDJSON, ("content-encoding", "gzip")],
+            b"not gzip".to_vec(),
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST, "{}", broken.body);
+    assert!(
+        body_json(&broken)["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("gzip")
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_event_rejects_the_whole_request_naming_each_problem() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    let mut bad_time = event("x");
+    bad_time["timestamp"] = json!("yesterday");
+    let mut bad_tokens = event("y");
+    bad_tokens["output_tokens"] = json!(-3);
+    let response = post_json(&app, &token, &json!([event("ok"), bad_time, bad_tokens])).await;
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.body
+    );
+    let body = body_json(&response);
+    let errors = body["errors"].as_array().expect("errors");
+    let listed: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap_or(99),
+                e["field"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(listed, vec![(1, "timestamp"), (2, "output_tokens")]);
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["reason"].as_str().is_some_and(|r| !r.is_empty()))
+    );
+    assert_eq!(
+        stored(&app).await,
+        vec![],
+        "nothing of the request was written"
+    );
+
+    // NDJSON errors carry their line numbers; a line that is not JSON too.
+    let lines = format!("{}\n{{not json\n\n{}\n", event("1"), json!({"id": "2"}));
+    let response = app
+        .post_bytes(EVENTS, Some(&token), &[NDJSON], lines.into_bytes())
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = body_json(&response)["errors"].clone();
+    assert_eq!(errors[0]["line"], 2);
+    assert_eq!(errors[0]["field"], Value::Null);
+    assert!(
+        errors[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not valid JSON")
+    );
+    assert!(
+        errors
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|e| e["line"] == 4 && e["field"] == "timestamp")
+    );
+    assert_eq!(stored(&app).await, vec![]);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_get_clear_answers() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    type Case<'a> = (&'a [(&'a str, &'a str)], Vec<u8>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            &[JSON],
+            b"[{".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not valid JSON",
+        ),
+        (&[JSON], b"42".to_vec(), StatusCode::BAD_REQUEST, "array"),
+        (
+            &[JSON],
+            b"[]".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "no events",
+        ),
+        (
+            &[("content-type", "text/csv")],
+            b"a,b".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "text/csv",
+        ),
+        (
+            &[],
+            b"[]".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type",
+        ),
+        (
+            &[JSON, ("content-encoding", "br")],
+            b"[]".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "br",
+        ),
+        (
+            &[JSON],
+            vec![b' '; 17 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "MiB",
+        ),
+    ];
+    for (headers, body, status, needle) in cases {
+        let response = app.post_bytes(EVENTS, Some(&token), headers, body).await;
+        assert_eq!(response.status, status, "{headers:?}: {}", response.body);
+        let message = body_json(&response)["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(message.contains(needle), "{headers:?}: {message}");
+    }
+    let too_many: Vec<Value> = (0..10_001).map(|i| event(&format!("m{i}"))).collect();
+    let response = post_json(&app, &token, &Value::Array(too_many)).await;
+    assert_eq!(
+        response.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        response.body
+    );
+    assert_eq!(stored(&app).await, vec![]);
+}
+
+#[tokio::test]
+async fn who_may_send_and_for_whom() {
+    let app = TestApp::new().await;
+    app.create_user("root", Role::Admin).await;
+    app.create_user("ada", Role::Member).await;
+    app.create_user("grace", Role::Member).await;
+    let admin = app.create_token("root", TokenScope::Ingest).await;
+    let ada = app.create_token("ada", TokenScope::Ingest).await;
+    let ada_reader = app.create_token("ada", TokenScope::Read).await;
+
+    // No token, a wrong one, a read token: refused with a JSON reason.
+    for (token, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("tt_0000"), StatusCode::UNAUTHORIZED),
+        (Some("not-even-a-token"), StatusCode::UNAUTHORIZED),
+        (Some(ada_reader.as_str()), StatusCode::FORBIDDEN),
+    ] {
+        let response = app
+            .post_bytes(
+                EVENTS,
+                token,
+                &[JSON],
+                json!([event("z")]).to_string().into_bytes(),
+            )
+            .await;
+        assert_eq!(response.status, status, "{token:?}");
+        assert!(body_json(&response)["error"].is_string());
+    }
+    // A session cookie is no substitute for a token on this path.
+    let cookie = app.login("ada", common::PASSWORD).await;
+    let request = axum::http::Request::post(EVENTS)
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(json!([event("z")]).to_string()))
+        .expect("request");
+    assert_eq!(app.request(request).await.status, StatusCode::UNAUTHORIZED);
+
+    // A member's token sends only the member's events.
+    let mut for_grace = event("m1");
+    for_grace["user"] = json!("grace");
+    let refused = post_json(&app, &ada, &json!([for_grace.clone()])).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body_json(&refused)["errors"][0]["field"], "user");
+    let mut as_ada = event("m2");
+    as_ada["user"] = json!("ADA");
+    assert_eq!(
+        post_json(&app, &ada, &json!([as_ada])).await.status,
+        StatusCode::OK
+    );
+
+    // An admin's token attributes to named users; unknown names are refused.
+    let mut for_nobody = event("a2");
+    for_nobody["user"] = json!("nobody");
+    let refused = post_json(&app, &admin, &json!([for_grace.clone(), for_nobody])).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body_json(&refused)["errors"][0]["index"], 1);
+    let ok = post_json(&app, &admin, &json!([for_grace, event("a3")])).await;
+    assert_eq!(body_json(&ok), json!({"accepted": 2, "duplicates": 0}));
+    assert_eq!(
+        stored(&app).await,
+        vec![
+            ("ada".into(), 1, 1000),
+            ("grace".into(), 1, 1000),
+            ("root".into(), 1, 1000)
+        ]
+    );
+
+    // A revoked token stops at once.
+    let ada_id = app
+        .state
+        .db
+        .read(|conn| tokens::list(conn, None))
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|t| t.username == "ada" && t.scope == TokenScope::Ingest)
+        .expect("ada's token")
+        .id;
+    let now = app.state.now_unix();
+    app.state
+        .db
+        .write(move |conn| tokens::revoke(conn, ada_id, None, now))
+        .await
+        .expect("revoke");
+    let response = post_json(&app, &ada, &json!([event("late")])).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    let _: TokenId = ada_id;
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_all_committed_and_counted_once() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    let mut tasks = Vec::new();
+    for client in 0..8 {
+        let (app, token) = (app.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            // Every client also re-sends the events of client 0.
+            let events: Vec<Value> = (0..100)
+                .map(|i| event(&format!("c{client}-{i}")))
+                .chain((0..10).map(|i| event(&format!("c0-{i}"))))
+                .collect();
+            let response = post_json(&app, &token, &Value::Array(events)).await;
+            assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+            body_json(&response)
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await.expect("client")["accepted"]
+            .as_u64()
+            .unwrap_or(0);
+    }
+    assert_eq!(accepted, 800);
+    assert_eq!(stored(&app).await, vec![("ada".to_owned(), 800, 800_000)]);
+    rollups_agree(&app).await;
+}
+
+#[tokio::test]
+async fn a_token_records_when_it_was_last_used() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    let last_used = || async {
+        app.state
+            .db
+            .read(|conn| tokens::list(conn, None))
+            .await
+            .expect("list")[0]
+            .last_used_at
+    };
+    assert_eq!(last_used().await, None);
+    post_json(&app, &token, &json!([event("u1")])).await;
+    // The use is recorded in the background; wait for it through the
+    // writer, which runs jobs in order.
+    for _ in 0..100 {
+        if last_used().await.is_some() {
+            break;
+        }
+        tokio::task::yield_now().await;
+        app.state
+            .db
+            .write(|_| Ok::<_, DbError>(()))
+            .await
+            .expect("barrier");
+    }
+    assert_eq!(last_used().await, Some(app.state.now_unix()));
+}
