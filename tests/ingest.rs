@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::{self, TokenId, TokenScope};
 use tokentally::db::DbError;
-use tokentally::usage::rollup;
 
 const EVENTS: &str = "/api/v1/events";
 const JSON: (&str, &str) = ("content-type", "application/json");
@@ -26,11 +25,6 @@ fn event(id: &str) -> Value {
     })
 }
 
-fn body_json(response: &TestResponse) -> Value {
-    serde_json::from_str(&response.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.body))
-}
-
 async fn post_json(app: &TestApp, token: &str, events: &Value) -> TestResponse {
     app.post_bytes(
         EVENTS,
@@ -41,33 +35,6 @@ async fn post_json(app: &TestApp, token: &str, events: &Value) -> TestResponse {
     .await
 }
 
-/// (events, sum of input tokens) per username, from the raw rows.
-async fn stored(app: &TestApp) -> Vec<(String, i64, i64)> {
-    app.state
-        .db
-        .read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT u.username, COUNT(*), SUM(e.input_tokens) FROM events e
-                 JOIN users u ON u.id = e.user_id GROUP BY 1 ORDER BY 1",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, DbError>(rows)
-        })
-        .await
-        .expect("stored")
-}
-
-async fn rollups_agree(app: &TestApp) {
-    let mismatch = app.state.db.read(rollup::verify).await.expect("verify");
-    assert!(
-        mismatch.is_none(),
-        "{}",
-        mismatch.map(|m| m.to_string()).unwrap_or_default()
-    );
-}
-
 #[tokio::test]
 async fn events_are_stored_once_however_often_they_are_sent() {
     let app = TestApp::new().await;
@@ -76,20 +43,23 @@ async fn events_are_stored_once_however_often_they_are_sent() {
     let batch = json!([event("a"), event("b"), event("c")]);
     let first = post_json(&app, &token, &batch).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    assert_eq!(body_json(&first), json!({"accepted": 3, "duplicates": 0}));
+    assert_eq!(first.json(), json!({"accepted": 3, "duplicates": 0}));
     let again = post_json(&app, &token, &batch).await;
-    assert_eq!(body_json(&again), json!({"accepted": 0, "duplicates": 3}));
+    assert_eq!(again.json(), json!({"accepted": 0, "duplicates": 3}));
     // NDJSON with one new event and one already stored.
     let lines = format!("{}\n\n{}\n", event("d"), event("a"));
     let mixed = app
         .post_bytes(EVENTS, Some(&token), &[NDJSON], lines.into_bytes())
         .await;
-    assert_eq!(body_json(&mixed), json!({"accepted": 1, "duplicates": 1}));
+    assert_eq!(mixed.json(), json!({"accepted": 1, "duplicates": 1}));
     // A single object is one event.
     let single = post_json(&app, &token, &event("e")).await;
-    assert_eq!(body_json(&single), json!({"accepted": 1, "duplicates": 0}));
-    assert_eq!(stored(&app).await, vec![("ada".to_owned(), 5, 5000)]);
-    rollups_agree(&app).await;
+    assert_eq!(single.json(), json!({"accepted": 1, "duplicates": 0}));
+    assert_eq!(
+        app.stored_by_user().await,
+        vec![("ada".to_owned(), 5, 5000)]
+    );
+    app.assert_rollups_exact().await;
 }
 
 #[tokio::test]
@@ -111,10 +81,7 @@ async fn gzip_bodies_are_accepted() {
             gzipped,
         )
         .await;
-    assert_eq!(
-        body_json(&response),
-        json!({"accepted": 50, "duplicates": 0})
-    );
+    assert_eq!(response.json(), json!({"accepted": 50, "duplicates": 0}));
     let broken = app
         .post_bytes(
             EVENTS,
@@ -125,7 +92,7 @@ async fn gzip_bodies_are_accepted() {
         .await;
     assert_eq!(broken.status, StatusCode::BAD_REQUEST, "{}", broken.body);
     assert!(
-        body_json(&broken)["error"]
+        broken.json()["error"]
             .as_str()
             .unwrap_or("")
             .contains("gzip")
@@ -148,7 +115,7 @@ async fn an_invalid_event_rejects_the_whole_request_naming_each_problem() {
         "{}",
         response.body
     );
-    let body = body_json(&response);
+    let body = response.json();
     let errors = body["errors"].as_array().expect("errors");
     let listed: Vec<(u64, &str)> = errors
         .iter()
@@ -166,7 +133,7 @@ async fn an_invalid_event_rejects_the_whole_request_naming_each_problem() {
             .all(|e| e["reason"].as_str().is_some_and(|r| !r.is_empty()))
     );
     assert_eq!(
-        stored(&app).await,
+        app.stored_by_user().await,
         vec![],
         "nothing of the request was written"
     );
@@ -177,7 +144,7 @@ async fn an_invalid_event_rejects_the_whole_request_naming_each_problem() {
         .post_bytes(EVENTS, Some(&token), &[NDJSON], lines.into_bytes())
         .await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let errors = body_json(&response)["errors"].clone();
+    let errors = response.json()["errors"].clone();
     assert_eq!(errors[0]["line"], 2);
     assert_eq!(errors[0]["field"], Value::Null);
     assert!(
@@ -193,7 +160,7 @@ async fn an_invalid_event_rejects_the_whole_request_naming_each_problem() {
             .iter()
             .any(|e| e["line"] == 4 && e["field"] == "timestamp")
     );
-    assert_eq!(stored(&app).await, vec![]);
+    assert_eq!(app.stored_by_user().await, vec![]);
 }
 
 #[tokio::test]
@@ -244,10 +211,7 @@ async fn malformed_and_oversized_requests_get_clear_answers() {
     for (headers, body, status, needle) in cases {
         let response = app.post_bytes(EVENTS, Some(&token), headers, body).await;
         assert_eq!(response.status, status, "{headers:?}: {}", response.body);
-        let message = body_json(&response)["error"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
+        let message = response.json()["error"].as_str().unwrap_or("").to_owned();
         assert!(message.contains(needle), "{headers:?}: {message}");
     }
     let too_many: Vec<Value> = (0..10_001).map(|i| event(&format!("m{i}"))).collect();
@@ -258,7 +222,7 @@ async fn malformed_and_oversized_requests_get_clear_answers() {
         "{}",
         response.body
     );
-    assert_eq!(stored(&app).await, vec![]);
+    assert_eq!(app.stored_by_user().await, vec![]);
 }
 
 #[tokio::test]
@@ -287,7 +251,7 @@ async fn who_may_send_and_for_whom() {
             )
             .await;
         assert_eq!(response.status, status, "{token:?}");
-        assert!(body_json(&response)["error"].is_string());
+        assert!(response.json()["error"].is_string());
     }
     // A session cookie is no substitute for a token on this path.
     let cookie = app.login("ada", common::PASSWORD).await;
@@ -303,7 +267,7 @@ async fn who_may_send_and_for_whom() {
     for_grace["user"] = json!("grace");
     let refused = post_json(&app, &ada, &json!([for_grace.clone()])).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body_json(&refused)["errors"][0]["field"], "user");
+    assert_eq!(refused.json()["errors"][0]["field"], "user");
     let mut as_ada = event("m2");
     as_ada["user"] = json!("ADA");
     assert_eq!(
@@ -316,11 +280,11 @@ async fn who_may_send_and_for_whom() {
     for_nobody["user"] = json!("nobody");
     let refused = post_json(&app, &admin, &json!([for_grace.clone(), for_nobody])).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body_json(&refused)["errors"][0]["index"], 1);
+    assert_eq!(refused.json()["errors"][0]["index"], 1);
     let ok = post_json(&app, &admin, &json!([for_grace, event("a3")])).await;
-    assert_eq!(body_json(&ok), json!({"accepted": 2, "duplicates": 0}));
+    assert_eq!(ok.json(), json!({"accepted": 2, "duplicates": 0}));
     assert_eq!(
-        stored(&app).await,
+        app.stored_by_user().await,
         vec![
             ("ada".into(), 1, 1000),
             ("grace".into(), 1, 1000),
@@ -366,7 +330,7 @@ async fn concurrent_requests_are_all_committed_and_counted_once() {
                 .collect();
             let response = post_json(&app, &token, &Value::Array(events)).await;
             assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-            body_json(&response)
+            response.json()
         }));
     }
     let mut accepted = 0;
@@ -376,8 +340,11 @@ async fn concurrent_requests_are_all_committed_and_counted_once() {
             .unwrap_or(0);
     }
     assert_eq!(accepted, 800);
-    assert_eq!(stored(&app).await, vec![("ada".to_owned(), 800, 800_000)]);
-    rollups_agree(&app).await;
+    assert_eq!(
+        app.stored_by_user().await,
+        vec![("ada".to_owned(), 800, 800_000)]
+    );
+    app.assert_rollups_exact().await;
 }
 
 #[tokio::test]

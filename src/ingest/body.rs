@@ -4,10 +4,13 @@
 use std::io::Read;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, header};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
 use flate2::read::GzDecoder;
+use serde_json::Value;
 
 use super::error::IngestError;
+use super::pipeline::Item;
 
 /// Largest body accepted on the wire (compressed or not).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -21,6 +24,58 @@ pub enum Framing {
     JsonArray,
     /// One JSON event per line.
     Ndjson,
+    /// Whichever of the two the body is (for producers that send NDJSON
+    /// as `application/json`, such as LiteLLM).
+    Sniff,
+}
+
+/// The body of an accepted request, or a 413 in our JSON shape.
+pub fn accept(body: Result<Bytes, BytesRejection>) -> Result<Bytes, IngestError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large_body(),
+        _ => IngestError::BadRequest(rejection.body_text()),
+    })
+}
+
+/// The body's items with their NDJSON line numbers; a line that is not
+/// JSON is that item's problem, a JSON array that is not JSON is the
+/// request's.
+pub fn split(framing: Framing, body: &[u8]) -> Result<Vec<Item>, IngestError> {
+    match framing {
+        Framing::JsonArray => match serde_json::from_slice::<Value>(body) {
+            Ok(value) => whole(value),
+            Err(e) => Err(IngestError::BadRequest(format!(
+                "the body is not valid JSON: {e}"
+            ))),
+        },
+        Framing::Ndjson => Ok(lines(body)),
+        Framing::Sniff => match serde_json::from_slice::<Value>(body) {
+            Ok(value) => whole(value),
+            Err(_) => Ok(lines(body)),
+        },
+    }
+}
+
+fn whole(value: Value) -> Result<Vec<Item>, IngestError> {
+    match value {
+        Value::Array(values) => Ok(values.into_iter().map(|v| (None, Ok(v))).collect()),
+        object @ Value::Object(_) => Ok(vec![(None, Ok(object))]),
+        _ => Err(IngestError::BadRequest(
+            "the body must be a JSON array of events (or one event object)".into(),
+        )),
+    }
+}
+
+fn lines(body: &[u8]) -> Vec<Item> {
+    body.split(|byte| *byte == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(number, line)| {
+            let value = serde_json::from_slice::<Value>(line)
+                .map_err(|e| format!("the line is not valid JSON: {e}"));
+            (Some(number + 1), value)
+        })
+        .collect()
 }
 
 /// The framing named by `Content-Type` (parameters such as charset are

@@ -11,6 +11,8 @@ pub mod api;
 pub mod body;
 pub mod error;
 pub mod event;
+pub mod litellm;
+pub mod pipeline;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -22,10 +24,11 @@ use crate::app::AppState;
 
 /// Paths that take an API token (`Authorization: Bearer tt_…`) instead of
 /// a session; `auth::require_login` lets them through to their extractor.
-pub const TOKEN_PATHS: &[&str] = &["/api/v1/events"];
+pub const TOKEN_PATHS: &[&str] = &["/api/v1/events", "/api/v1/ingest/litellm"];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/events", post(api::post_events))
+        .route("/api/v1/ingest/litellm", post(litellm::post_litellm))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }

@@ -39,6 +39,11 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
     pub fn location(&self) -> Option<&str> {
         self.headers
             .get(header::LOCATION)
@@ -204,6 +209,39 @@ impl TestApp {
         }
         self.request(builder.body(Body::from(body)).expect("request"))
             .await
+    }
+
+    /// (username, events, sum of input tokens) from the raw rows.
+    pub async fn stored_by_user(&self) -> Vec<(String, i64, i64)> {
+        self.state
+            .db
+            .read(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT u.username, COUNT(*), SUM(e.input_tokens) FROM events e
+                     JOIN users u ON u.id = e.user_id GROUP BY 1 ORDER BY 1",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, tokentally::db::DbError>(rows)
+            })
+            .await
+            .expect("stored events")
+    }
+
+    /// Panics naming the first rollup row that disagrees with the events.
+    pub async fn assert_rollups_exact(&self) {
+        let mismatch = self
+            .state
+            .db
+            .read(tokentally::usage::rollup::verify)
+            .await
+            .expect("verify");
+        assert!(
+            mismatch.is_none(),
+            "{}",
+            mismatch.map(|m| m.to_string()).unwrap_or_default()
+        );
     }
 
     /// Logs in through the login form; returns the session cookie.

@@ -1,0 +1,288 @@
+//! `POST /api/v1/ingest/litellm`: the LiteLLM proxy's `generic_api` logging
+//! callback, which sends each call's `StandardLoggingPayload` as a JSON
+//! array (`json_array`, its default), NDJSON (`ndjson`) or one object
+//! (`single`), all as `application/json`.
+//!
+//! Mapping (FORMATS.md §5):
+//! - id `id`; time `startTime` (epoch seconds; `endTime` if absent);
+//!   model `model` (`model_group` if absent); provider
+//!   `custom_llm_provider`; cost `response_cost` (USD, reported, so never
+//!   re-priced).
+//! - tokens: LiteLLM's `prompt_tokens` follows OpenAI and *includes* cached
+//!   input (for Anthropic it adds cache reads and cache writes to it), so
+//!   input = `prompt_tokens` − cache reads − cache writes, with the cache
+//!   counts from `metadata.usage_object` (`cache_read_input_tokens`, or
+//!   `prompt_tokens_details.cached_tokens`; `cache_creation_input_tokens`).
+//! - user: `metadata.user_api_key_user_id`, else `end_user`, when an
+//!   admin's token names an existing tokentally user; otherwise the token's
+//!   owner (counted as `unattributed`: a proxy's webhook must not lose data
+//!   because a name is unknown here).
+//! - activity: the first of `request_tags`, else `call_type`; project:
+//!   `metadata.user_api_key_team_alias`, else `user_api_key_team_id`.
+//! - a failed call (`status` = `failure`) with no tokens is skipped and
+//!   counted; one with tokens is stored.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::api::MAX_EVENTS;
+use super::body::{self, Framing};
+use super::error::IngestError;
+use super::event::{ApiEvent, Problem};
+use super::pipeline::{self, Attribution, Mapped};
+use crate::app::AppState;
+use crate::auth::IngestToken;
+
+pub const SOURCE: &str = "litellm";
+const MAX_TEXT: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiteLlmOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// Payloads not stored, by reason.
+    pub skipped: BTreeMap<&'static str, usize>,
+    /// Events stored under the token's owner because the user they name
+    /// is not a tokentally user (or the token may not name users).
+    pub unattributed: usize,
+}
+
+pub async fn post_litellm(
+    State(state): State<AppState>,
+    IngestToken(grant): IngestToken,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<LiteLlmOutcome>, IngestError> {
+    let body = body::accept(body)?;
+    let now = state.clock.now();
+    let (events, skipped) = tokio::task::spawn_blocking(move || {
+        // LiteLLM labels NDJSON application/json too: look at the body.
+        let framing = match body::framing(&headers)? {
+            Framing::JsonArray => Framing::Sniff,
+            other => other,
+        };
+        let body = body::decode(&headers, body)?;
+        let items = body::split(framing, &body)?;
+        pipeline::parse_items(items, MAX_EVENTS, |value| parse(value, now))
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("parse task: {e}")))??;
+    let attributed =
+        pipeline::attribute(&state, &grant, events, Attribution::OwnerFallback).await?;
+    let outcome = pipeline::store(&state, attributed.events).await?;
+    Ok(Json(LiteLlmOutcome {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        skipped: skipped.into_iter().collect(),
+        unattributed: attributed.unattributed,
+    }))
+}
+
+/// One `StandardLoggingPayload` as an event.
+pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
+    let Some(payload) = value.as_object() else {
+        return Err(vec![(None, "a payload must be a JSON object".into())]);
+    };
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, reason: String| problems.push((Some(field.to_owned()), reason));
+    let text = |value: Option<&Value>| {
+        value
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(MAX_TEXT).collect::<String>())
+    };
+    let metadata = payload.get("metadata");
+    let usage = metadata.and_then(|m| m.get("usage_object"));
+
+    let id = text(payload.get("id"));
+    if id.is_none() {
+        problem("id", "is required (a non-empty string)".into());
+    }
+    let model = text(payload.get("model")).or_else(|| text(payload.get("model_group")));
+    if model.is_none() {
+        problem("model", "is required (a non-empty string)".into());
+    }
+    let ts_ms = match start_time(payload.get("startTime").or_else(|| payload.get("endTime"))) {
+        Ok(ms) if ms > (now.as_millisecond() + 86_400_000) => {
+            problem("startTime", "is more than a day in the future".into());
+            0
+        }
+        Ok(ms) => ms,
+        Err(reason) => {
+            problem("startTime", reason);
+            0
+        }
+    };
+    let mut count = |field: &str, value: Option<&Value>| match value {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_i64() {
+            Some(n) if n >= 0 => n,
+            _ => {
+                problem(field, "must be a non-negative whole number".into());
+                0
+            }
+        },
+    };
+    let prompt = count("prompt_tokens", payload.get("prompt_tokens"));
+    let completion = count("completion_tokens", payload.get("completion_tokens"));
+    let cache_read = match usage.and_then(|u| u.get("cache_read_input_tokens")) {
+        Some(v) if !v.is_null() => count("metadata.usage_object.cache_read_input_tokens", Some(v)),
+        _ => count(
+            "metadata.usage_object.prompt_tokens_details.cached_tokens",
+            usage
+                .and_then(|u| u.get("prompt_tokens_details"))
+                .and_then(|d| d.get("cached_tokens")),
+        ),
+    };
+    let cache_write = count(
+        "metadata.usage_object.cache_creation_input_tokens",
+        usage.and_then(|u| u.get("cache_creation_input_tokens")),
+    );
+    let cost_micros = match payload.get("response_cost") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_f64() {
+            // A float from LiteLLM already; rounded once to micro-units.
+            Some(usd) if usd.is_finite() && usd >= 0.0 => Some((usd * 1e6).round() as i64),
+            _ => {
+                problem("response_cost", "must be a non-negative number".into());
+                None
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let failed = payload.get("status").and_then(Value::as_str) == Some("failure");
+    if failed && prompt == 0 && completion == 0 {
+        return Ok(Mapped::Skipped("failed call without tokens"));
+    }
+    let user = text(metadata.and_then(|m| m.get("user_api_key_user_id")))
+        .or_else(|| text(payload.get("end_user")));
+    let activity = payload
+        .get("request_tags")
+        .and_then(Value::as_array)
+        .and_then(|tags| text(tags.first()))
+        .or_else(|| text(payload.get("call_type")));
+    let project = text(metadata.and_then(|m| m.get("user_api_key_team_alias")))
+        .or_else(|| text(metadata.and_then(|m| m.get("user_api_key_team_id"))));
+    Ok(Mapped::Event(ApiEvent {
+        id: id.unwrap_or_default(),
+        ts_ms,
+        user,
+        model: model.unwrap_or_default(),
+        provider: text(payload.get("custom_llm_provider")),
+        activity,
+        project,
+        source: SOURCE.to_owned(),
+        // Cached input is inside prompt_tokens; a producer that reports
+        // more cache than prompt would go negative: clamp, never wrap.
+        tokens: [
+            (prompt - cache_read - cache_write).max(0),
+            completion,
+            cache_read,
+            cache_write,
+        ],
+        cost_micros,
+    }))
+}
+
+/// Epoch seconds (a float) or an RFC 3339 string, as milliseconds.
+fn start_time(value: Option<&Value>) -> Result<i64, String> {
+    match value {
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(s) if (0.0..1e11).contains(&s) => Ok((s * 1000.0).round() as i64),
+            _ => Err("must be epoch seconds".into()),
+        },
+        Some(Value::String(s)) => s
+            .parse::<Timestamp>()
+            .map(|t| t.as_millisecond())
+            .map_err(|_| format!("{s:?} is neither epoch seconds nor an RFC 3339 time")),
+        _ => Err("is required (epoch seconds)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        "2026-06-01T00:00:00Z".parse().expect("now")
+    }
+
+    fn event(value: Value) -> ApiEvent {
+        match parse(&value, now()) {
+            Ok(Mapped::Event(event)) => event,
+            Ok(Mapped::Skipped(why)) => panic!("skipped: {why}"),
+            Err(problems) => panic!("{problems:?}"),
+        }
+    }
+
+    #[test]
+    fn anthropic_through_litellm_keeps_cache_apart_from_input() {
+        let e = event(json!({
+            "id": "chatcmpl-1", "startTime": 1780000000.25, "model": "claude-sonnet-4-5",
+            "prompt_tokens": 7396, "completion_tokens": 120, "response_cost": 0.0123456789,
+            "status": "success", "call_type": "acompletion", "request_tags": ["review"],
+            "custom_llm_provider": "anthropic",
+            "metadata": {"user_api_key_user_id": "ada", "user_api_key_team_alias": "web",
+                         "usage_object": {"cache_read_input_tokens": 7000,
+                                          "cache_creation_input_tokens": 253}}
+        }));
+        assert_eq!(e.tokens, [143, 120, 7000, 253]);
+        assert_eq!(e.ts_ms, 1_780_000_000_250);
+        assert_eq!(e.cost_micros, Some(12_346));
+        assert_eq!(
+            (
+                e.user.as_deref(),
+                e.activity.as_deref(),
+                e.project.as_deref()
+            ),
+            (Some("ada"), Some("review"), Some("web"))
+        );
+        assert_eq!(
+            (e.provider.as_deref(), e.source.as_str()),
+            (Some("anthropic"), "litellm")
+        );
+    }
+
+    #[test]
+    fn openai_cached_tokens_come_from_prompt_details() {
+        let e = event(json!({
+            "id": "x", "startTime": 1780000000, "model": "gpt-5", "prompt_tokens": 2000,
+            "completion_tokens": 10, "call_type": "completion", "end_user": "grace",
+            "metadata": {"usage_object": {"prompt_tokens_details": {"cached_tokens": 1500}}}
+        }));
+        assert_eq!(e.tokens, [500, 10, 1500, 0]);
+        assert_eq!(
+            (e.user.as_deref(), e.activity.as_deref()),
+            (Some("grace"), Some("completion"))
+        );
+        assert_eq!(e.cost_micros, None);
+    }
+
+    #[test]
+    fn failures_without_tokens_are_skipped_and_bad_payloads_named() {
+        assert!(matches!(
+            parse(
+                &json!({"id": "f", "startTime": 1780000000, "model": "m", "status": "failure"}),
+                now()
+            ),
+            Ok(Mapped::Skipped(_))
+        ));
+        let problems = parse(&json!({"startTime": "soon", "prompt_tokens": -1}), now())
+            .err()
+            .expect("invalid");
+        let fields: Vec<_> = problems.iter().filter_map(|(f, _)| f.as_deref()).collect();
+        assert_eq!(fields, vec!["id", "model", "startTime", "prompt_tokens"]);
+    }
+}
