@@ -239,43 +239,22 @@ async fn backup_copies_a_live_database_consistently() {
 
 #[tokio::test]
 async fn the_block_level_is_backfilled_from_hours_when_an_older_database_upgrades() {
-    use tokentally::auth::UserId;
     use tokentally::usage::rollup;
-    use tokentally::usage::store::{Inserter, NewEvent};
+    use tokentally::usage::rollup::Level;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tokentally.db");
-    let db = open(&path).expect("opens");
-    let start = 1_780_000_000_000i64;
-    db.write(move |conn| {
+    // What tokentally wrote before the block level (schema 3), with usage.
+    db::create_at_version(&path, 3).expect("a version 3 database");
+    {
+        let conn = Connection::open(&path).expect("open");
         conn.execute(
             "INSERT INTO users (username, role, created_at, updated_at) VALUES ('ada', 'member', 0, 0)",
             [],
-        )?;
-        let user = UserId(conn.last_insert_rowid());
-        let events: Vec<NewEvent> = (0..500i64)
-            .map(|i| NewEvent {
-                ts_ms: start + i * 1_234_567,
-                user,
-                source: "api".into(),
-                external_id: format!("e{i}"),
-                model: ["gpt-5", "llama"][(i % 2) as usize].into(),
-                provider: None,
-                activity: None,
-                project: None,
-                tokens: [i, 2 * i, 0, 1],
-                reported_cost_micros: None,
-            })
-            .collect();
-        Inserter::new(conn)?.insert(conn, &events)?;
-        // What a database written before V4 looks like.
-        conn.execute_batch(
-            "DROP TABLE rollup_block; DELETE FROM refinery_schema_history WHERE version = 4;",
-        )?;
-        Ok::<_, DbError>(())
-    })
-    .await
-    .expect("an older database");
-    db.shutdown().await;
+        )
+        .expect("user");
+        let levels = [Level::Month, Level::Day, Level::Hour, Level::Quarter];
+        insert_events_at_v3(&conn, &levels);
+    }
     assert_eq!(
         schema_status(&path)
             .expect("status")
@@ -300,4 +279,28 @@ async fn the_block_level_is_backfilled_from_hours_when_an_older_database_upgrade
         "{}",
         mismatch.map(|m| m.to_string()).unwrap_or_default()
     );
+}
+
+/// Events and the rollups a schema-3 tokentally kept for them, written
+/// with plain SQL as that version's store did (every level but blocks).
+fn insert_events_at_v3(conn: &Connection, levels: &[tokentally::usage::rollup::Level]) {
+    conn.execute_batch(
+        "INSERT INTO models (name) VALUES ('gpt-5'), ('llama');
+         INSERT INTO sources (name) VALUES ('api');",
+    )
+    .expect("dimensions");
+    let start = 1_780_000_000_000i64;
+    for i in 0..500i64 {
+        conn.execute(
+            "INSERT INTO events (ts_ms, user_id, source_id, external_id, model_id, input_tokens,
+                 output_tokens, cache_read_tokens, cache_write_tokens, cost_micros, cost_origin)
+             VALUES (?1, 1, 1, ?2, ?3, ?4, ?5, 0, 1, 0, 0)",
+            rusqlite::params![start + i * 1_234_567, format!("e{i}"), 1 + i % 2, i, 2 * i],
+        )
+        .expect("event");
+    }
+    for level in levels {
+        let sql = tokentally::usage::rollup::rebuild_sql(*level);
+        conn.execute_batch(&sql).expect("rollup rebuild");
+    }
 }

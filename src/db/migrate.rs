@@ -86,6 +86,18 @@ pub(super) fn refuse_unknown_schema(path: &Path) -> Result<(), DbError> {
     }
 }
 
+/// Creates a database at `path` with the embedded migrations up to
+/// `version` only: what an older tokentally wrote, for upgrade tests.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: i32) -> Result<(), DbError> {
+    let mut conn = Connection::open(path)?;
+    migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run(&mut conn)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(())
+}
+
 /// Applies every embedded migration not yet applied, each in its own
 /// transaction.
 pub(super) fn apply(conn: &mut Connection) -> Result<(), DbError> {

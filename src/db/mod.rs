@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use migrate::{SchemaStatus, latest_schema_version, schema_status};
+pub use migrate::{SchemaStatus, create_at_version, latest_schema_version, schema_status};
 
 /// How long a connection waits on a lock held by another process (the CLI
 /// and a running server share the file) before giving up.

@@ -481,10 +481,11 @@ fn expected_rows_sql(cuboid: Cuboid, level: Level) -> String {
     let dims = Dim::ALL
         .iter()
         .map(|dim| {
+            let column = dim.column();
             if cuboid.has(*dim) {
-                format!("COALESCE({}, 0)", dim.column())
+                format!("COALESCE({column}, 0) AS {column}")
             } else {
-                "0".to_owned()
+                format!("0 AS {column}")
             }
         })
         .collect::<Vec<_>>()
@@ -492,11 +493,40 @@ fn expected_rows_sql(cuboid: Cuboid, level: Level) -> String {
     let (period, slot) = event_time_sql(level);
     format!(
         "SELECT {cuboid} AS cuboid, {dims}, {period} AS period, {slot} AS slot,
-                COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
-                SUM(cache_write_tokens), SUM(cost_micros), SUM(cost_origin = 0)
+                COUNT(*) AS calls, SUM(input_tokens) AS input_tokens,
+                SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens,
+                SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_micros) AS cost_micros,
+                SUM(cost_origin = 0) AS unpriced_calls
          FROM events GROUP BY 2, 3, 4, 5, 6, 7, 8, 9",
         cuboid = cuboid.code(),
     )
+}
+
+/// SQL that fills one level's table from the raw events, for every
+/// grouping that keeps the level (the table must be empty). The same
+/// GROUP BY that [`verify`] compares against.
+pub fn rebuild_sql(level: Level) -> String {
+    let dims = Dim::ALL.map(Dim::column).join(", ");
+    let (slot_column, slot_value) = if level.is_within_day() {
+        ("slot, ", "slot, ")
+    } else {
+        ("", "")
+    };
+    let metrics = METRIC_COLUMNS.join(", ");
+    Cuboid::ALL
+        .into_iter()
+        .filter(|cuboid| cuboid.keeps(level))
+        .map(|cuboid| {
+            format!(
+                "INSERT INTO {table} (cuboid, {dims}, {period}, {slot_column}{metrics})
+                 SELECT cuboid, {dims}, period, {slot_value}{metrics}
+                 FROM ({expected});\n",
+                table = level.table(),
+                period = level.period_column(),
+                expected = expected_rows_sql(cuboid, level),
+            )
+        })
+        .collect()
 }
 
 fn stored_rows_sql(cuboid: Cuboid, level: Level) -> String {
