@@ -240,3 +240,21 @@ fn a_providers_own_price_beats_the_generic_one_when_repricing() {
     assert_eq!(raw_costs(&store), expected(&events, cost));
     assert_rollups_exact(&store);
 }
+
+#[test]
+fn a_base_models_price_reprices_its_dated_ids() {
+    let store = Store::new(&["ada", "grace"]);
+    let mut events = events(&store);
+    for event in &mut events {
+        event.model = format!("{UNPRICED_MODEL}-20260115");
+        event.reported_cost_micros = None;
+    }
+    store.insert(events.clone(), 1);
+    let outcome = store.write(|conn| reprice::set(conn, &price("", 2, 0), 0));
+    assert_eq!(outcome.repriced, events.len());
+    assert_eq!(
+        raw_costs(&store),
+        expected(&events, |e| Some(2 * e.tokens[0]))
+    );
+    assert_rollups_exact(&store);
+}

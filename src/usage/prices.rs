@@ -63,6 +63,34 @@ pub fn parse_micros(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// A model id without its release-date suffix: producers report
+/// `claude-sonnet-4-5-20250929` or `gpt-4.1-2025-04-14` where price lists
+/// say `claude-sonnet-4-5` and `gpt-4.1`.
+pub fn base_model(model: &str) -> &str {
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((base, date)) = model.rsplit_once('-')
+        && date.len() == 8
+        && digits(date)
+        && date.starts_with("20")
+    {
+        return base;
+    }
+    // YYYY-MM-DD as the last three parts.
+    let parts: Vec<&str> = model.rsplitn(4, '-').collect();
+    if let [day, month, year, base] = parts.as_slice()
+        && year.len() == 4
+        && year.starts_with("20")
+        && month.len() == 2
+        && day.len() == 2
+        && digits(year)
+        && digits(month)
+        && digits(day)
+    {
+        return base;
+    }
+    model
+}
+
 /// Every price, indexed for lookups while a batch is priced.
 #[derive(Debug, Default, Clone)]
 pub struct PriceBook {
@@ -97,8 +125,19 @@ impl PriceBook {
     }
 
     /// The price in force for `model` from `provider` at `ts_ms`: the
-    /// provider's own row if one is in force, else the any-provider row.
+    /// provider's own row if one is in force, else the any-provider row. A
+    /// dated model id (`claude-sonnet-4-5-20250929`) without a price of its
+    /// own takes its base model's ([`base_model`]).
     pub fn price_at(&self, model: &str, provider: Option<&str>, ts_ms: i64) -> Option<&Price> {
+        self.exact_price_at(model, provider, ts_ms).or_else(|| {
+            let base = base_model(model);
+            (base != model)
+                .then(|| self.exact_price_at(base, provider, ts_ms))
+                .flatten()
+        })
+    }
+
+    fn exact_price_at(&self, model: &str, provider: Option<&str>, ts_ms: i64) -> Option<&Price> {
         let prices = self.by_model.get(model)?;
         let in_force = |wanted: &str| {
             prices
@@ -160,6 +199,31 @@ mod tests {
         ] {
             assert!(parse_micros(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn dated_model_ids_fall_back_to_their_base_model() {
+        assert_eq!(
+            base_model("claude-sonnet-4-5-20250929"),
+            "claude-sonnet-4-5"
+        );
+        assert_eq!(base_model("gpt-4.1-2025-04-14"), "gpt-4.1");
+        assert_eq!(base_model("gpt-5"), "gpt-5");
+        assert_eq!(base_model("llama-3.3-70b"), "llama-3.3-70b");
+        assert_eq!(base_model("model-12345678"), "model-12345678");
+        let mut book = PriceBook::default();
+        book.by_model.insert("m".into(), vec![price("", 0, 7)]);
+        book.by_model
+            .insert("m-20250101".into(), vec![price("", 0, 9)]);
+        assert_eq!(
+            book.price_at("m-20251231", None, 5).map(|p| p.per_mtok[0]),
+            Some(7)
+        );
+        assert_eq!(
+            book.price_at("m-20250101", None, 5).map(|p| p.per_mtok[0]),
+            Some(9),
+            "its own price wins"
+        );
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! together or not at all. Events whose producer reported a cost are never
 //! re-priced: the producer knows what it was billed.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Totals;
 use super::dims;
-use super::prices::{Price, PriceBook};
+use super::prices::{Price, PriceBook, base_model};
 use super::rollup::{self, Delta, Dim, DimValues};
 use super::store::{CostOrigin, event_metrics};
 use crate::db::DbError;
@@ -112,19 +114,35 @@ struct Priced {
     origin: CostOrigin,
 }
 
-/// Recomputes the cost of every event of `model` at or after `since_ms`
-/// that is priced from the table or unpriced.
+/// Recomputes the cost of every event of `model`, and of its dated ids
+/// (`model-20250929`), at or after `since_ms` that is priced from the table
+/// or unpriced.
 pub fn reprice_model(
     conn: &Connection,
     model: &str,
     since_ms: i64,
 ) -> Result<RepriceOutcome, DbError> {
-    let mut outcome = RepriceOutcome::default();
-    let Some(model_id) = dims::find(conn, Dim::Model, model)? else {
-        return Ok(outcome);
-    };
     let book = PriceBook::load(conn)?;
     let providers = dims::names(conn, Dim::Provider)?;
+    let mut outcome = RepriceOutcome::default();
+    for (model_id, name) in dims::names(conn, Dim::Model)? {
+        if name == model || base_model(&name) == model {
+            let one = reprice_one(conn, &book, &providers, (model_id, &name), since_ms)?;
+            outcome.examined += one.examined;
+            outcome.repriced += one.repriced;
+        }
+    }
+    Ok(outcome)
+}
+
+fn reprice_one(
+    conn: &Connection,
+    book: &PriceBook,
+    providers: &HashMap<i64, String>,
+    (model_id, model): (i64, &str),
+    since_ms: i64,
+) -> Result<RepriceOutcome, DbError> {
+    let mut outcome = RepriceOutcome::default();
     // Keyset over the (model_id, ts_ms, id) index: each step resumes after
     // the last event of the previous one.
     let mut after = (since_ms - 1, i64::MAX);
