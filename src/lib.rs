@@ -13,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod health;
+pub mod import;
 pub mod ingest;
 pub mod observe;
 pub mod secret;

@@ -6,6 +6,7 @@
 //! [`config`] layers the file and the defaults under them.
 
 mod config;
+mod import;
 mod price;
 mod systemd;
 mod token;
@@ -76,6 +77,8 @@ pub enum Command {
     SystemdUnit(systemd::SystemdArgs),
     /// Write the standard synthetic workload into the database (for trying out and benchmarks)
     Demo(usage::DemoArgs),
+    /// Import usage from files: Claude Code transcripts, or events as JSONL or CSV
+    Import(import::ImportArgs),
     /// Print usage per bucket (and group) as a table or JSON
     Report(usage::ReportArgs),
     /// Show or change the price table (re-prices the events a change applies to)
@@ -125,6 +128,8 @@ pub enum CliError {
     UsageStore(#[from] usage::UsageCommandError),
     #[error(transparent)]
     Token(#[from] token::TokenCommandError),
+    #[error(transparent)]
+    Import(#[from] import::ImportCommandError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot start the async runtime: {0}")]
@@ -176,6 +181,9 @@ fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Price(command) => {
             Ok(runtime()?.block_on(price::run(command, &data_dir.join(DB_FILE)))?)
+        }
+        Command::Import(args) => {
+            Ok(runtime()?.block_on(import::run(args, &data_dir.join(DB_FILE)))?)
         }
         Command::Token(command) => {
             Ok(runtime()?.block_on(token::run(command, &data_dir.join(DB_FILE)))?)

@@ -1,0 +1,164 @@
+//! `tokentally import`: files into the local database, with a progress
+//! bar on a terminal and a report of every file.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::usage::{UsageCommandError, open};
+use crate::import::formats::Format;
+use crate::import::{self, FileReport, ImportError, Importer, claude_code};
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files or folders (searched for .jsonl, .ndjson and .csv); with none,
+    /// Claude Code's transcript folders (CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// What the files hold
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: Format,
+    /// Whose usage lines without a user are [default: the only user, when there is one]
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Read and check everything, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportCommandError {
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Open(#[from] UsageCommandError),
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandError> {
+    let (files, format) = files_to_read(&args)?;
+    let db = open(db_path).await?;
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = ProgressBar::new(total_bytes);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let runtime = tokio::runtime::Handle::current();
+    let (user, dry_run, worker_db) = (args.user.clone(), args.dry_run, db.clone());
+    let bar = progress.clone();
+    let reports = tokio::task::spawn_blocking(move || {
+        let importer = Importer::new(worker_db, runtime, user.as_deref(), dry_run, bar.clone())?;
+        let mut reports = Vec::new();
+        for file in &files {
+            bar.set_message(
+                file.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            reports.push(importer.import_file(file, format)?);
+        }
+        Ok::<_, ImportError>(reports)
+    })
+    .await
+    .map_err(|e| ImportError::Usage(format!("the import task failed: {e}")))?;
+    progress.finish_and_clear();
+    db.shutdown().await;
+    let reports = reports?;
+    print!(
+        "{}",
+        summary(&reports, args.dry_run, started.elapsed().as_secs_f64())
+    );
+    let problems: u64 = reports.iter().map(|r| r.problem_count).sum();
+    if problems > 0 {
+        return Err(ImportCommandError::Incomplete(format!(
+            "{problems} line(s) could not be imported (listed above); the rest was imported"
+        )));
+    }
+    Ok(())
+}
+
+fn files_to_read(args: &ImportArgs) -> Result<(Vec<PathBuf>, Format), ImportCommandError> {
+    if !args.paths.is_empty() {
+        return Ok((import::collect_files(&args.paths)?, args.format));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let config_dirs = std::env::var("CLAUDE_CONFIG_DIR").ok();
+    let roots = claude_code::default_roots(config_dirs.as_deref(), home.as_deref());
+    if roots.is_empty() {
+        return Err(ImportCommandError::Incomplete(
+            "no Claude Code transcripts found (CLAUDE_CONFIG_DIR, ~/.config/claude/projects, \
+             ~/.claude/projects); name the files or folders to import"
+                .into(),
+        ));
+    }
+    let format = match args.format {
+        Format::Auto => Format::ClaudeCode,
+        other => other,
+    };
+    Ok((import::collect_files(&roots)?, format))
+}
+
+fn summary(reports: &[FileReport], dry_run: bool, seconds: f64) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let format = report.format.map(Format::name).unwrap_or("?");
+        let resumed = if report.resumed_at > 0 {
+            format!(", from byte {}", report.resumed_at)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{} [{format}]: {} events ({} new, {} already there); {} bytes read{resumed}\n",
+            report.path.display(),
+            report.events,
+            report.accepted,
+            report.duplicates,
+            report.bytes_read
+        ));
+        if !report.skipped.is_empty() {
+            let skipped: Vec<String> = report
+                .skipped
+                .iter()
+                .map(|(reason, n)| format!("{n} {reason}"))
+                .collect();
+            out.push_str(&format!("  skipped lines: {}\n", skipped.join(", ")));
+        }
+        for (line, reason) in &report.problems {
+            out.push_str(&format!("  {}:{line}: {reason}\n", report.path.display()));
+        }
+        let unlisted = report.problem_count - report.problems.len() as u64;
+        if unlisted > 0 {
+            out.push_str(&format!(
+                "  … and {unlisted} more lines that could not be used\n"
+            ));
+        }
+    }
+    let events: u64 = reports.iter().map(|r| r.events).sum();
+    let accepted: u64 = reports.iter().map(|r| r.accepted).sum();
+    let duplicates: u64 = reports.iter().map(|r| r.duplicates).sum();
+    let bytes: u64 = reports.iter().map(|r| r.bytes_read).sum();
+    let rate = events as f64 / seconds.max(1e-9);
+    if dry_run {
+        out.push_str(&format!(
+            "dry run: {events} events read from {} files ({bytes} bytes) in {seconds:.1} s; \
+             nothing was written\n",
+            reports.len()
+        ));
+    } else {
+        out.push_str(&format!(
+            "imported {accepted} new events ({duplicates} already there) from {} files \
+             ({bytes} bytes) in {seconds:.1} s, {rate:.0} events/s\n",
+            reports.len()
+        ));
+    }
+    out
+}

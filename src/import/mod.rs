@@ -1,0 +1,302 @@
+//! `tokentally import`: usage from files on disk — Claude Code transcripts,
+//! and our own events as JSONL or CSV — into the local database.
+//!
+//! Files of any size are streamed line by line ([`lines`]). Import is
+//! incremental: the position reached in each file is stored with the
+//! events of the lines before it, in one transaction ([`state`]), so a
+//! second run reads only what was appended, and a crash never leaves the
+//! position ahead of or behind the events. Every event has a stable id,
+//! so re-reading a file (replaced, truncated, or imported again from
+//! another path) never counts anything twice. Lines that cannot be used are
+//! counted by reason; those that should have held usage are reported with
+//! their file and line number.
+
+pub mod claude_code;
+pub mod formats;
+pub mod lines;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use jiff::Timestamp;
+use tokio::runtime::Handle;
+
+use self::claude_code::Mapped;
+use self::formats::{CsvHeader, Format};
+use self::lines::{Line, LineReader};
+use self::state::{HEAD_BYTES, Position};
+use crate::auth::UserId;
+use crate::db::{Db, DbError};
+use crate::ingest::event::ApiEvent;
+use crate::usage::store::{InsertOutcome, Inserter, NewEvent};
+
+/// Events per transaction (with the file position they reach).
+const EVENTS_PER_BATCH: usize = 5_000;
+/// Problems kept per file for the report (all are counted).
+const PROBLEMS_LISTED: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
+    move |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Default)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub format: Option<Format>,
+    /// Where reading started (0 unless resumed).
+    pub resumed_at: u64,
+    pub bytes_read: u64,
+    pub events: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Lines that should have held an event but could not be used.
+    pub problem_count: u64,
+    /// The first of them: (line number, reason).
+    pub problems: Vec<(u64, String)>,
+}
+
+impl FileReport {
+    fn problem(&mut self, line: u64, reason: String) {
+        self.problem_count += 1;
+        if self.problems.len() < PROBLEMS_LISTED {
+            self.problems.push((line, reason));
+        }
+    }
+}
+
+pub struct Importer {
+    db: Db,
+    runtime: Handle,
+    /// Every user by lower-cased name (a line may name its user).
+    users: HashMap<String, UserId>,
+    /// Whose events lines without a user are.
+    default_user: Option<UserId>,
+    dry_run: bool,
+    now: Timestamp,
+    progress: ProgressBar,
+}
+
+impl Importer {
+    /// Runs on a blocking thread; database work goes through `runtime`.
+    pub fn new(
+        db: Db,
+        runtime: Handle,
+        default_user: Option<&str>,
+        dry_run: bool,
+        progress: ProgressBar,
+    ) -> Result<Importer, ImportError> {
+        let all = runtime.block_on(db.read(crate::auth::users::list))?;
+        let users: HashMap<String, UserId> = all
+            .iter()
+            .map(|u| (u.username.to_lowercase(), u.id))
+            .collect();
+        let default_user =
+            match default_user {
+                Some(name) => Some(*users.get(&name.to_lowercase()).ok_or_else(|| {
+                    ImportError::Usage(format!("--user: no user named {name:?}"))
+                })?),
+                // With a single account there is no one else to mean.
+                None if all.len() == 1 => Some(all[0].id),
+                None => None,
+            };
+        Ok(Importer {
+            db,
+            runtime,
+            users,
+            default_user,
+            dry_run,
+            now: Timestamp::now(),
+            progress,
+        })
+    }
+
+    /// Imports one file from where the last run stopped.
+    pub fn import_file(&self, path: &Path, format: Format) -> Result<FileReport, ImportError> {
+        let canonical = path.canonicalize().map_err(io_error(path))?;
+        let key = canonical.to_string_lossy().into_owned();
+        let size = std::fs::metadata(&canonical).map_err(io_error(path))?.len();
+        let lookup = key.clone();
+        let saved = self
+            .runtime
+            .block_on(self.db.read(move |conn| state::load(conn, &lookup)))?;
+        let start = state::resume_from(&canonical, size, saved).map_err(io_error(path))?;
+        let mut report = FileReport {
+            path: path.to_path_buf(),
+            resumed_at: start.offset,
+            ..FileReport::default()
+        };
+        let first_line = first_line(&canonical).map_err(io_error(path))?;
+        let format = format.resolve(&canonical, first_line.as_deref());
+        report.format = Some(format);
+        let header = match (format, &first_line) {
+            (Format::Csv, Some(line)) => match CsvHeader::parse(line) {
+                Ok(header) => Some(header),
+                Err(reason) => {
+                    report.problem(1, reason);
+                    return Ok(report);
+                }
+            },
+            _ => None,
+        };
+        let file = File::open(&canonical).map_err(io_error(path))?;
+        let mut reader = LineReader::at(file, start.offset, start.lines).map_err(io_error(path))?;
+        let mut batch = Vec::new();
+        let mut lines_done = start.lines;
+        while let Some((number, line)) = reader.next_line().map_err(io_error(path))? {
+            lines_done = number;
+            let mapped = match (&line, &header) {
+                (Line::TooLong(_), _) => Mapped::Skipped("lines over 16 MiB"),
+                (Line::Text(_), Some(_)) if number == 1 => Mapped::Skipped("CSV header"),
+                (Line::Text(text), Some(header)) => formats::map_csv(header, text, self.now),
+                (Line::Text(text), None) => match format {
+                    Format::ClaudeCode => claude_code::map(text),
+                    _ => formats::map_jsonl(text, self.now),
+                },
+            };
+            match mapped {
+                Mapped::Event(event) => match self.attribute(*event) {
+                    Ok(event) => batch.push(event),
+                    Err(reason) => report.problem(number, reason),
+                },
+                Mapped::Skipped(reason) => *report.skipped.entry(reason).or_default() += 1,
+                Mapped::Invalid(reason) => report.problem(number, reason),
+            }
+            if batch.len() >= EVENTS_PER_BATCH {
+                let events = std::mem::take(&mut batch);
+                self.flush(&key, format, &mut report, events, (reader.offset(), number))?;
+                self.progress
+                    .inc(reader.offset() - start.offset - report.bytes_read);
+                report.bytes_read = reader.offset() - start.offset;
+            }
+        }
+        self.flush(
+            &key,
+            format,
+            &mut report,
+            batch,
+            (reader.offset(), lines_done),
+        )?;
+        self.progress
+            .inc(reader.offset() - start.offset - report.bytes_read);
+        report.bytes_read = reader.offset() - start.offset;
+        Ok(report)
+    }
+
+    fn attribute(&self, event: ApiEvent) -> Result<NewEvent, String> {
+        let user = match &event.user {
+            Some(name) => *self
+                .users
+                .get(&name.to_lowercase())
+                .ok_or_else(|| format!("user: no user named {name:?}"))?,
+            None => self.default_user.ok_or_else(|| {
+                "the line names no user and there are several: pass --user NAME".to_owned()
+            })?,
+        };
+        Ok(NewEvent {
+            ts_ms: event.ts_ms,
+            user,
+            source: event.source,
+            external_id: event.id,
+            model: event.model,
+            provider: event.provider,
+            activity: event.activity,
+            project: event.project,
+            tokens: event.tokens,
+            reported_cost_micros: event.cost_micros,
+        })
+    }
+
+    /// Stores `events` and the position after them in one transaction.
+    fn flush(
+        &self,
+        key: &str,
+        format: Format,
+        report: &mut FileReport,
+        events: Vec<NewEvent>,
+        (offset, lines): (u64, u64),
+    ) -> Result<(), ImportError> {
+        report.events += events.len() as u64;
+        if self.dry_run {
+            return Ok(());
+        }
+        let head_bytes = offset.min(HEAD_BYTES);
+        let head_sha256 =
+            state::head_digest(Path::new(key), head_bytes).map_err(io_error(Path::new(key)))?;
+        let position = Position {
+            head_sha256,
+            head_bytes,
+            offset,
+            lines,
+        };
+        let (key, format, now) = (key.to_owned(), format.name(), self.now.as_second());
+        let outcome: InsertOutcome = self.runtime.block_on(self.db.write(move |conn| {
+            let outcome = Inserter::new(conn)?.insert(conn, &events)?;
+            state::save(conn, &key, format, &position, now)?;
+            Ok::<_, DbError>(outcome)
+        }))?;
+        report.accepted += outcome.accepted as u64;
+        report.duplicates += outcome.duplicates as u64;
+        Ok(())
+    }
+}
+
+/// The first line of a file (bounded), for format detection and headers.
+fn first_line(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let mut reader = LineReader::at(File::open(path)?, 0, 0)?;
+    Ok(match reader.next_line()? {
+        Some((_, Line::Text(text))) => Some(text),
+        _ => None,
+    })
+}
+
+/// The files named by `paths`: files as given, folders searched (sorted)
+/// for `.jsonl`, `.ndjson` and `.csv` files.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let metadata = std::fs::metadata(path).map_err(io_error(path))?;
+        if metadata.is_dir() {
+            walk(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), ImportError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_error(dir))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            walk(&entry, files)?;
+        } else if formats::is_importable(&entry) {
+            files.push(entry);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! `tokentally import` through the real binary: a realistic Claude Code
+//! transcript (content-block repeats, a sidechain replay, a synthetic
+//! message, a huge snapshot line), our own JSONL and CSV, incremental
+//! re-runs, and every unusable line named.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::server::run_cli;
+use serde_json::Value;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/claude-code/projects/-home-ada-src-web-shop"
+);
+const SESSION: &str = "5c1a7f0e-8a55-4f7e-9a55-0d3c3b2b9e11.jsonl";
+
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new(users: &[&str]) -> Workspace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let work = Workspace { dir };
+        for user in users {
+            let (ok, _, err) = work.cli(
+                &["user", "add", user, "--role", "member", "--password-stdin"],
+                Some("a long enough password\n"),
+            );
+            assert!(ok, "{err}");
+        }
+        work
+    }
+
+    fn data(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8")
+    }
+
+    fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut full = vec!["--data-dir", self.data()];
+        full.extend_from_slice(args);
+        run_cli(&full, &[], stdin)
+    }
+
+    /// A copy of the fixture transcript folder inside the workspace.
+    fn transcripts(&self) -> PathBuf {
+        let projects = self
+            .dir
+            .path()
+            .join("claude/projects/-home-ada-src-web-shop");
+        std::fs::create_dir_all(&projects).expect("mkdir");
+        std::fs::copy(Path::new(FIXTURE).join(SESSION), projects.join(SESSION)).expect("copy");
+        projects.join(SESSION)
+    }
+
+    fn totals(&self) -> Value {
+        let (ok, out, err) = self.cli(
+            &[
+                "report",
+                "--json",
+                "--from",
+                "2020-01-01",
+                "--to",
+                "2030-01-01",
+                "--tz",
+                "UTC",
+                "--bucket",
+                "month",
+            ],
+            None,
+        );
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).expect("json")["totals"].clone()
+    }
+}
+
+/// The oracle: unique (message id, request id) usages of a transcript,
+/// computed straight from its lines, without `<synthetic>` ones.
+fn expected_from_transcript(path: &Path) -> [i64; 5] {
+    let mut seen = std::collections::HashSet::new();
+    let mut sums = [0i64; 5];
+    for line in std::fs::read_to_string(path).expect("read").lines() {
+        let Ok(value) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let message = &value["message"];
+        let usage = &message["usage"];
+        if usage.is_null() || message["model"] == "<synthetic>" {
+            continue;
+        }
+        let key = format!("{}:{}", message["id"], value["requestId"]);
+        if !seen.insert(key) {
+            continue;
+        }
+        sums[0] += 1;
+        for (i, field) in [
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        ]
+        .iter()
+        .enumerate()
+        {
+            sums[i + 1] += usage[field].as_i64().unwrap_or(0);
+        }
+    }
+    sums
+}
+
+fn as_array(totals: &Value) -> [i64; 5] {
+    [
+        "events",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+    ]
+    .map(|f| totals[f].as_i64().unwrap_or(-1))
+}
+
+#[test]
+fn a_claude_code_transcript_is_counted_once_and_read_incrementally() {
+    let work = Workspace::new(&["ada"]);
+    let transcript = work.transcripts();
+    // The huge snapshot line of a long session: read past, never held.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&transcript)
+        .expect("open");
+    let snapshot = format!(
+        "{{\"type\":\"file-history-snapshot\",\"snapshot\":\"{}\"}}\n",
+        "x".repeat(17 * 1024 * 1024)
+    );
+    file.write_all(snapshot.as_bytes()).expect("append");
+    drop(file);
+    let expected = expected_from_transcript(&transcript);
+    assert_eq!(expected[0], 3, "the fixture holds three distinct calls");
+
+    let folder = work.dir.path().join("claude");
+    let (ok, out, err) = work.cli(&["import", folder.to_str().expect("utf-8")], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("[claude-code]"), "{out}");
+    assert!(out.contains("3 new"), "{out}");
+    assert!(
+        out.contains("1 <synthetic> messages") && out.contains("1 lines over 16 MiB"),
+        "{out}"
+    );
+    assert_eq!(as_array(&work.totals()), expected);
+
+    // Again: nothing to read.
+    let (ok, out, _) = work.cli(&["import", folder.to_str().expect("utf-8")], None);
+    assert!(ok);
+    assert!(out.contains("0 bytes read"), "{out}");
+
+    // Claude Code appends a call and starts another line.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&transcript)
+        .expect("open");
+    let new_call = r#"{"type":"assistant","sessionId":"s","cwd":"/home/ada/src/web-shop","requestId":"req_011CD","timestamp":"2026-05-01T10:05:00.000Z","message":{"id":"msg_01New","model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":5,"output_tokens":50,"cache_read_input_tokens":100,"cache_creation_input_tokens":0}}}"#;
+    write!(file, "{new_call}\n{}", &new_call[..40]).expect("append");
+    drop(file);
+    let (ok, out, _) = work.cli(&["import", folder.to_str().expect("utf-8")], None);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("1 events (1 new") && out.contains("from byte"),
+        "{out}"
+    );
+    let totals = as_array(&work.totals());
+    assert_eq!(totals[0], 4);
+    assert_eq!(totals[1], expected[1] + 5);
+
+    // The unfinished line is read once it is complete.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&transcript)
+        .expect("open");
+    let rest = new_call[40..]
+        .replace("msg_01New", "msg_01Nxt")
+        .replace("req_011CD", "req_011CE");
+    writeln!(file, "{rest}").expect("append");
+    drop(file);
+    // The unfinished line was left alone; now whole, it is read (as a call
+    // of its own: its second half names another message).
+    let (ok, out, err) = work.cli(&["import", folder.to_str().expect("utf-8")], None);
+    assert!(ok, "{out}{err}");
+    assert_eq!(as_array(&work.totals())[0], 5);
+}
+
+#[test]
+fn a_replaced_file_is_read_again_without_double_counting() {
+    let work = Workspace::new(&["ada"]);
+    let transcript = work.transcripts();
+    let (ok, _, err) = work.cli(&["import", transcript.to_str().expect("utf-8")], None);
+    assert!(ok, "{err}");
+    let before = as_array(&work.totals());
+    // The same calls in another order: a new head, so read from the start.
+    let text = std::fs::read_to_string(&transcript).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.reverse();
+    std::fs::write(&transcript, lines.join("\n") + "\n").expect("rewrite");
+    let (ok, out, _) = work.cli(&["import", transcript.to_str().expect("utf-8")], None);
+    assert!(ok, "{out}");
+    assert!(out.contains("0 new") && !out.contains("from byte"), "{out}");
+    assert_eq!(as_array(&work.totals()), before);
+}
+
+#[test]
+fn our_jsonl_and_csv_import_with_every_bad_line_named() {
+    let work = Workspace::new(&["ada", "grace"]);
+    let jsonl = work.dir.path().join("events.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            r#"{"id":"j1","timestamp":"2026-04-01T08:00:00Z","model":"gpt-5","user":"ada","input_tokens":100}"#, "\n",
+            r#"{"id":"j2","timestamp":"2026-04-01T08:00:00Z","model":"gpt-5","user":"grace","input_tokens":200,"cost":"0.01"}"#, "\n",
+            r#"{"id":"j3","timestamp":"not a time","model":"gpt-5","user":"ada"}"#, "\n",
+            r#"{"id":"j4","timestamp":"2026-04-01T08:00:00Z","model":"gpt-5","user":"nobody"}"#, "\n",
+            r#"{"id":"j5","timestamp":"2026-04-01T08:00:00Z","model":"gpt-5"}"#, "\n",
+        ),
+    )
+    .expect("write");
+    let csv = work.dir.path().join("events.csv");
+    std::fs::write(
+        &csv,
+        "id,timestamp,user,model,activity,input_tokens,output_tokens,cost\n\
+         c1,2026-04-02T08:00:00+02:00,ada,claude-sonnet-4-5,\"review, quick\",1000,10,\n\
+         c2,2026-04-02T08:00:00+02:00,ada,claude-sonnet-4-5,chat,lots,10,\n",
+    )
+    .expect("write");
+
+    let (ok, _, _) = work.cli(
+        &["import", "--dry-run", jsonl.to_str().expect("utf-8")],
+        None,
+    );
+    assert!(!ok, "a dry run reports bad lines too");
+    assert_eq!(work.totals()["events"], 0, "a dry run writes nothing");
+
+    let (ok, out, err) = work.cli(
+        &[
+            "import",
+            jsonl.to_str().expect("utf-8"),
+            csv.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(!ok, "bad lines make the exit code non-zero");
+    let jsonl_name = jsonl.display().to_string();
+    for needle in [
+        format!("{jsonl_name}:3: timestamp"),
+        format!("{jsonl_name}:4: user: no user named \"nobody\""),
+        format!("{jsonl_name}:5: the line names no user"),
+        format!("{}:3: input_tokens", csv.display()),
+    ] {
+        assert!(out.contains(&needle), "{needle} missing from\n{out}");
+    }
+    assert!(err.contains("could not be imported"), "{err}");
+    let totals = work.totals();
+    assert_eq!(
+        totals["events"], 3,
+        "the valid lines were imported: {totals}"
+    );
+    assert_eq!(totals["input_tokens"], 1300);
+
+    let (ok, out, err) = work.cli(
+        &["import", csv.to_str().expect("utf-8"), "--format", "csv"],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("0 bytes read"), "{out}");
+}
