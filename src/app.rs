@@ -13,6 +13,7 @@ use crate::auth::{self, HashCost, Passwords, SqliteSessionStore};
 use crate::clock::Clock;
 use crate::db::{Db, DbError, DbOptions};
 use crate::error::AppError;
+use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::web::assets::AssetIndex;
 use crate::{health, ingest, observe, web};
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub assets: Arc<AssetIndex>,
     pub readiness: Readiness,
     pub secure_cookies: bool,
+    /// Which of Claude Code's OTLP signals counts its usage.
+    pub claude_code_signal: ClaudeCodeSignal,
 }
 
 /// How to build an [`AppState`].
@@ -39,6 +42,7 @@ pub struct AppOptions {
     pub clock: Arc<dyn Clock>,
     /// Mark the session cookie `Secure` (served over HTTPS).
     pub secure_cookies: bool,
+    pub claude_code_signal: ClaudeCodeSignal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,7 @@ impl AppState {
             assets: Arc::new(AssetIndex::build()),
             readiness: Readiness::default(),
             secure_cookies: options.secure_cookies,
+            claude_code_signal: options.claude_code_signal,
         })
     }
 

@@ -14,6 +14,7 @@ use crate::auth::{HashCost, Role, SqliteSessionStore, setup, users};
 use crate::clock::SystemClock;
 use crate::db::{DbError, DbOptions};
 use crate::demo;
+use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::secret::random_password;
 
 /// Everything `serve` needs, after defaults, config file, env and flags
@@ -25,6 +26,8 @@ pub struct ServeSettings {
     pub demo: bool,
     /// The address users reach the server at, for the setup link.
     pub public_url: Option<String>,
+    /// Which of Claude Code's OTLP signals counts its usage.
+    pub claude_code_otel: ClaudeCodeSignal,
 }
 
 /// The file name of the database inside the data directory.
@@ -72,6 +75,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
             .public_url
             .as_deref()
             .is_some_and(|url| url.starts_with("https://")),
+        claude_code_signal: settings.claude_code_otel,
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await

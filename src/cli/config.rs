@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{GlobalArgs, ServeArgs};
+use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::observe::LogFormat;
 use crate::server::ServeSettings;
 
@@ -23,6 +24,7 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub public_url: Option<String>,
     pub demo: Option<bool>,
+    pub claude_code_otel: Option<ClaudeCodeSignal>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,10 @@ pub(super) fn serve_settings(
         // A flag can only switch the demo on; the file may too.
         demo: args.demo || file.demo.unwrap_or(false),
         public_url: args.public_url.or_else(|| file.public_url.clone()),
+        claude_code_otel: args
+            .claude_code_otel
+            .or(file.claude_code_otel)
+            .unwrap_or_default(),
     }
 }
 
@@ -89,12 +95,14 @@ mod tests {
     fn parses_every_key() {
         let config = FileConfig::parse(
             "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/tokentally\"\nlog_format = \"json\"\n\
-             log_level = \"debug\"\npublic_url = \"https://t.example\"\ndemo = false\n",
+             log_level = \"debug\"\npublic_url = \"https://t.example\"\ndemo = false\n\
+             claude_code_otel = \"logs\"\n",
         )
         .expect("valid config");
         assert_eq!(config.listen, Some("0.0.0.0:9000".parse().expect("addr")));
         assert_eq!(config.log_format, Some(LogFormat::Json));
         assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/tokentally")));
+        assert_eq!(config.claude_code_otel, Some(ClaudeCodeSignal::Logs));
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// TOML config file (keys: listen, data_dir, log_format, log_level, public_url, demo)
+    /// TOML config file (keys: listen, data_dir, log_format, log_level, public_url, demo,
+    /// claude_code_otel)
     #[arg(long, global = true, env = "TOKENTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory of the database [default: ./tokentally-data]
@@ -105,6 +106,10 @@ pub struct ServeArgs {
     /// setup link; an https URL also marks session cookies Secure
     #[arg(long, env = "TOKENTALLY_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Count Claude Code's OTLP usage from its token metrics or from its
+    /// claude_code.api_request log events (they describe the same requests) [default: metrics]
+    #[arg(long, env = "TOKENTALLY_CLAUDE_CODE_OTEL", value_enum)]
+    pub claude_code_otel: Option<crate::ingest::otlp::ClaudeCodeSignal>,
 }
 
 #[derive(Debug, Args)]

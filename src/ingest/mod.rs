@@ -12,6 +12,7 @@ pub mod body;
 pub mod error;
 pub mod event;
 pub mod litellm;
+pub mod otlp;
 pub mod pipeline;
 
 use axum::Router;
@@ -24,11 +25,20 @@ use crate::app::AppState;
 
 /// Paths that take an API token (`Authorization: Bearer tt_…`) instead of
 /// a session; `auth::require_login` lets them through to their extractor.
-pub const TOKEN_PATHS: &[&str] = &["/api/v1/events", "/api/v1/ingest/litellm"];
+pub const TOKEN_PATHS: &[&str] = &[
+    "/api/v1/events",
+    "/api/v1/ingest/litellm",
+    "/v1/metrics",
+    "/v1/logs",
+    "/v1/traces",
+];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/events", post(api::post_events))
         .route("/api/v1/ingest/litellm", post(litellm::post_litellm))
+        .route("/v1/metrics", post(otlp::post_metrics))
+        .route("/v1/logs", post(otlp::post_logs))
+        .route("/v1/traces", post(otlp::post_traces))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }

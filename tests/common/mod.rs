@@ -35,7 +35,10 @@ pub struct TestApp {
 pub struct TestResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The body as text (lossy), for pages and JSON.
     pub body: String,
+    /// The body as sent, for binary answers (protobuf).
+    pub raw: Vec<u8>,
 }
 
 impl TestResponse {
@@ -79,6 +82,7 @@ impl TestApp {
             hash_cost: HashCost::cheapest(),
             clock: clock.clone(),
             secure_cookies: false,
+            claude_code_signal: Default::default(),
         };
         let state = tokio::task::spawn_blocking(move || AppState::open(options))
             .await
@@ -91,6 +95,11 @@ impl TestApp {
             clock,
             router,
         }
+    }
+
+    /// Builds the router again from `state` (after a test changed it).
+    pub fn rebuild_router(&mut self) {
+        self.router = app::router(self.state.clone());
     }
 
     pub async fn request(&self, request: Request<Body>) -> TestResponse {
@@ -112,6 +121,7 @@ impl TestApp {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            raw: bytes.to_vec(),
         }
     }
 

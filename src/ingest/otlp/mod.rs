@@ -1,0 +1,185 @@
+//! OTLP/HTTP receivers: `POST /v1/metrics`, `/v1/traces` and `/v1/logs`,
+//! protobuf or JSON, gzip or not, with the exporter's bearer token
+//! (`OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer tt_…"`).
+//!
+//! What is read: token and cost metrics of Claude Code, Gemini CLI, Codex
+//! and the GenAI conventions ([`metrics`]); Claude Code's
+//! `claude_code.api_request` log events ([`logs`]); GenAI spans
+//! ([`traces`]). Everything becomes events of the token's owner, source
+//! `otlp`. A retried export adds nothing: delta points and spans have
+//! stable ids, cumulative series are differenced against the last value
+//! stored with the events ([`series`]). Metric points that cannot be used
+//! are counted, with their reasons, in the response's partial success;
+//! log records and spans that carry no usage are mentioned there too.
+
+pub mod attrs;
+pub mod codec;
+pub mod logs;
+pub mod metrics;
+pub mod series;
+pub mod traces;
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use super::body;
+use super::error::IngestError;
+use super::event::ApiEvent;
+use super::pipeline::{self, Attribution};
+use crate::app::AppState;
+use crate::auth::IngestToken;
+use crate::usage::store::Inserter;
+
+/// Which of Claude Code's two descriptions of the same requests counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaudeCodeSignal {
+    /// The `claude_code.token.usage` and `claude_code.cost.usage` metrics
+    /// (`OTEL_METRICS_EXPORTER=otlp`).
+    #[default]
+    Metrics,
+    /// The `claude_code.api_request` log events (`OTEL_LOGS_EXPORTER=otlp`).
+    Logs,
+}
+
+/// Data that could not be used, by reason.
+#[derive(Debug, Default)]
+pub struct Rejections {
+    pub count: i64,
+    reasons: BTreeMap<String, i64>,
+}
+
+impl Rejections {
+    pub fn add(&mut self, count: usize, reason: String) {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.count += count;
+        *self.reasons.entry(reason).or_default() += count;
+    }
+
+    /// The partial-success message: every reason with its count, and a
+    /// note on what was not usage (which is not a rejection).
+    fn message(&self, not_usage: usize, what: &str) -> String {
+        let mut parts: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|(reason, n)| format!("{n} rejected: {reason}"))
+            .collect();
+        if not_usage > 0 {
+            parts.push(format!("{not_usage} {what} carried no token usage"));
+        }
+        parts.join("; ")
+    }
+}
+
+pub async fn post_metrics(
+    State(state): State<AppState>,
+    IngestToken(grant): IngestToken,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, IngestError> {
+    let body = body::accept(body)?;
+    let signal = state.claude_code_signal;
+    let (samples, rejected, encoding) = tokio::task::spawn_blocking(move || {
+        let (request, encoding) = codec::decode::<ExportMetricsServiceRequest>(&headers, body)?;
+        let (samples, rejected) = metrics::samples(&request, signal);
+        Ok::<_, IngestError>((samples, rejected, encoding))
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))??;
+    if !samples.is_empty() {
+        let (owner, now) = (grant.user.id, state.now_unix());
+        state
+            .db
+            .write(move |conn| {
+                let events = series::to_events(conn, &samples, owner, now)?;
+                Inserter::new(conn)?.insert(conn, &events)
+            })
+            .await?;
+    }
+    let partial_success = (rejected.count > 0).then(|| ExportMetricsPartialSuccess {
+        rejected_data_points: rejected.count,
+        error_message: rejected.message(0, ""),
+    });
+    Ok(codec::respond(
+        &ExportMetricsServiceResponse { partial_success },
+        encoding,
+    ))
+}
+
+pub async fn post_logs(
+    State(state): State<AppState>,
+    IngestToken(grant): IngestToken,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, IngestError> {
+    let body = body::accept(body)?;
+    let signal = state.claude_code_signal;
+    let (events, rejected, not_usage, encoding) = tokio::task::spawn_blocking(move || {
+        let (request, encoding) = codec::decode::<ExportLogsServiceRequest>(&headers, body)?;
+        let (events, rejected, not_usage) = logs::events(&request, signal);
+        Ok::<_, IngestError>((events, rejected, not_usage, encoding))
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))??;
+    store(&state, &grant, events).await?;
+    let message = rejected.message(not_usage, "log records");
+    let partial_success = (!message.is_empty()).then_some(ExportLogsPartialSuccess {
+        rejected_log_records: rejected.count,
+        error_message: message,
+    });
+    Ok(codec::respond(
+        &ExportLogsServiceResponse { partial_success },
+        encoding,
+    ))
+}
+
+pub async fn post_traces(
+    State(state): State<AppState>,
+    IngestToken(grant): IngestToken,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, IngestError> {
+    let body = body::accept(body)?;
+    let (events, rejected, not_usage, encoding) = tokio::task::spawn_blocking(move || {
+        let (request, encoding) = codec::decode::<ExportTraceServiceRequest>(&headers, body)?;
+        let (events, rejected, not_usage) = traces::events(&request);
+        Ok::<_, IngestError>((events, rejected, not_usage, encoding))
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))??;
+    store(&state, &grant, events).await?;
+    let message = rejected.message(not_usage, "spans");
+    let partial_success = (!message.is_empty()).then_some(ExportTracePartialSuccess {
+        rejected_spans: rejected.count,
+        error_message: message,
+    });
+    Ok(codec::respond(
+        &ExportTraceServiceResponse { partial_success },
+        encoding,
+    ))
+}
+
+/// Events of the token's owner (OTLP names no tokentally user).
+async fn store(
+    state: &AppState,
+    grant: &crate::auth::tokens::TokenGrant,
+    events: Vec<ApiEvent>,
+) -> Result<(), IngestError> {
+    let attributed = pipeline::attribute(state, grant, events, Attribution::Strict).await?;
+    pipeline::store(state, attributed.events).await?;
+    Ok(())
+}

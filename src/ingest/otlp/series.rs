@@ -1,0 +1,181 @@
+//! Turning metric samples into events: temporality (delta points are
+//! increments; cumulative points are differenced against the last value of
+//! their series, with resets detected), then one event per group of series
+//! and export time. Runs inside the writer's transaction.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::auth::UserId;
+use crate::db::DbError;
+use crate::usage::store::NewEvent;
+
+pub const SOURCE: &str = "otlp";
+
+/// What one data point measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    /// Input tokens, cache excluded (Anthropic's convention).
+    Input,
+    /// Input tokens that include the cached ones (OpenAI's and Gemini's):
+    /// the group's cache reads are subtracted.
+    InputWithCache,
+    Output,
+    CacheRead,
+    CacheWrite,
+    /// A cost in USD, as the producer estimates it.
+    CostUsd,
+}
+
+/// One mapped metric data point.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The point's own series (metric, resource, attributes).
+    pub series: String,
+    /// The series that together make one event (the same call site and
+    /// model, all token kinds).
+    pub group: String,
+    pub quantity: Quantity,
+    pub value: f64,
+    pub cumulative: bool,
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub model: String,
+    pub provider: Option<String>,
+    pub activity: Option<String>,
+}
+
+struct SeriesState {
+    start_ns: u64,
+    time_ns: u64,
+    value: f64,
+}
+
+fn load(conn: &Connection, series: &str) -> Result<Option<SeriesState>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT start_unix_nano, time_unix_nano, value FROM otlp_series WHERE series = ?1",
+        )?
+        .query_row([series], |row| {
+            Ok(SeriesState {
+                start_ns: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                time_ns: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                value: row.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+fn save(conn: &Connection, sample: &Sample, now_s: i64) -> Result<(), DbError> {
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT INTO otlp_series (series, start_unix_nano, time_unix_nano, value, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (series) DO UPDATE SET start_unix_nano = excluded.start_unix_nano,
+             time_unix_nano = excluded.time_unix_nano, value = excluded.value,
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        sample.series,
+        as_i64(sample.start_ns),
+        as_i64(sample.time_ns),
+        sample.value,
+        now_s
+    ])?;
+    Ok(())
+}
+
+/// What a cumulative point adds: its difference from the last value of its
+/// series; all of it when the series is new or restarted (a new start time,
+/// or a value that fell); nothing when it is not newer than the last point
+/// (a retried or reordered export).
+fn cumulative_increment(
+    conn: &Connection,
+    sample: &Sample,
+    now_s: i64,
+) -> Result<Option<f64>, DbError> {
+    let increment = match load(conn, &sample.series)? {
+        Some(last) if last.start_ns == sample.start_ns && sample.time_ns <= last.time_ns => {
+            return Ok(None);
+        }
+        Some(last) if last.start_ns == sample.start_ns && sample.value >= last.value => {
+            sample.value - last.value
+        }
+        _ => sample.value,
+    };
+    save(conn, sample, now_s)?;
+    Ok(Some(increment))
+}
+
+#[derive(Default)]
+struct Sums {
+    input: f64,
+    input_with_cache: f64,
+    output: f64,
+    cache_read: f64,
+    cache_write: f64,
+    cost_usd: Option<f64>,
+}
+
+/// Events for `samples`, attributed to `user`.
+pub fn to_events(
+    conn: &Connection,
+    samples: &[Sample],
+    user: UserId,
+    now_s: i64,
+) -> Result<Vec<NewEvent>, DbError> {
+    // (group, time) → the first sample (for its labels) and the sums.
+    let mut groups: BTreeMap<(String, u64), (&Sample, Sums)> = BTreeMap::new();
+    for sample in samples {
+        let increment = if sample.cumulative {
+            match cumulative_increment(conn, sample, now_s)? {
+                Some(increment) => increment,
+                None => continue,
+            }
+        } else {
+            sample.value
+        };
+        let (_, sums) = groups
+            .entry((sample.group.clone(), sample.time_ns))
+            .or_insert_with(|| (sample, Sums::default()));
+        match sample.quantity {
+            Quantity::Input => sums.input += increment,
+            Quantity::InputWithCache => sums.input_with_cache += increment,
+            Quantity::Output => sums.output += increment,
+            Quantity::CacheRead => sums.cache_read += increment,
+            Quantity::CacheWrite => sums.cache_write += increment,
+            Quantity::CostUsd => *sums.cost_usd.get_or_insert(0.0) += increment,
+        }
+    }
+    let round = |x: f64| x.max(0.0).round() as i64;
+    let mut events = Vec::new();
+    for ((group, time_ns), (first, sums)) in groups {
+        let input = sums.input + (sums.input_with_cache - sums.cache_read).max(0.0);
+        let tokens = [
+            round(input),
+            round(sums.output),
+            round(sums.cache_read),
+            round(sums.cache_write),
+        ];
+        let cost_micros = sums.cost_usd.map(|usd| round(usd * 1e6));
+        if tokens == [0; 4] && cost_micros.unwrap_or(0) == 0 {
+            continue;
+        }
+        events.push(NewEvent {
+            ts_ms: i64::try_from(time_ns / 1_000_000).unwrap_or(i64::MAX),
+            user,
+            source: SOURCE.into(),
+            // The same group at the same time is the same usage: a
+            // retried delta export is a duplicate.
+            external_id: format!("m-{}-{time_ns}", &group[..32]),
+            model: first.model.clone(),
+            provider: first.provider.clone(),
+            activity: first.activity.clone(),
+            project: None,
+            tokens,
+            reported_cost_micros: cost_micros,
+        });
+    }
+    Ok(events)
+}
