@@ -97,6 +97,21 @@ impl TestApp {
         }
     }
 
+    /// Serves the router on a loopback port (for clients that need a real
+    /// socket); returns its address. Needs a multi-threaded runtime.
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let service = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await });
+        address
+    }
+
     /// Builds the router again from `state` (after a test changed it).
     pub fn rebuild_router(&mut self) {
         self.router = app::router(self.state.clone());

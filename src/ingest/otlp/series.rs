@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 
 use crate::auth::UserId;
 use crate::db::DbError;
@@ -110,6 +111,9 @@ fn cumulative_increment(
 
 #[derive(Default)]
 struct Sums {
+    /// (series, start, time, value) of every point in the group: what
+    /// makes the event's id.
+    points: Vec<String>,
     input: f64,
     input_with_cache: f64,
     output: f64,
@@ -125,7 +129,9 @@ pub fn to_events(
     user: UserId,
     now_s: i64,
 ) -> Result<Vec<NewEvent>, DbError> {
-    // (group, time) → the first sample (for its labels) and the sums.
+    // (group, second) → the first sample (for its labels) and the sums. An
+    // SDK stamps each instrument of one collection a few microseconds
+    // apart: a call's tokens and its cost meet within the second.
     let mut groups: BTreeMap<(String, u64), (&Sample, Sums)> = BTreeMap::new();
     for sample in samples {
         let increment = if sample.cumulative {
@@ -137,8 +143,12 @@ pub fn to_events(
             sample.value
         };
         let (_, sums) = groups
-            .entry((sample.group.clone(), sample.time_ns))
+            .entry((sample.group.clone(), sample.time_ns / 1_000_000_000))
             .or_insert_with(|| (sample, Sums::default()));
+        sums.points.push(format!(
+            "{}/{}/{}/{}",
+            sample.series, sample.start_ns, sample.time_ns, sample.value
+        ));
         match sample.quantity {
             Quantity::Input => sums.input += increment,
             Quantity::InputWithCache => sums.input_with_cache += increment,
@@ -150,7 +160,7 @@ pub fn to_events(
     }
     let round = |x: f64| x.max(0.0).round() as i64;
     let mut events = Vec::new();
-    for ((group, time_ns), (first, sums)) in groups {
+    for (_, (first, mut sums)) in groups {
         let input = sums.input + (sums.input_with_cache - sums.cache_read).max(0.0);
         let tokens = [
             round(input),
@@ -162,13 +172,15 @@ pub fn to_events(
         if tokens == [0; 4] && cost_micros.unwrap_or(0) == 0 {
             continue;
         }
+        // The same points are the same usage: a retried delta export is a
+        // duplicate, however its points are ordered.
+        sums.points.sort();
+        let id = Sha256::digest(sums.points.join("\n").as_bytes());
         events.push(NewEvent {
-            ts_ms: i64::try_from(time_ns / 1_000_000).unwrap_or(i64::MAX),
+            ts_ms: i64::try_from(first.time_ns / 1_000_000).unwrap_or(i64::MAX),
             user,
             source: SOURCE.into(),
-            // The same group at the same time is the same usage: a
-            // retried delta export is a duplicate.
-            external_id: format!("m-{}-{time_ns}", &group[..32]),
+            external_id: format!("m-{}", &crate::secret::hex(&id)[..40]),
             model: first.model.clone(),
             provider: first.provider.clone(),
             activity: first.activity.clone(),
