@@ -273,3 +273,96 @@ fn our_jsonl_and_csv_import_with_every_bad_line_named() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("0 bytes read"), "{out}");
 }
+
+#[test]
+fn import_into_a_remote_server_through_its_api() {
+    use common::server::Server;
+    let server_side = Workspace::new(&["ada"]);
+    let (ok, token, err) = server_side.cli(
+        &["token", "create", "--user", "ada", "--scope", "ingest"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    let server = Server::start(server_side.dir.path(), &[]);
+    server.wait_ready();
+
+    // Another machine: no database of its own, only files.
+    let laptop = tempfile::tempdir().expect("tempdir");
+    let transcripts = laptop.path().join("projects");
+    std::fs::create_dir_all(&transcripts).expect("mkdir");
+    std::fs::copy(Path::new(FIXTURE).join(SESSION), transcripts.join(SESSION)).expect("copy");
+    let events = laptop.path().join("more.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"id":"r1","timestamp":"2026-05-02T08:00:00Z","model":"gpt-5","input_tokens":7}"#, "\n",
+            r#"{"id":"r2","timestamp":"2026-05-02T08:00:00Z","model":"gpt-5","user":"grace","input_tokens":9}"#, "\n",
+        ),
+    )
+    .expect("write");
+    let state = laptop.path().join("state.json");
+    let remote = |paths: &[&str]| {
+        let mut args = vec![
+            "import",
+            "--server",
+            &server.base_url,
+            "--token",
+            &token,
+            "--state",
+            state.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(paths);
+        let mut full = vec!["--data-dir"];
+        let nowhere = laptop.path().join("no-database");
+        let nowhere = nowhere.to_str().expect("utf-8").to_owned();
+        full.push(&nowhere);
+        full.extend(args);
+        run_cli(&full, &[], None)
+    };
+    let (ok, out, err) = remote(&[
+        transcripts.to_str().expect("utf-8"),
+        events.to_str().expect("utf-8"),
+    ]);
+    assert!(!ok, "grace's line is refused by the server: {out}{err}");
+    assert!(out.contains("3 new") && out.contains("1 new"), "{out}");
+    assert!(
+        out.contains(&format!("{}:2: user:", events.display())),
+        "{out}"
+    );
+    assert!(
+        !laptop.path().join("no-database").exists(),
+        "no local database was made"
+    );
+
+    let (ok, out, _) = remote(&[
+        transcripts.to_str().expect("utf-8"),
+        events.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.matches("0 bytes read").count(),
+        2,
+        "positions were remembered: {out}"
+    );
+
+    let (ok, out, err) = {
+        let mut args = vec![
+            "import",
+            "--server",
+            server.base_url.as_str(),
+            "--token",
+            "tt_wrong",
+        ];
+        let state2 = laptop.path().join("state2.json");
+        let state2 = state2.to_str().expect("utf-8").to_owned();
+        args.extend(["--state", state2.as_str(), events.to_str().expect("utf-8")]);
+        run_cli(&args, &[], None)
+    };
+    assert!(!ok, "{out}");
+    assert!(err.contains("401"), "{err}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let totals = server_side.totals();
+    assert_eq!(totals["events"], 4, "{totals}");
+}

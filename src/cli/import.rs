@@ -8,7 +8,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::usage::{UsageCommandError, open};
+use crate::db::Db;
 use crate::import::formats::Format;
+use crate::import::sink::{Local, Remote, Sink};
 use crate::import::{self, FileReport, ImportError, Importer, claude_code};
 
 #[derive(Debug, Args)]
@@ -26,6 +28,22 @@ pub struct ImportArgs {
     /// Read and check everything, write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Send the events to this tokentally server (e.g. https://tokens.example.com)
+    /// instead of the local database
+    #[arg(long, value_name = "URL", requires = "token")]
+    pub server: Option<String>,
+    /// An ingest API token of the server (`tokentally token create` there)
+    #[arg(
+        long,
+        env = "TOKENTALLY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// With --server: where to remember how far each file was sent
+    /// [default: $XDG_STATE_HOME/tokentally/import-<server>.json]
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +58,11 @@ pub enum ImportCommandError {
 
 pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandError> {
     let (files, format) = files_to_read(&args)?;
-    let db = open(db_path).await?;
+    let db = match &args.server {
+        Some(_) => None,
+        None => Some(open(db_path).await?),
+    };
+    let sink = sink(&args, db.clone())?;
     let total_bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
@@ -52,18 +74,14 @@ pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandEr
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let runtime = tokio::runtime::Handle::current();
-    let (user, dry_run, worker_db) = (args.user.clone(), args.dry_run, db.clone());
-    let bar = progress.clone();
+    let (dry_run, bar) = (args.dry_run, progress.clone());
     let reports = tokio::task::spawn_blocking(move || {
-        let importer = Importer::new(worker_db, runtime, user.as_deref(), dry_run, bar.clone())?;
+        let sink = sink(tokio::runtime::Handle::current())?;
+        let importer = Importer::new(sink, dry_run, bar.clone());
         let mut reports = Vec::new();
         for file in &files {
-            bar.set_message(
-                file.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            bar.set_message(name.unwrap_or_default());
             reports.push(importer.import_file(file, format)?);
         }
         Ok::<_, ImportError>(reports)
@@ -71,7 +89,9 @@ pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandEr
     .await
     .map_err(|e| ImportError::Usage(format!("the import task failed: {e}")))?;
     progress.finish_and_clear();
-    db.shutdown().await;
+    if let Some(db) = db {
+        db.shutdown().await;
+    }
     let reports = reports?;
     print!(
         "{}",
@@ -84,6 +104,53 @@ pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandEr
         )));
     }
     Ok(())
+}
+
+type SinkFactory = Box<dyn FnOnce(tokio::runtime::Handle) -> Result<Sink, ImportError> + Send>;
+
+/// How to make the sink on the import thread: the local database, or the
+/// server named by --server.
+fn sink(args: &ImportArgs, db: Option<Db>) -> Result<SinkFactory, ImportCommandError> {
+    let user = args.user.clone();
+    match (&args.server, db) {
+        (Some(server), _) => {
+            let token = args.token.clone().ok_or_else(|| {
+                ImportCommandError::Incomplete(
+                    "--server needs --token (or TOKENTALLY_TOKEN)".into(),
+                )
+            })?;
+            let state = match &args.state {
+                Some(path) => path.clone(),
+                None => default_state_file(server)?,
+            };
+            let server = server.clone();
+            Ok(Box::new(move |_| {
+                Ok(Sink::Remote(Remote::new(&server, token, user, state)?))
+            }))
+        }
+        (None, Some(db)) => Ok(Box::new(move |runtime| {
+            Ok(Sink::Local(Local::new(db, runtime, user.as_deref())?))
+        })),
+        (None, None) => Err(ImportCommandError::Incomplete(
+            "no database to import into".into(),
+        )),
+    }
+}
+
+/// `$XDG_STATE_HOME/tokentally/import-<server digest>.json` (or under
+/// `~/.local/state`): one file per server, so two servers never share
+/// positions.
+fn default_state_file(server: &str) -> Result<PathBuf, ImportCommandError> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
+        .ok_or_else(|| {
+            ImportCommandError::Incomplete("no $HOME or $XDG_STATE_HOME: pass --state FILE".into())
+        })?;
+    let digest = crate::secret::digest(server.trim_end_matches('/'));
+    Ok(base
+        .join("tokentally")
+        .join(format!("import-{}.json", &digest[..16])))
 }
 
 fn files_to_read(args: &ImportArgs) -> Result<(Vec<PathBuf>, Format), ImportCommandError> {

@@ -14,24 +14,23 @@
 pub mod claude_code;
 pub mod formats;
 pub mod lines;
+pub mod sink;
 pub mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
 use jiff::Timestamp;
-use tokio::runtime::Handle;
 
 use self::claude_code::Mapped;
 use self::formats::{CsvHeader, Format};
 use self::lines::{Line, LineReader};
+use self::sink::Sink;
 use self::state::{HEAD_BYTES, Position};
-use crate::auth::UserId;
-use crate::db::{Db, DbError};
+use crate::db::DbError;
 use crate::ingest::event::ApiEvent;
-use crate::usage::store::{InsertOutcome, Inserter, NewEvent};
 
 /// Events per transaction (with the file position they reach).
 const EVENTS_PER_BATCH: usize = 5_000;
@@ -49,6 +48,8 @@ pub enum ImportError {
     Db(#[from] DbError),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Remote(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
@@ -86,49 +87,21 @@ impl FileReport {
 }
 
 pub struct Importer {
-    db: Db,
-    runtime: Handle,
-    /// Every user by lower-cased name (a line may name its user).
-    users: HashMap<String, UserId>,
-    /// Whose events lines without a user are.
-    default_user: Option<UserId>,
+    sink: Sink,
     dry_run: bool,
     now: Timestamp,
     progress: ProgressBar,
 }
 
 impl Importer {
-    /// Runs on a blocking thread; database work goes through `runtime`.
-    pub fn new(
-        db: Db,
-        runtime: Handle,
-        default_user: Option<&str>,
-        dry_run: bool,
-        progress: ProgressBar,
-    ) -> Result<Importer, ImportError> {
-        let all = runtime.block_on(db.read(crate::auth::users::list))?;
-        let users: HashMap<String, UserId> = all
-            .iter()
-            .map(|u| (u.username.to_lowercase(), u.id))
-            .collect();
-        let default_user =
-            match default_user {
-                Some(name) => Some(*users.get(&name.to_lowercase()).ok_or_else(|| {
-                    ImportError::Usage(format!("--user: no user named {name:?}"))
-                })?),
-                // With a single account there is no one else to mean.
-                None if all.len() == 1 => Some(all[0].id),
-                None => None,
-            };
-        Ok(Importer {
-            db,
-            runtime,
-            users,
-            default_user,
+    /// Runs on a blocking thread.
+    pub fn new(sink: Sink, dry_run: bool, progress: ProgressBar) -> Importer {
+        Importer {
+            sink,
             dry_run,
             now: Timestamp::now(),
             progress,
-        })
+        }
     }
 
     /// Imports one file from where the last run stopped.
@@ -136,10 +109,7 @@ impl Importer {
         let canonical = path.canonicalize().map_err(io_error(path))?;
         let key = canonical.to_string_lossy().into_owned();
         let size = std::fs::metadata(&canonical).map_err(io_error(path))?.len();
-        let lookup = key.clone();
-        let saved = self
-            .runtime
-            .block_on(self.db.read(move |conn| state::load(conn, &lookup)))?;
+        let saved = self.sink.load_position(&key)?;
         let start = state::resume_from(&canonical, size, saved).map_err(io_error(path))?;
         let mut report = FileReport {
             path: path.to_path_buf(),
@@ -175,10 +145,7 @@ impl Importer {
                 },
             };
             match mapped {
-                Mapped::Event(event) => match self.attribute(*event) {
-                    Ok(event) => batch.push(event),
-                    Err(reason) => report.problem(number, reason),
-                },
+                Mapped::Event(event) => batch.push((number, *event)),
                 Mapped::Skipped(reason) => *report.skipped.entry(reason).or_default() += 1,
                 Mapped::Invalid(reason) => report.problem(number, reason),
             }
@@ -203,43 +170,16 @@ impl Importer {
         Ok(report)
     }
 
-    fn attribute(&self, event: ApiEvent) -> Result<NewEvent, String> {
-        let user = match &event.user {
-            Some(name) => *self
-                .users
-                .get(&name.to_lowercase())
-                .ok_or_else(|| format!("user: no user named {name:?}"))?,
-            None => self.default_user.ok_or_else(|| {
-                "the line names no user and there are several: pass --user NAME".to_owned()
-            })?,
-        };
-        Ok(NewEvent {
-            ts_ms: event.ts_ms,
-            user,
-            source: event.source,
-            external_id: event.id,
-            model: event.model,
-            provider: event.provider,
-            activity: event.activity,
-            project: event.project,
-            tokens: event.tokens,
-            reported_cost_micros: event.cost_micros,
-        })
-    }
-
-    /// Stores `events` and the position after them in one transaction.
+    /// Stores `events` and the position after them together.
     fn flush(
         &self,
         key: &str,
         format: Format,
         report: &mut FileReport,
-        events: Vec<NewEvent>,
+        events: Vec<(u64, ApiEvent)>,
         (offset, lines): (u64, u64),
     ) -> Result<(), ImportError> {
         report.events += events.len() as u64;
-        if self.dry_run {
-            return Ok(());
-        }
         let head_bytes = offset.min(HEAD_BYTES);
         let head_sha256 =
             state::head_digest(Path::new(key), head_bytes).map_err(io_error(Path::new(key)))?;
@@ -249,14 +189,14 @@ impl Importer {
             offset,
             lines,
         };
-        let (key, format, now) = (key.to_owned(), format.name(), self.now.as_second());
-        let outcome: InsertOutcome = self.runtime.block_on(self.db.write(move |conn| {
-            let outcome = Inserter::new(conn)?.insert(conn, &events)?;
-            state::save(conn, &key, format, &position, now)?;
-            Ok::<_, DbError>(outcome)
-        }))?;
-        report.accepted += outcome.accepted as u64;
-        report.duplicates += outcome.duplicates as u64;
+        let stored = self
+            .sink
+            .store(key, format.name(), events, position, self.dry_run)?;
+        report.accepted += stored.accepted;
+        report.duplicates += stored.duplicates;
+        for (line, reason) in stored.problems {
+            report.problem(line, reason);
+        }
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use crate::db::DbError;
 /// Bytes of a file's start whose digest identifies it.
 pub const HEAD_BYTES: u64 = 4096;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     pub head_sha256: String,
     pub head_bytes: u64,
