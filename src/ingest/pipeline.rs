@@ -96,10 +96,14 @@ pub async fn attribute(
 ) -> Result<Attributed, IngestError> {
     let owner = grant.user.clone();
     let is_owner = |name: &str| name.eq_ignore_ascii_case(&owner.username);
+    // Each name once: a batch of a thousand events names a few users.
     let named: Vec<String> = events
         .iter()
-        .filter_map(|e| e.user.clone())
+        .filter_map(|e| e.user.as_deref())
         .filter(|name| !is_owner(name))
+        .map(str::to_lowercase)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     let known = if owner.is_admin() && !named.is_empty() {
         known_users(state, named).await?
