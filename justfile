@@ -35,3 +35,11 @@ bench events="1000000":
     test -f target/bench/{{events}}/tokentally.db || target/perf/tokentally --data-dir target/bench/{{events}} demo --events {{events}} --seed 42 --end 2026-11-01T00:00:00Z
     cargo bench --bench reference -- target/bench/{{events}}/tokentally.db
     cargo bench --bench ingest -- target/perf/tokentally target/bench/{{events}}/tokentally.db
+
+# Import of ~1 GB of synthetic Claude Code transcripts, first and incremental
+# run, against ccusage when npm can install it (BENCHMARKS.md)
+bench-import megabytes="1024":
+    cargo build --profile perf
+    mkdir -p target/bench/ccusage
+    cd target/bench/ccusage && (npm install --no-audit --no-fund ccusage@20.0.24 @ccusage/ccusage-linux-x64@20.0.24 >/dev/null 2>&1 || echo "ccusage not installed; comparing nothing")
+    cargo bench --bench import -- target/perf/tokentally target/bench/import-{{megabytes}} {{megabytes}} $(find target/bench/ccusage/node_modules/@ccusage -name ccusage -type f -perm -u+x 2>/dev/null | head -1)
