@@ -78,18 +78,7 @@ impl Local {
                 "the line names no user and there are several: pass --user NAME".to_owned()
             })?,
         };
-        Ok(NewEvent {
-            ts_ms: event.ts_ms,
-            user,
-            source: event.source,
-            external_id: event.id,
-            model: event.model,
-            provider: event.provider,
-            activity: event.activity,
-            project: event.project,
-            tokens: event.tokens,
-            reported_cost_micros: event.cost_micros,
-        })
+        Ok(event.into_new_event(user))
     }
 }
 

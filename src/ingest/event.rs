@@ -4,7 +4,9 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::auth::UserId;
 use crate::usage::prices::parse_micros;
+use crate::usage::store::NewEvent;
 
 /// Longest id, name or label we store.
 const MAX_TEXT: usize = 256;
@@ -45,6 +47,24 @@ pub struct ApiEvent {
     pub source: String,
     pub tokens: [i64; 4],
     pub cost_micros: Option<i64>,
+}
+
+impl ApiEvent {
+    /// The event for the store, as `user`'s.
+    pub fn into_new_event(self, user: UserId) -> NewEvent {
+        NewEvent {
+            ts_ms: self.ts_ms,
+            user,
+            source: self.source,
+            external_id: self.id,
+            model: self.model,
+            provider: self.provider,
+            activity: self.activity,
+            project: self.project,
+            tokens: self.tokens,
+            reported_cost_micros: self.cost_micros,
+        }
+    }
 }
 
 /// A problem with one field (`None`: the event as a whole).

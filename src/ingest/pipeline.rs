@@ -128,10 +128,10 @@ pub async fn attribute(
             )),
         };
         match (user, policy) {
-            (Ok(user), _) => attributed.push(new_event(event, user)),
+            (Ok(user), _) => attributed.push(event.into_new_event(user)),
             (Err(_), Attribution::OwnerFallback) => {
                 unattributed += 1;
-                attributed.push(new_event(event, owner.id));
+                attributed.push(event.into_new_event(owner.id));
             }
             (Err(reason), Attribution::Strict) => errors.push(FieldError {
                 index,
@@ -177,19 +177,4 @@ pub async fn store(state: &AppState, events: Vec<NewEvent>) -> Result<InsertOutc
         .db
         .write(move |conn| Inserter::new(conn)?.insert(conn, &events))
         .await?)
-}
-
-fn new_event(event: ApiEvent, user: UserId) -> NewEvent {
-    NewEvent {
-        ts_ms: event.ts_ms,
-        user,
-        source: event.source,
-        external_id: event.id,
-        model: event.model,
-        provider: event.provider,
-        activity: event.activity,
-        project: event.project,
-        tokens: event.tokens,
-        reported_cost_micros: event.cost_micros,
-    }
 }

@@ -91,15 +91,13 @@ pub async fn post_metrics(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
-    let body = body::accept(body)?;
     let signal = state.claude_code_signal;
-    let (samples, rejected, encoding) = tokio::task::spawn_blocking(move || {
-        let (request, encoding) = codec::decode::<ExportMetricsServiceRequest>(&headers, body)?;
-        let (samples, rejected) = metrics::samples(&request, signal);
-        Ok::<_, IngestError>((samples, rejected, encoding))
-    })
-    .await
-    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))??;
+    let ((samples, rejected), encoding) = decode_and_map(
+        headers,
+        body,
+        move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal),
+    )
+    .await?;
     if !samples.is_empty() {
         let (owner, now) = (grant.user.id, state.now_unix());
         state
@@ -126,15 +124,12 @@ pub async fn post_logs(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
-    let body = body::accept(body)?;
     let signal = state.claude_code_signal;
-    let (events, rejected, not_usage, encoding) = tokio::task::spawn_blocking(move || {
-        let (request, encoding) = codec::decode::<ExportLogsServiceRequest>(&headers, body)?;
-        let (events, rejected, not_usage) = logs::events(&request, signal);
-        Ok::<_, IngestError>((events, rejected, not_usage, encoding))
-    })
-    .await
-    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))??;
+    let ((events, rejected, not_usage), encoding) =
+        decode_and_map(headers, body, move |request: &ExportLogsServiceRequest| {
+            logs::events(request, signal)
+        })
+        .await?;
     store(&state, &grant, events).await?;
     let message = rejected.message(not_usage, "log records");
     let partial_success = (!message.is_empty()).then_some(ExportLogsPartialSuccess {
@@ -153,14 +148,11 @@ pub async fn post_traces(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
-    let body = body::accept(body)?;
-    let (events, rejected, not_usage, encoding) = tokio::task::spawn_blocking(move || {
-        let (request, encoding) = codec::decode::<ExportTraceServiceRequest>(&headers, body)?;
-        let (events, rejected, not_usage) = traces::events(&request);
-        Ok::<_, IngestError>((events, rejected, not_usage, encoding))
-    })
-    .await
-    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))??;
+    let ((events, rejected, not_usage), encoding) =
+        decode_and_map(headers, body, |request: &ExportTraceServiceRequest| {
+            traces::events(request)
+        })
+        .await?;
     store(&state, &grant, events).await?;
     let message = rejected.message(not_usage, "spans");
     let partial_success = (!message.is_empty()).then_some(ExportTracePartialSuccess {
@@ -171,6 +163,26 @@ pub async fn post_traces(
         &ExportTraceServiceResponse { partial_success },
         encoding,
     ))
+}
+
+/// Decodes an export request and maps it with `map`, off the async
+/// threads: decompressing and decoding megabytes is CPU work.
+async fn decode_and_map<R, T>(
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    map: impl FnOnce(&R) -> T + Send + 'static,
+) -> Result<(T, codec::Encoding), IngestError>
+where
+    R: prost::Message + Default + serde::de::DeserializeOwned,
+    T: Send + 'static,
+{
+    let body = body::accept(body)?;
+    tokio::task::spawn_blocking(move || {
+        let (request, encoding) = codec::decode::<R>(&headers, body)?;
+        Ok((map(&request), encoding))
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))?
 }
 
 /// Events of the token's owner (OTLP names no tokentally user).
