@@ -14,7 +14,7 @@ use crate::auth::{HashCost, Role, SqliteSessionStore, setup, users};
 use crate::clock::SystemClock;
 use crate::db::{DbError, DbOptions};
 use crate::demo;
-use crate::ingest::otlp::ClaudeCodeSignal;
+use crate::ingest::otlp::{ClaudeCodeSignal, series};
 use crate::secret::random_password;
 
 /// Everything `serve` needs, after defaults, config file, env and flags
@@ -36,7 +36,7 @@ pub const DB_FILE: &str = "tokentally.db";
 pub const DEMO_DB_FILE: &str = "demo.db";
 /// Events in the demo data set: a year of a small team's usage.
 const DEMO_EVENTS: usize = 60_000;
-const SESSION_SWEEP: Duration = Duration::from_secs(600);
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -103,7 +103,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         println!("First run: create the admin at {base_url}/setup?token={token}");
     }
 
-    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    let sweeper = tokio::spawn(sweep(state.clone()));
     println!("tokentally listening on http://{local}");
     tracing::info!(address = %local, "listening");
     let app = app::router(state.clone());
@@ -146,15 +146,27 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-async fn sweep_sessions(state: AppState) {
+/// Housekeeping every few minutes: expired sessions, and the state of
+/// OTLP series whose exporter is long gone.
+async fn sweep(state: AppState) {
     let store = SqliteSessionStore::new(state.db.clone());
-    let mut every = tokio::time::interval(SESSION_SWEEP);
+    let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         every.tick().await;
         match store.delete_expired(state.now_unix()).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "expired sessions deleted"),
             Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        }
+        let cutoff = state.now_unix() - series::FORGET_AFTER_S;
+        match state
+            .db
+            .write(move |conn| series::forget_stale(conn, cutoff))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(series = n, "stale OTLP series forgotten"),
+            Err(e) => tracing::warn!(error = %e, "could not forget stale OTLP series"),
         }
     }
 }

@@ -27,6 +27,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
+use tokentally::ingest::otlp::series;
 
 const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
 const T0: u64 = 1_780_000_000_000_000_000;
@@ -226,11 +227,29 @@ async fn cumulative_series_are_differenced_and_resets_detected() {
     export_metrics(&app, &token, &at(2, T0, [15.0, 150.0, 1500.0, 0.0])).await;
     export_metrics(&app, &token, &at(1, T0, [10.0, 100.0, 1000.0, 0.0])).await;
     assert_eq!(totals(&app).await[1..5], [15, 150, 1500, 0]);
+    // Housekeeping keeps series seen recently (all of these) and would
+    // drop those unseen for a month.
+    let now = app.state.now_unix();
+    let forgotten = app
+        .state
+        .db
+        .write(move |conn| series::forget_stale(conn, now - series::FORGET_AFTER_S))
+        .await
+        .expect("sweep");
+    assert_eq!(forgotten, 0);
     // Claude Code restarted: a new start time, counting from zero again.
     let restart = T0 + 3 * MINUTE;
     export_metrics(&app, &token, &at(4, restart, [2.0, 20.0, 0.0, 0.0])).await;
     assert_eq!(totals(&app).await[1..5], [17, 170, 1500, 0]);
     app.assert_rollups_exact().await;
+    let later = now + series::FORGET_AFTER_S + 1;
+    let forgotten = app
+        .state
+        .db
+        .write(move |conn| series::forget_stale(conn, later - series::FORGET_AFTER_S))
+        .await
+        .expect("sweep");
+    assert_eq!(forgotten, 5, "four token series and the cost series");
 }
 
 #[tokio::test]

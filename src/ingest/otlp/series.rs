@@ -87,6 +87,18 @@ fn save(conn: &Connection, sample: &Sample, now_s: i64) -> Result<(), DbError> {
     Ok(())
 }
 
+/// A cumulative series unseen this long belongs to a process that is
+/// gone: SDKs re-export every cumulative series each interval while they
+/// run. Its state is dropped so the table does not grow without end.
+pub const FORGET_AFTER_S: i64 = 30 * 86_400;
+
+/// Drops the state of series not updated since `cutoff_s`; returns how many.
+pub fn forget_stale(conn: &Connection, cutoff_s: i64) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM otlp_series WHERE updated_at < ?1")?
+        .execute([cutoff_s])?)
+}
+
 /// What a cumulative point adds: its difference from the last value of its
 /// series; all of it when the series is new or restarted (a new start time,
 /// or a value that fell); nothing when it is not newer than the last point
