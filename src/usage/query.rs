@@ -433,9 +433,11 @@ impl Reader<'_> {
                 format!("day IN ({}) AND {}", id_list(&days), slot_term(&slots)),
             )
         } else {
-            let low = keys.iter().map(|k| k.2).min().unwrap_or(0);
-            let high = keys.iter().map(|k| k.2).max().unwrap_or(0);
-            ("0", format!("{period} BETWEEN {low} AND {high}"))
+            // A list, not a range: the key leads with the period, and only
+            // an equality on it lets the seek go on to the dimensions.
+            let periods: BTreeSet<i64> = keys.iter().map(|k| k.2).collect();
+            let periods: Vec<i64> = periods.into_iter().collect();
+            ("0", format!("{period} IN ({})", id_list(&periods)))
         };
         let sql = format!(
             "SELECT {group}, {period}, {slot_column}, {METRICS} FROM {table}

@@ -50,10 +50,12 @@
 //! filters at once) uses the full cuboid, which keeps every dimension but
 //! only at the `day` and `month` levels; its within-day parts are raw.
 //!
-//! **Write locality.** Keys are (cuboid, dimensions, day, slot): a day's
-//! rows of one series sit together, so loading or ingesting a day touches a
-//! page per series rather than a page per series and slot. A planned read
-//! seeks `day IN (…) AND slot IN (…)`.
+//! **Write locality.** Keys are (cuboid, period, dimensions, slot): the rows
+//! of one day (or month) of every series of a grouping sit together, so
+//! live traffic, which all lands on today, dirties a few pages per grouping
+//! and level per commit instead of one per series. (Series-major keys
+//! wrote half the events per second: BENCHMARKS.md.) A planned read seeks
+//! `period IN (…)` with the dimensions it constrains, then a run of slots.
 //!
 //! **Consistency.** Rollups are additive upserts applied in the same
 //! transaction as the events they summarise ([`apply`]), so a crash can
@@ -393,11 +395,14 @@ pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
         (
             key.level,
             *cuboid,
+            key.period,
             dims.user,
             dims.model,
             dims.activity,
+            dims.project,
+            dims.source,
+            dims.provider,
             key.slot,
-            key.period,
         )
     });
     let statements = Level::ALL.map(upsert_sql);
