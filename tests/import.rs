@@ -192,6 +192,26 @@ fn a_claude_code_transcript_is_counted_once_and_read_incrementally() {
 }
 
 #[test]
+fn transcripts_need_a_user_when_there_are_several_and_nothing_is_consumed() {
+    let work = Workspace::new(&["ada", "grace"]);
+    let transcript = work.transcripts();
+    let (ok, _, err) = work.cli(&["import", transcript.to_str().expect("utf-8")], None);
+    assert!(!ok && err.contains("--user"), "{err}");
+    // Nothing was marked as read: with a user, every call is imported.
+    let (ok, out, err) = work.cli(
+        &[
+            "import",
+            "--user",
+            "grace",
+            transcript.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("3 new"), "{out}");
+}
+
+#[test]
 fn a_replaced_file_is_read_again_without_double_counting() {
     let work = Workspace::new(&["ada"]);
     let transcript = work.transcripts();

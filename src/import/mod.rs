@@ -119,6 +119,15 @@ impl Importer {
         let first_line = first_line(&canonical).map_err(io_error(path))?;
         let format = format.resolve(&canonical, first_line.as_deref());
         report.format = Some(format);
+        // Transcript lines never name a user: without one to give them,
+        // every line would be refused and the file marked as read.
+        if format == Format::ClaudeCode && !self.sink.has_default_user() {
+            return Err(ImportError::Usage(format!(
+                "{}: Claude Code transcripts name no user and this database has several: \
+                 pass --user NAME",
+                path.display()
+            )));
+        }
         let header = match (format, &first_line) {
             (Format::Csv, Some(line)) => match CsvHeader::parse(line) {
                 Ok(header) => Some(header),

@@ -250,6 +250,15 @@ fn refused_indexes(answer: &Value) -> HashMap<usize, String> {
 }
 
 impl Sink {
+    /// Whether events without a user have someone to belong to (a remote
+    /// server gives them to the token's owner).
+    pub fn has_default_user(&self) -> bool {
+        match self {
+            Sink::Local(local) => local.default_user.is_some(),
+            Sink::Remote(_) => true,
+        }
+    }
+
     pub fn load_position(&self, key: &str) -> Result<Option<Position>, ImportError> {
         match self {
             Sink::Local(local) => {
