@@ -9,16 +9,14 @@ use axum::middleware;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::auth::{self, HashCost, Passwords, SqliteSessionStore};
+use crate::audit::{self, Audit};
+use crate::auth::{self, HashCost, LoginThrottle, Passwords, SessionPolicy, SqliteSessionStore};
 use crate::clock::Clock;
 use crate::db::{Db, DbError, DbOptions};
 use crate::error::AppError;
 use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::web::assets::AssetIndex;
-use crate::{health, ingest, observe, web};
-
-/// How long a session lives without a request.
-const SESSION_IDLE: time::Duration = time::Duration::hours(12);
+use crate::{health, ingest, observe, usage, web};
 
 /// Everything a handler may need; cloned per request (all fields are
 /// cheap handles). There are no globals: tests build their own.
@@ -29,6 +27,12 @@ pub struct AppState {
     pub passwords: Passwords,
     pub assets: Arc<AssetIndex>,
     pub readiness: Readiness,
+    /// The audit queue: every request's entry goes through it.
+    pub audit: Audit,
+    /// Failed sign-ins per account and per address.
+    pub throttle: LoginThrottle,
+    /// Idle and absolute session timeouts.
+    pub sessions: SessionPolicy,
     pub secure_cookies: bool,
     /// Which of Claude Code's OTLP signals counts its usage.
     pub claude_code_signal: ClaudeCodeSignal,
@@ -51,6 +55,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error(transparent)]
     Password(#[from] auth::PasswordError),
+    #[error("the app state needs a Tokio runtime (for its audit queue)")]
+    NoRuntime,
 }
 
 impl AppState {
@@ -59,7 +65,12 @@ impl AppState {
     pub fn open(options: AppOptions) -> Result<AppState, StartError> {
         let db = Db::open(&options.db_path, &options.db)?;
         let passwords = Passwords::new(options.hash_cost)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let audit = Audit::start(db.clone(), &runtime);
         Ok(AppState {
+            audit,
+            throttle: LoginThrottle::default(),
+            sessions: SessionPolicy::default(),
             db,
             clock: options.clock,
             passwords,
@@ -105,20 +116,29 @@ impl Readiness {
 }
 
 /// The whole HTTP surface. Layers, outermost first: request log, session,
-/// login requirement (everything but the public list needs a user).
+/// login requirement (everything but the public list needs a user), CSRF
+/// check of state-changing cookie requests, audit trail.
 pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(SqliteSessionStore::new(state.db.clone()))
         .with_name("tokentally_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(SESSION_IDLE));
+        .with_expiry(Expiry::OnInactivity(state.sessions.idle_cookie()));
     Router::new()
         .merge(health::routes())
         .merge(auth::routes())
         .merge(ingest::routes())
         .merge(web::routes())
+        .merge(usage::routes())
+        .merge(audit::routes())
         .fallback(|| async { AppError::NotFound })
+        // Innermost: sees the signed-in user that `require_login` found.
+        .layer(middleware::from_fn_with_state(state.clone(), audit::trail))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::csrf::protect,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_login,

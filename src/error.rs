@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, html};
+use maud::{DOCTYPE, Markup, html};
 
 use crate::db::DbError;
 
@@ -15,6 +15,12 @@ pub enum AppError {
     Forbidden,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A form or upload over its size limit; the string is shown.
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    /// A form whose input is refused; the string is shown.
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
     /// Something broke on our side; the string is for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -32,6 +38,8 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -41,7 +49,9 @@ impl AppError {
         match self {
             AppError::NotFound => "There is nothing at this address.".into(),
             AppError::Forbidden => "Your account may not open this page.".into(),
-            AppError::BadRequest(why) => why.clone(),
+            AppError::BadRequest(why)
+            | AppError::PayloadTooLarge(why)
+            | AppError::Unprocessable(why) => why.clone(),
             AppError::Internal(_) => {
                 "Something went wrong on our side. The details are in the server log.".into()
             }
@@ -55,25 +65,29 @@ impl IntoResponse for AppError {
             tracing::error!(error = %detail, "request failed");
         }
         let status = self.status();
-        // A bare page: the error may come from the very parts (session,
-        // database) that the full layout needs.
-        let body = html! {
-            (DOCTYPE)
-            html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (status.canonical_reason().unwrap_or("Error")) " · tokentally" }
-                }
-                body {
-                    main {
-                        h1 { (status.canonical_reason().unwrap_or("Error")) }
-                        p { (self.public_message()) }
-                        p { a href="/" { "Back to the dashboard" } }
-                    }
+        (status, error_page(status, &self.public_message())).into_response()
+    }
+}
+
+/// A bare error page: the error may come from the very parts (session,
+/// database) that the full layout needs.
+pub fn error_page(status: StatusCode, message: &str) -> Markup {
+    let title = status.canonical_reason().unwrap_or("Error");
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · tokentally" }
+            }
+            body {
+                main {
+                    h1 { (title) }
+                    p { (message) }
+                    p { a href="/" { "Back to the dashboard" } }
                 }
             }
-        };
-        (status, body).into_response()
+        }
     }
 }

@@ -36,3 +36,13 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// Compares two secrets in time that depends only on their lengths, so a
+/// guess cannot be refined byte by byte from response times.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -27,11 +27,23 @@ fn form(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-fn post_form(url: &str, fields: &[(&str, &str)]) -> ureq::http::Response<ureq::Body> {
+/// Opens the form's page (for its session and CSRF token), then posts
+/// `fields` to `url`, as a browser does.
+fn post_form(
+    page_url: &str,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> ureq::http::Response<ureq::Body> {
+    let page = agent().get(page_url).call().expect("form page");
+    let cookie = session_cookie(&page).expect("the form page starts a session");
+    let csrf = common::csrf_token(&body(page)).expect("the form has a CSRF token");
+    let mut fields = fields.to_vec();
+    fields.push(("csrf_token", &csrf));
     agent()
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
-        .send(form(fields))
+        .header("cookie", &cookie)
+        .send(form(&fields))
         .expect("request")
 }
 
@@ -68,6 +80,7 @@ fn first_run_serves_setup_then_stops_cleanly_on_sigterm() {
     assert!(setup_url.starts_with(&server.base_url));
     let password = "the first admin's password";
     let created = post_form(
+        &setup_url,
         &server.url("/setup"),
         &[
             ("token", &token),
@@ -121,6 +134,7 @@ fn demo_mode_prints_accounts_that_reach_a_filled_dashboard() {
     server.wait_ready();
 
     let login = post_form(
+        &server.url("/login"),
         &server.url("/login"),
         &[("username", username), ("password", password)],
     );
@@ -295,6 +309,7 @@ fn backup_while_the_server_runs_gives_a_usable_copy() {
     let server = Server::start(&restored, &[]);
     server.wait_ready();
     let login = post_form(
+        &server.url("/login"),
         &server.url("/login"),
         &[("username", "ada"), ("password", GOOD_PASSWORD)],
     );

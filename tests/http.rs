@@ -89,24 +89,12 @@ async fn assets_are_served_under_hashed_names_with_immutable_caching() {
 async fn wrong_password_and_unknown_user_get_the_same_answer() {
     let app = TestApp::new().await;
     app.create_user("ada", Role::Admin).await;
-    let wrong = app
-        .post_form(
-            "/login",
-            None,
-            &[("username", "ada"), ("password", "not the password")],
-        )
-        .await;
-    let unknown = app
-        .post_form(
-            "/login",
-            None,
-            &[("username", "nobody"), ("password", PASSWORD)],
-        )
-        .await;
+    let wrong = app.try_login("ada", "not the password").await;
+    let unknown = app.try_login("nobody", PASSWORD).await;
     for response in [&wrong, &unknown] {
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
         assert!(response.body.contains("Wrong username or password."));
-        assert!(response.session_cookie().is_none());
+        assert!(response.location().is_none());
     }
 }
 
@@ -114,14 +102,15 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
 async fn login_reaches_the_dashboard_and_logout_ends_the_session() {
     let app = TestApp::new().await;
     app.create_user("ada", Role::Admin).await;
-    let cookie = app.login("ada", PASSWORD).await;
+    let browser = app.login_browser("ada", PASSWORD).await;
+    let cookie = browser.cookie.clone();
     let page = app.get("/", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Everyone&#39;s usage") || page.body.contains("Everyone's usage"));
     assert!(page.body.contains("No usage yet"));
     assert!(page.body.contains("Sign out"));
 
-    let logout = app.post_form("/logout", Some(&cookie), &[]).await;
+    let logout = app.submit("/logout", &browser, &[]).await;
     assert_eq!(logout.status, StatusCode::SEE_OTHER);
     assert_eq!(app.get("/", Some(&cookie)).await.location(), Some("/login"));
 }
@@ -130,11 +119,12 @@ async fn login_reaches_the_dashboard_and_logout_ends_the_session() {
 async fn login_issues_a_new_session_id() {
     let app = TestApp::new().await;
     app.create_user("ada", Role::Admin).await;
-    let first = app.login("ada", PASSWORD).await;
+    let browser = app.login_browser("ada", PASSWORD).await;
+    let first = browser.cookie.clone();
     let again = app
-        .post_form(
+        .submit(
             "/login",
-            Some(&first),
+            &browser,
             &[("username", "ada"), ("password", PASSWORD)],
         )
         .await;
@@ -159,11 +149,7 @@ async fn login_redirects_only_to_local_paths() {
     ];
     for (next, expected) in cases {
         let response = app
-            .post_form(
-                "/login",
-                None,
-                &[("username", "ada"), ("password", PASSWORD), ("next", next)],
-            )
+            .login_form(&[("username", "ada"), ("password", PASSWORD), ("next", next)])
             .await;
         assert_eq!(response.location(), Some(expected), "next={next}");
     }
@@ -181,13 +167,7 @@ async fn a_disabled_user_loses_their_session_and_cannot_log_in() {
         .await
         .expect("disabled");
     assert_eq!(app.get("/", Some(&cookie)).await.location(), Some("/login"));
-    let again = app
-        .post_form(
-            "/login",
-            None,
-            &[("username", "grace"), ("password", PASSWORD)],
-        )
-        .await;
+    let again = app.try_login("grace", PASSWORD).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -255,6 +235,10 @@ async fn first_run_setup_creates_the_admin_once() {
     let form = app.get(&format!("/setup?token={token}"), None).await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains("Create the first admin"));
+    let setup_cookie = form
+        .session_cookie()
+        .expect("the setup page starts a session");
+    let csrf = common::csrf_token(&form.body).expect("the setup form has a CSRF token");
 
     let fields = |password: &'static str, confirm: &'static str| {
         [
@@ -262,14 +246,15 @@ async fn first_run_setup_creates_the_admin_once() {
             ("username", "root-admin".to_owned()),
             ("password", password.to_owned()),
             ("password_confirm", confirm.to_owned()),
+            ("csrf_token", csrf.clone()),
         ]
     };
-    let as_refs = |f: &[(&'static str, String); 4]| -> Vec<(&'static str, String)> { f.to_vec() };
+    let as_refs = |f: &[(&'static str, String); 5]| -> Vec<(&'static str, String)> { f.to_vec() };
     let post = |f: Vec<(&'static str, String)>| {
-        let app = &app;
+        let (app, cookie) = (&app, setup_cookie.clone());
         async move {
             let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            app.post_form("/setup", None, &pairs).await
+            app.post_form("/setup", Some(&cookie), &pairs).await
         }
     };
 
@@ -288,7 +273,10 @@ async fn first_run_setup_creates_the_admin_once() {
     assert_eq!(app.get("/", Some(&cookie)).await.status, StatusCode::OK);
 
     // The link is spent, and setup is over.
-    let reuse = post(as_refs(&fields(PASSWORD, PASSWORD))).await;
+    // (The setup session was renamed at sign-in: post from the new one.)
+    let reuse_fields = fields(PASSWORD, PASSWORD);
+    let pairs: Vec<(&str, &str)> = reuse_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let reuse = app.post_form("/setup", Some(&cookie), &pairs).await;
     assert_eq!(reuse.location(), Some("/login"));
     assert_eq!(
         app.get(&format!("/setup?token={token}"), None)

@@ -8,11 +8,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
-use super::session_store::USER_ID_KEY;
+use super::session::signed_in_user;
 use super::tokens::{self, TokenGrant, TokenScope};
-use super::{User, UserId, is_public, takes_token, users};
+use super::{User, csrf, is_public, takes_token, users};
 use crate::app::AppState;
+use crate::audit::{Action, Actor, ActorSlot, Note};
 use crate::error::AppError;
+use crate::usage::Scope;
 
 /// The logged-in, enabled user making this request.
 #[derive(Debug, Clone)]
@@ -72,6 +74,21 @@ impl FromRequestParts<AppState> for IngestToken {
     }
 }
 
+fn token_actor(grant: &TokenGrant) -> Actor {
+    Actor::Token {
+        owner: grant.user.id,
+        owner_name: grant.user.username.clone(),
+        token: grant.token.0,
+    }
+}
+
+fn has_bearer(parts_headers: &axum::http::HeaderMap) -> bool {
+    parts_headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("bearer "))
+}
+
 /// The grant of the request's bearer token; records its use.
 async fn bearer_grant(parts: &Parts, state: &AppState) -> Result<TokenGrant, Response> {
     let presented = parts
@@ -100,6 +117,9 @@ async fn bearer_grant(parts: &Parts, state: &AppState) -> Result<TokenGrant, Res
             "the API token is unknown or revoked, or its user is disabled",
         ));
     };
+    if let Some(slot) = parts.extensions.get::<ActorSlot>() {
+        slot.set(token_actor(&grant));
+    }
     let now = state.now_unix();
     if grant
         .last_used_at
@@ -129,9 +149,10 @@ fn token_error(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// The middleware in front of every route: public paths pass; any other
-/// request needs a session of an enabled user, whose [`CurrentUser`] it
-/// attaches for the handler.
+/// The middleware in front of every route: public paths pass, and so do
+/// bearer-token requests on token paths (their handlers cannot run without
+/// the token extractor succeeding); any other request needs a session of
+/// an enabled user, whose [`CurrentUser`] it attaches for the handler.
 pub async fn require_login(
     State(state): State<AppState>,
     session: Session,
@@ -139,7 +160,8 @@ pub async fn require_login(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if is_public(path) || takes_token(path) {
+    let token_only = crate::ingest::TOKEN_PATHS.contains(&path);
+    if is_public(path) || token_only || (takes_token(path) && has_bearer(request.headers())) {
         return next.run(request).await;
     }
     match session_user(&state, &session).await {
@@ -152,14 +174,11 @@ pub async fn require_login(
     }
 }
 
-/// The enabled user behind this session, if any. A session that points to
-/// a missing or disabled user is ended.
+/// The enabled user behind this session, if any, within its timeouts. A
+/// session that points to a missing or disabled user is ended.
 async fn session_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
-    let user_id = session
-        .get::<UserId>(USER_ID_KEY)
-        .await
-        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
-    let Some(user_id) = user_id else {
+    let now = state.now_unix();
+    let Some(user_id) = signed_in_user(session, &state.sessions, now).await? else {
         return Ok(None);
     };
     let user = state
@@ -228,6 +247,136 @@ pub(super) fn safe_next(next: Option<&str>) -> String {
             path.to_owned()
         }
         _ => "/".to_owned(),
+    }
+}
+
+/// A signed-in user looking at a page, with the session's CSRF token for
+/// the page's forms.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: User,
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(status, message)| (status, message).into_response())?;
+        let csrf = csrf::token(&session)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Viewer { user, csrf })
+    }
+}
+
+/// Whose usage a data read may see, decided in one place from who asks
+/// and what they asked to view (`?view=`): a member sees only their own
+/// usage; an admin sees everyone's by default, their own with `view=me`,
+/// or one user's with `view=NAME` (audited as such).
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// The person or token owner asking.
+    pub user: User,
+    pub scope: Scope,
+    /// The user an admin chose to view, when not themself.
+    pub viewing: Option<User>,
+    /// What `view` was, to keep it in links.
+    pub view: Option<String>,
+}
+
+impl Reader {
+    /// The audit note of a read, naming the viewed user as its target.
+    pub fn note(&self, action: Action) -> Note {
+        match &self.viewing {
+            Some(user) => Note::new(action).target(format!("user:{}", user.username)),
+            None => Note::new(action),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = match parts.extensions.get::<CurrentUser>() {
+            Some(CurrentUser(user)) => user.clone(),
+            None => {
+                let grant = bearer_grant(parts, state).await?;
+                if grant.scope != TokenScope::Read {
+                    return Err(token_error(
+                        StatusCode::FORBIDDEN,
+                        "this token has the ingest scope; reading usage needs a read token",
+                    ));
+                }
+                grant.user
+            }
+        };
+        let view = view_param(parts.uri.query());
+        resolve_view(state, user, view).await
+    }
+}
+
+fn view_param(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(name, _)| name == "view")
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+async fn resolve_view(
+    state: &AppState,
+    user: User,
+    view: Option<String>,
+) -> Result<Reader, Response> {
+    let own = |view| Reader {
+        scope: Scope::User(user.id),
+        viewing: None,
+        view,
+        user: user.clone(),
+    };
+    match view.as_deref() {
+        None if user.is_admin() => Ok(Reader {
+            scope: Scope::Everyone,
+            viewing: None,
+            view: None,
+            user: user.clone(),
+        }),
+        None | Some("me") => Ok(own(view.clone())),
+        Some(name) if name.eq_ignore_ascii_case(&user.username) => Ok(own(view.clone())),
+        Some("everyone") if user.is_admin() => Ok(Reader {
+            scope: Scope::Everyone,
+            viewing: None,
+            view: view.clone(),
+            user: user.clone(),
+        }),
+        Some(_) if !user.is_admin() => Err(AppError::Forbidden.into_response()),
+        Some(name) => {
+            let lookup = name.to_owned();
+            let viewed = state
+                .db
+                .read(move |conn| users::by_name(conn, &lookup))
+                .await
+                .map_err(|e| AppError::from(e).into_response())?
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!("view: no user named {name:?}")).into_response()
+                })?;
+            Ok(Reader {
+                scope: Scope::User(viewed.id),
+                viewing: Some(viewed),
+                view: view.clone(),
+                user: user.clone(),
+            })
+        }
     }
 }
 

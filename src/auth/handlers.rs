@@ -2,17 +2,18 @@
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::extract::safe_next;
-use super::session_store::USER_ID_KEY;
+use super::session::{USER_ID_KEY, session_error, sign_in};
 use super::setup::{self, SetupError};
 use super::users::{self, UserError, UserId};
-use super::{check_new_password, views};
+use super::{check_new_password, csrf, views};
 use crate::app::AppState;
+use crate::audit::{Action, Actor, Note, Outcome, RequestMeta};
 use crate::error::AppError;
 
 #[derive(Debug, Deserialize)]
@@ -20,27 +21,12 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
+// Deliberately not `Debug`: the form carries a password.
 #[derive(Deserialize)]
 pub struct LoginForm {
     username: String,
     password: String,
     next: Option<String>,
-}
-
-// Deliberately not `Debug`: the form carries a password.
-
-fn session_error(e: tower_sessions::session::Error) -> AppError {
-    AppError::Internal(format!("session: {e}"))
-}
-
-/// Binds the session to `user`, under a new session id: an id planted
-/// before login (session fixation) is worthless afterwards.
-async fn sign_in(session: &Session, user: UserId) -> Result<(), AppError> {
-    session.cycle_id().await.map_err(session_error)?;
-    session
-        .insert(USER_ID_KEY, user)
-        .await
-        .map_err(session_error)
 }
 
 async fn logged_in(session: &Session) -> Result<bool, AppError> {
@@ -60,16 +46,49 @@ pub async fn login_page(
     if logged_in(&session).await? {
         return Ok(Redirect::to(&next).into_response());
     }
-    Ok(views::login_page(&state.assets, &next, None, "").into_response())
+    let csrf = csrf::token(&session).await?;
+    let form = views::LoginView {
+        csrf: &csrf,
+        next: &next,
+        error: None,
+        username: "",
+    };
+    Ok(views::login_page(&state.assets, &form).into_response())
 }
 
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
+    meta: RequestMeta,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
     let username = form.username.trim().to_owned();
+    let now = state.now_unix();
+    let address = meta.client_addr.as_deref();
+    let csrf = csrf::token(&session).await?;
+    let refuse = |status: StatusCode, message: &str, note: Note| {
+        let view = views::LoginView {
+            csrf: &csrf,
+            next: &next,
+            error: Some(message),
+            username: &username,
+        };
+        (status, note, views::login_page(&state.assets, &view)).into_response()
+    };
+    let target = format!("user:{username}");
+    if let Some(throttled) = state.throttle.check(&username, address, now) {
+        let note = Note::new(Action::LoginThrottled)
+            .target(target)
+            .actor(Actor::Anonymous)
+            .outcome(Outcome::Denied);
+        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, &throttled.message(), note);
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(throttled.retry_after_s),
+        );
+        return Ok(response);
+    }
     let lookup = username.clone();
     let found = state
         .db
@@ -83,23 +102,29 @@ pub async fn login(
     // answer takes as long either way and does not reveal who exists.
     let password_ok = state.passwords.verify(form.password, stored_hash).await;
     let Some(user) = user.filter(|_| password_ok) else {
+        state.throttle.record_failure(&username, address, now);
         tracing::info!("login failed");
-        let page = views::login_page(
-            &state.assets,
-            &next,
-            Some("Wrong username or password."),
-            &username,
-        );
-        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+        let note = Note::new(Action::LoginFailure)
+            .target(target)
+            .actor(Actor::Anonymous);
+        return Ok(refuse(
+            StatusCode::UNAUTHORIZED,
+            "Wrong username or password.",
+            note,
+        ));
     };
-    sign_in(&session, user.id).await?;
+    state.throttle.record_success(&username);
+    sign_in(&session, user.id, now).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
-    Ok(Redirect::to(&next).into_response())
+    let note = Note::new(Action::Login)
+        .target(format!("user:{}", user.username))
+        .actor(Actor::user(&user));
+    Ok((note, Redirect::to(&next)).into_response())
 }
 
 pub async fn logout(session: Session) -> Result<Response, AppError> {
     session.flush().await.map_err(session_error)?;
-    Ok(Redirect::to("/login").into_response())
+    Ok((Note::new(Action::Logout), Redirect::to("/login")).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +142,7 @@ pub struct SetupForm {
 
 pub async fn setup_page(
     State(state): State<AppState>,
+    session: Session,
     Query(query): Query<SetupQuery>,
 ) -> Result<Response, AppError> {
     let token = query.token.unwrap_or_default();
@@ -136,7 +162,8 @@ pub async fn setup_page(
     if !valid {
         return Ok((StatusCode::FORBIDDEN, views::setup_invalid(&state.assets)).into_response());
     }
-    Ok(views::setup_page(&state.assets, &token, None, "").into_response())
+    let csrf = csrf::token(&session).await?;
+    Ok(views::setup_page(&state.assets, &csrf, &token, None, "").into_response())
 }
 
 pub async fn setup(
@@ -145,8 +172,9 @@ pub async fn setup(
     Form(form): Form<SetupForm>,
 ) -> Result<Response, AppError> {
     let username = form.username.trim().to_owned();
+    let csrf = csrf::token(&session).await?;
     let refuse = |message: String| {
-        let page = views::setup_page(&state.assets, &form.token, Some(&message), &username);
+        let page = views::setup_page(&state.assets, &csrf, &form.token, Some(&message), &username);
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
     if let Err(e) = users::validate_username(&username) {
@@ -171,9 +199,15 @@ pub async fn setup(
         .await;
     match created {
         Ok(user_id) => {
-            sign_in(&session, user_id).await?;
+            sign_in(&session, user_id, now).await?;
             tracing::info!(user_id = %user_id, "first admin created through setup");
-            Ok(Redirect::to("/").into_response())
+            let note = Note::new(Action::Setup)
+                .target(format!("user:{username}"))
+                .actor(Actor::User {
+                    id: user_id,
+                    name: username.clone(),
+                });
+            Ok((note, Redirect::to("/")).into_response())
         }
         Err(SetupError::InvalidToken) => {
             Ok((StatusCode::FORBIDDEN, views::setup_invalid(&state.assets)).into_response())

@@ -4,11 +4,15 @@
 //! Login is required by default: [`require_login`] runs in front of every
 //! route and lets through only the explicit [`PUBLIC_PATHS`] list.
 
+pub mod csrf;
 mod extract;
 mod handlers;
+mod pages;
 mod password;
+mod session;
 pub mod session_store;
 pub mod setup;
+mod throttle;
 pub mod tokens;
 pub mod users;
 mod views;
@@ -16,11 +20,13 @@ mod views;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use extract::{CurrentUser, IngestToken, RequireAdmin, require_login};
+pub use extract::{CurrentUser, IngestToken, Reader, RequireAdmin, Viewer, require_login};
 pub use password::{
     HashCost, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordError, Passwords, check_new_password,
 };
+pub use session::SessionPolicy;
 pub use session_store::SqliteSessionStore;
+pub use throttle::LoginThrottle;
 pub use users::{Role, User, UserId};
 
 use crate::app::AppState;
@@ -35,11 +41,12 @@ pub fn is_public(path: &str) -> bool {
     PUBLIC_PATHS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
-/// Paths authenticated by an API token rather than a session: they skip
-/// the login requirement, and their handlers cannot run without the
-/// token extractor ([`IngestToken`]) succeeding.
+/// Paths that take an API token: ingest paths take only a token (they
+/// skip the login requirement, and their handlers cannot run without the
+/// [`IngestToken`] extractor); read paths take a read token or a session
+/// ([`Reader`]).
 pub fn takes_token(path: &str) -> bool {
-    crate::ingest::TOKEN_PATHS.contains(&path)
+    crate::ingest::TOKEN_PATHS.contains(&path) || crate::usage::READ_TOKEN_PATHS.contains(&path)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -47,4 +54,23 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(handlers::login_page).post(handlers::login))
         .route("/logout", post(handlers::logout))
         .route("/setup", get(handlers::setup_page).post(handlers::setup))
+        .route(
+            "/profile",
+            get(pages::profile::page).post(pages::profile::update),
+        )
+        .route("/profile/password", post(pages::profile::change_password))
+        .route(
+            "/profile/sessions/revoke",
+            post(pages::profile::sign_out_everywhere),
+        )
+        .route(
+            "/tokens",
+            get(pages::tokens::page).post(pages::tokens::create),
+        )
+        .route("/tokens/{id}/revoke", post(pages::tokens::revoke))
+        .route(
+            "/admin/users",
+            get(pages::admin::page).post(pages::admin::create),
+        )
+        .route("/admin/users/{username}/{action}", post(pages::admin::act))
 }

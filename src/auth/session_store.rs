@@ -9,11 +9,9 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
 use super::UserId;
+use super::session::USER_ID_KEY;
 use crate::db::{Db, DbError};
 use crate::secret::digest;
-
-/// The session key that holds the logged-in user's id.
-pub const USER_ID_KEY: &str = "user_id";
 
 #[derive(Clone)]
 pub struct SqliteSessionStore {

@@ -59,7 +59,10 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub display_name: Option<String>,
+    pub email: Option<String>,
     pub role: Role,
+    /// IANA zone; `None` means the instance's default.
+    pub time_zone: Option<String>,
     pub disabled: bool,
     pub created_at: i64,
 }
@@ -87,6 +90,8 @@ pub enum UserError {
     InvalidName,
     #[error("{0:?} is the last enabled admin; make another admin first")]
     LastAdmin(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -121,7 +126,8 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, role, disabled, created_at";
+const USER_COLUMNS: &str =
+    "id, username, display_name, role, disabled, created_at, email, time_zone";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
@@ -134,6 +140,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         })?,
         disabled: row.get(4)?,
         created_at: row.get(5)?,
+        email: row.get(6)?,
+        time_zone: row.get(7)?,
     })
 }
 
@@ -182,7 +190,7 @@ pub fn credentials(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"
     ))?;
     Ok(stmt
-        .query_row([username], |row| Ok((user_from_row(row)?, row.get(6)?)))
+        .query_row([username], |row| Ok((user_from_row(row)?, row.get(8)?)))
         .optional()?)
 }
 
@@ -236,6 +244,95 @@ pub fn set_disabled(
         super::session_store::delete_user_sessions(conn, user.id)?;
     }
     Ok(User { disabled, ..user })
+}
+
+/// What a user may change about themself.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+/// Checks a profile: lengths, an email with one `@`, a known IANA zone.
+pub fn validate_profile(profile: &Profile) -> Result<(), UserError> {
+    if profile
+        .display_name
+        .as_deref()
+        .is_some_and(|name| name.chars().count() > 100 || name.chars().any(char::is_control))
+    {
+        return Err(UserError::Invalid(
+            "display name: at most 100 characters, no control characters".into(),
+        ));
+    }
+    if let Some(email) = profile.email.as_deref() {
+        let parts: Vec<&str> = email.split('@').collect();
+        let plausible = parts.len() == 2
+            && !parts[0].is_empty()
+            && parts[1].contains('.')
+            && email.len() <= 254
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !plausible {
+            return Err(UserError::Invalid(format!(
+                "email: {email:?} is not an email address"
+            )));
+        }
+    }
+    if let Some(zone) = profile.time_zone.as_deref()
+        && jiff::tz::TimeZone::get(zone).is_err()
+    {
+        return Err(UserError::Invalid(format!(
+            "time zone: {zone:?} is not an IANA time zone (e.g. Europe/Berlin)"
+        )));
+    }
+    Ok(())
+}
+
+pub fn update_profile(
+    conn: &Connection,
+    id: UserId,
+    profile: &Profile,
+    now: i64,
+) -> Result<(), UserError> {
+    validate_profile(profile)?;
+    let mut stmt = conn.prepare_cached(
+        "UPDATE users SET display_name = ?2, email = ?3, time_zone = ?4, updated_at = ?5
+         WHERE id = ?1",
+    )?;
+    stmt.execute(params![
+        id.0,
+        profile.display_name,
+        profile.email,
+        profile.time_zone,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The stored password hash of a user, to check their current password.
+pub fn password_hash(conn: &Connection, id: UserId) -> Result<Option<String>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?;
+    Ok(stmt
+        .query_row([id.0], |row| row.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Changes a role; demoting the last enabled admin is refused.
+pub fn set_role(
+    conn: &Connection,
+    username: &str,
+    role: Role,
+    now: i64,
+) -> Result<User, UserError> {
+    let user = by_name(conn, username)?.ok_or_else(|| UserError::NotFound(username.into()))?;
+    if role != Role::Admin && user.is_admin() && !user.disabled && enabled_admin_count(conn)? <= 1 {
+        return Err(UserError::LastAdmin(user.username));
+    }
+    let mut stmt =
+        conn.prepare_cached("UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1")?;
+    stmt.execute(params![user.id.0, role.as_str(), now])?;
+    Ok(User { role, ..user })
 }
 
 #[cfg(test)]

@@ -22,14 +22,23 @@ fn username_field(username: &str) -> Markup {
     }
 }
 
-pub fn login_page(assets: &AssetIndex, next: &str, error: Option<&str>, username: &str) -> Markup {
+/// What the login form shows.
+pub struct LoginView<'a> {
+    pub csrf: &'a str,
+    pub next: &'a str,
+    pub error: Option<&'a str>,
+    pub username: &'a str,
+}
+
+pub fn login_page(assets: &AssetIndex, view: &LoginView<'_>) -> Markup {
     let body = html! {
         section.card.narrow aria-labelledby="login-title" {
             h1 #login-title { "Sign in" }
-            (error_box(error))
+            (error_box(view.error))
             form method="post" action="/login" {
-                input type="hidden" name="next" value=(next);
-                (username_field(username))
+                (layout::csrf_field(view.csrf))
+                input type="hidden" name="next" value=(view.next);
+                (username_field(view.username))
                 label for="password" { "Password" }
                 input #password type="password" name="password"
                     autocomplete="current-password" required maxlength=(MAX_PASSWORD_LEN);
@@ -40,13 +49,20 @@ pub fn login_page(assets: &AssetIndex, next: &str, error: Option<&str>, username
     layout::page(assets, None, "Sign in", body)
 }
 
-pub fn setup_page(assets: &AssetIndex, token: &str, error: Option<&str>, username: &str) -> Markup {
+pub fn setup_page(
+    assets: &AssetIndex,
+    csrf: &str,
+    token: &str,
+    error: Option<&str>,
+    username: &str,
+) -> Markup {
     let body = html! {
         section.card.narrow aria-labelledby="setup-title" {
             h1 #setup-title { "Create the first admin" }
             p { "This account manages users and sees everyone's usage. The link that brought you here works once." }
             (error_box(error))
             form method="post" action="/setup" {
+                (layout::csrf_field(csrf))
                 input type="hidden" name="token" value=(token);
                 (username_field(username))
                 label for="password" { "Password" }

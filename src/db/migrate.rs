@@ -100,7 +100,7 @@ pub fn create_at_version(path: &Path, version: i32) -> Result<(), DbError> {
 
 /// Applies every embedded migration not yet applied, each in its own
 /// transaction.
-pub(super) fn apply(conn: &mut Connection) -> Result<(), DbError> {
+pub(crate) fn apply(conn: &mut Connection) -> Result<(), DbError> {
     let report = migrations::runner()
         .set_abort_divergent(true)
         .set_abort_missing(true)

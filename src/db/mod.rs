@@ -12,7 +12,7 @@
 //! blocking threads, never on the async worker threads. WAL mode lets them
 //! read a consistent snapshot while the writer commits.
 
-mod migrate;
+pub(crate) mod migrate;
 mod pool;
 mod writer;
 

@@ -3,9 +3,11 @@
 //! [`Scope`], so what a caller may see is decided by its type, not by a
 //! parameter it could forge.
 
+pub mod api;
 pub mod buckets;
 pub mod dims;
 pub mod events;
+pub mod params;
 pub mod plan;
 pub mod prices;
 pub mod query;
@@ -14,7 +16,25 @@ pub mod reprice;
 pub mod rollup;
 pub mod store;
 
+use axum::Router;
+use axum::routing::get;
+
+use crate::app::AppState;
 use crate::auth::{User, UserId};
+
+/// Read paths that take a read-scope API token as well as a session.
+pub const READ_TOKEN_PATHS: &[&str] = &[
+    "/api/v1/usage",
+    "/api/v1/usage/events",
+    "/api/v1/usage/events.csv",
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/usage", get(api::usage))
+        .route("/api/v1/usage/events", get(api::events_page))
+        .route("/api/v1/usage/events.csv", get(api::events_csv))
+}
 
 /// Whose usage a query may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

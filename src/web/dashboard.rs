@@ -7,7 +7,8 @@ use maud::{Markup, html};
 
 use super::{format, layout};
 use crate::app::AppState;
-use crate::auth::CurrentUser;
+use crate::audit::{Action, Note};
+use crate::auth::{Reader, Viewer};
 use crate::error::AppError;
 use crate::usage::query::{self, Filters, QueryError, TotalsWithChange};
 use crate::usage::rollup::Dim;
@@ -27,9 +28,10 @@ impl From<QueryError> for AppError {
 
 pub async fn page(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-) -> Result<Markup, AppError> {
-    let scope = Scope::widest_for(&user);
+    viewer: Viewer,
+    reader: Reader,
+) -> Result<(Note, Markup), AppError> {
+    let scope = reader.scope;
     let to = state.clock.now();
     let from = to
         .checked_sub(SignedDuration::from_hours(24 * DAYS_SHOWN))
@@ -43,9 +45,10 @@ pub async fn page(
             Ok::<_, QueryError>((totals, by_model))
         })
         .await?;
-    let heading = match scope {
-        Scope::Everyone => "Everyone's usage",
-        Scope::User(_) => "Your usage",
+    let heading = match (&reader.viewing, scope) {
+        (Some(viewed), _) => format!("{}'s usage", viewed.shown_name()),
+        (None, Scope::Everyone) => "Everyone's usage".to_owned(),
+        (None, Scope::User(_)) => "Your usage".to_owned(),
     };
     let body = html! {
         h1 { (heading) }
@@ -60,7 +63,15 @@ pub async fn page(
             (model_table(&by_model))
         }
     };
-    Ok(layout::page(&state.assets, Some(&user), "Overview", body))
+    let note = reader.note(Action::PageView).details(serde_json::json!({
+        "page": "overview",
+        "from": from.to_string(),
+        "to": to.to_string(),
+    }));
+    Ok((
+        note,
+        layout::page(&state.assets, Some(&viewer), "Overview", body),
+    ))
 }
 
 /// "+12% vs previous 30 days", or nothing when there is no base.

@@ -3,11 +3,17 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets::AssetIndex;
-use crate::auth::User;
+use crate::auth::Viewer;
+use crate::auth::csrf;
 
-/// Wraps `content` in the document, header and navigation. `user` is the
+/// The hidden field that carries the session's CSRF token in a form.
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name=(csrf::FIELD) value=(token); }
+}
+
+/// Wraps `content` in the document, header and navigation. `viewer` is the
 /// signed-in user, or `None` on public pages (login, setup).
-pub fn page(assets: &AssetIndex, user: Option<&User>, title: &str, content: Markup) -> Markup {
+pub fn page(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -23,16 +29,23 @@ pub fn page(assets: &AssetIndex, user: Option<&User>, title: &str, content: Mark
                 a.skip-link href="#main" { "Skip to content" }
                 header.site-header {
                     a.brand href="/" { "tokentally" }
-                    @if let Some(user) = user {
+                    @if let Some(viewer) = viewer {
+                        @let user = &viewer.user;
                         nav aria-label="Main" {
                             a href="/" { "Overview" }
+                            a href="/tokens" { "API tokens" }
+                            @if user.is_admin() {
+                                a href="/admin/users" { "Users" }
+                                a href="/admin/audit" { "Audit log" }
+                            }
                         }
                         div.account {
-                            span.who {
+                            a.who href="/profile" {
                                 (user.shown_name())
                                 @if user.is_admin() { " " span.badge { "admin" } }
                             }
                             form method="post" action="/logout" {
+                                (csrf_field(&viewer.csrf))
                                 button.link type="submit" { "Sign out" }
                             }
                         }

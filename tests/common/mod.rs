@@ -271,23 +271,111 @@ impl TestApp {
 
     /// Logs in through the login form; returns the session cookie.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let response = self
-            .post_form(
-                "/login",
-                None,
-                &[("username", username), ("password", password)],
-            )
-            .await;
+        self.login_browser(username, password).await.cookie
+    }
+
+    /// Opens the login page (for its session and CSRF token) and posts the
+    /// form, as a browser does; returns the signed-in browser.
+    pub async fn login_browser(&self, username: &str, password: &str) -> Browser {
+        let response = self.try_login(username, password).await;
         assert_eq!(
             response.status,
             StatusCode::SEE_OTHER,
             "login of {username} failed: {}",
             response.body
         );
-        response
+        let cookie = response
             .session_cookie()
-            .expect("login sets a session cookie")
+            .expect("login sets a session cookie");
+        let page = self.get("/profile", Some(&cookie)).await;
+        Browser {
+            csrf: csrf_token(&page.body).expect("pages carry a CSRF token"),
+            cookie,
+        }
     }
+
+    /// One login attempt through the form, with a fresh anonymous session.
+    pub async fn try_login(&self, username: &str, password: &str) -> TestResponse {
+        self.login_form(&[("username", username), ("password", password)])
+            .await
+    }
+
+    /// Opens the login page and posts `fields` (plus its CSRF token).
+    pub async fn login_form(&self, fields: &[(&str, &str)]) -> TestResponse {
+        let page = self.get("/login", None).await;
+        let cookie = page
+            .session_cookie()
+            .expect("the login page starts a session");
+        let csrf = csrf_token(&page.body).expect("the login form has a CSRF token");
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", &csrf));
+        self.post_form("/login", Some(&cookie), &fields).await
+    }
+
+    /// Posts a form as `browser`, with its CSRF token.
+    pub async fn submit(
+        &self,
+        path: &str,
+        browser: &Browser,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", &browser.csrf));
+        self.post_form(path, Some(&browser.cookie), &fields).await
+    }
+
+    /// The audit entries with this action code, after flushing the queue.
+    pub async fn audit_entries(&self, action: &str) -> Vec<tokentally::audit::StoredEntry> {
+        self.state.audit.flush().await;
+        let action = action.to_owned();
+        self.state
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT seq, at_ms, actor_kind, actor_id, actor_name, action, target, \
+                     client_addr, user_agent, route, outcome, details, prev_hash, hash \
+                     FROM audit_log WHERE action = ?1 ORDER BY seq",
+                )?;
+                let rows = stmt
+                    .query_map([action], |r| {
+                        Ok(tokentally::audit::StoredEntry {
+                            seq: r.get(0)?,
+                            at_ms: r.get(1)?,
+                            actor_kind: r.get(2)?,
+                            actor_id: r.get(3)?,
+                            actor_name: r.get(4)?,
+                            action: r.get(5)?,
+                            target: r.get(6)?,
+                            client_addr: r.get(7)?,
+                            user_agent: r.get(8)?,
+                            route: r.get(9)?,
+                            outcome: r.get(10)?,
+                            details: r.get(11)?,
+                            prev_hash: r.get(12)?,
+                            hash: r.get(13)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, tokentally::db::DbError>(rows)
+            })
+            .await
+            .expect("audit entries")
+    }
+}
+
+/// A signed-in browser: its session cookie and the CSRF token its pages carry.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf_token(page: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker)? + marker.len();
+    let end = page[start..].find('"')?;
+    Some(page[start..start + end].to_owned())
 }
 
 pub fn form_encode(value: &str) -> String {

@@ -1,0 +1,198 @@
+//! The middleware that records one audit entry per request.
+//!
+//! Handlers say what a request meant with a [`Note`] in their response
+//! (action, target, details such as the filters of a data read); requests
+//! without one still get an entry from their method, path and status, so
+//! nothing a signed-in user or a token does goes unrecorded. Public paths
+//! (assets, health checks) are recorded only when a handler notes them
+//! (login, setup).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponseParts, Response, ResponseParts};
+use serde_json::Value;
+
+use super::{Action, Actor, Entry, Outcome};
+use crate::app::AppState;
+use crate::auth::{CurrentUser, is_public};
+
+/// Longest user agent kept; the rest is cut (it is client-controlled).
+const MAX_USER_AGENT: usize = 256;
+
+/// What a handler says about its request, for the audit entry.
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub action: Action,
+    pub target: Option<String>,
+    pub details: Value,
+    /// Who acted, when the handler knows better than the session (a login
+    /// names the user who just signed in).
+    pub actor: Option<Actor>,
+    /// Overrides the outcome derived from the status.
+    pub outcome: Option<Outcome>,
+}
+
+impl Note {
+    pub fn new(action: Action) -> Note {
+        Note {
+            action,
+            target: None,
+            details: Value::Object(Default::default()),
+            actor: None,
+            outcome: None,
+        }
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> Note {
+        self.target = Some(target.into());
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Note {
+        self.details = details;
+        self
+    }
+
+    pub fn actor(mut self, actor: Actor) -> Note {
+        self.actor = Some(actor);
+        self
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Note {
+        self.outcome = Some(outcome);
+        self
+    }
+}
+
+impl IntoResponseParts for Note {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
+
+/// Where a token extractor leaves the token it accepted, so the entry
+/// names the token even when the handler fails afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct ActorSlot(Arc<Mutex<Option<Actor>>>);
+
+impl ActorSlot {
+    pub fn set(&self, actor: Actor) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(actor);
+        }
+    }
+
+    fn take(&self) -> Option<Actor> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Where a request came from, as the audit records it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    /// Method and path; never the query string, which may hold a secret
+    /// (a setup token). Filters are recorded in the details instead.
+    pub route: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    /// Put there by [`trail`]; empty outside it (never an error).
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestMeta>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+impl RequestMeta {
+    pub fn of(request: &Request) -> RequestMeta {
+        let client_addr = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        RequestMeta {
+            client_addr,
+            user_agent,
+            route: format!("{} {}", request.method(), request.uri().path()),
+        }
+    }
+}
+
+/// Records the request's audit entry once the handler has answered.
+pub async fn trail(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let meta = RequestMeta::of(&request);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let session_user = request
+        .extensions()
+        .get::<CurrentUser>()
+        .map(|CurrentUser(user)| Actor::user(user));
+    let slot = ActorSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    request.extensions_mut().insert(meta.clone());
+
+    let response = next.run(request).await;
+
+    let note = response.extensions().get::<Note>().cloned();
+    if note.is_none() && is_public(&path) {
+        return response;
+    }
+    let status = response.status();
+    let note = note.unwrap_or_else(|| Note::new(default_action(&method, &path, status)));
+    let actor = note
+        .actor
+        .or_else(|| slot.take())
+        .or(session_user)
+        .unwrap_or(Actor::Anonymous);
+    let mut details = note.details;
+    if let Value::Object(map) = &mut details {
+        map.insert("status".into(), status.as_u16().into());
+    }
+    let entry = Entry {
+        at_ms: state.clock.now().as_millisecond(),
+        actor,
+        action: note.action,
+        target: note.target,
+        client_addr: meta.client_addr,
+        user_agent: meta.user_agent,
+        route: Some(meta.route),
+        outcome: note.outcome.unwrap_or_else(|| Outcome::of_status(status)),
+        details,
+    };
+    state.audit.record(entry).await;
+    response
+}
+
+/// The action of a request whose handler noted none.
+fn default_action(method: &Method, path: &str, status: StatusCode) -> Action {
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        Action::AccessDenied
+    } else if crate::ingest::TOKEN_PATHS.contains(&path) {
+        Action::IngestRequest
+    } else if method == Method::GET {
+        Action::PageView
+    } else {
+        Action::Request
+    }
+}

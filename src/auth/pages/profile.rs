@@ -1,0 +1,196 @@
+//! `/profile`: display name, email, time zone, password, and "sign out
+//! everywhere".
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::{flash, notices, take_flash};
+use crate::app::AppState;
+use crate::audit::{Action, Note};
+use crate::auth::session::{session_error, sign_in};
+use crate::auth::session_store::delete_user_sessions;
+use crate::auth::users::{self, Profile};
+use crate::auth::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Viewer, check_new_password};
+use crate::error::AppError;
+use crate::web::layout;
+
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    session: Session,
+) -> Result<(Note, Markup), AppError> {
+    let flash = take_flash(&session).await?;
+    Ok((
+        Note::new(Action::PageView).details(json!({"page": "profile"})),
+        render(&state, &viewer, flash.as_deref(), None),
+    ))
+}
+
+fn render(state: &AppState, viewer: &Viewer, flash: Option<&str>, error: Option<&str>) -> Markup {
+    let user = &viewer.user;
+    let body = html! {
+        h1 { "Your profile" }
+        (notices(flash, error))
+        section.card aria-labelledby="details-title" {
+            h2 #details-title { "Details" }
+            p.hint { "Signed in as " strong { (user.username) } " (" (user.role) ")." }
+            form method="post" action="/profile" {
+                (layout::csrf_field(&viewer.csrf))
+                label for="display_name" { "Display name" }
+                input #display_name type="text" name="display_name" maxlength="100"
+                    value=(user.display_name.as_deref().unwrap_or("")) autocomplete="name";
+                label for="email" { "Email (optional)" }
+                input #email type="email" name="email" maxlength="254"
+                    value=(user.email.as_deref().unwrap_or("")) autocomplete="email";
+                label for="time_zone" { "Time zone" }
+                p.hint #tz-hint { "An IANA name such as Europe/Berlin; empty for the server's default (UTC)." }
+                input #time_zone type="text" name="time_zone" aria-describedby="tz-hint"
+                    value=(user.time_zone.as_deref().unwrap_or("")) spellcheck="false";
+                button type="submit" { "Save details" }
+            }
+        }
+        section.card aria-labelledby="password-title" {
+            h2 #password-title { "Change password" }
+            p.hint { "Changing it signs out your other sessions." }
+            form method="post" action="/profile/password" {
+                (layout::csrf_field(&viewer.csrf))
+                label for="current_password" { "Current password" }
+                input #current_password type="password" name="current_password"
+                    autocomplete="current-password" required maxlength=(MAX_PASSWORD_LEN);
+                label for="new_password" { "New password" }
+                p.hint #new-hint { "At least " (MIN_PASSWORD_LEN) " characters." }
+                input #new_password type="password" name="new_password" aria-describedby="new-hint"
+                    autocomplete="new-password" required minlength=(MIN_PASSWORD_LEN) maxlength=(MAX_PASSWORD_LEN);
+                label for="new_password_confirm" { "New password, again" }
+                input #new_password_confirm type="password" name="new_password_confirm"
+                    autocomplete="new-password" required minlength=(MIN_PASSWORD_LEN) maxlength=(MAX_PASSWORD_LEN);
+                button type="submit" { "Change password" }
+            }
+        }
+        section.card aria-labelledby="sessions-title" {
+            h2 #sessions-title { "Sessions" }
+            p { "Sign out on every browser and device, this one included." }
+            form method="post" action="/profile/sessions/revoke" {
+                (layout::csrf_field(&viewer.csrf))
+                button type="submit" { "Sign out everywhere" }
+            }
+        }
+    };
+    layout::page(&state.assets, Some(viewer), "Profile", body)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProfileForm {
+    display_name: String,
+    email: String,
+    time_zone: String,
+}
+
+fn optional(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    session: Session,
+    Form(form): Form<ProfileForm>,
+) -> Result<Response, AppError> {
+    let profile = Profile {
+        display_name: optional(&form.display_name),
+        email: optional(&form.email),
+        time_zone: optional(&form.time_zone),
+    };
+    let note = Note::new(Action::ProfileUpdate).target(format!("user:{}", viewer.user.username));
+    if let Err(e) = users::validate_profile(&profile) {
+        let page = render(&state, &viewer, None, Some(&e.to_string()));
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response());
+    }
+    let (id, now) = (viewer.user.id, state.now_unix());
+    state
+        .db
+        .write(move |conn| users::update_profile(conn, id, &profile, now))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    flash(&session, "Your details are saved.").await?;
+    Ok((note, Redirect::to("/profile")).into_response())
+}
+
+// Not `Debug`: it carries passwords.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    new_password_confirm: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    session: Session,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    let note = Note::new(Action::PasswordChange).target(format!("user:{}", viewer.user.username));
+    let refuse = |message: &str| {
+        let page = render(&state, &viewer, None, Some(message));
+        (StatusCode::UNPROCESSABLE_ENTITY, note.clone(), page).into_response()
+    };
+    let id = viewer.user.id;
+    let stored = state
+        .db
+        .read(move |conn| users::password_hash(conn, id))
+        .await?;
+    if !state.passwords.verify(form.current_password, stored).await {
+        return Ok(refuse("The current password is wrong."));
+    }
+    if let Err(e) = check_new_password(&form.new_password) {
+        return Ok(refuse(&e.to_string()));
+    }
+    if form.new_password != form.new_password_confirm {
+        return Ok(refuse("The two new passwords differ."));
+    }
+    let hash = state
+        .passwords
+        .hash(form.new_password)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let (name, now) = (viewer.user.username.clone(), state.now_unix());
+    // Ends every session of the user (the others are the point)…
+    state
+        .db
+        .write(move |conn| users::set_password(conn, &name, &hash, now))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    // …then keeps this one signed in, under a new id.
+    sign_in(&session, id, now).await?;
+    flash(
+        &session,
+        "Your password is changed; your other sessions are signed out.",
+    )
+    .await?;
+    Ok((note, Redirect::to("/profile")).into_response())
+}
+
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    session: Session,
+) -> Result<Response, AppError> {
+    let id = viewer.user.id;
+    let ended = state
+        .db
+        .write(move |conn| delete_user_sessions(conn, id))
+        .await?;
+    session.flush().await.map_err(session_error)?;
+    let note = Note::new(Action::SessionsRevoke)
+        .target(format!("user:{}", viewer.user.username))
+        .details(json!({"sessions": ended}));
+    Ok((note, Redirect::to("/login")).into_response())
+}

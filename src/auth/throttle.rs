@@ -1,0 +1,202 @@
+//! Login throttling: failed sign-ins are counted per account and per
+//! client address. A few failures are free; after that each attempt must
+//! wait a delay that doubles with every failure, and past a limit the key
+//! is locked for a while. Counts fade after a quiet period and a success
+//! clears the account's count.
+//!
+//! Kept in memory: a restart forgets the counts, which costs an attacker a
+//! restart they cannot cause, and keeps the login path free of writes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Failures allowed before delays start, per account and per address (an
+/// address is shared by a whole office behind NAT, so it gets more).
+const FREE_PER_ACCOUNT: u32 = 5;
+const FREE_PER_ADDRESS: u32 = 20;
+/// Failures after which the key is locked for [`LOCK_S`].
+const LOCK_AFTER_ACCOUNT: u32 = 10;
+const LOCK_AFTER_ADDRESS: u32 = 50;
+const LOCK_S: i64 = 15 * 60;
+/// A key with no failure for this long starts from zero again.
+const FORGET_AFTER_S: i64 = 60 * 60;
+/// Keys kept at most; beyond it, forgotten keys are swept first.
+const MAX_KEYS: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Account(String),
+    Address(String),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Failures {
+    count: u32,
+    last_at: i64,
+}
+
+/// Why a sign-in may not be tried now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttled {
+    pub retry_after_s: i64,
+    /// Whether it is the account (not the address) that is held back.
+    pub account: bool,
+}
+
+impl Throttled {
+    pub fn message(&self) -> String {
+        let what = if self.account {
+            "this account"
+        } else {
+            "your network address"
+        };
+        format!(
+            "Too many failed sign-ins for {what}. Try again in {}.",
+            human_wait(self.retry_after_s)
+        )
+    }
+}
+
+fn human_wait(seconds: i64) -> String {
+    if seconds < 90 {
+        format!("{seconds} seconds")
+    } else {
+        format!("{} minutes", (seconds + 59) / 60)
+    }
+}
+
+/// The failure counts; cheap to clone, shared through `AppState`.
+#[derive(Debug, Clone, Default)]
+pub struct LoginThrottle {
+    failures: Arc<Mutex<HashMap<Key, Failures>>>,
+}
+
+impl LoginThrottle {
+    /// Whether a sign-in for `username` from `address` may be tried at
+    /// `now`; if not, how long to wait.
+    pub fn check(&self, username: &str, address: Option<&str>, now: i64) -> Option<Throttled> {
+        let Ok(failures) = self.failures.lock() else {
+            return None;
+        };
+        let account = failures
+            .get(&Key::Account(username.to_lowercase()))
+            .and_then(|f| wait(f, FREE_PER_ACCOUNT, LOCK_AFTER_ACCOUNT, now))
+            .map(|retry_after_s| Throttled {
+                retry_after_s,
+                account: true,
+            });
+        let by_address = address
+            .and_then(|a| failures.get(&Key::Address(a.to_owned())))
+            .and_then(|f| wait(f, FREE_PER_ADDRESS, LOCK_AFTER_ADDRESS, now))
+            .map(|retry_after_s| Throttled {
+                retry_after_s,
+                account: false,
+            });
+        account.or(by_address)
+    }
+
+    pub fn record_failure(&self, username: &str, address: Option<&str>, now: i64) {
+        let Ok(mut failures) = self.failures.lock() else {
+            return;
+        };
+        if failures.len() >= MAX_KEYS {
+            failures.retain(|_, f| now - f.last_at < FORGET_AFTER_S);
+        }
+        let mut keys = vec![Key::Account(username.to_lowercase())];
+        keys.extend(address.map(|a| Key::Address(a.to_owned())));
+        for key in keys {
+            let entry = failures.entry(key).or_default();
+            if now - entry.last_at >= FORGET_AFTER_S {
+                entry.count = 0;
+            }
+            entry.count += 1;
+            entry.last_at = now;
+        }
+    }
+
+    /// A successful sign-in clears the account (the address keeps its
+    /// count: one good password does not vouch for other guesses).
+    pub fn record_success(&self, username: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&Key::Account(username.to_lowercase()));
+        }
+    }
+}
+
+/// Seconds still to wait for a key with these failures, if any.
+fn wait(failures: &Failures, free: u32, lock_after: u32, now: i64) -> Option<i64> {
+    if now - failures.last_at >= FORGET_AFTER_S || failures.count < free {
+        return None;
+    }
+    let delay = if failures.count >= lock_after {
+        LOCK_S
+    } else {
+        // 1 s after the first failure past the free ones, then 2, 4, 8…
+        1_i64 << (failures.count - free).min(20)
+    };
+    let remaining = failures.last_at + delay - now;
+    (remaining > 0).then_some(remaining)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_then_lock_then_fade() {
+        let throttle = LoginThrottle::default();
+        let mut now = 1_000;
+        for _ in 0..FREE_PER_ACCOUNT {
+            assert_eq!(throttle.check("Ada", Some("10.0.0.1"), now), None);
+            throttle.record_failure("ada", Some("10.0.0.1"), now);
+        }
+        let first = throttle.check("ada", None, now).expect("delayed");
+        assert!(first.account);
+        assert_eq!(first.retry_after_s, 1);
+        now += 1;
+        assert_eq!(throttle.check("ada", None, now), None);
+        throttle.record_failure("ada", None, now);
+        assert_eq!(
+            throttle.check("ada", None, now).map(|t| t.retry_after_s),
+            Some(2)
+        );
+        for _ in 0..10 {
+            throttle.record_failure("ada", None, now);
+        }
+        assert_eq!(
+            throttle.check("ada", None, now).map(|t| t.retry_after_s),
+            Some(LOCK_S)
+        );
+        assert!(
+            throttle.check("grace", None, now).is_none(),
+            "other accounts are free"
+        );
+        now += FORGET_AFTER_S;
+        assert_eq!(throttle.check("ada", None, now), None);
+    }
+
+    #[test]
+    fn the_address_is_held_back_across_accounts() {
+        let throttle = LoginThrottle::default();
+        for i in 0..FREE_PER_ADDRESS {
+            throttle.record_failure(&format!("user{i}"), Some("10.0.0.9"), 5);
+        }
+        let held = throttle
+            .check("someone-new", Some("10.0.0.9"), 5)
+            .expect("held");
+        assert!(!held.account);
+        assert!(held.message().contains("network address"));
+        assert_eq!(throttle.check("someone-new", Some("10.0.0.8"), 5), None);
+    }
+
+    #[test]
+    fn success_clears_the_account() {
+        let throttle = LoginThrottle::default();
+        for _ in 0..FREE_PER_ACCOUNT {
+            throttle.record_failure("ada", None, 5);
+        }
+        assert!(throttle.check("ada", None, 5).is_some());
+        throttle.record_success("ADA");
+        assert_eq!(throttle.check("ada", None, 5), None);
+    }
+}

@@ -1,0 +1,290 @@
+//! The read API, for scripts and the dashboard's charts: usage series,
+//! the events table and its CSV export. A session or a read-scope token
+//! (`Authorization: Bearer`) gets in; [`Reader`] decides whose usage.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use super::events::{self, EventRow, EventsPage};
+use super::params::{self, ParamError, ReadParams, dim_name};
+use super::query::{self, QueryError};
+use super::report::{Report, decimal};
+use crate::app::AppState;
+use crate::audit::Action;
+use crate::auth::Reader;
+use crate::db::DbError;
+
+/// Most rows in one CSV export; past it the export says so in a header.
+pub const MAX_EXPORT_ROWS: usize = 200_000;
+
+/// The error of a read: a JSON body naming the field (for bad parameters),
+/// never the internal cause.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for ReadError {
+    fn from(e: DbError) -> Self {
+        ReadError::Internal(e.to_string())
+    }
+}
+
+impl From<QueryError> for ReadError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Buckets(e) => ReadError::Param(ParamError {
+                field: "bucket",
+                reason: e.to_string(),
+            }),
+            QueryError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ReadError {
+    fn into_response(self) -> Response {
+        match self {
+            ReadError::Param(e) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string(), "field": e.field, "reason": e.reason})),
+            )
+                .into_response(),
+            ReadError::Internal(detail) => {
+                tracing::error!(error = %detail, "usage read failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"error": "internal error; the details are in the server log"})),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+fn read_params(
+    state: &AppState,
+    reader: &Reader,
+    query: Option<&str>,
+) -> Result<ReadParams, ReadError> {
+    // Times are shown in the zone of whoever asks (an admin viewing a
+    // member still reads in their own zone).
+    Ok(params::parse(
+        query,
+        reader.user.time_zone.as_deref(),
+        state.clock.now(),
+    )?)
+}
+
+/// `GET /api/v1/usage`: a series (the `tokentally report` JSON shape) plus
+/// what was asked.
+pub async fn usage(
+    State(state): State<AppState>,
+    reader: Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ReadError> {
+    let params = read_params(&state, &reader, query.as_deref())?;
+    let (scope, series_query) = (reader.scope, params.series.clone());
+    let series = state
+        .db
+        .read(move |conn| query::series(conn, scope, &series_query))
+        .await?;
+    let report = Report::from_series(&series);
+    let body = json!({
+        "from": params.series.from.to_string(),
+        "to": params.series.to.to_string(),
+        "zone": params.series.zone.iana_name(),
+        "bucket": params.series.bucket.name(),
+        "group_by": params.series.group_by.map(dim_name),
+        "rows": report.rows,
+        "totals": report.totals,
+    });
+    let note = reader
+        .note(Action::UsageRead)
+        .details(params.audit_details());
+    Ok((note, Json(body)).into_response())
+}
+
+/// One event as the API shows it. Field names are part of the API.
+#[derive(Debug, Serialize)]
+struct ApiEventRow<'a> {
+    id: &'a str,
+    timestamp: String,
+    user: &'a str,
+    model: &'a str,
+    provider: Option<&'a str>,
+    activity: Option<&'a str>,
+    project: Option<&'a str>,
+    source: &'a str,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    /// Decimal string; null when no price was known.
+    cost: Option<String>,
+}
+
+fn api_row(row: &EventRow) -> ApiEventRow<'_> {
+    ApiEventRow {
+        id: &row.id,
+        timestamp: timestamp(row.ts_ms),
+        user: &row.user,
+        model: &row.model,
+        provider: row.provider.as_deref(),
+        activity: row.activity.as_deref(),
+        project: row.project.as_deref(),
+        source: &row.source,
+        input_tokens: row.tokens[0],
+        output_tokens: row.tokens[1],
+        cache_read_tokens: row.tokens[2],
+        cache_write_tokens: row.tokens[3],
+        cost: row.priced.then(|| decimal(row.cost_micros)),
+    }
+}
+
+fn timestamp(ts_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ts_ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// `GET /api/v1/usage/events`: one keyset page of the events table.
+pub async fn events_page(
+    State(state): State<AppState>,
+    reader: Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ReadError> {
+    let params = read_params(&state, &reader, query.as_deref())?;
+    let (scope, events_query) = (reader.scope, params.events_query());
+    let page: EventsPage = state
+        .db
+        .read(move |conn| events::page(conn, scope, &events_query))
+        .await?;
+    let rows: Vec<ApiEventRow<'_>> = page.rows.iter().map(api_row).collect();
+    let body = json!({
+        "events": rows,
+        "next": page.next.as_ref().map(events::Cursor::encode),
+    });
+    let mut details = params.audit_details();
+    details["sort"] = params.sort.name().into();
+    details["rows"] = page.rows.len().into();
+    let note = reader.note(Action::EventsRead).details(details);
+    Ok((note, Json(body)).into_response())
+}
+
+/// `GET /api/v1/usage/events.csv`: the same rows as the events table for
+/// these parameters (all pages), as CSV.
+pub async fn events_csv(
+    State(state): State<AppState>,
+    reader: Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ReadError> {
+    let mut params = read_params(&state, &reader, query.as_deref())?;
+    params.limit = events::MAX_PAGE;
+    params.after = None;
+    let (scope, events_query) = (reader.scope, params.events_query());
+    let (csv, rows, truncated) = state
+        .db
+        .read(move |conn| export_csv(conn, scope, events_query))
+        .await?;
+    let mut details = params.audit_details();
+    details["sort"] = params.sort.name().into();
+    details["rows"] = rows.into();
+    let note = reader.note(Action::EventsExport).details(details);
+    let mut response = (
+        note,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"tokentally-events.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response();
+    if truncated {
+        response.headers_mut().insert(
+            "x-tokentally-truncated",
+            header::HeaderValue::from(MAX_EXPORT_ROWS),
+        );
+    }
+    Ok(response)
+}
+
+/// Column names of the CSV export: the event fields of the ingest API, so
+/// an export can be imported elsewhere.
+pub const CSV_HEADER: [&str; 13] = [
+    "id",
+    "timestamp",
+    "user",
+    "model",
+    "provider",
+    "activity",
+    "project",
+    "source",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost",
+];
+
+fn export_csv(
+    conn: &rusqlite::Connection,
+    scope: super::Scope,
+    mut query: events::EventsQuery,
+) -> Result<(String, usize, bool), ReadError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let csv_error = |e: csv::Error| ReadError::Internal(format!("csv: {e}"));
+    writer.write_record(CSV_HEADER).map_err(csv_error)?;
+    let mut rows = 0;
+    loop {
+        let page = events::page(conn, scope, &query)?;
+        for row in &page.rows {
+            let r = api_row(row);
+            writer
+                .write_record([
+                    r.id,
+                    &r.timestamp,
+                    r.user,
+                    r.model,
+                    r.provider.unwrap_or(""),
+                    r.activity.unwrap_or(""),
+                    r.project.unwrap_or(""),
+                    r.source,
+                    &r.input_tokens.to_string(),
+                    &r.output_tokens.to_string(),
+                    &r.cache_read_tokens.to_string(),
+                    &r.cache_write_tokens.to_string(),
+                    r.cost.as_deref().unwrap_or(""),
+                ])
+                .map_err(csv_error)?;
+        }
+        rows += page.rows.len();
+        match page.next {
+            Some(next) if rows < MAX_EXPORT_ROWS => query.after = Some(next),
+            Some(_) => return finish(writer, rows, true),
+            None => return finish(writer, rows, false),
+        }
+    }
+}
+
+fn finish(
+    writer: csv::Writer<Vec<u8>>,
+    rows: usize,
+    truncated: bool,
+) -> Result<(String, usize, bool), ReadError> {
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| ReadError::Internal(format!("csv: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| ReadError::Internal(e.to_string()))?;
+    Ok((text, rows, truncated))
+}
