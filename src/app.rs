@@ -36,6 +36,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Which of Claude Code's OTLP signals counts its usage.
     pub claude_code_signal: ClaudeCodeSignal,
+    /// The instance's time zone, for users without their own.
+    pub time_zone: Option<String>,
 }
 
 /// How to build an [`AppState`].
@@ -47,6 +49,9 @@ pub struct AppOptions {
     /// Mark the session cookie `Secure` (served over HTTPS).
     pub secure_cookies: bool,
     pub claude_code_signal: ClaudeCodeSignal,
+    pub sessions: SessionPolicy,
+    /// The zone of users who have not chosen one (IANA name); UTC if none.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +75,8 @@ impl AppState {
         Ok(AppState {
             audit,
             throttle: LoginThrottle::default(),
-            sessions: SessionPolicy::default(),
+            sessions: options.sessions,
+            time_zone: options.time_zone,
             db,
             clock: options.clock,
             passwords,

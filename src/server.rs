@@ -10,7 +10,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppOptions, AppState, StartError};
-use crate::auth::{HashCost, Role, SqliteSessionStore, setup, users};
+use crate::audit::{self, Actor};
+use crate::auth::{HashCost, Role, SessionPolicy, SqliteSessionStore, setup, users};
 use crate::clock::SystemClock;
 use crate::db::{DbError, DbOptions};
 use crate::demo;
@@ -28,6 +29,13 @@ pub struct ServeSettings {
     pub public_url: Option<String>,
     /// Which of Claude Code's OTLP signals counts its usage.
     pub claude_code_otel: ClaudeCodeSignal,
+    /// Session cookies `Secure` even though `public_url` is not https.
+    pub secure_cookies: bool,
+    pub time_zone: Option<String>,
+    /// Audit entries older than this are purged daily; `None` keeps all.
+    pub audit_retention_days: Option<u32>,
+    pub sessions: SessionPolicy,
+    pub hash_cost: HashCost,
 }
 
 /// The file name of the database inside the data directory.
@@ -56,11 +64,18 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("time zone {0:?} is not an IANA time zone (e.g. Europe/Berlin)")]
+    TimeZone(String),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }
 
 pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
+    if let Some(zone) = &settings.time_zone
+        && jiff::tz::TimeZone::get(zone).is_err()
+    {
+        return Err(ServeError::TimeZone(zone.clone()));
+    }
     let db_path = if settings.demo {
         reset_demo_database(&settings.data_dir)?
     } else {
@@ -69,13 +84,16 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     let options = AppOptions {
         db_path: db_path.clone(),
         db: DbOptions::default(),
-        hash_cost: HashCost::default(),
+        hash_cost: settings.hash_cost,
         clock: Arc::new(SystemClock),
-        secure_cookies: settings
-            .public_url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://")),
+        secure_cookies: settings.secure_cookies
+            || settings
+                .public_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("https://")),
         claude_code_signal: settings.claude_code_otel,
+        sessions: settings.sessions,
+        time_zone: settings.time_zone.clone(),
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await
@@ -103,7 +121,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         println!("First run: create the admin at {base_url}/setup?token={token}");
     }
 
-    let sweeper = tokio::spawn(sweep(state.clone()));
+    let sweeper = tokio::spawn(sweep(state.clone(), settings.audit_retention_days));
     println!("tokentally listening on http://{local}");
     tracing::info!(address = %local, "listening");
     let app = app::router(state.clone());
@@ -116,6 +134,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
 
     tracing::info!("stopping: draining writes");
     sweeper.abort();
+    state.audit.flush().await;
     state.db.shutdown().await;
     tracing::info!("stopped");
     Ok(())
@@ -148,7 +167,7 @@ async fn shutdown_signal() {
 
 /// Housekeeping every few minutes: expired sessions, and the state of
 /// OTLP series whose exporter is long gone.
-async fn sweep(state: AppState) {
+async fn sweep(state: AppState, audit_retention_days: Option<u32>) {
     let store = SqliteSessionStore::new(state.db.clone());
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
@@ -168,6 +187,28 @@ async fn sweep(state: AppState) {
             Ok(n) => tracing::debug!(series = n, "stale OTLP series forgotten"),
             Err(e) => tracing::warn!(error = %e, "could not forget stale OTLP series"),
         }
+        if let Some(days) = audit_retention_days {
+            purge_audit(&state, days).await;
+        }
+    }
+}
+
+/// Applies the audit retention: entries older than `days` go, behind a
+/// purge entry that anchors the rest of the chain.
+async fn purge_audit(state: &AppState, days: u32) {
+    // Queued entries first, so the purge entry follows them in the chain.
+    state.audit.flush().await;
+    let now_ms = state.clock.now().as_millisecond();
+    let cutoff_ms = now_ms - i64::from(days) * 86_400_000;
+    let actor = Actor::System("retention".into());
+    match state
+        .db
+        .write(move |conn| audit::chain::purge_before(conn, cutoff_ms, actor, now_ms))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, days, "old audit entries purged"),
+        Err(e) => tracing::warn!(error = %e, "could not purge old audit entries"),
     }
 }
 

@@ -240,6 +240,18 @@ impl Entry {
     }
 }
 
+/// Records a change made from the command line, in the change's own
+/// transaction (so the change and its entry land together or not at all).
+pub fn record_cli(
+    conn: &rusqlite::Connection,
+    action: Action,
+    target: impl Into<String>,
+    details: Value,
+) -> Result<(), crate::db::DbError> {
+    let at_ms = jiff::Timestamp::now().as_millisecond();
+    chain::append(conn, &[Entry::from_cli(at_ms, action, target, details)])
+}
+
 /// The admin's audit pages.
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -74,10 +74,15 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// A request on a token path with a bearer token: its handler
-/// authenticates it by that token alone, never by the cookie.
+/// A request that is authenticated by a bearer token alone, never by the
+/// cookie: every request on an ingest path (no token, no entry: 401), and
+/// a bearer request on a path that takes a token.
 fn bearer_request(request: &Request) -> bool {
-    takes_token(request.uri().path())
+    let path = request.uri().path();
+    if crate::ingest::TOKEN_PATHS.contains(&path) {
+        return true;
+    }
+    takes_token(path)
         && request
             .headers()
             .get(header::AUTHORIZATION)

@@ -106,7 +106,8 @@ pub async fn login(
         tracing::info!("login failed");
         let note = Note::new(Action::LoginFailure)
             .target(target)
-            .actor(Actor::Anonymous);
+            .actor(Actor::Anonymous)
+            .outcome(Outcome::Failure);
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
             "Wrong username or password.",

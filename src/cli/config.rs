@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{GlobalArgs, ServeArgs};
+use crate::auth::{HashCost, SessionPolicy};
 use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::observe::LogFormat;
 use crate::server::ServeSettings;
@@ -25,6 +26,13 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub demo: Option<bool>,
     pub claude_code_otel: Option<ClaudeCodeSignal>,
+    pub secure_cookies: Option<bool>,
+    pub time_zone: Option<String>,
+    pub audit_retention_days: Option<u32>,
+    pub session_idle_hours: Option<u32>,
+    pub session_max_days: Option<u32>,
+    pub password_hash_memory_kib: Option<u32>,
+    pub password_hash_passes: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +87,48 @@ pub(super) fn serve_settings(
         data_dir,
         // A flag can only switch the demo on; the file may too.
         demo: args.demo || file.demo.unwrap_or(false),
-        public_url: args.public_url.or_else(|| file.public_url.clone()),
+        public_url: args.public_url.clone().or_else(|| file.public_url.clone()),
         claude_code_otel: args
             .claude_code_otel
             .or(file.claude_code_otel)
             .unwrap_or_default(),
+        secure_cookies: args.secure_cookies || file.secure_cookies.unwrap_or(false),
+        time_zone: args.time_zone.clone().or_else(|| file.time_zone.clone()),
+        audit_retention_days: args
+            .audit_retention_days
+            .or(file.audit_retention_days)
+            .filter(|days| *days > 0),
+        sessions: session_policy(&args, file),
+        hash_cost: hash_cost(&args, file),
+    }
+}
+
+fn session_policy(args: &ServeArgs, file: &FileConfig) -> SessionPolicy {
+    let default = SessionPolicy::default();
+    SessionPolicy {
+        idle_s: args
+            .session_idle_hours
+            .or(file.session_idle_hours)
+            .map_or(default.idle_s, |h| i64::from(h.max(1)) * 3600),
+        absolute_s: args
+            .session_max_days
+            .or(file.session_max_days)
+            .map_or(default.absolute_s, |d| i64::from(d.max(1)) * 86_400),
+    }
+}
+
+fn hash_cost(args: &ServeArgs, file: &FileConfig) -> HashCost {
+    let default = HashCost::default();
+    HashCost {
+        memory_kib: args
+            .password_hash_memory_kib
+            .or(file.password_hash_memory_kib)
+            .unwrap_or(default.memory_kib),
+        passes: args
+            .password_hash_passes
+            .or(file.password_hash_passes)
+            .unwrap_or(default.passes),
+        lanes: default.lanes,
     }
 }
 

@@ -45,8 +45,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// TOML config file (keys: listen, data_dir, log_format, log_level, public_url, demo,
-    /// claude_code_otel)
+    /// TOML config file (keys: the long options of `serve` with `_`, e.g. listen, data_dir,
+    /// public_url, time_zone, audit_retention_days)
     #[arg(long, global = true, env = "TOKENTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory of the database [default: ./tokentally-data]
@@ -88,7 +88,7 @@ pub enum Command {
     /// Manage API tokens (for the event API, OTLP exporters, LiteLLM, remote import)
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Check the database: recompute every rollup from the raw events
+    /// Check the database: recompute every rollup from the raw events and walk the audit chain
     Verify,
     /// Print the version, the schema version and the SQLite version
     Version,
@@ -110,6 +110,29 @@ pub struct ServeArgs {
     /// claude_code.api_request log events (they describe the same requests) [default: metrics]
     #[arg(long, env = "TOKENTALLY_CLAUDE_CODE_OTEL", value_enum)]
     pub claude_code_otel: Option<crate::ingest::otlp::ClaudeCodeSignal>,
+    /// Mark session cookies Secure although public_url is not https (TLS ends at a proxy
+    /// that forwards plain HTTP under another name)
+    #[arg(long, env = "TOKENTALLY_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// The instance's IANA time zone, for users who have not chosen one [default: UTC]
+    #[arg(long, env = "TOKENTALLY_TIME_ZONE", value_name = "ZONE")]
+    pub time_zone: Option<String>,
+    /// Delete audit entries older than this many days (the purge is itself audited and
+    /// keeps the chain verifiable); 0 keeps everything [default: 0]
+    #[arg(long, env = "TOKENTALLY_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// End a session after this many hours without a request [default: 12]
+    #[arg(long, env = "TOKENTALLY_SESSION_IDLE_HOURS", value_name = "HOURS")]
+    pub session_idle_hours: Option<u32>,
+    /// End a session this many days after sign-in, however active [default: 7]
+    #[arg(long, env = "TOKENTALLY_SESSION_MAX_DAYS", value_name = "DAYS")]
+    pub session_max_days: Option<u32>,
+    /// argon2id memory per password hash, KiB [default: 19456, OWASP's recommendation]
+    #[arg(long, env = "TOKENTALLY_PASSWORD_HASH_MEMORY_KIB", value_name = "KIB")]
+    pub password_hash_memory_kib: Option<u32>,
+    /// argon2id passes per password hash [default: 2]
+    #[arg(long, env = "TOKENTALLY_PASSWORD_HASH_PASSES", value_name = "N")]
+    pub password_hash_passes: Option<u32>,
 }
 
 #[derive(Debug, Args)]

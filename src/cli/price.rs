@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use clap::Subcommand;
+
+use crate::audit::{self, Action};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
@@ -88,7 +90,22 @@ async fn dispatch(db: &crate::db::Db, command: PriceCommand) -> Result<(), Usage
             };
             let now = Timestamp::now().as_second();
             let outcome = db
-                .write(move |conn| reprice::set(conn, &price, now))
+                .write(move |conn| {
+                    let outcome = reprice::set(conn, &price, now)?;
+                    let details = serde_json::json!({
+                        "provider": price.provider,
+                        "effective_from_ms": price.effective_from_ms,
+                        "per_mtok_micros": price.per_mtok,
+                        "repriced": outcome.repriced,
+                    });
+                    audit::record_cli(
+                        conn,
+                        Action::PriceSet,
+                        format!("model:{}", price.model),
+                        details,
+                    )?;
+                    Ok::<_, crate::db::DbError>(outcome)
+                })
                 .await?;
             println!("price set; {}", repriced(&outcome));
             Ok(())
@@ -101,7 +118,23 @@ async fn dispatch(db: &crate::db::Db, command: PriceCommand) -> Result<(), Usage
             let from_ms = effective_from(from.as_deref())?;
             let what = format!("{model} (provider {provider:?}, from {from_ms} ms)");
             let outcome = db
-                .write(move |conn| reprice::remove(conn, &model, &provider, from_ms))
+                .write(move |conn| {
+                    let outcome = reprice::remove(conn, &model, &provider, from_ms)?;
+                    if let Some(done) = &outcome {
+                        let details = serde_json::json!({
+                            "provider": provider,
+                            "effective_from_ms": from_ms,
+                            "repriced": done.repriced,
+                        });
+                        audit::record_cli(
+                            conn,
+                            Action::PriceRemove,
+                            format!("model:{model}"),
+                            details,
+                        )?;
+                    }
+                    Ok::<_, crate::db::DbError>(outcome)
+                })
                 .await?;
             match outcome {
                 Some(outcome) => {

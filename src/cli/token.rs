@@ -5,6 +5,8 @@ use std::path::Path;
 
 use clap::Subcommand;
 
+use crate::audit::{self, Action};
+
 use super::usage::{UsageCommandError, open};
 use crate::auth::tokens::{self, TokenError, TokenId, TokenInfo, TokenScope};
 use crate::auth::users;
@@ -59,7 +61,21 @@ async fn dispatch(db: &Db, command: TokenCommand) -> Result<(), TokenCommandErro
     match command {
         TokenCommand::Create { user, scope, name } => {
             let created = db
-                .write(move |conn| tokens::create(conn, &user, scope, &name, now()))
+                .write(move |conn| {
+                    let created = tokens::create(conn, &user, scope, &name, now())?;
+                    let details = serde_json::json!({
+                        "token_id": created.info.id.0,
+                        "scope": scope.as_str(),
+                        "name": created.info.name,
+                    });
+                    audit::record_cli(
+                        conn,
+                        Action::TokenCreate,
+                        format!("user:{}", created.info.username),
+                        details,
+                    )?;
+                    Ok::<_, TokenError>(created)
+                })
                 .await?;
             eprintln!(
                 "created {} token {} ({}) for {}; it is shown only now:",
@@ -90,7 +106,17 @@ async fn dispatch(db: &Db, command: TokenCommand) -> Result<(), TokenCommandErro
         }
         TokenCommand::Revoke { id } => {
             let token = db
-                .write(move |conn| tokens::revoke(conn, TokenId(id), None, now()))
+                .write(move |conn| {
+                    let token = tokens::revoke(conn, TokenId(id), None, now())?;
+                    let details = serde_json::json!({"token_id": id, "name": token.name});
+                    audit::record_cli(
+                        conn,
+                        Action::TokenRevoke,
+                        format!("user:{}", token.username),
+                        details,
+                    )?;
+                    Ok::<_, TokenError>(token)
+                })
                 .await?;
             println!(
                 "revoked token {} ({}) of {}",

@@ -8,6 +8,7 @@ use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
 
+use crate::audit;
 use crate::db::{Db, DbError, DbOptions};
 use crate::demo::{self, Generator, Workload};
 use crate::usage::Scope;
@@ -265,23 +266,32 @@ pub async fn report(args: ReportArgs, db_path: &Path) -> Result<(), UsageCommand
     Ok(())
 }
 
-/// `tokentally verify`: recomputes every rollup from the raw events.
+/// `tokentally verify`: recomputes every rollup from the raw events and
+/// walks the audit chain; reports the first difference or broken link.
 pub async fn verify(db_path: &Path) -> Result<(), UsageCommandError> {
     let db = open(db_path).await?;
     let outcome = db
         .read(|conn| {
             let events: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
-            Ok::<_, DbError>((events, rollup::verify(conn)?))
+            Ok::<_, DbError>((events, rollup::verify(conn)?, audit::chain::verify(conn)?))
         })
         .await;
     db.shutdown().await;
-    match outcome? {
-        (events, None) => {
-            println!("ok: the rollups agree with all {events} raw events");
-            Ok(())
-        }
-        (_, Some(mismatch)) => Err(UsageCommandError::Mismatch(format!(
+    let (events, mismatch, chain) = outcome?;
+    let mut problems = Vec::new();
+    match mismatch {
+        None => println!("ok: the rollups agree with all {events} raw events"),
+        Some(mismatch) => problems.push(format!(
             "the rollups differ from the raw events; first difference: {mismatch}"
-        ))),
+        )),
+    }
+    match chain.broken {
+        None => println!("ok: the audit chain of {} entries is intact", chain.entries),
+        Some(broken) => problems.push(format!("the audit chain is broken at {broken}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(UsageCommandError::Mismatch(problems.join("; ")))
     }
 }

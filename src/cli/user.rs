@@ -6,7 +6,8 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use crate::auth::users::{self, NewUser, UserError};
+use crate::audit::{self, Action};
+use crate::auth::users::{self, NewUser, Profile, UserError};
 use crate::auth::{HashCost, PasswordError, Passwords, Role, check_new_password};
 use crate::db::{Db, DbError, DbOptions};
 
@@ -22,9 +23,21 @@ pub enum UserCommand {
         /// Name shown in the UI
         #[arg(long)]
         display_name: Option<String>,
+        /// Email address (optional)
+        #[arg(long)]
+        email: Option<String>,
+        /// IANA time zone for the user's dashboard (default: the instance's)
+        #[arg(long)]
+        time_zone: Option<String>,
         /// Read the password from the first line of standard input instead of prompting
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Change a user's role (the last enabled admin cannot be demoted)
+    Role {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
     },
     /// List users
     List,
@@ -81,19 +94,35 @@ async fn dispatch(db: &Db, command: UserCommand) -> Result<(), UserCommandError>
             name,
             role,
             display_name,
+            email,
+            time_zone,
             password_stdin,
         } => {
             users::validate_username(&name)?;
+            let profile = Profile {
+                display_name,
+                email,
+                time_zone,
+            };
+            users::validate_profile(&profile)?;
             let hash = new_password_hash(password_stdin).await?;
-            let (username, display) = (name.clone(), display_name.clone());
+            let username = name.clone();
             db.write(move |conn| {
                 let new = NewUser {
                     username: &username,
-                    display_name: display.as_deref(),
+                    display_name: profile.display_name.as_deref(),
                     role,
                     password_hash: &hash,
                 };
-                users::insert(conn, &new, now())
+                let id = users::insert(conn, &new, now())?;
+                users::update_profile(conn, id, &profile, now())?;
+                audit::record_cli(
+                    conn,
+                    Action::UserCreate,
+                    format!("user:{username}"),
+                    serde_json::json!({"role": role.as_str()}),
+                )?;
+                Ok::<_, UserError>(())
             })
             .await?;
             println!("created {role} {name}");
@@ -121,9 +150,33 @@ async fn dispatch(db: &Db, command: UserCommand) -> Result<(), UserCommandError>
         } => {
             let hash = new_password_hash(password_stdin).await?;
             let username = name.clone();
-            db.write(move |conn| users::set_password(conn, &username, &hash, now()))
-                .await?;
+            db.write(move |conn| {
+                users::set_password(conn, &username, &hash, now())?;
+                audit::record_cli(
+                    conn,
+                    Action::UserPasswordReset,
+                    format!("user:{username}"),
+                    serde_json::json!({}),
+                )?;
+                Ok::<_, UserError>(())
+            })
+            .await?;
             println!("password of {name} changed; their sessions were ended");
+        }
+        UserCommand::Role { name, role } => {
+            let username = name.clone();
+            db.write(move |conn| {
+                users::set_role(conn, &username, role, now())?;
+                audit::record_cli(
+                    conn,
+                    Action::UserRoleChange,
+                    format!("user:{username}"),
+                    serde_json::json!({"role": role.as_str()}),
+                )?;
+                Ok::<_, UserError>(())
+            })
+            .await?;
+            println!("{name} is now {role}");
         }
         UserCommand::Disable { name } => set_disabled(db, name, true).await?,
         UserCommand::Enable { name } => set_disabled(db, name, false).await?,
@@ -133,8 +186,22 @@ async fn dispatch(db: &Db, command: UserCommand) -> Result<(), UserCommandError>
 
 async fn set_disabled(db: &Db, name: String, disabled: bool) -> Result<(), UserCommandError> {
     let username = name.clone();
-    db.write(move |conn| users::set_disabled(conn, &username, disabled, now()))
-        .await?;
+    db.write(move |conn| {
+        users::set_disabled(conn, &username, disabled, now())?;
+        let action = if disabled {
+            Action::UserDisable
+        } else {
+            Action::UserEnable
+        };
+        audit::record_cli(
+            conn,
+            action,
+            format!("user:{username}"),
+            serde_json::json!({}),
+        )?;
+        Ok::<_, UserError>(())
+    })
+    .await?;
     if disabled {
         println!("{name} disabled; their sessions were ended");
     } else {

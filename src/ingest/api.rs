@@ -33,7 +33,7 @@ pub async fn post_events(
     IngestToken(grant): IngestToken,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<IngestOutcome>, IngestError> {
+) -> Result<(crate::audit::Note, Json<IngestOutcome>), IngestError> {
     let body = body::accept(body)?;
     let now = state.clock.now();
     // Decompressing and parsing megabytes is CPU work: off the async threads.
@@ -55,8 +55,12 @@ pub async fn post_events(
     .map_err(|e| IngestError::Internal(format!("parse task: {e}")))??;
     let attributed = pipeline::attribute(&state, &grant, events, Attribution::Strict).await?;
     let outcome = pipeline::store(&state, attributed.events).await?;
-    Ok(Json(IngestOutcome {
-        accepted: outcome.accepted,
-        duplicates: outcome.duplicates,
-    }))
+    let note = super::audit_note("events", outcome.accepted, outcome.duplicates, 0);
+    Ok((
+        note,
+        Json(IngestOutcome {
+            accepted: outcome.accepted,
+            duplicates: outcome.duplicates,
+        }),
+    ))
 }

@@ -60,7 +60,7 @@ pub async fn post_litellm(
     IngestToken(grant): IngestToken,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<LiteLlmOutcome>, IngestError> {
+) -> Result<(crate::audit::Note, Json<LiteLlmOutcome>), IngestError> {
     let body = body::accept(body)?;
     let now = state.clock.now();
     let (events, skipped) = tokio::task::spawn_blocking(move || {
@@ -78,12 +78,23 @@ pub async fn post_litellm(
     let attributed =
         pipeline::attribute(&state, &grant, events, Attribution::OwnerFallback).await?;
     let outcome = pipeline::store(&state, attributed.events).await?;
-    Ok(Json(LiteLlmOutcome {
-        accepted: outcome.accepted,
-        duplicates: outcome.duplicates,
-        skipped: skipped.into_iter().collect(),
-        unattributed: attributed.unattributed,
-    }))
+    let skipped: BTreeMap<&'static str, usize> = skipped.into_iter().collect();
+    let skipped_count = skipped.values().map(|n| *n as i64).sum();
+    let note = super::audit_note(
+        "litellm",
+        outcome.accepted,
+        outcome.duplicates,
+        skipped_count,
+    );
+    Ok((
+        note,
+        Json(LiteLlmOutcome {
+            accepted: outcome.accepted,
+            duplicates: outcome.duplicates,
+            skipped,
+            unattributed: attributed.unattributed,
+        }),
+    ))
 }
 
 /// One `StandardLoggingPayload` as an event.

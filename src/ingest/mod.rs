@@ -42,3 +42,18 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/traces", post(otlp::post_traces))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
+
+/// The audit note of an ingest request: counts, never contents.
+pub(crate) fn audit_note(
+    endpoint: &str,
+    accepted: usize,
+    duplicates: usize,
+    rejected: i64,
+) -> crate::audit::Note {
+    crate::audit::Note::new(crate::audit::Action::IngestRequest).details(serde_json::json!({
+        "endpoint": endpoint,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": rejected,
+    }))
+}

@@ -83,6 +83,8 @@ impl TestApp {
             clock: clock.clone(),
             secure_cookies: false,
             claude_code_signal: Default::default(),
+            sessions: Default::default(),
+            time_zone: None,
         };
         let state = tokio::task::spawn_blocking(move || AppState::open(options))
             .await

@@ -25,6 +25,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -42,7 +43,7 @@ use super::event::ApiEvent;
 use super::pipeline::{self, Attribution};
 use crate::app::AppState;
 use crate::auth::IngestToken;
-use crate::usage::store::Inserter;
+use crate::usage::store::{InsertOutcome, Inserter};
 
 /// Which of Claude Code's two descriptions of the same requests counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -98,9 +99,10 @@ pub async fn post_metrics(
         move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal),
     )
     .await?;
+    let mut stored = InsertOutcome::default();
     if !samples.is_empty() {
         let (owner, now) = (grant.user.id, state.now_unix());
-        state
+        stored = state
             .db
             .write(move |conn| {
                 let events = series::to_events(conn, &samples, owner, now)?;
@@ -108,14 +110,21 @@ pub async fn post_metrics(
             })
             .await?;
     }
+    let note = crate::ingest::audit_note(
+        "otlp.metrics",
+        stored.accepted,
+        stored.duplicates,
+        rejected.count,
+    );
     let partial_success = (rejected.count > 0).then(|| ExportMetricsPartialSuccess {
         rejected_data_points: rejected.count,
         error_message: rejected.message(0, ""),
     });
-    Ok(codec::respond(
-        &ExportMetricsServiceResponse { partial_success },
-        encoding,
-    ))
+    Ok((
+        note,
+        codec::respond(&ExportMetricsServiceResponse { partial_success }, encoding),
+    )
+        .into_response())
 }
 
 pub async fn post_logs(
@@ -130,16 +139,23 @@ pub async fn post_logs(
             logs::events(request, signal)
         })
         .await?;
-    store(&state, &grant, events).await?;
+    let stored = store(&state, &grant, events).await?;
+    let note = crate::ingest::audit_note(
+        "otlp.logs",
+        stored.accepted,
+        stored.duplicates,
+        rejected.count,
+    );
     let message = rejected.message(not_usage, "log records");
     let partial_success = (!message.is_empty()).then_some(ExportLogsPartialSuccess {
         rejected_log_records: rejected.count,
         error_message: message,
     });
-    Ok(codec::respond(
-        &ExportLogsServiceResponse { partial_success },
-        encoding,
-    ))
+    Ok((
+        note,
+        codec::respond(&ExportLogsServiceResponse { partial_success }, encoding),
+    )
+        .into_response())
 }
 
 pub async fn post_traces(
@@ -153,16 +169,23 @@ pub async fn post_traces(
             traces::events(request)
         })
         .await?;
-    store(&state, &grant, events).await?;
+    let stored = store(&state, &grant, events).await?;
+    let note = crate::ingest::audit_note(
+        "otlp.traces",
+        stored.accepted,
+        stored.duplicates,
+        rejected.count,
+    );
     let message = rejected.message(not_usage, "spans");
     let partial_success = (!message.is_empty()).then_some(ExportTracePartialSuccess {
         rejected_spans: rejected.count,
         error_message: message,
     });
-    Ok(codec::respond(
-        &ExportTraceServiceResponse { partial_success },
-        encoding,
-    ))
+    Ok((
+        note,
+        codec::respond(&ExportTraceServiceResponse { partial_success }, encoding),
+    )
+        .into_response())
 }
 
 /// Decodes an export request and maps it with `map`, off the async
@@ -190,8 +213,7 @@ async fn store(
     state: &AppState,
     grant: &crate::auth::tokens::TokenGrant,
     events: Vec<ApiEvent>,
-) -> Result<(), IngestError> {
+) -> Result<InsertOutcome, IngestError> {
     let attributed = pipeline::attribute(state, grant, events, Attribution::Strict).await?;
-    pipeline::store(state, attributed.events).await?;
-    Ok(())
+    pipeline::store(state, attributed.events).await
 }

@@ -1,0 +1,450 @@
+//! Every route × every kind of caller: anonymous, member A, member B, an
+//! admin, A's ingest token and A's read token. The expected status of each
+//! pair is written down; then what B (and B's token) receives from every
+//! data route is searched for A's numbers, which must never appear.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{Browser, PASSWORD, TestApp, TestResponse};
+use serde_json::json;
+use tokentally::auth::Role;
+use tokentally::auth::tokens::TokenScope;
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Anonymous,
+    MemberA,
+    MemberB,
+    Admin,
+    IngestTokenA,
+    ReadTokenA,
+}
+
+const CALLERS: [Caller; 6] = [
+    Caller::Anonymous,
+    Caller::MemberA,
+    Caller::MemberB,
+    Caller::Admin,
+    Caller::IngestTokenA,
+    Caller::ReadTokenA,
+];
+
+/// What a request carries.
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    None,
+    /// A form, with the caller's CSRF token when it has a session.
+    Form(&'static [(&'static str, &'static str)]),
+    /// JSON with this content type.
+    Json(&'static str, &'static str),
+}
+
+const SEE_OTHER: u16 = 303;
+
+/// (method, path, payload, expected status per caller in `CALLERS` order).
+/// Form posts carry harmless or refused input (a wrong current password,
+/// an unknown user), so one case never changes what the next one sees.
+fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
+    use Payload::*;
+    let get = Method::GET;
+    let post = Method::POST;
+    let event = r#"{"id":"matrix-1","timestamp":"2026-06-10T10:00:00Z","model":"m","input_tokens":1,"output_tokens":1}"#;
+    vec![
+        // Public.
+        (get.clone(), "/login", None, [200, 303, 303, 303, 200, 200]),
+        (get.clone(), "/healthz", None, [200; 6]),
+        (get.clone(), "/readyz", None, [200; 6]),
+        (get.clone(), "/favicon.ico", None, [200; 6]),
+        (get.clone(), "/setup", None, [303; 6]),
+        // Pages: a session, any role; admin pages: admins.
+        (get.clone(), "/", None, [303, 200, 200, 200, 303, 303]),
+        (
+            get.clone(),
+            "/?view=a",
+            None,
+            [303, 200, 403, 200, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/?view=everyone",
+            None,
+            [303, 403, 403, 200, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/profile",
+            None,
+            [303, 200, 200, 200, 303, 303],
+        ),
+        (get.clone(), "/tokens", None, [303, 200, 200, 200, 303, 303]),
+        (
+            get.clone(),
+            "/admin/users",
+            None,
+            [303, 403, 403, 200, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/admin/audit",
+            None,
+            [303, 403, 403, 200, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/admin/audit.csv",
+            None,
+            [303, 403, 403, 200, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/no/such/page",
+            None,
+            [303, 404, 404, 404, 303, 303],
+        ),
+        // Forms.
+        (
+            post.clone(),
+            "/profile",
+            Form(&[("display_name", "X"), ("email", ""), ("time_zone", "")]),
+            [303, 303, 303, 303, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/profile/password",
+            Form(&[
+                ("current_password", "wrong wrong wrong"),
+                ("new_password", "x"),
+                ("new_password_confirm", "x"),
+            ]),
+            [303, 422, 422, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/profile/sessions/revoke",
+            Form(&[]),
+            [303, 303, 303, 303, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/tokens",
+            Form(&[("name", "n"), ("scope", "bogus")]),
+            [303, 422, 422, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/tokens/999999/revoke",
+            Form(&[]),
+            [303, 404, 404, 404, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/users",
+            Form(&[("username", "-bad name-"), ("role", "member")]),
+            [303, 403, 403, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/users/nobody/disable",
+            Form(&[]),
+            [303, 403, 403, 404, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/logout",
+            Form(&[]),
+            [303, 303, 303, 303, 303, 303],
+        ),
+        // The read API: a session or a read token.
+        (
+            get.clone(),
+            "/api/v1/usage",
+            None,
+            [401, 200, 200, 200, 403, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?view=a",
+            None,
+            [401, 200, 403, 200, 403, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?view=b",
+            None,
+            [401, 403, 200, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage/events",
+            None,
+            [401, 200, 200, 200, 403, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage/events.csv",
+            None,
+            [401, 200, 200, 200, 403, 200],
+        ),
+        // Ingest: an ingest token only.
+        (
+            post.clone(),
+            "/api/v1/events",
+            Json("application/x-ndjson", event),
+            [401, 401, 401, 401, 200, 403],
+        ),
+        (
+            post.clone(),
+            "/api/v1/ingest/litellm",
+            Json("application/json", "[]"),
+            [401, 401, 401, 401, 200, 403],
+        ),
+        (
+            post.clone(),
+            "/v1/metrics",
+            Json("application/json", "{}"),
+            [401, 401, 401, 401, 200, 403],
+        ),
+        (
+            post.clone(),
+            "/v1/logs",
+            Json("application/json", "{}"),
+            [401, 401, 401, 401, 200, 403],
+        ),
+        (
+            post.clone(),
+            "/v1/traces",
+            Json("application/json", "{}"),
+            [401, 401, 401, 401, 200, 403],
+        ),
+    ]
+}
+
+struct World {
+    app: TestApp,
+    ingest_a: String,
+    read_a: String,
+    ingest_b: String,
+}
+
+async fn world() -> World {
+    let app = TestApp::new().await;
+    app.create_user("root", Role::Admin).await;
+    app.create_user("a", Role::Member).await;
+    app.create_user("b", Role::Member).await;
+    let ingest_a = app.create_token("a", TokenScope::Ingest).await;
+    let read_a = app.create_token("a", TokenScope::Read).await;
+    let ingest_b = app.create_token("b", TokenScope::Ingest).await;
+    World {
+        app,
+        ingest_a,
+        read_a,
+        ingest_b,
+    }
+}
+
+impl World {
+    /// A fresh session for the caller (each case gets its own, since some
+    /// cases end their session).
+    async fn browser(&self, caller: Caller) -> Option<Browser> {
+        let name = match caller {
+            Caller::MemberA => "a",
+            Caller::MemberB => "b",
+            Caller::Admin => "root",
+            _ => return None,
+        };
+        Some(self.app.login_browser(name, PASSWORD).await)
+    }
+
+    fn token(&self, caller: Caller) -> Option<&str> {
+        match caller {
+            Caller::IngestTokenA => Some(&self.ingest_a),
+            Caller::ReadTokenA => Some(&self.read_a),
+            _ => None,
+        }
+    }
+
+    async fn call(
+        &self,
+        caller: Caller,
+        method: Method,
+        path: &str,
+        payload: Payload,
+    ) -> TestResponse {
+        let browser = self.browser(caller).await;
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(browser) = &browser {
+            builder = builder.header(header::COOKIE, &browser.cookie);
+        }
+        if let Some(token) = self.token(caller) {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match payload {
+            Payload::None => Body::empty(),
+            Payload::Form(fields) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                let mut pairs: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", common::form_encode(v)))
+                    .collect();
+                if let Some(browser) = &browser {
+                    pairs.push(format!("csrf_token={}", browser.csrf));
+                }
+                Body::from(pairs.join("&"))
+            }
+            Payload::Json(content_type, body) => {
+                builder = builder.header(header::CONTENT_TYPE, content_type);
+                Body::from(body)
+            }
+        };
+        self.app.request(builder.body(body).expect("request")).await
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_written_down() {
+    let world = world().await;
+    let mut failures = Vec::new();
+    for (method, path, payload, expected) in cases() {
+        for (caller, want) in CALLERS.iter().zip(expected) {
+            let response = world.call(*caller, method.clone(), path, payload).await;
+            if response.status.as_u16() != want {
+                failures.push(format!(
+                    "{method} {path} as {caller:?}: got {}, want {want}",
+                    response.status
+                ));
+            }
+            if want == SEE_OTHER && *caller == Caller::Anonymous && path != "/setup" {
+                let location = response.location().unwrap_or_default();
+                assert!(
+                    location.starts_with("/login"),
+                    "{method} {path}: {location}"
+                );
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Numbers and names that only A's usage contains.
+const A_INPUT: i64 = 7_654_321;
+const A_MODEL: &str = "model-only-a-uses";
+const A_PROJECT: &str = "project-secret-of-a";
+
+async fn send_events(world: &World, token: &str, events: serde_json::Value) {
+    let response = world
+        .app
+        .post_bytes(
+            "/api/v1/events",
+            Some(token),
+            &[("content-type", "application/json")],
+            events.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+}
+
+#[tokio::test]
+async fn what_b_receives_never_contains_a_s_usage() {
+    let world = world().await;
+    let ingest_a = world.ingest_a.clone();
+    send_events(
+        &world,
+        &ingest_a,
+        json!([{"id": "a-1", "timestamp": "2026-06-10T10:00:00Z", "model": A_MODEL,
+                 "project": A_PROJECT, "activity": "a-activity",
+                 "input_tokens": A_INPUT, "output_tokens": 1234567, "cost": "987.654321"}]),
+    )
+    .await;
+    let ingest_b = world.ingest_b.clone();
+    send_events(
+        &world,
+        &ingest_b,
+        json!([{"id": "b-1", "timestamp": "2026-06-11T10:00:00Z", "model": "model-of-b",
+                 "input_tokens": 1000, "output_tokens": 10}]),
+    )
+    .await;
+    let b = world.browser(Caller::MemberB).await.expect("b signs in");
+    let b_read = world.app.create_token("b", TokenScope::Read).await;
+    let a_markers = [
+        A_INPUT.to_string(),
+        "7,654,321".to_owned(),
+        "7.65M".to_owned(),
+        "1234567".to_owned(),
+        "987.65".to_owned(),
+        A_MODEL.to_owned(),
+        A_PROJECT.to_owned(),
+        "a-activity".to_owned(),
+    ];
+    let data_paths = [
+        "/",
+        "/?view=me",
+        "/api/v1/usage",
+        "/api/v1/usage?group_by=model",
+        "/api/v1/usage?group_by=user",
+        "/api/v1/usage?group_by=project&bucket=month",
+        "/api/v1/usage?user=a",
+        "/api/v1/usage/events",
+        "/api/v1/usage/events?user=a&sort=input_tokens",
+        "/api/v1/usage/events.csv",
+        "/api/v1/usage/events.csv?model=model-only-a-uses",
+        "/tokens",
+        "/profile",
+    ];
+    for path in data_paths {
+        let by_session = world.app.get(path, Some(&b.cookie)).await;
+        let by_token = world
+            .app
+            .request(
+                Request::get(path)
+                    .header(header::AUTHORIZATION, format!("Bearer {b_read}"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        for (how, response) in [("session", &by_session), ("read token", &by_token)] {
+            for marker in &a_markers {
+                assert!(
+                    !response.body.contains(marker.as_str()),
+                    "{path} by B's {how} shows A's {marker:?}"
+                );
+            }
+        }
+        assert_eq!(by_session.status, StatusCode::OK, "{path}");
+    }
+    // And B's own numbers are there, so the search above looked at real data.
+    let own = world.app.get("/api/v1/usage", Some(&b.cookie)).await.json();
+    assert_eq!(own["totals"]["input_tokens"], 1000);
+    // The admin sees both; A's read token sees A's.
+    let admin = world.browser(Caller::Admin).await.expect("admin");
+    let all = world
+        .app
+        .get("/api/v1/usage", Some(&admin.cookie))
+        .await
+        .json();
+    assert_eq!(all["totals"]["input_tokens"], A_INPUT + 1000);
+    let a_view = world
+        .app
+        .get("/api/v1/usage?view=a", Some(&admin.cookie))
+        .await
+        .json();
+    assert_eq!(a_view["totals"]["input_tokens"], A_INPUT);
+    let read_a = world.read_a.clone();
+    let by_a = world
+        .app
+        .request(
+            Request::get("/api/v1/usage/events.csv")
+                .header(header::AUTHORIZATION, format!("Bearer {read_a}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert!(by_a.body.contains(A_MODEL) && !by_a.body.contains("model-of-b"));
+}
