@@ -11,6 +11,11 @@ use crate::db::{Db, DbError};
 const QUEUE_CAPACITY: usize = 8192;
 /// Most entries in one writer job.
 const MAX_BATCH: usize = 1024;
+/// How long the first entry of a batch waits for others. Every commit
+/// makes each reader connection drop its page cache (SQLite notices the
+/// changed WAL), so committing per request would tax every read; a short
+/// wait makes one commit out of a burst. A flush cuts it short.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 enum Command {
     Record(Entry),
@@ -60,15 +65,26 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Command>) {
     while let Some(first) = receiver.recv().await {
         let mut entries = Vec::new();
         let mut waiters = Vec::new();
+        let deadline = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
         while let Some(command) = next.take() {
             match command {
                 Command::Record(entry) => entries.push(entry),
                 Command::Flush(done) => waiters.push(done),
             }
-            if entries.len() < MAX_BATCH {
-                next = receiver.try_recv().ok();
+            if entries.len() >= MAX_BATCH {
+                break;
             }
+            next = match receiver.try_recv() {
+                Ok(command) => Some(command),
+                // Nothing queued: wait for more unless someone is waiting
+                // for a flush (or the linger is over).
+                Err(_) if waiters.is_empty() => tokio::time::timeout_at(deadline, receiver.recv())
+                    .await
+                    .ok()
+                    .flatten(),
+                Err(_) => None,
+            };
         }
         if !entries.is_empty() {
             write_batch(&db, entries).await;
