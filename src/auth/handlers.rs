@@ -161,7 +161,7 @@ pub async fn setup_page(
         return Ok(Redirect::to("/login").into_response());
     }
     if !valid {
-        return Ok((StatusCode::FORBIDDEN, views::setup_invalid(&state.assets)).into_response());
+        return Ok(setup_refused(&state));
     }
     let csrf = csrf::token(&session).await?;
     Ok(views::setup_page(&state.assets, &csrf, &token, None, "").into_response())
@@ -210,13 +210,23 @@ pub async fn setup(
                 });
             Ok((note, Redirect::to("/")).into_response())
         }
-        Err(SetupError::InvalidToken) => {
-            Ok((StatusCode::FORBIDDEN, views::setup_invalid(&state.assets)).into_response())
-        }
+        Err(SetupError::InvalidToken) => Ok(setup_refused(&state)),
         Err(SetupError::AlreadyDone) => Ok(Redirect::to("/login").into_response()),
         Err(SetupError::User(e @ (UserError::Exists(_) | UserError::InvalidName))) => {
             refuse(e.to_string())
         }
         Err(SetupError::User(e)) => Err(AppError::Internal(e.to_string())),
     }
+}
+
+/// A wrong or spent setup link: refused, and audited (someone is trying
+/// to become the first admin).
+fn setup_refused(state: &AppState) -> Response {
+    let note = Note::new(Action::AccessDenied).target("setup");
+    (
+        StatusCode::FORBIDDEN,
+        note,
+        views::setup_invalid(&state.assets),
+    )
+        .into_response()
 }

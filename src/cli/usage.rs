@@ -184,21 +184,12 @@ fn parse_zone(name: Option<&str>) -> Result<TimeZone, UsageCommandError> {
 
 /// A date (local midnight in `tz`) or an RFC 3339 instant.
 pub(super) fn parse_bound(
-    flag: &str,
+    flag: &'static str,
     value: &str,
     tz: &TimeZone,
 ) -> Result<Timestamp, UsageCommandError> {
-    if let Ok(instant) = value.parse::<Timestamp>() {
-        return Ok(instant);
-    }
-    let date: jiff::civil::Date = value.parse().map_err(|_| {
-        UsageCommandError::Invalid(format!(
-            "{flag}: {value:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"
-        ))
-    })?;
-    date.to_zoned(tz.clone())
-        .map(|z| z.timestamp())
-        .map_err(|e| UsageCommandError::Invalid(format!("{flag}: {e}")))
+    crate::usage::params::bound(flag, value, tz)
+        .map_err(|e| UsageCommandError::Invalid(e.to_string()))
 }
 
 fn series_query(args: &ReportArgs) -> Result<SeriesQuery, UsageCommandError> {

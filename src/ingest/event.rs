@@ -18,21 +18,7 @@ const MAX_FUTURE_S: i64 = 24 * 3600;
 /// The source of events sent to the event API without one.
 pub const DEFAULT_SOURCE: &str = "api";
 
-const FIELDS: &[&str] = &[
-    "id",
-    "timestamp",
-    "user",
-    "model",
-    "provider",
-    "activity",
-    "project",
-    "source",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost",
-];
+use crate::usage::EVENT_FIELDS as FIELDS;
 
 /// One valid event as the API received it; the user is still a name.
 #[derive(Debug, Clone, PartialEq, Eq)]

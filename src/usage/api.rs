@@ -221,21 +221,7 @@ pub async fn events_csv(
 
 /// Column names of the CSV export: the event fields of the ingest API, so
 /// an export can be imported elsewhere.
-pub const CSV_HEADER: [&str; 13] = [
-    "id",
-    "timestamp",
-    "user",
-    "model",
-    "provider",
-    "activity",
-    "project",
-    "source",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost",
-];
+pub const CSV_HEADER: [&str; 13] = super::EVENT_FIELDS;
 
 fn export_csv(
     conn: &rusqlite::Connection,

@@ -22,6 +22,24 @@ use axum::routing::get;
 use crate::app::AppState;
 use crate::auth::{User, UserId};
 
+/// The fields of one event, as the ingest API takes them and the read API
+/// and CSV export give them back. Part of the product: add, never rename.
+pub const EVENT_FIELDS: [&str; 13] = [
+    "id",
+    "timestamp",
+    "user",
+    "model",
+    "provider",
+    "activity",
+    "project",
+    "source",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost",
+];
+
 /// Read paths that take a read-scope API token as well as a session.
 pub const READ_TOKEN_PATHS: &[&str] = &[
     "/api/v1/usage",

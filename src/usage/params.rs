@@ -224,7 +224,8 @@ pub fn parse(
     })
 }
 
-fn bound(field: &'static str, value: &str, zone: &TimeZone) -> Result<Timestamp, ParamError> {
+/// A date (local midnight in `zone`) or an RFC 3339 instant.
+pub fn bound(field: &'static str, value: &str, zone: &TimeZone) -> Result<Timestamp, ParamError> {
     if let Ok(instant) = value.parse::<Timestamp>() {
         return Ok(instant);
     }
