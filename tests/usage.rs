@@ -588,6 +588,7 @@ proptest! {
             let text = |v: &Option<String>| v.clone().unwrap_or_default();
             let number = |n: i64| format!("{:020}", n + (1 << 62));
             let value = match sort {
+                SortColumn::Id => r.id.clone(),
                 SortColumn::Time => number(r.ts_ms),
                 SortColumn::User => r.user.clone(),
                 SortColumn::Model => r.model.clone(),

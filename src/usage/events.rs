@@ -21,6 +21,7 @@ pub const MAX_PAGE: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortColumn {
+    Id,
     Time,
     User,
     Model,
@@ -35,7 +36,8 @@ pub enum SortColumn {
 }
 
 impl SortColumn {
-    pub const ALL: [SortColumn; 11] = [
+    pub const ALL: [SortColumn; 12] = [
+        SortColumn::Id,
         SortColumn::Time,
         SortColumn::User,
         SortColumn::Model,
@@ -52,6 +54,7 @@ impl SortColumn {
     /// The name used in URLs and the API.
     pub fn name(self) -> &'static str {
         match self {
+            SortColumn::Id => "id",
             SortColumn::Time => "time",
             SortColumn::User => "user",
             SortColumn::Model => "model",
@@ -73,6 +76,7 @@ impl SortColumn {
     /// The SQL expression sorted on (names sort by text, '' for none).
     fn expression(self) -> &'static str {
         match self {
+            SortColumn::Id => "e.external_id",
             SortColumn::Time => "e.ts_ms",
             SortColumn::User => "u.username",
             SortColumn::Model => "m.name",
@@ -90,7 +94,8 @@ impl SortColumn {
     fn is_text(self) -> bool {
         matches!(
             self,
-            SortColumn::User
+            SortColumn::Id
+                | SortColumn::User
                 | SortColumn::Model
                 | SortColumn::Activity
                 | SortColumn::Project
@@ -297,6 +302,7 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
 fn sort_value(row: &EventRow, sort: SortColumn) -> CursorValue {
     let text = |value: &Option<String>| CursorValue::Text(value.clone().unwrap_or_default());
     match sort {
+        SortColumn::Id => CursorValue::Text(row.id.clone()),
         SortColumn::Time => CursorValue::Number(row.ts_ms),
         SortColumn::User => CursorValue::Text(row.user.clone()),
         SortColumn::Model => CursorValue::Text(row.model.clone()),

@@ -1,16 +1,19 @@
 //! The query string of every usage read (API, chart data, CSV export, and
 //! the dashboard's pages): one parser, with an error naming the field.
 //!
-//! `from`, `to`: a date (`YYYY-MM-DD`, local midnight in `zone`) or an RFC
-//! 3339 instant; default the last 30 days up to the end of today.
+//! `range`: a preset (`today`, `7d`, `30d`, `this_month`, `last_month`,
+//! `90d`, `12m`), default `30d`; or (`range=custom` or no range) `from`,
+//! `to`: a date (`YYYY-MM-DD`, local midnight in `zone`; `to` is
+//! exclusive) or an RFC 3339 instant. Day presets end with today.
 //! `zone`: IANA name; default the user's zone, else UTC. `bucket`: hour,
-//! day, week, month. `week_start`: monday, sunday, saturday. `group_by`:
+//! day, week, month; default hour for `today`, month for `12m`, else day.
+//! `week_start`: monday, sunday, saturday. `group_by`:
 //! model, activity, user, project, source. Filters `user`, `model`,
 //! `activity`, `project`, `source`: repeatable or comma-separated.
 //! Events: `sort`, `order` (asc|desc), `limit`, `after` (cursor). `view`
 //! is read by the access extractor, not here.
 
-use jiff::civil::Weekday;
+use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
@@ -19,8 +22,88 @@ use super::events::{Cursor, EventsQuery, SortColumn};
 use super::query::{Filters, SeriesQuery};
 use super::rollup::Dim;
 
-const DEFAULT_DAYS: i64 = 30;
 const DEFAULT_LIMIT: usize = 100;
+
+/// The range presets of the time controls, in the order they are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Today,
+    Days7,
+    Days30,
+    ThisMonth,
+    LastMonth,
+    Days90,
+    Months12,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 7] = [
+        Preset::Today,
+        Preset::Days7,
+        Preset::Days30,
+        Preset::ThisMonth,
+        Preset::LastMonth,
+        Preset::Days90,
+        Preset::Months12,
+    ];
+
+    /// The value in URLs.
+    pub fn code(self) -> &'static str {
+        match self {
+            Preset::Today => "today",
+            Preset::Days7 => "7d",
+            Preset::Days30 => "30d",
+            Preset::ThisMonth => "this_month",
+            Preset::LastMonth => "last_month",
+            Preset::Days90 => "90d",
+            Preset::Months12 => "12m",
+        }
+    }
+
+    /// The name people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            Preset::Today => "Today",
+            Preset::Days7 => "7 days",
+            Preset::Days30 => "30 days",
+            Preset::ThisMonth => "This month",
+            Preset::LastMonth => "Last month",
+            Preset::Days90 => "90 days",
+            Preset::Months12 => "12 months",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    /// [from, to) as local dates, for `today` in the zone.
+    fn dates(self, today: Date) -> Option<(Date, Date)> {
+        let tomorrow = today.tomorrow().ok()?;
+        let back = |days: i64| tomorrow.checked_sub(days.days()).ok();
+        let month_start = today.first_of_month();
+        Some(match self {
+            Preset::Today => (today, tomorrow),
+            Preset::Days7 => (back(7)?, tomorrow),
+            Preset::Days30 => (back(30)?, tomorrow),
+            Preset::Days90 => (back(90)?, tomorrow),
+            Preset::ThisMonth => (month_start, month_start.checked_add(1.month()).ok()?),
+            Preset::LastMonth => (month_start.checked_sub(1.month()).ok()?, month_start),
+            Preset::Months12 => (
+                month_start.checked_sub(11.months()).ok()?,
+                month_start.checked_add(1.month()).ok()?,
+            ),
+        })
+    }
+
+    fn default_bucket(self) -> &'static str {
+        match self {
+            Preset::Today => "hour",
+            Preset::Months12 => "month",
+            _ => "day",
+        }
+    }
+}
 
 /// A refused parameter: which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +124,8 @@ fn refuse(field: &'static str, reason: impl Into<String>) -> ParamError {
 #[derive(Debug, Clone)]
 pub struct ReadParams {
     pub series: SeriesQuery,
+    /// The preset the range came from; `None` for a custom range.
+    pub preset: Option<Preset>,
     pub sort: SortColumn,
     pub descending: bool,
     pub limit: usize,
@@ -67,6 +152,7 @@ impl ReadParams {
             "from": self.series.from.to_string(),
             "to": self.series.to.to_string(),
             "zone": self.series.zone.iana_name(),
+            "range": self.preset.map_or("custom", Preset::code),
             "bucket": self.series.bucket.name(),
             "group_by": self.series.group_by.map(dim_name),
             "filters": {
@@ -121,15 +207,28 @@ pub fn parse(
         None => TimeZone::UTC,
     };
     let today = now.to_zoned(zone.clone()).date();
-    let default_to = today.tomorrow().unwrap_or(today);
-    let default_from = default_to
-        .checked_sub(DEFAULT_DAYS.days())
-        .unwrap_or(default_to);
-    let from = match one("from") {
+    let custom = one("from").is_some() || one("to").is_some();
+    let preset = match one("range") {
+        Some("custom") | None if custom => None,
+        None | Some("custom") => Some(Preset::Days30),
+        Some(code) => Some(Preset::parse(code).ok_or_else(|| {
+            refuse(
+                "range",
+                format!("{code:?}: use today, 7d, 30d, this_month, last_month, 90d or 12m"),
+            )
+        })?),
+    };
+    let (default_from, default_to) = preset
+        .unwrap_or(Preset::Days30)
+        .dates(today)
+        .ok_or_else(|| refuse("range", "outside the supported calendar"))?;
+    // A preset wins over dates left in the URL from a custom range.
+    let given = |name| if preset.is_some() { None } else { one(name) };
+    let from = match given("from") {
         Some(value) => bound("from", value, &zone)?,
         None => local_midnight("from", default_from, &zone)?,
     };
-    let to = match one("to") {
+    let to = match given("to") {
         Some(value) => bound("to", value, &zone)?,
         None => local_midnight("to", default_to, &zone)?,
     };
@@ -147,7 +246,8 @@ pub fn parse(
             ));
         }
     };
-    let bucket = match one("bucket").unwrap_or("day") {
+    let default_bucket = preset.map_or("day", Preset::default_bucket);
+    let bucket = match one("bucket").unwrap_or(default_bucket) {
         "hour" => BucketSize::Hour,
         "day" => BucketSize::Day,
         "week" => BucketSize::Week { start: week_start },
@@ -217,6 +317,7 @@ pub fn parse(
                 sources: many("source"),
             },
         },
+        preset,
         sort,
         descending,
         limit,
@@ -257,6 +358,59 @@ mod tests {
     }
 
     #[test]
+    fn presets_cover_calendar_periods_in_the_zone() {
+        for (range, from, to, bucket) in [
+            (
+                "today",
+                "2026-06-15T00:00:00Z",
+                "2026-06-16T00:00:00Z",
+                BucketSize::Hour,
+            ),
+            (
+                "7d",
+                "2026-06-09T00:00:00Z",
+                "2026-06-16T00:00:00Z",
+                BucketSize::Day,
+            ),
+            (
+                "this_month",
+                "2026-06-01T00:00:00Z",
+                "2026-07-01T00:00:00Z",
+                BucketSize::Day,
+            ),
+            (
+                "last_month",
+                "2026-05-01T00:00:00Z",
+                "2026-06-01T00:00:00Z",
+                BucketSize::Day,
+            ),
+            (
+                "12m",
+                "2025-07-01T00:00:00Z",
+                "2026-07-01T00:00:00Z",
+                BucketSize::Month,
+            ),
+        ] {
+            let params = parse(Some(&format!("range={range}")), None, now()).expect(range);
+            assert_eq!(params.series.from.to_string(), from, "{range}");
+            assert_eq!(params.series.to.to_string(), to, "{range}");
+            assert_eq!(params.series.bucket, bucket, "{range}");
+        }
+        // Dates make a custom range; a preset wins over leftover dates.
+        let custom = parse(
+            Some("range=custom&from=2026-01-01&to=2026-01-02"),
+            None,
+            now(),
+        )
+        .expect("custom");
+        assert_eq!(custom.preset, None);
+        assert_eq!(custom.series.from.to_string(), "2026-01-01T00:00:00Z");
+        let preset = parse(Some("range=7d&from=2026-01-01"), None, now()).expect("preset");
+        assert_eq!(preset.preset, Some(Preset::Days7));
+        assert_eq!(preset.series.from.to_string(), "2026-06-09T00:00:00Z");
+    }
+
+    #[test]
     fn defaults_are_the_last_thirty_days_by_day() {
         let params = parse(None, None, now()).expect("params");
         assert_eq!(params.series.from.to_string(), "2026-05-17T00:00:00Z");
@@ -291,6 +445,7 @@ mod tests {
             ("limit=0", "limit"),
             ("limit=999999", "limit"),
             ("after=zzz", "after"),
+            ("range=forever", "range"),
         ] {
             let error = parse(Some(query), None, now()).expect_err(query);
             assert_eq!(error.field, field, "{query}");

@@ -51,6 +51,33 @@ pub fn money(micros: i64) -> String {
     format!("{sign}${}.{:02}", integer(whole), cents % 100)
 }
 
+/// An instant in `zone`: `2026-06-15 14:05`.
+pub fn date_time(ts_ms: i64, zone: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(ts_ms)
+        .map(|t| {
+            t.to_zoned(zone.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// A local date of `zone`: `2026-06-15`.
+pub fn date(ts_ms: i64, zone: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(ts_ms)
+        .map(|t| t.to_zoned(zone.clone()).date().to_string())
+        .unwrap_or_default()
+}
+
+/// The change from `previous` to `current` as `+12%`, or `None` without a
+/// base to compare with.
+pub fn change(current: i64, previous: i64) -> Option<String> {
+    (previous > 0).then(|| {
+        let percent = (current - previous) as f64 * 100.0 / previous as f64;
+        format!("{percent:+.0}%")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +97,19 @@ mod tests {
         assert_eq!(tokens(4_560_000), "4.56M");
         assert_eq!(tokens(1_200_000_000), "1.20B");
         assert_eq!(tokens(123_456_789), "123M");
+    }
+
+    #[test]
+    fn dates_and_changes() {
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").expect("zone");
+        assert_eq!(date_time(1_781_524_800_000, &berlin), "2026-06-15 14:00");
+        assert_eq!(
+            date(1_781_524_800_000, &jiff::tz::TimeZone::UTC),
+            "2026-06-15"
+        );
+        assert_eq!(change(150, 100).as_deref(), Some("+50%"));
+        assert_eq!(change(50, 100).as_deref(), Some("-50%"));
+        assert_eq!(change(5, 0), None);
     }
 
     #[test]

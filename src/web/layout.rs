@@ -22,8 +22,13 @@ pub fn page(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · tokentally" }
+                link rel="stylesheet" href=(assets.url("vendor/uplot/uPlot.min.css"));
                 link rel="stylesheet" href=(assets.url("app.css"));
                 link rel="icon" type="image/svg+xml" href=(assets.url("favicon.svg"));
+                // Before the body renders, so a chosen theme never flashes.
+                script src=(assets.url("theme.js")) {}
+                script src=(assets.url("vendor/uplot/uPlot.iife.min.js")) defer {}
+                script src=(assets.url("app.js")) defer {}
             }
             body {
                 a.skip-link href="#main" { "Skip to content" }
@@ -33,13 +38,17 @@ pub fn page(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: 
                         @let user = &viewer.user;
                         nav aria-label="Main" {
                             a href="/" { "Overview" }
-                            a href="/tokens" { "API tokens" }
+                            a href="/events" { "Events" }
                             @if user.is_admin() {
+                                a href="/team" { "Team" }
+                                a href="/admin/prices" { "Prices" }
                                 a href="/admin/users" { "Users" }
                                 a href="/admin/audit" { "Audit log" }
                             }
+                            a href="/tokens" { "API tokens" }
                         }
                         div.account {
+                            button.theme-toggle #theme-toggle type="button" aria-pressed="false" hidden { "Dark theme" }
                             a.who href="/profile" {
                                 (user.shown_name())
                                 @if user.is_admin() { " " span.badge { "admin" } }

@@ -1,0 +1,160 @@
+//! What every data page shares: the request turned into a [`DataPage`]
+//! (who is looking, whose usage, the parsed URL state), and the time
+//! controls and view switcher rendered from it.
+
+use axum::extract::{FromRequestParts, RawQuery};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use jiff::tz::TimeZone;
+use maud::{Markup, html};
+
+use super::url::UrlState;
+use crate::app::AppState;
+use crate::audit::{Action, Note};
+use crate::auth::{Reader, Viewer};
+use crate::error::AppError;
+use crate::usage::Scope;
+use crate::usage::params::{self, Preset, ReadParams};
+
+/// A data page's request: the viewer, the scope they may read, and the
+/// parameters of the URL.
+pub struct DataPage {
+    pub viewer: Viewer,
+    pub reader: Reader,
+    pub params: ReadParams,
+    pub url: UrlState,
+}
+
+impl FromRequestParts<AppState> for DataPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        let reader = Reader::from_request_parts(parts, state).await?;
+        let RawQuery(query) = RawQuery::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let zone = reader
+            .user
+            .time_zone
+            .as_deref()
+            .or(state.time_zone.as_deref());
+        let params = params::parse(query.as_deref(), zone, state.clock.now())
+            .map_err(|e| AppError::BadRequest(e.to_string()).into_response())?;
+        Ok(DataPage {
+            viewer,
+            reader,
+            params,
+            url: UrlState::parse(query.as_deref()),
+        })
+    }
+}
+
+impl DataPage {
+    pub fn zone(&self) -> &TimeZone {
+        &self.params.series.zone
+    }
+
+    /// The audit note of viewing `page`, with the parameters.
+    pub fn note(&self, page: &str) -> Note {
+        let mut details = self.params.audit_details();
+        details["page"] = page.into();
+        self.reader.note(Action::PageView).details(details)
+    }
+
+    /// "Your usage", "Everyone's usage", "Grace Hopper's usage".
+    pub fn whose(&self) -> String {
+        match (&self.reader.viewing, self.reader.scope) {
+            (Some(user), _) => format!("{}'s usage", user.shown_name()),
+            (None, Scope::Everyone) => "Everyone's usage".to_owned(),
+            (None, Scope::User(_)) => "Your usage".to_owned(),
+        }
+    }
+
+    /// The range as people read it: "7 days" or "2026-06-01 – 2026-06-07".
+    pub fn range_label(&self) -> String {
+        match self.params.preset {
+            Some(preset) => preset.label().to_owned(),
+            None => {
+                let zone = self.zone();
+                let from = self.params.series.from.as_millisecond();
+                // `to` is exclusive: show the last day inside the range.
+                let last = self.params.series.to.as_millisecond() - 1;
+                format!(
+                    "{} – {}",
+                    super::format::date(from, zone),
+                    super::format::date(last, zone)
+                )
+            }
+        }
+    }
+}
+
+/// The time controls: presets, bucket, a custom range, the zone.
+pub fn time_controls(page: &DataPage, path: &str) -> Markup {
+    let current = page.params.preset;
+    let bucket = page.params.series.bucket.name();
+    let zone = page.zone();
+    let (from, to) = (
+        super::format::date(page.params.series.from.as_millisecond(), zone),
+        super::format::date(page.params.series.to.as_millisecond() - 1, zone),
+    );
+    // Hours make sense for a week at most (168 bars).
+    let hour_ok =
+        page.params.series.to.as_second() - page.params.series.from.as_second() <= 7 * 86_400;
+    html! {
+        section.controls aria-label="Time range" {
+            nav.segmented aria-label="Range presets" {
+                @for preset in Preset::ALL {
+                    @let href = page.url.with(&[("range", Some(preset.code())), ("from", None), ("to", None), ("bucket", None)]).href(path);
+                    a href=(href) aria-current=[(current == Some(preset)).then_some("true")] { (preset.label()) }
+                }
+            }
+            nav.segmented aria-label="Bucket" {
+                @for (name, label) in [("hour", "Hour"), ("day", "Day"), ("week", "Week"), ("month", "Month")] {
+                    @if name != "hour" || hour_ok || bucket == "hour" {
+                        @let href = page.url.with(&[("bucket", Some(name))]).href(path);
+                        a href=(href) aria-current=[(bucket == name).then_some("true")] { (label) }
+                    }
+                }
+            }
+            form.custom-range method="get" action=(path) {
+                (page.url.hidden_inputs(&["range", "from", "to", "after"]))
+                input type="hidden" name="range" value="custom";
+                label for="range-from" { "From" }
+                input #range-from type="date" name="from" value=(from) required;
+                label for="range-to" { "To (inclusive)" }
+                input #range-to type="date" name="to" value=(to) required;
+                button type="submit" { "Apply" }
+            }
+            p.zone { "Times in " strong { (zone.iana_name().unwrap_or("UTC")) } "." }
+        }
+    }
+}
+
+/// The admin's switch between their own usage, everyone's and one user's.
+pub fn view_switcher(page: &DataPage, path: &str, usernames: &[String]) -> Markup {
+    if !page.viewer.user.is_admin() {
+        return html! {};
+    }
+    let current = page.url.get("view").unwrap_or("everyone");
+    html! {
+        form.view-switch method="get" action=(path) {
+            (page.url.hidden_inputs(&["view"]))
+            label for="view" { "Whose usage" }
+            select #view name="view" {
+                option value="everyone" selected[current == "everyone"] { "Everyone" }
+                option value="me" selected[current == "me" || current == page.viewer.user.username] { "Me" }
+                @for name in usernames {
+                    @if *name != page.viewer.user.username {
+                        option value=(name) selected[current == name.as_str()] { (name) }
+                    }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+    }
+}

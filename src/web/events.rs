@@ -1,0 +1,222 @@
+//! The events table: one row per call, sortable by every column
+//! (descending, ascending, none), filtered by user, model, activity,
+//! project and source, a page at a time (keyset), with a CSV export of
+//! exactly this view. Every bit of state is in the URL.
+
+use axum::extract::State;
+use maud::{Markup, html};
+
+use super::controls::{DataPage, time_controls, view_switcher};
+use super::overview::cost_cell;
+use super::{format, layout};
+use crate::app::AppState;
+use crate::audit::Note;
+use crate::auth::users;
+use crate::error::AppError;
+use crate::usage::Totals;
+use crate::usage::events::{self, EventRow, EventsPage, SortColumn};
+
+const PAGE_ROWS: usize = 50;
+
+/// The columns, their header and whether they hold numbers.
+const COLUMNS: [(SortColumn, &str, bool); 12] = [
+    (SortColumn::Time, "Time", false),
+    (SortColumn::User, "User", false),
+    (SortColumn::Model, "Model", false),
+    (SortColumn::Activity, "Activity", false),
+    (SortColumn::Project, "Project", false),
+    (SortColumn::Source, "Source", false),
+    (SortColumn::Input, "Input", true),
+    (SortColumn::Output, "Output", true),
+    (SortColumn::CacheRead, "Cache read", true),
+    (SortColumn::CacheWrite, "Cache write", true),
+    (SortColumn::Cost, "Cost", true),
+    (SortColumn::Id, "Id", false),
+];
+
+/// The filters of the form, by URL name and label.
+const FILTERS: [(&str, &str); 5] = [
+    ("user", "User"),
+    ("model", "Model"),
+    ("activity", "Activity"),
+    ("project", "Project"),
+    ("source", "Source"),
+];
+
+pub async fn page(
+    State(state): State<AppState>,
+    page: DataPage,
+) -> Result<(Note, Markup), AppError> {
+    let scope = page.reader.scope;
+    let mut query = page.params.events_query();
+    if page.url.get("limit").is_none() {
+        query.limit = PAGE_ROWS;
+    }
+    let admin = page.viewer.user.is_admin();
+    let (rows, usernames): (EventsPage, Vec<String>) = state
+        .db
+        .read(move |conn| {
+            let rows = events::page(conn, scope, &query)?;
+            let names = if admin {
+                users::list(conn)?.into_iter().map(|u| u.username).collect()
+            } else {
+                Vec::new()
+            };
+            Ok::<_, crate::db::DbError>((rows, names))
+        })
+        .await?;
+    let body = render(&page, &rows, &usernames);
+    let mut note = page.note("events");
+    note.details["rows"] = rows.rows.len().into();
+    Ok((
+        note,
+        layout::page(&state.assets, Some(&page.viewer), "Events", body),
+    ))
+}
+
+fn render(page: &DataPage, rows: &EventsPage, usernames: &[String]) -> Markup {
+    let csv = page
+        .url
+        .with(&[("limit", None)])
+        .href("/api/v1/usage/events.csv");
+    let first_page = page.url.get("after").is_some();
+    let mut sum = Totals::default();
+    for row in &rows.rows {
+        sum.add(&row_totals(row));
+    }
+    html! {
+        div.page-head {
+            h1 { "Events" }
+            (view_switcher(page, "/events", usernames))
+        }
+        p.subtitle { (page.whose()) ", " (page.range_label()) ", one row per call." }
+        (time_controls(page, "/events"))
+        (filters_form(page))
+        section.card aria-labelledby="events-heading" {
+            div.card-head {
+                h2 #events-heading { "Calls" }
+                a.button href=(csv) download { "Export CSV" }
+            }
+            @if rows.rows.is_empty() {
+                p { "No calls match this view." }
+            } @else {
+                div.table-scroll {
+                    table.events #events-table {
+                        caption.visually-hidden { "Calls, sortable by every column" }
+                        thead { tr {
+                            @for (column, label, numeric) in COLUMNS {
+                                (sort_header(page, column, label, numeric))
+                            }
+                        } }
+                        tbody {
+                            @for row in &rows.rows { (event_row(page, row)) }
+                        }
+                        tfoot { tr {
+                            th scope="row" colspan="6" { "This page (" (rows.rows.len()) " calls)" }
+                            td.num { (format::integer(sum.input_tokens)) }
+                            td.num { (format::integer(sum.output_tokens)) }
+                            td.num { (format::integer(sum.cache_read_tokens)) }
+                            td.num { (format::integer(sum.cache_write_tokens)) }
+                            td.num { (cost_cell(&sum)) }
+                            td {}
+                        } }
+                    }
+                }
+            }
+            nav.pager aria-label="Pages" {
+                @if first_page {
+                    a href=(page.url.with(&[]).href("/events")) { "First page" }
+                }
+                @if let Some(next) = &rows.next {
+                    a href=(page.url.with(&[("after", Some(&next.encode()))]).href("/events")) rel="next" { "Next page" }
+                }
+            }
+        }
+    }
+}
+
+fn row_totals(row: &EventRow) -> Totals {
+    Totals {
+        input_tokens: row.tokens[0],
+        output_tokens: row.tokens[1],
+        cache_read_tokens: row.tokens[2],
+        cache_write_tokens: row.tokens[3],
+        cost_micros: row.cost_micros,
+        calls: 1,
+        unpriced_calls: i64::from(!row.priced),
+    }
+}
+
+/// A header that cycles its column through descending, ascending, none.
+fn sort_header(page: &DataPage, column: SortColumn, label: &str, numeric: bool) -> Markup {
+    let explicit = page.url.get("sort").is_some();
+    let sorted = page.params.sort == column && (explicit || column == SortColumn::Time);
+    let descending = page.params.descending;
+    let (next_sort, next_order, state) = match (sorted, descending) {
+        (false, _) => (Some(column.name()), Some("desc"), None),
+        (true, true) => (Some(column.name()), Some("asc"), Some("descending")),
+        (true, false) => (None, None, Some("ascending")),
+    };
+    let href = page
+        .url
+        .with(&[("sort", next_sort), ("order", next_order)])
+        .href("/events");
+    let action = match state {
+        None => "sort descending",
+        Some("descending") => "sort ascending",
+        _ => "remove sorting",
+    };
+    html! {
+        th scope="col" class=[numeric.then_some("num")] aria-sort=[state] {
+            a href=(href) aria-label={ (label) ", " (action) } {
+                (label)
+                span.sort-mark aria-hidden="true" {
+                    @match state { Some("descending") => " ▼", Some(_) => " ▲", None => "" }
+                }
+            }
+        }
+    }
+}
+
+fn event_row(page: &DataPage, row: &EventRow) -> Markup {
+    let zone = page.zone();
+    html! {
+        tr {
+            td { time datetime=(jiff::Timestamp::from_millisecond(row.ts_ms).map(|t| t.to_string()).unwrap_or_default()) { (format::date_time(row.ts_ms, zone)) } }
+            td { (row.user) }
+            td { (row.model) }
+            td { (row.activity.as_deref().unwrap_or("")) }
+            td { (row.project.as_deref().unwrap_or("")) }
+            td { (row.source) }
+            td.num { (format::integer(row.tokens[0])) }
+            td.num { (format::integer(row.tokens[1])) }
+            td.num { (format::integer(row.tokens[2])) }
+            td.num { (format::integer(row.tokens[3])) }
+            td.num { @if row.priced { (format::money(row.cost_micros)) } @else { span.unpriced { "unpriced" } } }
+            td.id { code { (row.id) } }
+        }
+    }
+}
+
+fn filters_form(page: &DataPage) -> Markup {
+    let admin_everyone =
+        page.viewer.user.is_admin() && matches!(page.reader.scope, crate::usage::Scope::Everyone);
+    html! {
+        form.filters method="get" action="/events" aria-label="Filters" {
+            (page.url.hidden_inputs(&["user", "model", "activity", "project", "source"]))
+            @for (name, label) in FILTERS {
+                @if name != "user" || admin_everyone {
+                    div {
+                        label for={ "filter-" (name) } { (label) }
+                        input id={ "filter-" (name) } type="text" name=(name)
+                            value=(page.url.get(name).unwrap_or("")) placeholder="any";
+                    }
+                }
+            }
+            div.filter-actions {
+                button type="submit" { "Filter" }
+                a href=(page.url.with(&[("user", None), ("model", None), ("activity", None), ("project", None), ("source", None)]).href("/events")) { "Clear filters" }
+            }
+        }
+    }
+}

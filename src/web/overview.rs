@@ -1,0 +1,237 @@
+//! The overview, everyone's home page: totals for the range with the
+//! change against the period before, usage per bucket stacked by model or
+//! by activity, and the top models and activities. A member sees their
+//! own; an admin everyone's, their own or one user's (`view`).
+
+use axum::extract::State;
+use maud::{Markup, html};
+
+use super::chart::{self, Chart, Metric};
+use super::controls::{DataPage, time_controls, view_switcher};
+use super::url::UrlState;
+use super::{format, layout};
+use crate::app::AppState;
+use crate::audit::Note;
+use crate::auth::users;
+use crate::error::AppError;
+use crate::usage::Totals;
+use crate::usage::query::{self, QueryError, Series, SeriesQuery, TotalsWithChange};
+use crate::usage::rollup::Dim;
+
+const TOP: usize = 8;
+
+impl From<QueryError> for AppError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Buckets(e) => AppError::BadRequest(e.to_string()),
+            QueryError::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+/// Everything the overview shows, read in one go.
+struct Overview {
+    totals: TotalsWithChange,
+    split: Series,
+    breakdown: Series,
+    models: Vec<(String, Totals)>,
+    activities: Vec<(String, Totals)>,
+    usernames: Vec<String>,
+}
+
+/// The split of the bars: `model` (default) or `activity`.
+fn split(url: &UrlState) -> (Dim, Dim, &'static str, &'static str) {
+    match url.get("split") {
+        Some("activity") => (Dim::Activity, Dim::Model, "activity", "By model"),
+        _ => (Dim::Model, Dim::Activity, "model", "By activity"),
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    page: DataPage,
+) -> Result<(Note, Markup), AppError> {
+    let scope = page.reader.scope;
+    let query = page.params.series.clone();
+    let (split_dim, other_dim, _, _) = split(&page.url);
+    let admin = page.viewer.user.is_admin();
+    let data = state
+        .db
+        .read(move |conn| {
+            let grouped = |dim| SeriesQuery {
+                group_by: Some(dim),
+                ..query.clone()
+            };
+            let (from, to, filters) = (query.from, query.to, &query.filters);
+            Ok::<_, AppError>(Overview {
+                totals: query::totals_with_change(conn, scope, from, to, filters)?,
+                split: query::series(conn, scope, &grouped(split_dim))?,
+                breakdown: query::series(conn, scope, &grouped(other_dim))?,
+                models: query::top(conn, scope, from, to, filters, Dim::Model, TOP)?,
+                activities: query::top(conn, scope, from, to, filters, Dim::Activity, TOP)?,
+                usernames: if admin {
+                    users::list(conn)?.into_iter().map(|u| u.username).collect()
+                } else {
+                    Vec::new()
+                },
+            })
+        })
+        .await?;
+    let body = render(&page, &data);
+    Ok((
+        page.note("overview"),
+        layout::page(&state.assets, Some(&page.viewer), "Overview", body),
+    ))
+}
+
+fn render(page: &DataPage, data: &Overview) -> Markup {
+    let metric = Metric::parse(page.url.get("metric"));
+    let (_, _, filter, breakdown_title) = split(&page.url);
+    let caption = format!(
+        "{} per {} by {filter}, {}",
+        match metric {
+            Metric::Tokens => "Tokens",
+            Metric::Cost => "Cost",
+        },
+        page.params.series.bucket.name(),
+        page.range_label()
+    );
+    html! {
+        div.page-head {
+            h1 { (page.whose()) }
+            (view_switcher(page, "/", &data.usernames))
+        }
+        (time_controls(page, "/"))
+        (totals_cards(&data.totals))
+        @if data.totals.current.calls == 0 {
+            section.card.empty {
+                h2 { "No usage in this range" }
+                p { "Nothing was recorded between these dates. Usage appears here as soon as events arrive; "
+                    a href="/tokens" { "create an API token" } " to send some." }
+            }
+        } @else {
+            section.card aria-labelledby="chart-heading" {
+                div.card-head {
+                    h2 #chart-heading { "Usage over time" }
+                    (toggles(page, metric, filter))
+                }
+                (chart::render(&Chart {
+                    id: "usage-chart",
+                    caption: &caption,
+                    series: &data.split,
+                    breakdown: Some((breakdown_title, &data.breakdown)),
+                    metric,
+                    filter,
+                    url: &page.url,
+                }))
+            }
+            div.two-columns {
+                (top_table(page, "Top models", "model", &data.models))
+                (top_table(page, "Top activities", "activity", &data.activities))
+            }
+        }
+    }
+}
+
+fn toggles(page: &DataPage, metric: Metric, filter: &str) -> Markup {
+    html! {
+        div.toggles {
+            nav.segmented aria-label="Split bars by" {
+                @for (value, label) in [("model", "By model"), ("activity", "By activity")] {
+                    a href=(page.url.with(&[("split", Some(value))]).href("/"))
+                        aria-current=[(filter == value).then_some("true")] { (label) }
+                }
+            }
+            nav.segmented aria-label="Measure" {
+                @for (value, label) in [(Metric::Tokens, "Tokens"), (Metric::Cost, "Cost")] {
+                    a href=(page.url.with(&[("metric", Some(value.code()))]).href("/"))
+                        aria-current=[(metric == value).then_some("true")] { (label) }
+                }
+            }
+        }
+    }
+}
+
+fn change(current: i64, previous: i64) -> Markup {
+    html! {
+        @if let Some(text) = format::change(current, previous) {
+            span.change { (text) " vs previous period" }
+        } @else {
+            span.change { "no earlier usage to compare" }
+        }
+    }
+}
+
+fn totals_cards(totals: &TotalsWithChange) -> Markup {
+    let (now, before) = (&totals.current, &totals.previous);
+    html! {
+        section aria-label="Totals" {
+            dl.totals {
+                div { dt { "Cost" } dd { (format::money(now.cost_micros)) } (change(now.cost_micros, before.cost_micros)) }
+                div { dt { "Calls" } dd { (format::integer(now.calls)) } (change(now.calls, before.calls)) }
+                div { dt { "Tokens" } dd { (format::tokens(now.all_tokens())) } (change(now.all_tokens(), before.all_tokens())) }
+                div { dt { "Input" } dd { (format::tokens(now.input_tokens)) } }
+                div { dt { "Output" } dd { (format::tokens(now.output_tokens)) } }
+                div { dt { "Cache read" } dd { (format::tokens(now.cache_read_tokens)) } }
+                div { dt { "Cache write" } dd { (format::tokens(now.cache_write_tokens)) } }
+            }
+            @if now.unpriced_calls > 0 {
+                p.notice role="note" {
+                    (format::integer(now.unpriced_calls))
+                    " calls have no known price and are not included in the cost. "
+                    "An admin can add prices on the Prices page."
+                }
+            }
+        }
+    }
+}
+
+/// Cost, or "unpriced" when none of it had a price.
+pub fn cost_cell(totals: &Totals) -> Markup {
+    html! {
+        @if totals.calls > 0 && totals.unpriced_calls == totals.calls {
+            span.unpriced { "unpriced" }
+        } @else {
+            (format::money(totals.cost_micros))
+            @if totals.unpriced_calls > 0 { " " span.unpriced { "(part unpriced)" } }
+        }
+    }
+}
+
+fn top_table(page: &DataPage, title: &str, filter: &str, rows: &[(String, Totals)]) -> Markup {
+    let id = format!("top-{filter}");
+    let events = page.url.only(&[
+        "view", "range", "from", "to", "zone", "user", "model", "activity", "project", "source",
+    ]);
+    html! {
+        section.card aria-labelledby=(id) {
+            h2 #(id) { (title) }
+            div.table-scroll {
+                table {
+                    thead { tr {
+                        th scope="col" { (filter) }
+                        th.num scope="col" { "Calls" }
+                        th.num scope="col" { "Tokens" }
+                        th.num scope="col" { "Cost" }
+                    } }
+                    tbody {
+                        @for (name, totals) in rows {
+                            tr {
+                                th scope="row" {
+                                    @if name == "other" || name.is_empty() {
+                                        (if name.is_empty() { "(none)" } else { name })
+                                    } @else {
+                                        a href=(events.with(&[(filter, Some(name))]).href("/events")) { (name) }
+                                    }
+                                }
+                                td.num { (format::integer(totals.calls)) }
+                                td.num { (format::tokens(totals.all_tokens())) }
+                                td.num { (cost_cell(totals)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The price table (admins): every price, a form to add or change one from
+//! an effective date, and removal; each change says how many events it
+//! re-priced.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::{format, layout};
+use crate::app::AppState;
+use crate::audit::{Action, Note};
+use crate::auth::{RequireAdmin, Viewer};
+use crate::error::AppError;
+use crate::usage::prices::{Price, parse_micros};
+use crate::usage::report::decimal;
+use crate::usage::reprice;
+
+const FLASH_KEY: &str = "prices_flash";
+
+pub async fn page(
+    State(state): State<AppState>,
+    RequireAdmin(_): RequireAdmin,
+    viewer: Viewer,
+    session: Session,
+) -> Result<(Note, Markup), AppError> {
+    let flash = session
+        .remove::<String>(FLASH_KEY)
+        .await
+        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    let prices = state.db.read(reprice::list).await?;
+    let note = Note::new(Action::PageView).details(json!({"page": "prices"}));
+    Ok((
+        note,
+        render(&state, &viewer, &prices, flash.as_deref(), None),
+    ))
+}
+
+fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    prices: &[Price],
+    flash: Option<&str>,
+    error: Option<&str>,
+) -> Markup {
+    let body = html! {
+        h1 { "Prices" }
+        p.subtitle { "Per million tokens, in your currency. An event without a reported cost is priced from this table; a change re-prices the events it applies to." }
+        @if let Some(message) = flash { p.notice role="status" { (message) } }
+        @if let Some(message) = error { p.notice.error role="alert" { (message) } }
+        section.card aria-labelledby="set-price" {
+            h2 #set-price { "Add or change a price" }
+            form.price-form method="post" action="/admin/prices" {
+                (layout::csrf_field(&viewer.csrf))
+                div { label for="p-model" { "Model" } input #p-model type="text" name="model" required placeholder="claude-sonnet-4-5"; }
+                div { label for="p-provider" { "Provider (empty: any)" } input #p-provider type="text" name="provider"; }
+                div { label for="p-from" { "In force from (UTC date; empty: always)" } input #p-from type="date" name="from"; }
+                div { label for="p-input" { "Input" } input #p-input type="text" inputmode="decimal" name="input" required; }
+                div { label for="p-output" { "Output" } input #p-output type="text" inputmode="decimal" name="output" required; }
+                div { label for="p-cache-read" { "Cache read" } input #p-cache-read type="text" inputmode="decimal" name="cache_read" value="0"; }
+                div { label for="p-cache-write" { "Cache write" } input #p-cache-write type="text" inputmode="decimal" name="cache_write" value="0"; }
+                div { button type="submit" { "Save price" } }
+            }
+        }
+        section.card aria-labelledby="price-list" {
+            h2 #price-list { "All prices" }
+            div.table-scroll {
+                table {
+                    thead { tr {
+                        th scope="col" { "Model" }
+                        th scope="col" { "Provider" }
+                        th scope="col" { "From" }
+                        th.num scope="col" { "Input" }
+                        th.num scope="col" { "Output" }
+                        th.num scope="col" { "Cache read" }
+                        th.num scope="col" { "Cache write" }
+                        th scope="col" { span.visually-hidden { "Actions" } }
+                    } }
+                    tbody {
+                        @for price in prices {
+                            tr {
+                                th scope="row" { (price.model) }
+                                td { @if price.provider.is_empty() { "any" } @else { (price.provider) } }
+                                td { @if price.effective_from_ms == 0 { "always" } @else { (format::date(price.effective_from_ms, &jiff::tz::TimeZone::UTC)) } }
+                                @for amount in price.per_mtok { td.num { (decimal(amount)) } }
+                                td {
+                                    form method="post" action="/admin/prices/remove" {
+                                        (layout::csrf_field(&viewer.csrf))
+                                        input type="hidden" name="model" value=(price.model);
+                                        input type="hidden" name="provider" value=(price.provider);
+                                        input type="hidden" name="from_ms" value=(price.effective_from_ms);
+                                        button.link type="submit" aria-label={ "Remove the price of " (price.model) } { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout::page(&state.assets, Some(viewer), "Prices", body)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PriceForm {
+    model: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    from: String,
+    input: String,
+    output: String,
+    #[serde(default)]
+    cache_read: String,
+    #[serde(default)]
+    cache_write: String,
+}
+
+fn parse_form(form: &PriceForm) -> Result<Price, String> {
+    let model = form.model.trim();
+    if model.is_empty() {
+        return Err("model: must not be empty".into());
+    }
+    let amount = |field: &str, text: &str| {
+        let text = if text.trim().is_empty() {
+            "0"
+        } else {
+            text.trim()
+        };
+        parse_micros(text).map_err(|reason| format!("{field}: {reason}"))
+    };
+    let effective_from_ms = match form.from.trim() {
+        "" => 0,
+        date => date
+            .parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp().as_millisecond())
+            .ok_or_else(|| format!("from: {date:?} is not a date (YYYY-MM-DD)"))?,
+    };
+    Ok(Price {
+        model: model.to_owned(),
+        provider: form.provider.trim().to_owned(),
+        effective_from_ms,
+        per_mtok: [
+            amount("input", &form.input)?,
+            amount("output", &form.output)?,
+            amount("cache read", &form.cache_read)?,
+            amount("cache write", &form.cache_write)?,
+        ],
+    })
+}
+
+fn repriced_message(repriced: usize, examined: usize) -> String {
+    format!(
+        "{} of {} events of this model were re-priced.",
+        format::integer(repriced as i64),
+        format::integer(examined as i64)
+    )
+}
+
+pub async fn set(
+    State(state): State<AppState>,
+    RequireAdmin(_): RequireAdmin,
+    viewer: Viewer,
+    session: Session,
+    Form(form): Form<PriceForm>,
+) -> Result<Response, AppError> {
+    let note = Note::new(Action::PriceSet).target(format!("model:{}", form.model.trim()));
+    let price = match parse_form(&form) {
+        Ok(price) => price,
+        Err(message) => {
+            let prices = state.db.read(reprice::list).await?;
+            let page = render(&state, &viewer, &prices, None, Some(&message));
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response());
+        }
+    };
+    let now = state.now_unix();
+    let stored = price.clone();
+    let outcome = state
+        .db
+        .write(move |conn| reprice::set(conn, &stored, now))
+        .await?;
+    let note = note.details(json!({
+        "provider": price.provider,
+        "effective_from_ms": price.effective_from_ms,
+        "per_mtok_micros": price.per_mtok,
+        "repriced": outcome.repriced,
+    }));
+    let message = format!(
+        "Price of {} saved. {}",
+        price.model,
+        repriced_message(outcome.repriced, outcome.examined)
+    );
+    session
+        .insert(FLASH_KEY, message)
+        .await
+        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    Ok((note, Redirect::to("/admin/prices")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RemoveForm {
+    model: String,
+    #[serde(default)]
+    provider: String,
+    from_ms: i64,
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    RequireAdmin(_): RequireAdmin,
+    session: Session,
+    Form(form): Form<RemoveForm>,
+) -> Result<Response, AppError> {
+    let note = Note::new(Action::PriceRemove).target(format!("model:{}", form.model));
+    let (model, provider, from_ms) = (form.model.clone(), form.provider.clone(), form.from_ms);
+    let outcome = state
+        .db
+        .write(move |conn| reprice::remove(conn, &model, &provider, from_ms))
+        .await?;
+    let Some(outcome) = outcome else {
+        return Ok((note, AppError::NotFound).into_response());
+    };
+    let note = note.details(json!({
+        "provider": form.provider,
+        "effective_from_ms": form.from_ms,
+        "repriced": outcome.repriced,
+    }));
+    let message = format!(
+        "Price of {} removed. {}",
+        form.model,
+        repriced_message(outcome.repriced, outcome.examined)
+    );
+    session
+        .insert(FLASH_KEY, message)
+        .await
+        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    Ok((note, Redirect::to("/admin/prices")).into_response())
+}
