@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
             auth::require_login,
         ))
         .layer(sessions)
+        .layer(middleware::from_fn(web::headers::security_headers))
         .layer(middleware::from_fn(observe::log_request))
         .with_state(state)
 }

@@ -13,6 +13,8 @@ use crate::usage::query::{NONE_LABEL, Series};
 
 /// Series shown by name; the rest are summed as "other".
 const MAX_SERIES: usize = 8;
+/// Colours in `ui/app.js`'s palette (and the `.s0`… classes of the CSS).
+const PALETTE_SIZE: usize = 9;
 
 /// What the bars measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +195,11 @@ pub fn render(chart: &Chart<'_>) -> Markup {
     html! {
         figure.chart-figure aria-labelledby={ (chart.id) "-caption" } {
             figcaption #{ (chart.id) "-caption" } { (chart.caption) }
+            ul.legend aria-label="Series" {
+                @for (index, (name, _, _)) in folded.iter().enumerate() {
+                    li { span class={ "swatch s" (index % PALETTE_SIZE) } aria-hidden="true" {} (name) }
+                }
+            }
             div.chart id=(chart.id) data-chart=(chart.id) hidden {}
             p.chart-help.js-only hidden { "Arrow keys move between bars; Enter opens the events of the bar." }
             div.chart-live.visually-hidden aria-live="polite" id={ (chart.id) "-live" } {}

@@ -7,6 +7,7 @@ mod chart;
 mod controls;
 mod events;
 pub mod format;
+pub mod headers;
 pub mod layout;
 mod overview;
 mod prices;

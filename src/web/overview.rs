@@ -154,10 +154,12 @@ fn toggles(page: &DataPage, metric: Metric, filter: &str) -> Markup {
 
 fn change(current: i64, previous: i64) -> Markup {
     html! {
-        @if let Some(text) = format::change(current, previous) {
-            span.change { (text) " vs previous period" }
-        } @else {
-            span.change { "no earlier usage to compare" }
+        dd.change {
+            @if let Some(text) = format::change(current, previous) {
+                (text) " vs previous period"
+            } @else {
+                "no earlier usage to compare"
+            }
         }
     }
 }

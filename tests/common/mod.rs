@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod browser;
 pub mod server;
 pub mod store;
 

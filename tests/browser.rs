@@ -1,0 +1,419 @@
+//! The dashboard in a real headless Chromium: sign in, change range and
+//! bucket, sort and filter the events, follow a bar to its events, export
+//! CSV and compare it with the table, toggle the dark theme, a keyboard-only
+//! walk, axe-core on every page in both colour schemes, and no sideways
+//! scrolling at 360 px. Screenshots go to `target/screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
+//! them); without them the tests say so and pass, except in CI.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use common::browser::{self, Browser, keys};
+use common::{PASSWORD, TestApp};
+use serde_json::{Value, json};
+use tokentally::auth::Role;
+use tokentally::clock::Clock as _;
+use tokentally::demo::{self, Workload};
+
+const AXE: &str = include_str!("vendor/axe-core/axe.min.js");
+
+/// The app on a real socket with a month of two people's usage.
+async fn served_app() -> (TestApp, String) {
+    let app = TestApp::new().await;
+    let ada = app.create_user("ada", Role::Admin).await;
+    let grace = app.create_user("grace", Role::Member).await;
+    let workload = Workload {
+        events: 3_000,
+        seed: 7,
+        end: app.clock.now(),
+        days: 60,
+    };
+    app.state
+        .db
+        .write(move |conn| demo::generate(conn, &[ada, grace], &workload))
+        .await
+        .expect("usage");
+    let address = app.serve().await;
+    (app, format!("http://{address}"))
+}
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+fn sign_in(browser: &Browser, base: &str, username: &str) {
+    browser.goto(&format!("{base}/login"));
+    browser.type_into("#username", username);
+    browser.type_into("#password", PASSWORD);
+    browser.click("form[action='/login'] button[type=submit]");
+    browser.wait_for("return !location.pathname.startsWith('/login')");
+}
+
+fn texts(browser: &Browser, css: &str) -> Vec<String> {
+    let found = browser.script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent.trim());",
+        json!([css]),
+    );
+    found
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs axe-core's WCAG 2.1 A and AA rules on the current page; the
+/// violations as "rule: targets" lines.
+fn axe_violations(browser: &Browser) -> Vec<String> {
+    browser.script(AXE, json!([]));
+    let result = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+            .then(r => done(r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+            .catch(e => done(['axe failed: ' + e]));",
+        json!([]),
+    );
+    result
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_main_tasks_work_in_a_real_browser() {
+    if !browser::available() {
+        return;
+    }
+    let (app, base) = served_app().await;
+    tokio::task::spawn_blocking(move || main_tasks(&base))
+        .await
+        .expect("browser session");
+    drop(app);
+}
+
+fn main_tasks(base: &str) {
+    let browser = Browser::start();
+    sign_in(&browser, base, "ada");
+    // The overview draws its chart on top of the table that is always there.
+    browser.wait_for("return !!document.querySelector('#usage-chart .uplot canvas')");
+    assert!(!texts(&browser, "#usage-chart-table tbody tr").is_empty());
+    browser.screenshot(&screenshots().join("overview-desktop.png"));
+
+    // Range and bucket.
+    browser.click("nav[aria-label='Range presets'] a[href*='range=7d']");
+    browser.wait_for("return location.search.includes('range=7d')");
+    assert_eq!(
+        texts(&browser, "#usage-chart-table tbody tr").len(),
+        7,
+        "7 days by day"
+    );
+    browser.click("nav[aria-label='Bucket'] a[href*='bucket=hour']");
+    browser.wait_for("return location.search.includes('bucket=hour')");
+    assert_eq!(
+        texts(&browser, "#usage-chart-table tbody tr").len(),
+        7 * 24,
+        "hours"
+    );
+    browser.goto(&format!("{base}/?range=30d&bucket=week"));
+    let weeks = texts(&browser, "#usage-chart-table tbody th");
+    assert!(weeks.iter().all(|w| w.contains("-W")), "{weeks:?}");
+
+    // A bar leads to its events: click the bottom of the last bar.
+    browser.goto(&format!("{base}/?range=7d"));
+    browser.wait_for("return !!document.querySelector('#usage-chart .u-over')");
+    let size = browser.script(
+        "const r = document.querySelector('#usage-chart .u-over').getBoundingClientRect(); return [r.width, r.height];",
+        json!([]),
+    );
+    let (width, height) = (
+        size[0].as_f64().unwrap_or(0.0),
+        size[1].as_f64().unwrap_or(0.0),
+    );
+    let last_bar_x = (width * 6.5 / 7.0) as i64;
+    browser.click_at("#usage-chart .u-over", last_bar_x, height as i64 - 3);
+    browser.wait_for("return location.pathname === '/events'");
+    let url = browser.url();
+    assert!(
+        url.contains("model=") && url.contains("from=") && url.contains("range=custom"),
+        "{url}"
+    );
+    let model = url
+        .split("model=")
+        .nth(1)
+        .and_then(|m| m.split('&').next())
+        .map(|m| m.replace("%2F", "/"))
+        .expect("a model filter");
+    let models: BTreeSet<String> = texts(&browser, "#events-table tbody td:nth-child(3)")
+        .into_iter()
+        .collect();
+    assert!(!models.is_empty(), "the bar had events");
+    assert_eq!(
+        models.len(),
+        1,
+        "only the clicked series: {models:?} for {model}"
+    );
+
+    // Sort by cost: descending, then ascending.
+    browser.goto(&format!("{base}/events?range=30d"));
+    browser.click("#events-table thead th:nth-child(11) a");
+    browser.wait_for("return location.search.includes('sort=cost')");
+    let costs = cost_column(&browser);
+    assert!(
+        costs.windows(2).all(|w| w[0] >= w[1]),
+        "descending: {costs:?}"
+    );
+    browser.click("#events-table thead th:nth-child(11) a");
+    browser.wait_for("return location.search.includes('order=asc')");
+    let costs = cost_column(&browser);
+    assert!(
+        costs.windows(2).all(|w| w[0] <= w[1]),
+        "ascending: {costs:?}"
+    );
+
+    // Filter by user, then export exactly this view.
+    browser.goto(&format!("{base}/events?range=today"));
+    browser.type_into("#filter-user", "grace");
+    browser.click("form.filters button[type=submit]");
+    browser.wait_for("return location.search.includes('user=grace')");
+    let users: BTreeSet<String> = texts(&browser, "#events-table tbody td:nth-child(2)")
+        .into_iter()
+        .collect();
+    assert!(
+        users.len() <= 1 && users.iter().all(|u| u == "grace"),
+        "{users:?}"
+    );
+    let table_ids: BTreeSet<String> = texts(&browser, "#events-table tbody td.id")
+        .into_iter()
+        .collect();
+    let csv = browser.script_async(
+        "const done = arguments[arguments.length - 1];
+         fetch(document.querySelector('a[download]').href).then(r => r.text()).then(done);",
+        json!([]),
+    );
+    let csv = csv.as_str().unwrap_or_default();
+    let csv_ids: BTreeSet<String> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').next().map(str::to_owned))
+        .collect();
+    assert_eq!(csv_ids, table_ids, "the export is the table");
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(2) == Some("grace"))
+    );
+
+    // Dark theme: the toggle changes the colours and is remembered.
+    browser.goto(&format!("{base}/"));
+    let light = browser.script(
+        "return getComputedStyle(document.body).backgroundColor",
+        json!([]),
+    );
+    browser.click("#theme-toggle");
+    browser.wait_for("return document.documentElement.dataset.theme === 'dark'");
+    let dark = browser.script(
+        "return getComputedStyle(document.body).backgroundColor",
+        json!([]),
+    );
+    assert_ne!(light, dark);
+    assert_eq!(
+        browser.script(
+            "return document.getElementById('theme-toggle').getAttribute('aria-pressed')",
+            json!([])
+        ),
+        json!("true")
+    );
+    browser.goto(&format!("{base}/events"));
+    assert_eq!(
+        browser.script("return document.documentElement.dataset.theme", json!([])),
+        json!("dark")
+    );
+    browser.screenshot(&screenshots().join("events-dark-desktop.png"));
+    browser.click("#theme-toggle");
+}
+
+fn cost_column(browser: &Browser) -> Vec<f64> {
+    texts(browser, "#events-table tbody td:nth-child(11)")
+        .iter()
+        .filter_map(|t| t.trim_start_matches('$').replace(',', "").parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyboard_alone_signs_in_and_reads_the_chart() {
+    if !browser::available() {
+        return;
+    }
+    let (app, base) = served_app().await;
+    tokio::task::spawn_blocking(move || keyboard_walk(&base))
+        .await
+        .expect("browser session");
+    drop(app);
+}
+
+fn active(browser: &Browser) -> Value {
+    browser.script(
+        "const e = document.activeElement; return [e.tagName, e.id, e.getAttribute('data-chart'), e.textContent.trim().slice(0, 40)];",
+        json!([]),
+    )
+}
+
+fn keyboard_walk(base: &str) {
+    let browser = Browser::start();
+    browser.goto(&format!("{base}/login"));
+    // The username field has focus on arrival.
+    assert_eq!(active(&browser)[1], "username");
+    browser.keys(&["ada", keys::TAB, PASSWORD, keys::ENTER]);
+    browser.wait_for(
+        "return location.pathname === '/' && !!document.querySelector('#usage-chart .uplot')",
+    );
+    // First Tab: the skip link; Enter jumps to the content.
+    browser.keys(&[keys::TAB]);
+    assert_eq!(active(&browser)[3], "Skip to content");
+    browser.keys(&[keys::ENTER]);
+    // Tab on until the chart has focus.
+    let mut reached = false;
+    for _ in 0..60 {
+        browser.keys(&[keys::TAB]);
+        if active(&browser)[2] == "usage-chart" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "the chart is reachable by Tab");
+    browser.keys(&[keys::RIGHT, keys::RIGHT]);
+    let announced = browser.script(
+        "return document.getElementById('usage-chart-live').textContent",
+        json!([]),
+    );
+    let announced = announced.as_str().unwrap_or_default().to_owned();
+    let second_label = texts(&browser, "#usage-chart-table tbody th")[1].clone();
+    assert!(
+        announced.starts_with(&second_label),
+        "{announced:?} names bar 2 ({second_label})"
+    );
+    browser.keys(&[keys::LEFT]);
+    let first_label = texts(&browser, "#usage-chart-table tbody th")[0].clone();
+    let announced = browser.script(
+        "return document.getElementById('usage-chart-live').textContent",
+        json!([]),
+    );
+    assert!(
+        announced
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&first_label)
+    );
+    // Enter opens that bucket's events.
+    browser.keys(&[keys::ENTER]);
+    browser.wait_for("return location.pathname === '/events'");
+    // Sorting by keyboard: Tab to the Cost header link and press Enter.
+    let mut on_cost = false;
+    for _ in 0..80 {
+        browser.keys(&[keys::TAB]);
+        if active(&browser)[3]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Cost")
+        {
+            on_cost = true;
+            break;
+        }
+    }
+    assert!(on_cost, "the Cost header is reachable by Tab");
+    browser.keys(&[keys::ENTER]);
+    browser.wait_for("return location.search.includes('sort=cost')");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_passes_axe_in_both_schemes_and_fits_360_px() {
+    if !browser::available() {
+        return;
+    }
+    let (app, base) = served_app().await;
+    tokio::task::spawn_blocking(move || accessibility(&base))
+        .await
+        .expect("browser session");
+    drop(app);
+}
+
+fn accessibility(base: &str) {
+    let browser = Browser::start();
+    let pages = [
+        "/",
+        "/?split=activity&metric=cost",
+        "/events",
+        "/events?sort=cost&order=asc",
+        "/team",
+        "/admin/prices",
+        "/admin/users",
+        "/admin/audit",
+        "/profile",
+        "/tokens",
+    ];
+    let mut problems = Vec::new();
+    for scheme in ["light", "dark"] {
+        browser.color_scheme(scheme);
+        browser.goto(&format!("{base}/login"));
+        for violation in axe_violations(&browser) {
+            problems.push(format!("/login ({scheme}): {violation}"));
+        }
+        sign_in(&browser, base, "ada");
+        for page in pages {
+            browser.goto(&format!("{base}{page}"));
+            for violation in axe_violations(&browser) {
+                problems.push(format!("{page} ({scheme}): {violation}"));
+            }
+        }
+        browser.goto(&format!("{base}/"));
+        browser.click("form[action='/logout'] button");
+    }
+    assert!(problems.is_empty(), "axe found:\n{}", problems.join("\n"));
+    // Under the strict CSP nothing was refused and no script failed (axe
+    // itself is injected through WebDriver, which CSP does not govern).
+    let console: Vec<String> = browser
+        .console()
+        .into_iter()
+        .filter(|m| m.contains("SEVERE") || m.contains("Content Security Policy"))
+        .filter(|m| !m.contains("favicon"))
+        .collect();
+    assert!(console.is_empty(), "console:\n{}", console.join("\n"));
+
+    // 360 px wide: nothing scrolls sideways but the tables, in their box.
+    browser.color_scheme("light");
+    sign_in(&browser, base, "ada");
+    browser.viewport(360, 780);
+    for page in [
+        "/",
+        "/events",
+        "/team",
+        "/admin/users",
+        "/admin/audit",
+        "/tokens",
+    ] {
+        browser.goto(&format!("{base}{page}"));
+        let overflow = browser.script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            json!([]),
+        );
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 0,
+            "{page} scrolls sideways by {overflow} px at 360"
+        );
+    }
+    browser.goto(&format!("{base}/"));
+    browser.wait_for("return !!document.querySelector('#usage-chart .uplot')");
+    browser.screenshot(&screenshots().join("overview-360.png"));
+    browser.goto(&format!("{base}/events"));
+    browser.screenshot(&screenshots().join("events-360.png"));
+}
