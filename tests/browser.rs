@@ -89,16 +89,21 @@ fn axe_violations(browser: &Browser) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_main_tasks_work_in_a_real_browser() {
+/// Serves the app and runs `walk` (blocking WebDriver calls) against it.
+async fn in_browser(walk: fn(&str)) {
     if !browser::available() {
         return;
     }
     let (app, base) = served_app().await;
-    tokio::task::spawn_blocking(move || main_tasks(&base))
+    tokio::task::spawn_blocking(move || walk(&base))
         .await
         .expect("browser session");
     drop(app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_main_tasks_work_in_a_real_browser() {
+    in_browser(main_tasks).await;
 }
 
 fn main_tasks(base: &str) {
@@ -251,14 +256,7 @@ fn cost_column(browser: &Browser) -> Vec<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_keyboard_alone_signs_in_and_reads_the_chart() {
-    if !browser::available() {
-        return;
-    }
-    let (app, base) = served_app().await;
-    tokio::task::spawn_blocking(move || keyboard_walk(&base))
-        .await
-        .expect("browser session");
-    drop(app);
+    in_browser(keyboard_walk).await;
 }
 
 fn active(browser: &Browser) -> Value {
@@ -337,14 +335,7 @@ fn keyboard_walk(base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_page_passes_axe_in_both_schemes_and_fits_360_px() {
-    if !browser::available() {
-        return;
-    }
-    let (app, base) = served_app().await;
-    tokio::task::spawn_blocking(move || accessibility(&base))
-        .await
-        .expect("browser session");
-    drop(app);
+    in_browser(accessibility).await;
 }
 
 fn accessibility(base: &str) {

@@ -25,6 +25,7 @@ pub use password::{
     HashCost, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordError, Passwords, check_new_password,
 };
 pub use session::SessionPolicy;
+pub(crate) use session::session_error;
 pub use session_store::SqliteSessionStore;
 pub use throttle::LoginThrottle;
 pub use users::{Role, User, UserId};

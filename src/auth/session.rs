@@ -42,7 +42,7 @@ impl SessionPolicy {
     }
 }
 
-pub(super) fn session_error(e: tower_sessions::session::Error) -> AppError {
+pub(crate) fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::Internal(format!("session: {e}"))
 }
 

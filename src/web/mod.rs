@@ -6,6 +6,7 @@ pub mod assets;
 mod chart;
 mod controls;
 mod events;
+pub mod flash;
 pub mod format;
 pub mod headers;
 pub mod layout;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
+use super::flash::{flash, notices, take_flash};
 use super::{format, layout};
 use crate::app::AppState;
 use crate::audit::{Action, Note};
@@ -20,18 +21,13 @@ use crate::usage::prices::{Price, parse_micros};
 use crate::usage::report::decimal;
 use crate::usage::reprice;
 
-const FLASH_KEY: &str = "prices_flash";
-
 pub async fn page(
     State(state): State<AppState>,
     RequireAdmin(_): RequireAdmin,
     viewer: Viewer,
     session: Session,
 ) -> Result<(Note, Markup), AppError> {
-    let flash = session
-        .remove::<String>(FLASH_KEY)
-        .await
-        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    let flash = take_flash(&session).await?;
     let prices = state.db.read(reprice::list).await?;
     let note = Note::new(Action::PageView).details(json!({"page": "prices"}));
     Ok((
@@ -50,8 +46,7 @@ fn render(
     let body = html! {
         h1 { "Prices" }
         p.subtitle { "Per million tokens, in your currency. An event without a reported cost is priced from this table; a change re-prices the events it applies to." }
-        @if let Some(message) = flash { p.notice role="status" { (message) } }
-        @if let Some(message) = error { p.notice.error role="alert" { (message) } }
+        (notices(flash, error))
         section.card aria-labelledby="set-price" {
             h2 #set-price { "Add or change a price" }
             form.price-form method="post" action="/admin/prices" {
@@ -197,10 +192,7 @@ pub async fn set(
         price.model,
         repriced_message(outcome.repriced, outcome.examined)
     );
-    session
-        .insert(FLASH_KEY, message)
-        .await
-        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    flash(&session, message).await?;
     Ok((note, Redirect::to("/admin/prices")).into_response())
 }
 
@@ -237,9 +229,6 @@ pub async fn remove(
         form.model,
         repriced_message(outcome.repriced, outcome.examined)
     );
-    session
-        .insert(FLASH_KEY, message)
-        .await
-        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    flash(&session, message).await?;
     Ok((note, Redirect::to("/admin/prices")).into_response())
 }
