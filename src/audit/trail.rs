@@ -34,6 +34,9 @@ pub struct Note {
     pub actor: Option<Actor>,
     /// Overrides the outcome derived from the status.
     pub outcome: Option<Outcome>,
+    /// The handler wrote the entry itself, in the transaction of the
+    /// change it records (ingest): the trail adds nothing.
+    pub recorded: bool,
 }
 
 impl Note {
@@ -44,7 +47,13 @@ impl Note {
             details: Value::Object(Default::default()),
             actor: None,
             outcome: None,
+            recorded: false,
         }
+    }
+
+    pub fn recorded(mut self) -> Note {
+        self.recorded = true;
+        self
     }
 
     pub fn target(mut self, target: impl Into<String>) -> Note {
@@ -155,7 +164,7 @@ pub async fn trail(State(state): State<AppState>, mut request: Request, next: Ne
     let response = next.run(request).await;
 
     let note = response.extensions().get::<Note>().cloned();
-    if note.is_none() && is_public(&path) {
+    if note.as_ref().is_some_and(|n| n.recorded) || (note.is_none() && is_public(&path)) {
         return response;
     }
     let status = response.status();

@@ -12,7 +12,7 @@ use super::session::signed_in_user;
 use super::tokens::{self, TokenGrant, TokenScope};
 use super::{User, csrf, is_public, takes_token, users};
 use crate::app::AppState;
-use crate::audit::{Action, Actor, ActorSlot, Note};
+use crate::audit::{Action, ActorSlot, Note};
 use crate::error::AppError;
 use crate::usage::Scope;
 
@@ -74,14 +74,6 @@ impl FromRequestParts<AppState> for IngestToken {
     }
 }
 
-fn token_actor(grant: &TokenGrant) -> Actor {
-    Actor::Token {
-        owner: grant.user.id,
-        owner_name: grant.user.username.clone(),
-        token: grant.token.0,
-    }
-}
-
 fn has_bearer(parts_headers: &axum::http::HeaderMap) -> bool {
     parts_headers
         .get(header::AUTHORIZATION)
@@ -118,7 +110,7 @@ async fn bearer_grant(parts: &Parts, state: &AppState) -> Result<TokenGrant, Res
         ));
     };
     if let Some(slot) = parts.extensions.get::<ActorSlot>() {
-        slot.set(token_actor(&grant));
+        slot.set(grant.actor());
     }
     let now = state.now_unix();
     if grant

@@ -92,6 +92,17 @@ pub struct TokenGrant {
     pub last_used_at: Option<i64>,
 }
 
+impl TokenGrant {
+    /// The token as the audit trail names it.
+    pub fn actor(&self) -> crate::audit::Actor {
+        crate::audit::Actor::Token {
+            owner: self.user.id,
+            owner_name: self.user.username.clone(),
+            token: self.token.0,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("no user named {0:?}")]

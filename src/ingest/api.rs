@@ -13,6 +13,8 @@ use super::error::IngestError;
 use super::event;
 use super::pipeline::{self, Attribution, Mapped};
 use crate::app::AppState;
+use super::Sender;
+use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
 
 /// Most events in one request.
@@ -31,6 +33,7 @@ pub struct IngestOutcome {
 pub async fn post_events(
     State(state): State<AppState>,
     IngestToken(grant): IngestToken,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(crate::audit::Note, Json<IngestOutcome>), IngestError> {
@@ -54,10 +57,10 @@ pub async fn post_events(
     .await
     .map_err(|e| IngestError::Internal(format!("parse task: {e}")))??;
     let attributed = pipeline::attribute(&state, &grant, events, Attribution::Strict).await?;
-    let outcome = pipeline::store(&state, attributed.events).await?;
-    let note = super::audit_note("events", outcome.accepted, outcome.duplicates, 0);
+    let sender = Sender::new(&state, &grant, meta, "events");
+    let outcome = pipeline::store(&state, attributed.events, sender, 0).await?;
     Ok((
-        note,
+        super::recorded_note(),
         Json(IngestOutcome {
             accepted: outcome.accepted,
             duplicates: outcome.duplicates,

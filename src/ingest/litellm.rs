@@ -39,6 +39,8 @@ use super::error::IngestError;
 use super::event::{ApiEvent, Problem};
 use super::pipeline::{self, Attribution, Mapped};
 use crate::app::AppState;
+use super::Sender;
+use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
 
 pub const SOURCE: &str = "litellm";
@@ -58,6 +60,7 @@ pub struct LiteLlmOutcome {
 pub async fn post_litellm(
     State(state): State<AppState>,
     IngestToken(grant): IngestToken,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(crate::audit::Note, Json<LiteLlmOutcome>), IngestError> {
@@ -77,17 +80,12 @@ pub async fn post_litellm(
     .map_err(|e| IngestError::Internal(format!("parse task: {e}")))??;
     let attributed =
         pipeline::attribute(&state, &grant, events, Attribution::OwnerFallback).await?;
-    let outcome = pipeline::store(&state, attributed.events).await?;
     let skipped: BTreeMap<&'static str, usize> = skipped.into_iter().collect();
     let skipped_count = skipped.values().map(|n| *n as i64).sum();
-    let note = super::audit_note(
-        "litellm",
-        outcome.accepted,
-        outcome.duplicates,
-        skipped_count,
-    );
+    let sender = Sender::new(&state, &grant, meta, "litellm");
+    let outcome = pipeline::store(&state, attributed.events, sender, skipped_count).await?;
     Ok((
-        note,
+        super::recorded_note(),
         Json(LiteLlmOutcome {
             accepted: outcome.accepted,
             duplicates: outcome.duplicates,

@@ -43,17 +43,58 @@ pub fn routes() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 
-/// The audit note of an ingest request: counts, never contents.
-pub(crate) fn audit_note(
-    endpoint: &str,
-    accepted: usize,
-    duplicates: usize,
-    rejected: i64,
-) -> crate::audit::Note {
-    crate::audit::Note::new(crate::audit::Action::IngestRequest).details(serde_json::json!({
-        "endpoint": endpoint,
-        "accepted": accepted,
-        "duplicates": duplicates,
-        "rejected": rejected,
-    }))
+/// Who sent an ingest request, and through which endpoint. Its audit
+/// entry (counts, never contents) is written in the transaction that
+/// stores its events, so the trail and the data never disagree, even
+/// across a crash.
+pub struct Sender {
+    actor: crate::audit::Actor,
+    meta: crate::audit::RequestMeta,
+    endpoint: &'static str,
+    at_ms: i64,
+}
+
+impl Sender {
+    pub fn new(
+        state: &crate::app::AppState,
+        grant: &crate::auth::tokens::TokenGrant,
+        meta: crate::audit::RequestMeta,
+        endpoint: &'static str,
+    ) -> Sender {
+        Sender {
+            actor: grant.actor(),
+            meta,
+            endpoint,
+            at_ms: state.clock.now().as_millisecond(),
+        }
+    }
+
+    /// The entry of a request that stored `outcome` and rejected `rejected`
+    /// items it could not use.
+    pub fn entry(
+        &self,
+        outcome: crate::usage::store::InsertOutcome,
+        rejected: i64,
+    ) -> crate::audit::Entry {
+        use crate::audit::{Action, Entry, Outcome};
+        Entry {
+            target: None,
+            client_addr: self.meta.client_addr.clone(),
+            user_agent: self.meta.user_agent.clone(),
+            route: Some(self.meta.route.clone()),
+            details: serde_json::json!({
+                "endpoint": self.endpoint,
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+                "rejected": rejected,
+                "status": 200,
+            }),
+            ..Entry::new(self.at_ms, self.actor.clone(), Action::IngestRequest, Outcome::Success)
+        }
+    }
+}
+
+/// The note of a request whose entry [`Sender::entry`] already wrote.
+pub fn recorded_note() -> crate::audit::Note {
+    crate::audit::Note::new(crate::audit::Action::IngestRequest).recorded()
 }

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::error::{FieldError, IngestError};
+use super::Sender;
 use super::event::{ApiEvent, Problem};
 use crate::app::AppState;
+use crate::audit::chain;
 use crate::auth::UserId;
 use crate::auth::tokens::TokenGrant;
 use crate::auth::users;
@@ -168,13 +170,24 @@ async fn known_users(
         .await?)
 }
 
-/// Stores the events in one writer job; answered after the commit.
-pub async fn store(state: &AppState, events: Vec<NewEvent>) -> Result<InsertOutcome, IngestError> {
-    if events.is_empty() {
-        return Ok(InsertOutcome::default());
-    }
+/// Stores the events and the request's audit entry in one writer job;
+/// answered after the commit.
+pub async fn store(
+    state: &AppState,
+    events: Vec<NewEvent>,
+    sender: Sender,
+    rejected: i64,
+) -> Result<InsertOutcome, IngestError> {
     Ok(state
         .db
-        .write(move |conn| Inserter::new(conn)?.insert(conn, &events))
+        .write(move |conn| {
+            let outcome = if events.is_empty() {
+                InsertOutcome::default()
+            } else {
+                Inserter::new(conn)?.insert(conn, &events)?
+            };
+            chain::append(conn, &[sender.entry(outcome, rejected)])?;
+            Ok::<_, DbError>(outcome)
+        })
         .await?)
 }

@@ -42,7 +42,9 @@ use super::error::IngestError;
 use super::event::ApiEvent;
 use super::pipeline::{self, Attribution};
 use crate::app::AppState;
+use crate::audit::{RequestMeta, chain};
 use crate::auth::IngestToken;
+use crate::ingest::Sender;
 use crate::usage::store::{InsertOutcome, Inserter};
 
 /// Which of Claude Code's two descriptions of the same requests counts.
@@ -89,6 +91,7 @@ impl Rejections {
 pub async fn post_metrics(
     State(state): State<AppState>,
     IngestToken(grant): IngestToken,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
@@ -99,23 +102,23 @@ pub async fn post_metrics(
         move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal),
     )
     .await?;
-    let mut stored = InsertOutcome::default();
-    if !samples.is_empty() {
-        let (owner, now) = (grant.user.id, state.now_unix());
-        stored = state
-            .db
-            .write(move |conn| {
-                let events = series::to_events(conn, &samples, owner, now)?;
-                Inserter::new(conn)?.insert(conn, &events)
-            })
-            .await?;
-    }
-    let note = crate::ingest::audit_note(
-        "otlp.metrics",
-        stored.accepted,
-        stored.duplicates,
-        rejected.count,
-    );
+    let (owner, now) = (grant.user.id, state.now_unix());
+    let sender = Sender::new(&state, &grant, meta, "otlp.metrics");
+    let rejected_count = rejected.count;
+    state
+        .db
+        .write(move |conn| {
+            // The series state moves with the events: both or neither.
+            let events = series::to_events(conn, &samples, owner, now)?;
+            let stored = if events.is_empty() {
+                InsertOutcome::default()
+            } else {
+                Inserter::new(conn)?.insert(conn, &events)?
+            };
+            chain::append(conn, &[sender.entry(stored, rejected_count)])
+        })
+        .await?;
+    let note = crate::ingest::recorded_note();
     let partial_success = (rejected.count > 0).then(|| ExportMetricsPartialSuccess {
         rejected_data_points: rejected.count,
         error_message: rejected.message(0, ""),
@@ -130,6 +133,7 @@ pub async fn post_metrics(
 pub async fn post_logs(
     State(state): State<AppState>,
     IngestToken(grant): IngestToken,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
@@ -139,13 +143,9 @@ pub async fn post_logs(
             logs::events(request, signal)
         })
         .await?;
-    let stored = store(&state, &grant, events).await?;
-    let note = crate::ingest::audit_note(
-        "otlp.logs",
-        stored.accepted,
-        stored.duplicates,
-        rejected.count,
-    );
+    let sender = Sender::new(&state, &grant, meta, "otlp.logs");
+    store(&state, &grant, events, sender, rejected.count).await?;
+    let note = crate::ingest::recorded_note();
     let message = rejected.message(not_usage, "log records");
     let partial_success = (!message.is_empty()).then_some(ExportLogsPartialSuccess {
         rejected_log_records: rejected.count,
@@ -161,6 +161,7 @@ pub async fn post_logs(
 pub async fn post_traces(
     State(state): State<AppState>,
     IngestToken(grant): IngestToken,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
@@ -169,13 +170,9 @@ pub async fn post_traces(
             traces::events(request)
         })
         .await?;
-    let stored = store(&state, &grant, events).await?;
-    let note = crate::ingest::audit_note(
-        "otlp.traces",
-        stored.accepted,
-        stored.duplicates,
-        rejected.count,
-    );
+    let sender = Sender::new(&state, &grant, meta, "otlp.traces");
+    store(&state, &grant, events, sender, rejected.count).await?;
+    let note = crate::ingest::recorded_note();
     let message = rejected.message(not_usage, "spans");
     let partial_success = (!message.is_empty()).then_some(ExportTracePartialSuccess {
         rejected_spans: rejected.count,
@@ -213,7 +210,9 @@ async fn store(
     state: &AppState,
     grant: &crate::auth::tokens::TokenGrant,
     events: Vec<ApiEvent>,
+    sender: Sender,
+    rejected: i64,
 ) -> Result<InsertOutcome, IngestError> {
     let attributed = pipeline::attribute(state, grant, events, Attribution::Strict).await?;
-    pipeline::store(state, attributed.events).await
+    pipeline::store(state, attributed.events, sender, rejected).await
 }
