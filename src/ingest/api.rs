@@ -8,12 +8,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
+use super::Sender;
 use super::body;
 use super::error::IngestError;
 use super::event;
 use super::pipeline::{self, Attribution, Mapped};
 use crate::app::AppState;
-use super::Sender;
 use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
 

@@ -33,13 +33,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Sender;
 use super::api::MAX_EVENTS;
 use super::body::{self, Framing};
 use super::error::IngestError;
 use super::event::{ApiEvent, Problem};
 use super::pipeline::{self, Attribution, Mapped};
 use crate::app::AppState;
-use super::Sender;
 use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
 

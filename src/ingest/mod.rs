@@ -89,7 +89,12 @@ impl Sender {
                 "rejected": rejected,
                 "status": 200,
             }),
-            ..Entry::new(self.at_ms, self.actor.clone(), Action::IngestRequest, Outcome::Success)
+            ..Entry::new(
+                self.at_ms,
+                self.actor.clone(),
+                Action::IngestRequest,
+                Outcome::Success,
+            )
         }
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::error::{FieldError, IngestError};
 use super::Sender;
+use super::error::{FieldError, IngestError};
 use super::event::{ApiEvent, Problem};
 use crate::app::AppState;
 use crate::audit::chain;

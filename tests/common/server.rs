@@ -106,6 +106,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL: no chance to flush or checkpoint anything.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

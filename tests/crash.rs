@@ -1,0 +1,228 @@
+//! Crash safety: the real binary takes NDJSON batches from several clients
+//! while it is killed with SIGKILL at random moments, again and again.
+//! After every kill, with the server down, the database must hold every
+//! acknowledged batch, no batch in part, and no event twice; rollups must
+//! agree with the raw events, the audit chain must be intact, and the
+//! audit's ingest counts must equal the events stored.
+//!
+//! `TOKENTALLY_CRASH_KILLS` sets the number of kills (5 by default, for
+//! CI; `just soak` runs many more).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use common::server::{Server, agent, run_cli};
+use rand::Rng;
+
+const CLIENTS: usize = 4;
+const BATCH: usize = 50;
+
+fn kills() -> usize {
+    std::env::var("TOKENTALLY_CRASH_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5)
+}
+
+fn batch_body(client: usize, batch: usize) -> String {
+    (0..BATCH)
+        .map(|event| {
+            format!(
+                r#"{{"id":"c{client}-b{batch}-e{event}","timestamp":"2026-06-10T10:{:02}:00Z","model":"m{}","input_tokens":{},"output_tokens":{}}}"#,
+                event % 60,
+                event % 3,
+                100 + event,
+                event
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What the clients know: batches acknowledged (200), per client.
+#[derive(Default)]
+struct Ledger {
+    acked: Mutex<BTreeSet<(usize, usize)>>,
+    sent: Mutex<BTreeSet<(usize, usize)>>,
+}
+
+/// Sends batch after batch; a batch that got no answer is sent again
+/// (idempotent) until acknowledged. Stops starting new batches when told.
+fn client(
+    id: usize,
+    base: Arc<RwLock<String>>,
+    token: String,
+    ledger: Arc<Ledger>,
+    stop: Arc<AtomicBool>,
+) {
+    let agent = agent();
+    let mut batch = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let body = batch_body(id, batch);
+        if let Ok(mut sent) = ledger.sent.lock() {
+            sent.insert((id, batch));
+        }
+        loop {
+            let url = format!(
+                "{}/api/v1/events",
+                base.read().map(|b| b.clone()).unwrap_or_default()
+            );
+            let answer = agent
+                .post(&url)
+                .header("authorization", &format!("Bearer {token}"))
+                .header("content-type", "application/x-ndjson")
+                .send(body.as_str());
+            match answer {
+                Ok(response) if response.status() == 200 => break,
+                Ok(response) if response.status() != 503 => {
+                    panic!("batch {id}/{batch}: unexpected {}", response.status())
+                }
+                // No answer (killed mid-request) or not ready: again.
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        if let Ok(mut acked) = ledger.acked.lock() {
+            acked.insert((id, batch));
+        }
+        batch += 1;
+    }
+}
+
+/// Checks the database file while no server runs.
+fn check(db: &Path, ledger: &Ledger, data: &str) {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare(
+            "SELECT substr(external_id, 1, instr(external_id, '-e') - 1), COUNT(*), COUNT(DISTINCT external_id)
+             FROM events GROUP BY 1",
+        )
+        .expect("prepare");
+    let batches: Vec<(String, i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let stored: BTreeSet<String> = batches.iter().map(|(b, _, _)| b.clone()).collect();
+    for (batch, count, distinct) in &batches {
+        assert_eq!(
+            (*count, *distinct),
+            (BATCH as i64, BATCH as i64),
+            "batch {batch} is whole, once"
+        );
+    }
+    let acked = ledger.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    for (client, batch) in &acked {
+        assert!(
+            stored.contains(&format!("c{client}-b{batch}")),
+            "acknowledged batch {client}/{batch} is stored"
+        );
+    }
+    let sent = ledger.sent.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        stored.len() <= sent.len(),
+        "nothing stored that was never sent"
+    );
+    // The audit counted exactly what is stored (same transactions).
+    let events: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    let audited: i64 = conn
+        .query_row(
+            "SELECT COALESCE(SUM(json_extract(details, '$.accepted')), 0) FROM audit_log WHERE action = 'ingest.request'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("audit sum");
+    assert_eq!(
+        audited, events,
+        "the audit's accepted counts equal the events stored"
+    );
+    drop(stmt);
+    drop(conn);
+    let (ok, out, err) = run_cli(&["--data-dir", data, "verify"], &[], None);
+    assert!(ok, "verify after a crash: {out}{err}");
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            &data,
+            "user",
+            "add",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &[],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, token, err) = run_cli(
+        &[
+            "--data-dir",
+            &data,
+            "token",
+            "create",
+            "--user",
+            "root",
+            "--scope",
+            "ingest",
+        ],
+        &[],
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+
+    let mut server = Server::start(dir.path(), &[]);
+    server.wait_ready();
+    let base = Arc::new(RwLock::new(server.base_url.clone()));
+    let ledger = Arc::new(Ledger::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|id| {
+            let (base, token, ledger, stop) =
+                (base.clone(), token.clone(), ledger.clone(), stop.clone());
+            std::thread::spawn(move || client(id, base, token, ledger, stop))
+        })
+        .collect();
+    let mut rng = rand::rng();
+    let db = dir.path().join("tokentally.db");
+    for _ in 0..kills() {
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
+        server.kill_hard();
+        check(&db, &ledger, &data);
+        server = Server::start(dir.path(), &[]);
+        server.wait_ready();
+        if let Ok(mut url) = base.write() {
+            *url = server.base_url.clone();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("client");
+    }
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+    check(&db, &ledger, &data);
+    let acked = ledger.acked.lock().map(|a| a.len()).unwrap_or(0);
+    assert!(
+        acked >= CLIENTS,
+        "the clients got work done between kills ({acked} batches)"
+    );
+    eprintln!(
+        "{} kills survived, {acked} batches ({} events) checked",
+        kills(),
+        acked * BATCH
+    );
+}
