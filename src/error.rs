@@ -21,6 +21,9 @@ pub enum AppError {
     /// A form whose input is refused; the string is shown.
     #[error("unprocessable: {0}")]
     Unprocessable(String),
+    /// The storage refuses writes for now (disk full, read-only).
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
     /// Something broke on our side; the string is for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -28,7 +31,13 @@ pub enum AppError {
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        AppError::Internal(e.to_string())
+        match e.storage_trouble() {
+            Some(reason) => {
+                tracing::error!(error = %e, "request refused: storage trouble");
+                AppError::Unavailable(reason)
+            }
+            None => AppError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -40,6 +49,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,6 +62,9 @@ impl AppError {
             AppError::BadRequest(why)
             | AppError::PayloadTooLarge(why)
             | AppError::Unprocessable(why) => why.clone(),
+            AppError::Unavailable(reason) => format!(
+                "The server cannot save changes right now ({reason}). Nothing was changed; try again later."
+            ),
             AppError::Internal(_) => {
                 "Something went wrong on our side. The details are in the server log.".into()
             }

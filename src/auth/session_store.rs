@@ -102,7 +102,8 @@ impl SessionStore for SqliteSessionStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let encoded = encode(record)?;
-        self.db
+        let saved = self
+            .db
             .write(move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "INSERT INTO sessions (id_hash, user_id, data, expires_at)
@@ -120,8 +121,17 @@ impl SessionStore for SqliteSessionStore {
                 ])?;
                 Ok::<_, DbError>(())
             })
-            .await
-            .map_err(backend)
+            .await;
+        match saved {
+            // A full or read-only disk must not turn every page into an
+            // error: the session keeps what it had (only "last seen" or a
+            // CSRF token of a new anonymous session is not kept).
+            Err(e) if e.storage_trouble().is_some() => {
+                tracing::warn!(error = %e, "session not saved: storage trouble");
+                Ok(())
+            }
+            other => other.map_err(backend),
+        }
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {

@@ -65,6 +65,39 @@ pub enum DbError {
     TaskPanicked,
 }
 
+impl DbError {
+    /// When the storage refuses writes (disk full, read-only file or file
+    /// system, I/O error): what to tell the client. Such a failure is
+    /// temporary from the client's point of view: nothing was written, and
+    /// the same request succeeds once space returns.
+    pub fn storage_trouble(&self) -> Option<&'static str> {
+        use rusqlite::ErrorCode;
+        let from_message = |message: &str| {
+            if message.contains("database or disk is full") {
+                Some("the disk is full")
+            } else if message.contains("readonly database") {
+                Some("the database is read-only")
+            } else if message.contains("disk I/O error") {
+                Some("the disk reported an I/O error")
+            } else if message.contains("storage trouble") {
+                Some("the disk is full or failing")
+            } else {
+                None
+            }
+        };
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DiskFull => Some("the disk is full"),
+                ErrorCode::ReadOnly => Some("the database is read-only"),
+                ErrorCode::SystemIoFailure => Some("the disk reported an I/O error"),
+                _ => None,
+            },
+            DbError::Commit(message) => from_message(message),
+            _ => None,
+        }
+    }
+}
+
 /// Tuning that differs between production and tests.
 #[derive(Debug, Clone)]
 pub struct DbOptions {

@@ -19,7 +19,10 @@ use super::DbError;
 /// A unit of work for the writer; type-erased so one channel carries all.
 trait WriteJob: Send {
     /// Runs the job inside the open transaction, in its own savepoint.
-    fn run(&mut self, conn: &Connection);
+    /// Returns `false` when SQLite rolled the whole transaction back (it
+    /// does on a full disk or an I/O error): the jobs before this one in
+    /// the batch are then undone too.
+    fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
@@ -36,14 +39,22 @@ where
     T: Send,
     E: From<DbError> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        let Some(work) = self.work.take() else { return };
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return true;
+        };
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
             self.outcome = Some(Err(E::from(DbError::from(e))));
-            return;
+            return !conn.is_autocommit();
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)))
             .unwrap_or_else(|_| Err(E::from(DbError::TaskPanicked)));
+        if outcome.is_err() && conn.is_autocommit() {
+            // SQLite already rolled everything back; keep the job's own
+            // error (the savepoint is gone with the transaction).
+            self.outcome = Some(outcome);
+            return false;
+        }
         let end = match outcome {
             Ok(_) => conn.execute_batch("RELEASE job"),
             Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
@@ -52,6 +63,7 @@ where
             Ok(()) => outcome,
             Err(e) => Err(E::from(DbError::from(e))),
         });
+        !conn.is_autocommit()
     }
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
@@ -151,6 +163,11 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Message>, max_batch: u
     checkpoint(&conn);
 }
 
+/// Why the jobs of a batch that SQLite rolled back failed; `storage
+/// trouble` is what [`DbError::storage_trouble`] recognises.
+pub(super) const ROLLED_BACK: &str =
+    "the write transaction was rolled back by SQLite (storage trouble: disk full or I/O error)";
+
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let reason = e.to_string();
@@ -159,8 +176,20 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
         }
         return;
     }
-    for job in &mut batch {
-        job.run(conn);
+    for index in 0..batch.len() {
+        if !batch[index].run(conn) {
+            tracing::error!(jobs = index + 1, "write transaction rolled back by SQLite");
+            // This job and the ones before it are undone; the rest run in
+            // a transaction of their own.
+            let rest = batch.split_off(index + 1);
+            for job in batch {
+                job.finish(Err(ROLLED_BACK.to_owned()));
+            }
+            if !rest.is_empty() {
+                run_batch(conn, rest);
+            }
+            return;
+        }
     }
     let commit = conn.execute_batch("COMMIT").map_err(|e| {
         tracing::error!(error = %e, jobs = batch.len(), "write transaction failed to commit");

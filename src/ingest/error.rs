@@ -40,14 +40,28 @@ pub enum IngestError {
     BadRequest(String),
     #[error("{} invalid event(s)", .0.len())]
     Invalid(Vec<FieldError>),
+    /// The storage refuses writes for now (disk full, read-only).
+    #[error(
+        "the server cannot store events right now: {0}; nothing of this request was stored, send it again later"
+    )]
+    Unavailable(&'static str),
     /// For the log only.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// Seconds a client is asked to wait before retrying after a 503.
+const RETRY_AFTER_S: u32 = 30;
+
 impl From<DbError> for IngestError {
     fn from(e: DbError) -> Self {
-        IngestError::Internal(e.to_string())
+        match e.storage_trouble() {
+            Some(reason) => {
+                tracing::error!(error = %e, "ingest refused: storage trouble");
+                IngestError::Unavailable(reason)
+            }
+            None => IngestError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -60,6 +74,7 @@ impl IngestError {
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             IngestError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +101,12 @@ impl IntoResponse for IngestError {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(RETRY_AFTER_S),
             );
         }
         response
