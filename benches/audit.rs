@@ -122,6 +122,7 @@ async fn setup(dir: &std::path::Path, events: usize) -> (AppState, String) {
         claude_code_signal: Default::default(),
         sessions: Default::default(),
         time_zone: None,
+        ingest_rate_per_token: 0,
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await

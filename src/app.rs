@@ -33,6 +33,10 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     /// Idle and absolute session timeouts.
     pub sessions: SessionPolicy,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Ingest requests per token and second.
+    pub ingest_limit: crate::ingest::RateLimiter,
     pub secure_cookies: bool,
     /// Which of Claude Code's OTLP signals counts its usage.
     pub claude_code_signal: ClaudeCodeSignal,
@@ -52,6 +56,9 @@ pub struct AppOptions {
     pub sessions: SessionPolicy,
     /// The zone of users who have not chosen one (IANA name); UTC if none.
     pub time_zone: Option<String>,
+    /// Ingest requests a token may make per second (twice that in a
+    /// burst); 0 for no limit.
+    pub ingest_rate_per_token: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +83,8 @@ impl AppState {
             audit,
             throttle: LoginThrottle::default(),
             sessions: options.sessions,
+            metrics: Arc::default(),
+            ingest_limit: crate::ingest::RateLimiter::new(options.ingest_rate_per_token),
             time_zone: options.time_zone,
             db,
             clock: options.clock,
@@ -138,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .merge(usage::routes())
         .merge(audit::routes())
+        .merge(crate::metrics::routes())
         .fallback(|| async { AppError::NotFound })
         // Innermost: sees the signed-in user that `require_login` found.
         .layer(middleware::from_fn_with_state(state.clone(), audit::trail))
@@ -151,6 +161,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(sessions)
         .layer(middleware::from_fn(web::headers::security_headers))
-        .layer(middleware::from_fn(observe::log_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::log_request,
+        ))
         .with_state(state)
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod import;
 pub mod ingest;
+pub mod metrics;
 pub mod observe;
 pub mod secret;
 pub mod server;

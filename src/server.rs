@@ -36,6 +36,10 @@ pub struct ServeSettings {
     pub audit_retention_days: Option<u32>,
     pub sessions: SessionPolicy,
     pub hash_cost: HashCost,
+    /// Ingest requests per token and second (0: no limit).
+    pub ingest_rate_per_token: u32,
+    /// A separate address serving `/metrics` without authentication.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The file name of the database inside the data directory.
@@ -94,6 +98,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         claude_code_signal: settings.claude_code_otel,
         sessions: settings.sessions,
         time_zone: settings.time_zone.clone(),
+        ingest_rate_per_token: settings.ingest_rate_per_token,
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await
@@ -122,6 +127,10 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     }
 
     let sweeper = tokio::spawn(sweep(state.clone(), settings.audit_retention_days));
+    let metrics_server = match settings.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
+        None => None,
+    };
     println!("tokentally listening on http://{local}");
     tracing::info!(address = %local, "listening");
     let app = app::router(state.clone());
@@ -134,10 +143,32 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
 
     tracing::info!("stopping: draining writes");
     sweeper.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     state.audit.flush().await;
     state.db.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `/metrics` alone on its own address (no authentication: bind it
+/// where only the scraper reaches).
+async fn serve_metrics(
+    addr: SocketAddr,
+    state: AppState,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener.local_addr()?;
+    println!("metrics on http://{local}/metrics");
+    let router = crate::metrics::separate_router(state);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    }))
 }
 
 /// Waits for SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C).

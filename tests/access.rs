@@ -104,6 +104,12 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
             None,
             [303, 404, 404, 404, 303, 303],
         ),
+        (
+            get.clone(),
+            "/metrics",
+            None,
+            [401, 403, 403, 200, 403, 403],
+        ),
         // Forms.
         (
             post.clone(),

@@ -70,6 +70,24 @@ impl FromRequestParts<AppState> for IngestToken {
                 "this token has the read scope; sending events needs an ingest token",
             ));
         }
+        let now_ms = state.clock.now().as_millisecond();
+        if let Err(wait_s) = state.ingest_limit.take(grant.token, now_ms) {
+            state.metrics.rate_limited();
+            let message = format!(
+                "rate limit: at most {} requests per second per token (bursts of twice that); \
+                 retry after {wait_s} s",
+                state.ingest_limit.rate()
+            );
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(serde_json::json!({ "error": message })),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait_s));
+            return Err(response);
+        }
         Ok(IngestToken(grant))
     }
 }
@@ -193,7 +211,7 @@ async fn session_user(state: &AppState, session: &Session) -> Result<Option<User
 /// clients get a plain 401.
 fn login_redirect(request: &Request) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/") || takes_token(path) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -14,6 +14,9 @@ use crate::server::ServeSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./tokentally-data";
+/// Ingest requests per token and second: far above what an exporter or a
+/// proxy sends, low enough that a runaway script cannot starve the writer.
+pub const DEFAULT_INGEST_RATE: u32 = 50;
 
 /// The config file's keys: the same names as the long flags, with `_`.
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +36,8 @@ pub struct FileConfig {
     pub session_max_days: Option<u32>,
     pub password_hash_memory_kib: Option<u32>,
     pub password_hash_passes: Option<u32>,
+    pub ingest_rate_per_token: Option<u32>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,11 @@ pub(super) fn serve_settings(
             .filter(|days| *days > 0),
         sessions: session_policy(&args, file),
         hash_cost: hash_cost(&args, file),
+        ingest_rate_per_token: args
+            .ingest_rate_per_token
+            .or(file.ingest_rate_per_token)
+            .unwrap_or(DEFAULT_INGEST_RATE),
+        metrics_listen: args.metrics_listen.or(file.metrics_listen),
     }
 }
 

@@ -130,6 +130,14 @@ pub struct ServeArgs {
     /// argon2id memory per password hash, KiB [default: 19456, OWASP's recommendation]
     #[arg(long, env = "TOKENTALLY_PASSWORD_HASH_MEMORY_KIB", value_name = "KIB")]
     pub password_hash_memory_kib: Option<u32>,
+    /// Ingest requests one API token may make per second (bursts of twice that);
+    /// 0 for no limit [default: 50]
+    #[arg(long, env = "TOKENTALLY_INGEST_RATE_PER_TOKEN", value_name = "N")]
+    pub ingest_rate_per_token: Option<u32>,
+    /// Also serve GET /metrics, without authentication, on this address (e.g.
+    /// 127.0.0.1:9464); on the main address /metrics needs an admin
+    #[arg(long, env = "TOKENTALLY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// argon2id passes per password hash [default: 2]
     #[arg(long, env = "TOKENTALLY_PASSWORD_HASH_PASSES", value_name = "N")]
     pub password_hash_passes: Option<u32>,

@@ -14,7 +14,7 @@
 
 pub(crate) mod migrate;
 mod pool;
-mod writer;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use migrate::{SchemaStatus, create_at_version, latest_schema_version, schema_status};
+pub use writer::{BATCH_BUCKETS, WriterStats};
 
 /// How long a connection waits on a lock held by another process (the CLI
 /// and a running server share the file) before giving up.
@@ -156,6 +157,21 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The writer's queue and batch counters.
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.inner.writer.stats()
+    }
+
+    /// Bytes of the database file and its WAL.
+    pub fn size_bytes(&self) -> u64 {
+        let wal = PathBuf::from(format!("{}-wal", self.inner.path.display()));
+        [self.inner.path.as_path(), wal.as_path()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// Runs `f` on a read-only connection, off the async threads.

@@ -7,8 +7,9 @@
 //! only after the commit, so "acknowledged" means "on disk".
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -88,19 +89,56 @@ enum Message {
 pub(super) struct Writer {
     sender: mpsc::Sender<Message>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<WriterStats>,
+}
+
+/// Upper bounds of the batch-size histogram (jobs per transaction).
+pub const BATCH_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// What the writer has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Jobs sent and not yet taken into a transaction.
+    pub queued: AtomicI64,
+    /// Transactions run, and how many jobs each held (cumulative buckets
+    /// as Prometheus wants them: `le` each of [`BATCH_BUCKETS`]).
+    pub batches: AtomicU64,
+    pub jobs: AtomicU64,
+    pub batch_buckets: [AtomicU64; 9],
+}
+
+impl WriterStats {
+    fn batch(&self, jobs: usize) {
+        let jobs = jobs as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.jobs.fetch_add(jobs, Ordering::Relaxed);
+        self.queued.fetch_sub(jobs as i64, Ordering::Relaxed);
+        for (bound, count) in BATCH_BUCKETS.iter().zip(&self.batch_buckets) {
+            if jobs <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection, max_batch: usize) -> Result<Writer, DbError> {
         let (sender, receiver) = mpsc::channel();
+        let stats = Arc::new(WriterStats::default());
+        let counted = stats.clone();
         let thread = std::thread::Builder::new()
             .name("tokentally-writer".into())
-            .spawn(move || writer_loop(conn, receiver, max_batch.max(1)))
+            .spawn(move || writer_loop(conn, receiver, max_batch.max(1), &counted))
             .map_err(DbError::WriterThread)?;
         Ok(Writer {
             sender,
             thread: Mutex::new(Some(thread)),
+            stats,
         })
+    }
+
+    pub(super) fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     pub(super) async fn run<F, T, E>(&self, work: F) -> Result<T, E>
@@ -115,6 +153,7 @@ impl Writer {
             outcome: None,
             reply,
         };
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         self.sender
             .send(Message::Job(Box::new(job)))
             .map_err(|_| E::from(DbError::WriterGone))?;
@@ -133,7 +172,12 @@ impl Writer {
     }
 }
 
-fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Message>, max_batch: usize) {
+fn writer_loop(
+    conn: Connection,
+    receiver: mpsc::Receiver<Message>,
+    max_batch: usize,
+    stats: &WriterStats,
+) {
     while let Ok(first) = receiver.recv() {
         let mut batch = Vec::new();
         let mut shutdown = None;
@@ -151,6 +195,7 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Message>, max_batch: u
             }
         }
         if !batch.is_empty() {
+            stats.batch(batch.len());
             run_batch(&conn, batch);
         }
         if let Some(done) = shutdown {

@@ -11,8 +11,10 @@ pub mod api;
 pub mod body;
 pub mod error;
 pub mod event;
-pub mod litellm;
+pub mod limit;
+mod litellm;
 pub mod otlp;
+pub use limit::RateLimiter;
 pub mod pipeline;
 
 use axum::Router;

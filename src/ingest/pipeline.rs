@@ -178,7 +178,7 @@ pub async fn store(
     sender: Sender,
     rejected: i64,
 ) -> Result<InsertOutcome, IngestError> {
-    Ok(state
+    let outcome = state
         .db
         .write(move |conn| {
             let outcome = if events.is_empty() {
@@ -189,5 +189,7 @@ pub async fn store(
             chain::append(conn, &[sender.entry(outcome, rejected)])?;
             Ok::<_, DbError>(outcome)
         })
-        .await?)
+        .await?;
+    state.metrics.ingested(outcome);
+    Ok(outcome)
 }

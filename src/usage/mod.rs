@@ -42,6 +42,7 @@ pub const EVENT_FIELDS: [&str; 13] = [
 
 /// Read paths that take a read-scope API token as well as a session.
 pub const READ_TOKEN_PATHS: &[&str] = &[
+    "/metrics",
     "/api/v1/usage",
     "/api/v1/usage/events",
     "/api/v1/usage/events.csv",

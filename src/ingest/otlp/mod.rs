@@ -115,9 +115,11 @@ pub async fn post_metrics(
             } else {
                 Inserter::new(conn)?.insert(conn, &events)?
             };
-            chain::append(conn, &[sender.entry(stored, rejected_count)])
+            chain::append(conn, &[sender.entry(stored, rejected_count)])?;
+            Ok::<_, crate::db::DbError>(stored)
         })
-        .await?;
+        .await
+        .map(|stored| state.metrics.ingested(stored))?;
     let note = crate::ingest::recorded_note();
     let partial_success = (rejected.count > 0).then(|| ExportMetricsPartialSuccess {
         rejected_data_points: rejected.count,
