@@ -18,6 +18,10 @@ use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::web::assets::AssetIndex;
 use crate::{health, ingest, observe, usage, web};
 
+/// Longest a request may take, body included: a client that sends its
+/// body slowly is cut off with 408.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything a handler may need; cloned per request (all fields are
 /// cheap handles). There are no globals: tests build their own.
 #[derive(Clone)]
@@ -37,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Ingest requests per token and second.
     pub ingest_limit: crate::ingest::RateLimiter,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     pub secure_cookies: bool,
     /// Which of Claude Code's OTLP signals counts its usage.
     pub claude_code_signal: ClaudeCodeSignal,
@@ -59,6 +65,8 @@ pub struct AppOptions {
     /// Ingest requests a token may make per second (twice that in a
     /// burst); 0 for no limit.
     pub ingest_rate_per_token: u32,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +93,7 @@ impl AppState {
             sessions: options.sessions,
             metrics: Arc::default(),
             ingest_limit: crate::ingest::RateLimiter::new(options.ingest_rate_per_token),
+            trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
             db,
             clock: options.clock,
@@ -160,7 +169,14 @@ pub fn router(state: AppState) -> Router {
             auth::require_login,
         ))
         .layer(sessions)
-        .layer(middleware::from_fn(web::headers::security_headers))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::headers::security_headers,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::log_request,

@@ -130,11 +130,32 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestMeta {
 }
 
 impl RequestMeta {
-    pub fn of(request: &Request) -> RequestMeta {
-        let client_addr = request
+    /// The request's origin. Behind a trusted proxy the client is the
+    /// last address in `X-Forwarded-For` that is not itself a trusted
+    /// proxy; anyone else's header is ignored (it could say anything).
+    pub fn of(request: &Request, trusted: &[std::net::IpAddr]) -> RequestMeta {
+        let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = || {
+            request
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .find(|ip| !trusted.contains(ip))
+        };
+        let client = match peer {
+            Some(ip) if trusted.contains(&ip) => forwarded().or(Some(ip)),
+            other => other,
+        };
+        let client_addr = client.map(|ip| ip.to_string());
         let user_agent = request
             .headers()
             .get(header::USER_AGENT)
@@ -150,7 +171,7 @@ impl RequestMeta {
 
 /// Records the request's audit entry once the handler has answered.
 pub async fn trail(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let meta = RequestMeta::of(&request);
+    let meta = RequestMeta::of(&request, &state.trusted_proxies);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let session_user = request

@@ -38,6 +38,11 @@ pub struct FileConfig {
     pub password_hash_passes: Option<u32>,
     pub ingest_rate_per_token: Option<u32>,
     pub metrics_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_connections: Option<usize>,
+    pub header_timeout: Option<u64>,
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +115,27 @@ pub(super) fn serve_settings(
             .or(file.ingest_rate_per_token)
             .unwrap_or(DEFAULT_INGEST_RATE),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .or_else(|| file.tls_cert.clone().zip(file.tls_key.clone())),
+        limits: crate::server::listen::Limits {
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(crate::server::listen::Limits::default().max_connections),
+            header_timeout: args.header_timeout.or(file.header_timeout).map_or(
+                crate::server::listen::Limits::default().header_timeout,
+                |s| std::time::Duration::from_secs(s.max(1)),
+            ),
+            ..Default::default()
+        },
+        trusted_proxies: if args.trusted_proxies.is_empty() {
+            file.trusted_proxies.clone().unwrap_or_default()
+        } else {
+            args.trusted_proxies.clone()
+        },
     }
 }
 

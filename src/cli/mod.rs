@@ -138,6 +138,38 @@ pub struct ServeArgs {
     /// 127.0.0.1:9464); on the main address /metrics needs an admin
     #[arg(long, env = "TOKENTALLY_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); SIGHUP reloads both
+    #[arg(
+        long,
+        env = "TOKENTALLY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(
+        long,
+        env = "TOKENTALLY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open [default: 30]
+    #[arg(long, env = "TOKENTALLY_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+    /// Most connections served at once; more wait [default: 1024]
+    #[arg(long, env = "TOKENTALLY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Reverse proxies (IP addresses, comma-separated) whose X-Forwarded-For names the
+    /// client; no other request's header is believed
+    #[arg(
+        long,
+        env = "TOKENTALLY_TRUSTED_PROXIES",
+        value_name = "IPS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// argon2id passes per password hash [default: 2]
     #[arg(long, env = "TOKENTALLY_PASSWORD_HASH_PASSES", value_name = "N")]
     pub password_hash_passes: Option<u32>,

@@ -87,6 +87,7 @@ impl TestApp {
             sessions: Default::default(),
             time_zone: None,
             ingest_rate_per_token: 0,
+            trusted_proxies: Vec::new(),
         };
         let state = tokio::task::spawn_blocking(move || AppState::open(options))
             .await

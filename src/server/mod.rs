@@ -1,6 +1,10 @@
-//! `tokentally serve`: open the database, print how to get in, listen, and
-//! shut down gracefully (in-flight requests finish, the writer drains, the
-//! WAL is checkpointed) on SIGTERM or Ctrl-C.
+//! `tokentally serve`: open the database, print how to get in, listen
+//! (plain or TLS, with connection limits: [`listen`]), and shut down
+//! gracefully (in-flight requests finish, the writer drains, the WAL is
+//! checkpointed) on SIGTERM or Ctrl-C.
+
+pub mod listen;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +44,11 @@ pub struct ServeSettings {
     pub ingest_rate_per_token: u32,
     /// A separate address serving `/metrics` without authentication.
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain and key for built-in TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub limits: listen::Limits,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The file name of the database inside the data directory.
@@ -68,6 +77,8 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("time zone {0:?} is not an IANA time zone (e.g. Europe/Berlin)")]
     TimeZone(String),
     #[error("the server failed: {0}")]
@@ -91,6 +102,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         hash_cost: settings.hash_cost,
         clock: Arc::new(SystemClock),
         secure_cookies: settings.secure_cookies
+            || settings.tls.is_some()
             || settings
                 .public_url
                 .as_deref()
@@ -99,6 +111,11 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         sessions: settings.sessions,
         time_zone: settings.time_zone.clone(),
         ingest_rate_per_token: settings.ingest_rate_per_token,
+        trusted_proxies: settings.trusted_proxies.clone(),
+    };
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(tls::Tls::new(cert, key)?),
+        None => None,
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await
@@ -112,10 +129,11 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
             source,
         })?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = settings
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+        .unwrap_or_else(|| format!("{scheme}://{local}"));
 
     if settings.demo {
         start_demo(&state).await?;
@@ -131,15 +149,14 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
         None => None,
     };
-    println!("tokentally listening on http://{local}");
-    tracing::info!(address = %local, "listening");
+    println!("tokentally listening on {scheme}://{local}");
+    tracing::info!(address = %local, tls = tls.is_some(), "listening");
+    #[cfg(unix)]
+    if let Some(tls) = &tls {
+        tls.reload_on_sighup();
+    }
     let app = app::router(state.clone());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    listen::serve(listener, app, tls, settings.limits, shutdown_signal()).await;
 
     tracing::info!("stopping: draining writes");
     sweeper.abort();
