@@ -79,10 +79,11 @@ fn client(
                 .send(body.as_str());
             match answer {
                 Ok(response) if response.status() == 200 => break,
-                Ok(response) if response.status() != 503 => {
+                Ok(response) if ![429, 503].contains(&response.status().as_u16()) => {
                     panic!("batch {id}/{batch}: unexpected {}", response.status())
                 }
-                // No answer (killed mid-request) or not ready: again.
+                // No answer (killed mid-request), not ready or over the
+                // rate limit: again.
                 _ => std::thread::sleep(Duration::from_millis(20)),
             }
         }
@@ -184,7 +185,9 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     assert!(ok, "{err}");
     let token = token.trim().to_owned();
 
-    let mut server = Server::start(dir.path(), &[]);
+    // The rate limit is not what this test is about.
+    const UNLIMITED: [&str; 2] = ["--ingest-rate-per-token", "0"];
+    let mut server = Server::start(dir.path(), &UNLIMITED);
     server.wait_ready();
     let base = Arc::new(RwLock::new(server.base_url.clone()));
     let ledger = Arc::new(Ledger::default());
@@ -202,7 +205,7 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
         std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
         server.kill_hard();
         check(&db, &ledger, &data);
-        server = Server::start(dir.path(), &[]);
+        server = Server::start(dir.path(), &UNLIMITED);
         server.wait_ready();
         if let Ok(mut url) = base.write() {
             *url = server.base_url.clone();
