@@ -208,7 +208,15 @@ fn start(binary: &Path, dir: &Path) -> (Child, String) {
     let mut child = Command::new(binary)
         .arg("--data-dir")
         .arg(dir)
-        .args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0", "--ingest-rate-per-token", "0"])
+        .args([
+            "--log-level",
+            "warn",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ingest-rate-per-token",
+            "0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -186,11 +186,14 @@ pub fn render(chart: &Chart<'_>) -> Markup {
         events_href,
         filter: chart.filter,
     };
-    // JSON in a data block is not executed, so the strict CSP allows it;
-    // `</` is escaped so the text cannot close the element.
+    // JSON in a data block is not executed, so the strict CSP allows it.
+    // `<`, `>` and `&` become JSON escapes, so no name can close the
+    // element or open another one inside it.
     let json = serde_json::to_string(&data)
         .unwrap_or_else(|_| "{}".to_owned())
-        .replace("</", "<\\/");
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
     let table_id = format!("{}-table", chart.id);
     html! {
         figure.chart-figure aria-labelledby={ (chart.id) "-caption" } {

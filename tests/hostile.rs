@@ -1,0 +1,241 @@
+//! A corpus of malformed and hostile requests over the real router: each
+//! gets a clear 4xx, none writes anything, nothing is reflected unescaped
+//! into a page. Names that carry SQL or HTML are valid data: they are
+//! stored as given (parameters, never SQL text) and always shown escaped.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{PASSWORD, TestApp, TestResponse};
+use serde_json::json;
+use tokentally::auth::Role;
+use tokentally::auth::tokens::TokenScope;
+
+const XSS: &str = "<script>alert(1)</script>";
+
+struct Fixture {
+    app: TestApp,
+    token: String,
+    cookie: String,
+}
+
+async fn fixture() -> Fixture {
+    let app = TestApp::new().await;
+    app.create_user("root", Role::Admin).await;
+    let token = app.create_token("root", TokenScope::Ingest).await;
+    let cookie = app.login("root", PASSWORD).await;
+    Fixture { app, token, cookie }
+}
+
+fn event() -> serde_json::Value {
+    json!({"id": "h1", "timestamp": "2026-06-10T10:00:00Z", "model": "m",
+           "input_tokens": 10, "output_tokens": 1})
+}
+
+fn with(field: &str, value: serde_json::Value) -> Vec<u8> {
+    let mut event = event();
+    event[field] = value;
+    json!([event]).to_string().into_bytes()
+}
+
+async fn post(f: &Fixture, path: &str, content_type: &str, body: Vec<u8>) -> TestResponse {
+    f.app
+        .post_bytes(
+            path,
+            Some(&f.token),
+            &[("content-type", content_type)],
+            body,
+        )
+        .await
+}
+
+async fn events_stored(f: &Fixture) -> i64 {
+    f.app.stored_by_user().await.iter().map(|(_, n, _)| n).sum()
+}
+
+#[tokio::test]
+async fn malformed_events_get_a_4xx_naming_the_problem_and_write_nothing() {
+    let f = fixture().await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("huge number", "application/json", with("input_tokens", json!(1e30)), 422, "input_tokens"),
+        ("number past i64", "application/json", br#"[{"id":"h1","timestamp":"2026-06-10T10:00:00Z","model":"m","input_tokens":99999999999999999999999,"output_tokens":1}]"#.to_vec(), 422, "input_tokens"),
+        ("negative tokens", "application/json", with("output_tokens", json!(-5)), 422, "output_tokens"),
+        ("fractional tokens", "application/json", with("input_tokens", json!(1.5)), 422, "input_tokens"),
+        ("far-future timestamp", "application/json", with("timestamp", json!("2099-01-01T00:00:00Z")), 422, "timestamp"),
+        ("year zero", "application/json", with("timestamp", json!("0000-01-01T00:00:00Z")), 422, "timestamp"),
+        ("timestamp not a time", "application/json", with("timestamp", json!(XSS)), 422, "timestamp"),
+        ("negative cost", "application/json", with("cost", json!("-1")), 422, "cost"),
+        ("cost not a number", "application/json", with("cost", json!("1e999")), 422, "cost"),
+        ("control characters", "application/json", with("model", json!("m\u{0}\u{7}")), 422, "model"),
+        ("very long name", "application/json", with("project", json!("p".repeat(10_000))), 422, "project"),
+        ("wrong type", "application/json", with("model", json!({"nested": [1, 2]})), 422, "model"),
+        ("unknown field", "application/json", with("__proto__", json!(1)), 422, "__proto__"),
+        ("invalid UTF-8", "application/json", b"[{\"id\":\"\xff\xfe\"}]".to_vec(), 400, "not valid JSON"),
+        ("deeply nested JSON", "application/json", deep.into_bytes(), 400, "JSON"),
+        ("not JSON at all", "application/json", b"DROP TABLE events;".to_vec(), 400, "JSON"),
+        ("NDJSON with a bad line", "application/x-ndjson", b"{\"id\":\"a\"}\n{oops\n".to_vec(), 422, "line"),
+        ("wrong media type", "text/html", format!("<html>{XSS}</html>").into_bytes(), 415, "Content-Type"),
+        ("empty array", "application/json", b"[]".to_vec(), 400, "no events"),
+    ];
+    for (what, content_type, body, status, mention) in cases {
+        let response = post(&f, "/api/v1/events", content_type, body).await;
+        assert_eq!(
+            response.status.as_u16(),
+            status,
+            "{what}: {}",
+            response.body
+        );
+        assert!(
+            response.body.contains(mention),
+            "{what}: {mention:?} not in {}",
+            response.body
+        );
+        // A JSON answer may quote what was sent; it is never a page.
+        assert_eq!(
+            response.headers["content-type"], "application/json",
+            "{what}"
+        );
+        assert_eq!(
+            response.headers["x-content-type-options"], "nosniff",
+            "{what}"
+        );
+        assert_eq!(events_stored(&f).await, 0, "{what} wrote something");
+    }
+    // OTLP and LiteLLM: garbage in, 4xx out.
+    for (path, content_type, body) in [
+        (
+            "/v1/metrics",
+            "application/x-protobuf",
+            vec![0xff, 0xff, 0xff, 0x0f, 0x01],
+        ),
+        (
+            "/v1/traces",
+            "application/json",
+            b"{\"resourceSpans\": 5}".to_vec(),
+        ),
+        (
+            "/v1/logs",
+            "application/x-protobuf",
+            b"\x0a\xff\xff\xff\xff\x0f".to_vec(),
+        ),
+        (
+            "/api/v1/ingest/litellm",
+            "application/json",
+            b"{\"id\": [".to_vec(),
+        ),
+    ] {
+        let response = post(&f, path, content_type, body).await;
+        assert!(
+            response.status.is_client_error(),
+            "{path}: {}",
+            response.status
+        );
+        assert_eq!(events_stored(&f).await, 0, "{path} wrote something");
+    }
+    f.app.assert_rollups_exact().await;
+}
+
+#[tokio::test]
+async fn sql_and_html_in_names_are_stored_as_data_and_shown_escaped() {
+    let f = fixture().await;
+    let names = [
+        "x'); DROP TABLE events;--",
+        XSS,
+        "\" onmouseover=\"alert(1)",
+        "</td></tr><img src=x onerror=alert(1)>",
+    ];
+    let events: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            json!({"id": format!("{name}-{i}"), "timestamp": "2026-06-10T10:00:00Z", "model": name,
+                   "activity": name, "project": name, "provider": name,
+                   "input_tokens": 10, "output_tokens": 1})
+        })
+        .collect();
+    let response = post(
+        &f,
+        "/api/v1/events",
+        "application/json",
+        serde_json::Value::Array(events).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(
+        events_stored(&f).await,
+        4,
+        "the table is still there, with all four"
+    );
+    let range = "range=custom&from=2026-06-01&to=2026-06-15";
+    for path in [
+        format!("/?{range}"),
+        format!("/?{range}&split=activity"),
+        format!("/events?{range}"),
+        format!("/events?{range}&model={}", common::form_encode(XSS)),
+        format!("/team?{range}"),
+        format!("/admin/audit?actor={}", common::form_encode(XSS)),
+    ] {
+        let page = f.app.get(&path, Some(&f.cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        for raw in ["<script>alert", "<img src=x", "\" onmouseover=\""] {
+            assert!(!page.body.contains(raw), "{path} shows {raw:?} unescaped");
+        }
+    }
+    // The chart's JSON data block cannot be closed from inside.
+    let overview = f.app.get(&format!("/?{range}"), Some(&f.cookie)).await;
+    let data = overview
+        .body
+        .split("id=\"usage-chart-data\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the chart's data block");
+    assert!(
+        !data.contains('<') && data.contains("\\u003cscript"),
+        "{data}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_urls_and_parameters_get_a_clear_4xx() {
+    let f = fixture().await;
+    let cases = [
+        ("/assets/../Cargo.toml", 404),
+        ("/assets/..%2f..%2fCargo.toml", 404),
+        ("/assets/%2e%2e/%2e%2e/etc/passwd", 404),
+        ("/assets/app.css%00.png", 404),
+        ("/events?sort=input_tokens;DROP%20TABLE%20events", 400),
+        ("/events?limit=-1", 400),
+        ("/events?after=n1.1'%20OR%201=1", 400),
+        ("/?from=%3Cscript%3Ealert(1)%3C/script%3E&range=custom", 400),
+        ("/?zone=../../etc/passwd", 400),
+        (
+            "/?bucket=hour&range=custom&from=1900-01-01&to=2100-01-01",
+            400,
+        ),
+        ("/api/v1/usage?group_by=%3Cb%3E", 400),
+        ("/api/v1/usage?view=nobody-at-all", 400),
+    ];
+    for (path, status) in cases {
+        let response = f.app.get(path, Some(&f.cookie)).await;
+        assert_eq!(
+            response.status.as_u16(),
+            status,
+            "{path}: {}",
+            response.body
+        );
+        assert!(
+            !response.body.contains("<script>"),
+            "{path} reflected a script"
+        );
+    }
+    // A huge header is refused before any handler.
+    let request = Request::get("/")
+        .header("cookie", &f.cookie)
+        .header("x-filler", "a".repeat(200_000))
+        .body(Body::empty())
+        .expect("request");
+    let response = f.app.request(request).await;
+    assert!(response.status.is_success() || response.status.is_client_error());
+}
