@@ -13,85 +13,19 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use common::server::{Server, agent, run_cli};
+use common::server::{Server, run_cli};
 use rand::Rng;
 
-const CLIENTS: usize = 4;
-const BATCH: usize = 50;
+use common::clients::{BATCH, CLIENTS, Ledger, client};
 
 fn kills() -> usize {
     std::env::var("TOKENTALLY_CRASH_KILLS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(5)
-}
-
-fn batch_body(client: usize, batch: usize) -> String {
-    (0..BATCH)
-        .map(|event| {
-            format!(
-                r#"{{"id":"c{client}-b{batch}-e{event}","timestamp":"2026-06-10T10:{:02}:00Z","model":"m{}","input_tokens":{},"output_tokens":{}}}"#,
-                event % 60,
-                event % 3,
-                100 + event,
-                event
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// What the clients know: batches acknowledged (200), per client.
-#[derive(Default)]
-struct Ledger {
-    acked: Mutex<BTreeSet<(usize, usize)>>,
-    sent: Mutex<BTreeSet<(usize, usize)>>,
-}
-
-/// Sends batch after batch; a batch that got no answer is sent again
-/// (idempotent) until acknowledged. Stops starting new batches when told.
-fn client(
-    id: usize,
-    base: Arc<RwLock<String>>,
-    token: String,
-    ledger: Arc<Ledger>,
-    stop: Arc<AtomicBool>,
-) {
-    let agent = agent();
-    let mut batch = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let body = batch_body(id, batch);
-        if let Ok(mut sent) = ledger.sent.lock() {
-            sent.insert((id, batch));
-        }
-        loop {
-            let url = format!(
-                "{}/api/v1/events",
-                base.read().map(|b| b.clone()).unwrap_or_default()
-            );
-            let answer = agent
-                .post(&url)
-                .header("authorization", &format!("Bearer {token}"))
-                .header("content-type", "application/x-ndjson")
-                .send(body.as_str());
-            match answer {
-                Ok(response) if response.status() == 200 => break,
-                Ok(response) if ![429, 503].contains(&response.status().as_u16()) => {
-                    panic!("batch {id}/{batch}: unexpected {}", response.status())
-                }
-                // No answer (killed mid-request), not ready or over the
-                // rate limit: again.
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        if let Ok(mut acked) = ledger.acked.lock() {
-            acked.insert((id, batch));
-        }
-        batch += 1;
-    }
 }
 
 /// Checks the database file while no server runs.

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different part
 
 pub mod browser;
+pub mod clients;
 pub mod server;
 pub mod store;
 
