@@ -48,3 +48,17 @@ bench-import megabytes="1024":
 # Crash safety, long form: SIGKILL the server N times under concurrent ingest
 soak kills="200":
     TOKENTALLY_CRASH_KILLS={{kills}} cargo test --release --test crash -- --nocapture
+
+# Fuzz every decoder of outside input for SECONDS each (cargo-fuzz; the
+# corpus grows in fuzz/corpus, crashes land in fuzz/artifacts: copy each into
+# fuzz/regressions/TARGET so `cargo test` replays it for good)
+fuzz seconds="60":
+    cargo install cargo-fuzz --locked --version 0.13.2
+    cd fuzz && for t in $(cargo fuzz list); do RUSTC_BOOTSTRAP=1 cargo fuzz run -O $t -- -max_total_time={{seconds}} -rss_limit_mb=2048 || exit 1; done
+
+# Loopback load: wrk mixing dashboard reads and ingest on N events (BENCHMARKS.md)
+load events="10000000" seconds="30":
+    cargo build --profile perf
+    test -f target/bench/{{events}}/tokentally.db || target/perf/tokentally --data-dir target/bench/{{events}} demo --events {{events}} --seed 42 --end 2026-11-01T00:00:00Z
+    command -v wrk >/dev/null || apt-get install -y wrk
+    cargo bench --bench load -- target/perf/tokentally target/bench/{{events}}/tokentally.db {{seconds}}

@@ -10,9 +10,8 @@
 //! are the standard generator's (users, models, activities, token sizes),
 //! stamped over the last day, as live traffic would be.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,9 @@ use serde_json::json;
 use tokentally::auth::UserId;
 use tokentally::demo::{Generator, Workload};
 use tokentally::usage::store::NewEvent;
+
+mod support;
+use support::{admin_token, agent, rss_kib, start};
 
 const CLIENTS: usize = 8;
 const BATCH: usize = 1_000;
@@ -108,54 +110,6 @@ fn users_and_count(db: &Path) -> (Vec<(UserId, String)>, i64) {
     (users, count)
 }
 
-fn cli(binary: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(binary)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run tokentally");
-    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
-        pipe.write_all(input.as_bytes()).expect("stdin");
-    }
-    let output = child.wait_with_output().expect("tokentally");
-    assert!(output.status.success(), "tokentally {args:?} failed");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// An admin's ingest token: the events name the workload's users.
-fn admin_token(binary: &Path, dir: &Path) -> String {
-    cli(
-        binary,
-        dir,
-        &[
-            "user",
-            "add",
-            "bench-admin",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("a long enough password\n"),
-    );
-    cli(
-        binary,
-        dir,
-        &[
-            "token",
-            "create",
-            "--user",
-            "bench-admin",
-            "--scope",
-            "ingest",
-        ],
-        None,
-    )
-}
-
 fn workload(users: &[(UserId, String)], total: usize) -> Vec<NewEvent> {
     let ids = users.iter().map(|(id, _)| *id).collect();
     let mut generator = Generator::new(
@@ -203,55 +157,6 @@ fn ndjson(events: &[NewEvent], users: &[(UserId, String)]) -> String {
     body
 }
 
-/// Starts the server and waits until `/readyz` answers.
-fn start(binary: &Path, dir: &Path) -> (Child, String) {
-    let mut child = Command::new(binary)
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--log-level",
-            "warn",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ingest-rate-per-token",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut base = String::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(url) = line.strip_prefix("tokentally listening on ") {
-            base = url.to_owned();
-            break;
-        }
-    }
-    let agent = agent();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !base.is_empty() && Instant::now() < deadline {
-        if let Ok(r) = agent.get(&format!("{base}/readyz")).call()
-            && r.status() == 200
-        {
-            return (child, base);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server did not become ready");
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(300)))
-        .build()
-        .into()
-}
-
 /// Sends every batch from CLIENTS threads; returns the wall time and every
 /// request's latency, sorted.
 fn send(base: &str, token: &str, batches: Vec<String>) -> (f64, Vec<Duration>) {
@@ -293,20 +198,6 @@ fn send(base: &str, token: &str, batches: Vec<String>) -> (f64, Vec<Duration>) {
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort();
     (seconds, latencies)
-}
-
-/// (current, peak) resident set of a process, in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// The same rows into a bare table with the same columns and no index,

@@ -13,6 +13,8 @@ pub mod clock;
 pub mod db;
 pub mod demo;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod import;
 pub mod ingest;

@@ -12,7 +12,7 @@ pub mod body;
 pub mod error;
 pub mod event;
 pub mod limit;
-mod litellm;
+pub mod litellm;
 pub mod otlp;
 pub use limit::RateLimiter;
 pub mod pipeline;

@@ -1,0 +1,127 @@
+//! What the benchmarks that drive the real binary share: running the CLI,
+//! an admin's token, starting the server and waiting for `/readyz`, an HTTP
+//! client, and the server's memory.
+
+#![allow(dead_code)] // each bench uses a different part
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn cli(binary: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(binary)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run tokentally");
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
+        pipe.write_all(input.as_bytes()).expect("stdin");
+    }
+    let output = child.wait_with_output().expect("tokentally");
+    assert!(output.status.success(), "tokentally {args:?} failed");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// An admin's ingest token: the events name the workload's users.
+pub fn admin_token(binary: &Path, dir: &Path) -> String {
+    cli(
+        binary,
+        dir,
+        &[
+            "user",
+            "add",
+            "bench-admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    cli(
+        binary,
+        dir,
+        &[
+            "token",
+            "create",
+            "--user",
+            "bench-admin",
+            "--scope",
+            "ingest",
+        ],
+        None,
+    )
+}
+
+/// Starts the server and waits until `/readyz` answers.
+pub fn start(binary: &Path, dir: &Path) -> (Child, String) {
+    start_with(binary, dir, &[])
+}
+
+/// Starts the server with `extra` serve arguments.
+pub fn start_with(binary: &Path, dir: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(binary)
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--log-level",
+            "warn",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ingest-rate-per-token",
+            "0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut base = String::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(url) = line.strip_prefix("tokentally listening on ") {
+            base = url.to_owned();
+            break;
+        }
+    }
+    let agent = agent();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !base.is_empty() && Instant::now() < deadline {
+        if let Ok(r) = agent.get(&format!("{base}/readyz")).call()
+            && r.status() == 200
+        {
+            return (child, base);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not become ready");
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// (current, peak) resident set of a process, in KiB.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
