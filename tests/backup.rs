@@ -9,59 +9,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use common::clients::{BATCH, CLIENTS, Ledger, client};
+use common::clients::{BATCH, Ledger, admin_ingest_token, spawn_clients};
 use common::server::{Server, run_cli};
 
 #[test]
 fn a_backup_taken_during_ingest_is_consistent_and_restores() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8").to_owned();
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            &data,
-            "user",
-            "add",
-            "root",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        &[],
-        Some("a long enough password\n"),
-    );
-    assert!(ok, "{err}");
-    let (ok, token, err) = run_cli(
-        &[
-            "--data-dir",
-            &data,
-            "token",
-            "create",
-            "--user",
-            "root",
-            "--scope",
-            "ingest",
-        ],
-        &[],
-        None,
-    );
-    assert!(ok, "{err}");
+    let token = admin_ingest_token(&data);
     let server = Server::start(dir.path(), &["--ingest-rate-per-token", "0"]);
     server.wait_ready();
     let base = Arc::new(RwLock::new(server.base_url.clone()));
     let ledger = Arc::new(Ledger::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|id| {
-            let (base, token, ledger, stop) = (
-                base.clone(),
-                token.trim().to_owned(),
-                ledger.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || client(id, base, token, ledger, stop))
-        })
-        .collect();
+    let clients = spawn_clients(&base, &token, &ledger, &stop);
 
     // Back up twice while the clients write.
     let copies = dir.path().join("copies");

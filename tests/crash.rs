@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::server::{Server, run_cli};
 use rand::Rng;
 
-use common::clients::{BATCH, CLIENTS, Ledger, client};
+use common::clients::{BATCH, CLIENTS, Ledger, admin_ingest_token, spawn_clients};
 
 fn kills() -> usize {
     std::env::var("TOKENTALLY_CRASH_KILLS")
@@ -87,37 +87,7 @@ fn check(db: &Path, ledger: &Ledger, data: &str) {
 fn acknowledged_events_survive_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8").to_owned();
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            &data,
-            "user",
-            "add",
-            "root",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        &[],
-        Some("a long enough password\n"),
-    );
-    assert!(ok, "{err}");
-    let (ok, token, err) = run_cli(
-        &[
-            "--data-dir",
-            &data,
-            "token",
-            "create",
-            "--user",
-            "root",
-            "--scope",
-            "ingest",
-        ],
-        &[],
-        None,
-    );
-    assert!(ok, "{err}");
-    let token = token.trim().to_owned();
+    let token = admin_ingest_token(&data);
 
     // The rate limit is not what this test is about.
     const UNLIMITED: [&str; 2] = ["--ingest-rate-per-token", "0"];
@@ -126,13 +96,7 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     let base = Arc::new(RwLock::new(server.base_url.clone()));
     let ledger = Arc::new(Ledger::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|id| {
-            let (base, token, ledger, stop) =
-                (base.clone(), token.clone(), ledger.clone(), stop.clone());
-            std::thread::spawn(move || client(id, base, token, ledger, stop))
-        })
-        .collect();
+    let clients = spawn_clients(&base, &token, &ledger, &stop);
     let mut rng = rand::rng();
     let db = dir.path().join("tokentally.db");
     for _ in 0..kills() {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use super::server::agent;
+use super::server::{agent, run_cli};
 
 pub const CLIENTS: usize = 4;
 pub const BATCH: usize = 50;
@@ -76,4 +76,56 @@ pub fn client(
         }
         batch += 1;
     }
+}
+
+/// An admin and an ingest token in the data directory `data`, made with
+/// the real CLI; the token.
+pub fn admin_ingest_token(data: &str) -> String {
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "add",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &[],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, token, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "token",
+            "create",
+            "--user",
+            "root",
+            "--scope",
+            "ingest",
+        ],
+        &[],
+        None,
+    );
+    assert!(ok, "{err}");
+    token.trim().to_owned()
+}
+
+/// [`CLIENTS`] client threads sending to whatever `base` says.
+pub fn spawn_clients(
+    base: &Arc<RwLock<String>>,
+    token: &str,
+    ledger: &Arc<Ledger>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..CLIENTS)
+        .map(|id| {
+            let (base, token, ledger, stop) =
+                (base.clone(), token.to_owned(), ledger.clone(), stop.clone());
+            std::thread::spawn(move || client(id, base, token, ledger, stop))
+        })
+        .collect()
 }
