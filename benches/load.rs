@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{agent, cli, rss_kib, start_with};
+use support::{cli, rss_kib, start_with};
 
 const SESSIONS: usize = 16;
 const TOKENS: usize = 4;
@@ -32,7 +32,7 @@ fn main() {
     let work = tempfile::tempdir_in(source.parent().unwrap_or(Path::new("."))).expect("tempdir");
     std::fs::copy(&source, work.path().join("tokentally.db")).expect("copy the database");
     let tokens = ingest_tokens(&binary, work.path());
-    let (mut server, base) = start_with(&binary, work.path(), &["--ingest-rate-per-token", "0"]);
+    let (mut server, base) = start_with(&binary, work.path(), &[]);
     let cookies = sessions(&base);
     let script = work.path().join("mix.lua");
     std::fs::write(&script, lua(&cookies, &tokens)).expect("script");
@@ -151,7 +151,12 @@ fn ingest_tokens(binary: &Path, dir: &Path) -> Vec<String> {
 
 /// Signs in SESSIONS times through the login form; the session cookies.
 fn sessions(base: &str) -> Vec<String> {
-    let agent = agent();
+    // No redirects followed: the session cookie is on the 303 itself.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
     (0..SESSIONS)
         .map(|_| {
             let page = agent
@@ -174,6 +179,7 @@ fn sessions(base: &str) -> Vec<String> {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .send(form)
                 .expect("login");
+            assert_eq!(signed_in.status(), 303, "signed in");
             session_cookie(&signed_in)
         })
         .collect()
@@ -237,6 +243,15 @@ function request()
   end
   local cookie = cookies[math.random(#cookies)]
   return wrk.format("GET", reads[math.random(#reads)], {{ ["Cookie"] = cookie }})
+end
+
+-- The first few failures, so an error count is never a mystery.
+local shown = 0
+function response(status, headers, body)
+  if status >= 300 and shown < 3 then
+    shown = shown + 1
+    print("error sample: " .. status .. " " .. string.sub(body or "", 1, 200))
+  end
 end
 "#,
         cookies = quote(cookies),
