@@ -110,6 +110,32 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
             None,
             [401, 403, 403, 200, 403, 403],
         ),
+        (get.clone(), "/events", None, [303, 200, 200, 200, 303, 303]),
+        (
+            get.clone(),
+            "/events?view=a&sort=cost",
+            None,
+            [303, 200, 403, 200, 303, 303],
+        ),
+        (get.clone(), "/team", None, [303, 403, 403, 200, 303, 303]),
+        (
+            get.clone(),
+            "/admin/prices",
+            None,
+            [303, 403, 403, 200, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/prices",
+            Form(&[("model", ""), ("input", "1"), ("output", "1")]),
+            [303, 403, 403, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/prices/remove",
+            Form(&[("model", "no-such-model"), ("from_ms", "0")]),
+            [303, 403, 403, 404, 303, 303],
+        ),
         // Forms.
         (
             post.clone(),
