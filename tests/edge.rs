@@ -204,6 +204,21 @@ fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
         "a slow header is cut off"
     );
     assert_eq!(third.join().expect("join").expect("served").as_u16(), 200);
+    // Headers past the 64 KiB buffer are refused before any handler runs.
+    let mut huge = TcpStream::connect(&address).expect("connect");
+    let filler = "a".repeat(100 * 1024);
+    let _ = huge.write_all(
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: {filler}\r\n\r\n").as_bytes(),
+    );
+    let mut answer = String::new();
+    huge.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = huge.read_to_string(&mut answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(80)]
+    );
     // A keep-alive connection that goes quiet after a request is closed too.
     let mut idle = TcpStream::connect(&address).expect("connect");
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
