@@ -145,10 +145,14 @@ pub async fn post_logs(
             logs::events(request, signal)
         })
         .await?;
-    let sender = Sender::new(&state, &grant, meta, "otlp.logs");
-    store(&state, &grant, events, sender, rejected.count).await?;
+    let message = Stored {
+        endpoint: "otlp.logs",
+        what: "log records",
+        not_usage,
+    }
+    .store(&state, &grant, meta, events, &rejected)
+    .await?;
     let note = crate::ingest::recorded_note();
-    let message = rejected.message(not_usage, "log records");
     let partial_success = (!message.is_empty()).then_some(ExportLogsPartialSuccess {
         rejected_log_records: rejected.count,
         error_message: message,
@@ -172,10 +176,14 @@ pub async fn post_traces(
             traces::events(request)
         })
         .await?;
-    let sender = Sender::new(&state, &grant, meta, "otlp.traces");
-    store(&state, &grant, events, sender, rejected.count).await?;
+    let message = Stored {
+        endpoint: "otlp.traces",
+        what: "spans",
+        not_usage,
+    }
+    .store(&state, &grant, meta, events, &rejected)
+    .await?;
     let note = crate::ingest::recorded_note();
-    let message = rejected.message(not_usage, "spans");
     let partial_success = (!message.is_empty()).then_some(ExportTracePartialSuccess {
         rejected_spans: rejected.count,
         error_message: message,
@@ -207,14 +215,29 @@ where
     .map_err(|e| IngestError::Internal(format!("decode task: {e}")))?
 }
 
-/// Events of the token's owner (OTLP names no tokentally user).
-async fn store(
-    state: &AppState,
-    grant: &crate::auth::tokens::TokenGrant,
-    events: Vec<ApiEvent>,
-    sender: Sender,
-    rejected: i64,
-) -> Result<InsertOutcome, IngestError> {
-    let attributed = pipeline::attribute(state, grant, events, Attribution::Strict).await?;
-    pipeline::store(state, attributed.events, sender, rejected).await
+/// How a logs or traces export is stored and answered.
+struct Stored {
+    endpoint: &'static str,
+    /// What the export's items are called in the partial-success message.
+    what: &'static str,
+    /// Items that carried no token usage (not a rejection).
+    not_usage: usize,
+}
+
+impl Stored {
+    /// Stores the events as the token owner's (OTLP names no tokentally
+    /// user) with the request's audit entry; the partial-success message.
+    async fn store(
+        self,
+        state: &AppState,
+        grant: &crate::auth::tokens::TokenGrant,
+        meta: RequestMeta,
+        events: Vec<ApiEvent>,
+        rejected: &Rejections,
+    ) -> Result<String, IngestError> {
+        let sender = Sender::new(state, grant, meta, self.endpoint);
+        let attributed = pipeline::attribute(state, grant, events, Attribution::Strict).await?;
+        pipeline::store(state, attributed.events, sender, rejected.count).await?;
+        Ok(rejected.message(self.not_usage, self.what))
+    }
 }
