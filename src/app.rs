@@ -157,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .merge(usage::routes())
         .merge(audit::routes())
         .merge(crate::metrics::routes())
+        .merge(crate::openapi::routes())
         .fallback(|| async { AppError::NotFound })
         // Innermost: sees the signed-in user that `require_login` found.
         .layer(middleware::from_fn_with_state(state.clone(), audit::trail))

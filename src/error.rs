@@ -72,6 +72,22 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// The same error for a program (the API, `/metrics`): JSON with the
+    /// user-facing message, never the logged detail.
+    pub fn into_json_response(self) -> Response {
+        if let AppError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let message = match &self {
+            AppError::Forbidden => "your account may not read this".to_owned(),
+            other => other.public_message(),
+        };
+        let body = axum::Json(serde_json::json!({ "error": message }));
+        (self.status(), body).into_response()
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let AppError::Internal(detail) = &self {

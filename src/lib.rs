@@ -20,6 +20,7 @@ pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod observe;
+pub mod openapi;
 pub mod secret;
 pub mod server;
 pub mod usage;

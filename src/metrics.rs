@@ -150,9 +150,9 @@ fn exposition(state: &AppState) -> Response {
 }
 
 /// On the main address: admins only (their session or read token).
-async fn protected(State(state): State<AppState>, reader: Reader) -> Result<Response, AppError> {
+async fn protected(State(state): State<AppState>, reader: Reader) -> Result<Response, Response> {
     if !reader.user.is_admin() {
-        return Err(AppError::Forbidden);
+        return Err(AppError::Forbidden.into_json_response());
     }
     Ok(exposition(&state))
 }

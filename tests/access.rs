@@ -220,6 +220,25 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
             None,
             [401, 200, 200, 200, 403, 200],
         ),
+        (
+            get.clone(),
+            "/api/v1/events",
+            None,
+            [401, 200, 200, 200, 403, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events?view=b",
+            None,
+            [401, 403, 200, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events.csv",
+            None,
+            [401, 200, 200, 200, 403, 200],
+        ),
+        (get.clone(), "/api/v1/openapi.json", None, [200; 6]),
         // Ingest: an ingest token only.
         (
             post.clone(),
@@ -431,6 +450,10 @@ async fn what_b_receives_never_contains_a_s_usage() {
         "/api/v1/usage/events?user=a&sort=input_tokens",
         "/api/v1/usage/events.csv",
         "/api/v1/usage/events.csv?model=model-only-a-uses",
+        "/api/v1/events",
+        "/api/v1/events?user=a&sort=input_tokens",
+        "/api/v1/events.csv",
+        "/api/v1/events.csv?model=model-only-a-uses&tz=Asia/Kolkata",
         "/tokens",
         "/profile",
     ];

@@ -218,7 +218,7 @@ pub async fn trail(State(state): State<AppState>, mut request: Request, next: Ne
 fn default_action(method: &Method, path: &str, status: StatusCode) -> Action {
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         Action::AccessDenied
-    } else if crate::ingest::TOKEN_PATHS.contains(&path) {
+    } else if method == Method::POST && crate::ingest::TOKEN_PATHS.contains(&path) {
         Action::IngestRequest
     } else if method == Method::GET {
         Action::PageView

@@ -170,7 +170,10 @@ pub async fn require_login(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    let token_only = crate::ingest::TOKEN_PATHS.contains(&path);
+    // Ingest takes only a token; a GET on the same path (`/api/v1/events`)
+    // is a read, which a session may make too.
+    let token_only =
+        request.method() == axum::http::Method::POST && crate::ingest::TOKEN_PATHS.contains(&path);
     if is_public(path) || token_only || (takes_token(path) && has_bearer(request.headers())) {
         return next.run(request).await;
     }
@@ -332,8 +335,31 @@ impl FromRequestParts<AppState> for Reader {
             }
         };
         let view = view_param(parts.uri.query());
-        resolve_view(state, user, view).await
+        let api = super::is_api_path(parts.uri.path());
+        resolve_view(state, user, view).await.map_err(|refusal| {
+            // Pages get an error page; programs get JSON naming `view`.
+            match refusal {
+                ViewRefusal::App(e) if api => e.into_json_response(),
+                ViewRefusal::App(e) => e.into_response(),
+                ViewRefusal::NoSuchUser(name) if api => {
+                    let reason = format!("no user named {name:?}");
+                    let body = serde_json::json!({
+                        "error": format!("view: {reason}"), "field": "view", "reason": reason,
+                    });
+                    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+                }
+                ViewRefusal::NoSuchUser(name) => {
+                    AppError::BadRequest(format!("view: no user named {name:?}")).into_response()
+                }
+            }
+        })
     }
+}
+
+/// Why a `view` is refused.
+enum ViewRefusal {
+    App(AppError),
+    NoSuchUser(String),
 }
 
 fn view_param(query: Option<&str>) -> Option<String> {
@@ -347,7 +373,7 @@ async fn resolve_view(
     state: &AppState,
     user: User,
     view: Option<String>,
-) -> Result<Reader, Response> {
+) -> Result<Reader, ViewRefusal> {
     let own = |view| Reader {
         scope: Scope::User(user.id),
         viewing: None,
@@ -369,17 +395,15 @@ async fn resolve_view(
             view: view.clone(),
             user: user.clone(),
         }),
-        Some(_) if !user.is_admin() => Err(AppError::Forbidden.into_response()),
+        Some(_) if !user.is_admin() => Err(ViewRefusal::App(AppError::Forbidden)),
         Some(name) => {
             let lookup = name.to_owned();
             let viewed = state
                 .db
                 .read(move |conn| users::by_name(conn, &lookup))
                 .await
-                .map_err(|e| AppError::from(e).into_response())?
-                .ok_or_else(|| {
-                    AppError::BadRequest(format!("view: no user named {name:?}")).into_response()
-                })?;
+                .map_err(|e| ViewRefusal::App(AppError::from(e)))?
+                .ok_or_else(|| ViewRefusal::NoSuchUser(name.to_owned()))?;
             Ok(Reader {
                 scope: Scope::User(viewed.id),
                 viewing: Some(viewed),

@@ -34,7 +34,15 @@ use crate::app::AppState;
 
 /// Paths reachable without logging in. Everything else redirects to the
 /// login page (pages) or answers 401.
-pub const PUBLIC_PATHS: &[&str] = &["/login", "/setup", "/healthz", "/readyz", "/favicon.ico"];
+/// The API description is public: it says nothing the source does not.
+pub const PUBLIC_PATHS: &[&str] = &[
+    "/login",
+    "/setup",
+    "/healthz",
+    "/readyz",
+    "/favicon.ico",
+    "/api/v1/openapi.json",
+];
 /// Path prefixes reachable without logging in.
 pub const PUBLIC_PREFIXES: &[&str] = &["/assets/"];
 
@@ -48,6 +56,11 @@ pub fn is_public(path: &str) -> bool {
 /// ([`Reader`]).
 pub fn takes_token(path: &str) -> bool {
     crate::ingest::TOKEN_PATHS.contains(&path) || crate::usage::READ_TOKEN_PATHS.contains(&path)
+}
+
+/// Paths whose callers are programs: their errors are JSON, not pages.
+pub fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/v1/") || path == "/metrics"
 }
 
 pub fn routes() -> Router<AppState> {

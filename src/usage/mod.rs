@@ -46,6 +46,8 @@ pub const READ_TOKEN_PATHS: &[&str] = &[
     "/api/v1/usage",
     "/api/v1/usage/events",
     "/api/v1/usage/events.csv",
+    "/api/v1/events",
+    "/api/v1/events.csv",
 ];
 
 pub fn routes() -> Router<AppState> {
@@ -53,6 +55,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/usage", get(api::usage))
         .route("/api/v1/usage/events", get(api::events_page))
         .route("/api/v1/usage/events.csv", get(api::events_csv))
+        // The names the read API was specified with; GET beside the ingest
+        // POST on the same path. The `usage/` forms above stay for scripts
+        // written against them.
+        .route("/api/v1/events", get(api::events_page))
+        .route("/api/v1/events.csv", get(api::events_csv))
 }
 
 /// Whose usage a query may read.

@@ -201,7 +201,9 @@ pub fn parse(
             .map(str::to_owned)
             .collect()
     };
-    let zone = match one("zone").or(user_zone) {
+    // `tz` is the name the read API was specified with; `zone` the one the
+    // pages write into their URLs. Both are kept.
+    let zone = match one("zone").or_else(|| one("tz")).or(user_zone) {
         Some(name) => TimeZone::get(name)
             .map_err(|_| refuse("zone", format!("{name:?} is not an IANA time zone")))?,
         None => TimeZone::UTC,
