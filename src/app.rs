@@ -178,6 +178,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             web::headers::security_headers,
         ))
+        // gzip for pages, JSON and CSV when the client takes it (a year's
+        // overview page: 229 KB → ~30 KB). Assets come gzipped already
+        // (`web::assets`) and are left alone; CSRF tokens are masked per
+        // page against BREACH (`auth::csrf::mask`).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::log_request,

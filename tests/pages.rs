@@ -206,3 +206,58 @@ async fn responses_carry_the_security_headers() {
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
     assert_eq!(page.headers["referrer-policy"], "same-origin");
 }
+
+/// Pages, JSON and CSV go gzipped to clients that take it, and unpack to
+/// what an uncompressed client gets; the CSRF token in a page is masked
+/// afresh each time, so no secret repeats in compressed pages (BREACH),
+/// and a masked token still passes.
+#[tokio::test]
+async fn answers_are_gzipped_when_asked_and_csrf_tokens_never_repeat() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use std::io::Read;
+    let (app, cookie) = app_with_events().await;
+    let fetch = |path: &str, gzip: bool| {
+        let mut request = Request::get(path).header(header::COOKIE, cookie.as_str());
+        if gzip {
+            request = request.header(header::ACCEPT_ENCODING, "gzip, deflate, br");
+        }
+        app.request(request.body(Body::empty()).expect("request"))
+    };
+    let unpack = |raw: &[u8]| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(raw)
+            .read_to_string(&mut text)
+            .expect("gzip");
+        text
+    };
+    let range = "range=custom&from=2026-06-01&to=2026-06-15";
+    for path in [
+        format!("/api/v1/usage?{range}&group_by=model"),
+        format!("/api/v1/events.csv?{range}"),
+        format!("/api/v1/events?{range}&limit=50"),
+    ] {
+        let plain = fetch(&path, false).await;
+        let packed = fetch(&path, true).await;
+        assert!(plain.headers.get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(packed.headers[header::CONTENT_ENCODING], "gzip", "{path}");
+        assert!(packed.raw.len() < plain.raw.len(), "{path}");
+        assert_eq!(unpack(&packed.raw), plain.body, "{path}");
+    }
+
+    let page = fetch(&format!("/?{range}"), true).await;
+    assert_eq!(page.headers[header::CONTENT_ENCODING], "gzip");
+    let first = unpack(&page.raw);
+    let again = unpack(&fetch(&format!("/?{range}"), true).await.raw);
+    assert!(first.contains("alpha-model"));
+    let (token_1, token_2) = (
+        common::csrf_token(&first).expect("a token"),
+        common::csrf_token(&again).expect("a token"),
+    );
+    assert_ne!(token_1, token_2, "masked afresh on every page");
+    // Either masked form signs the user out (the layout's logout form).
+    let response = app
+        .post_form("/logout", Some(&cookie), &[("csrf_token", &token_1)])
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+}

@@ -35,6 +35,9 @@ struct Entry {
     url: String,
     /// The full content hash, quoted as an ETag.
     etag: String,
+    /// The file gzipped once at start-up, when that makes it smaller:
+    /// uPlot goes from 51 KB to about 23 KB on the wire.
+    gzip: Option<Vec<u8>>,
 }
 
 impl AssetIndex {
@@ -49,6 +52,7 @@ impl AssetIndex {
             let entry = Entry {
                 url: format!("/assets/{hashed}"),
                 etag: format!("\"{hash}\""),
+                gzip: gzipped(&file.data),
             };
             index.entries.insert(path.to_string(), entry);
             index.by_hashed_name.insert(hashed, path.to_string());
@@ -62,6 +66,33 @@ impl AssetIndex {
             .get(path)
             .map_or("/assets/missing", |entry| entry.url.as_str())
     }
+}
+
+/// `data` gzipped, if that saves at least a tenth (images do not shrink).
+fn gzipped(data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).ok()?;
+    let packed = encoder.finish().ok()?;
+    (packed.len() * 10 < data.len() * 9).then_some(packed)
+}
+
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not at `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let named = parts.next().is_some_and(|n| n.eq_ignore_ascii_case("gzip"));
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            named && weight > 0.0
+        })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -118,13 +149,24 @@ fn respond(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mime = file.metadata.mimetype().to_owned();
-        ([(header::CONTENT_TYPE, mime)], file.data.into_owned()).into_response()
+        match &entry.gzip {
+            Some(packed) if accepts_gzip(headers) => (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CONTENT_ENCODING, "gzip".to_owned()),
+                ],
+                packed.clone(),
+            )
+                .into_response(),
+            _ => ([(header::CONTENT_TYPE, mime)], file.data.into_owned()).into_response(),
+        }
     };
     let out = response.headers_mut();
     out.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
+    out.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if let Ok(value) = HeaderValue::from_str(etag) {
         out.insert(header::ETAG, value);
     }
@@ -148,6 +190,48 @@ mod tests {
         );
         assert_eq!(hashed_name("LICENSE", "abc"), "LICENSE.abc");
         assert_eq!(hashed_name("dir.d/file", "abc"), "dir.d/file.abc");
+    }
+
+    #[test]
+    fn gzip_only_when_accepted() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            accepts_gzip(&headers)
+        };
+        assert!(with("gzip"));
+        assert!(with("gzip, deflate, br, zstd"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("gzip; q=0.000"));
+        assert!(!with("br, identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[tokio::test]
+    async fn a_gzipped_asset_unpacks_to_the_file() {
+        use http_body_util::BodyExt;
+        use std::io::Read;
+        let index = AssetIndex::build();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        let path = "vendor/uplot/uPlot.iife.min.js";
+        let response = respond(&index, path, IMMUTABLE, &headers);
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(response.headers()[header::VARY], "accept-encoding");
+        let packed = response.into_body().collect().await.unwrap().to_bytes();
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        let file = UiFiles::get(path).unwrap();
+        assert_eq!(unpacked, file.data.as_ref());
+        assert!(packed.len() * 2 < unpacked.len(), "{} bytes", packed.len());
+        let plain = respond(&index, path, IMMUTABLE, &HeaderMap::new());
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
     }
 
     #[test]

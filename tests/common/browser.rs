@@ -262,23 +262,28 @@ impl Browser {
         );
     }
 
-    /// Emulates `prefers-color-scheme` (Chrome DevTools through ChromeDriver).
-    pub fn color_scheme(&self, scheme: &str) {
+    /// Runs a Chrome DevTools Protocol command through ChromeDriver.
+    pub fn cdp(&self, command: &str, params: Value) -> Value {
         self.session_call(
             "POST",
             "/goog/cdp/execute",
-            Some(json!({"cmd": "Emulation.setEmulatedMedia",
-                        "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}})),
+            Some(json!({"cmd": command, "params": params})),
+        )
+    }
+
+    /// Emulates `prefers-color-scheme`.
+    pub fn color_scheme(&self, scheme: &str) {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
         );
     }
 
     /// Sets the viewport's size and scale exactly (the window has chrome).
     pub fn viewport(&self, width: u32, height: u32) {
-        self.session_call(
-            "POST",
-            "/goog/cdp/execute",
-            Some(json!({"cmd": "Emulation.setDeviceMetricsOverride",
-                        "params": {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}})),
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}),
         );
     }
 
