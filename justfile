@@ -29,13 +29,14 @@ dist:
     @ldd target/dist/tokentally 2>&1 | grep -qE 'statically linked|not a dynamic executable' || (echo "not static"; ldd target/dist/tokentally; exit 1)
     @ls -l target/dist/tokentally | awk '{ printf "target/dist/tokentally: %.1f MB, static\n", $5 / 1000000 }'
 
-# Reference queries, HTTP ingest and the audit cost of a read (BENCHMARKS.md) on N events (default 1M)
+# Reference queries, HTTP ingest, the audit cost of a read and the dashboard in Chromium (BENCHMARKS.md) on N events (default 1M)
 bench events="1000000":
     cargo build --profile perf
     test -f target/bench/{{events}}/tokentally.db || target/perf/tokentally --data-dir target/bench/{{events}} demo --events {{events}} --seed 42 --end 2026-11-01T00:00:00Z
     cargo bench --bench reference -- target/bench/{{events}}/tokentally.db
     cargo bench --bench ingest -- target/perf/tokentally target/bench/{{events}}/tokentally.db
     cargo bench --bench audit
+    cargo bench --bench dashboard -- target/perf/tokentally target/bench/{{events}}/tokentally.db
 
 # Import of ~1 GB of synthetic Claude Code transcripts, first and incremental
 # run, against ccusage when npm can install it (BENCHMARKS.md)

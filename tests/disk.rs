@@ -1,8 +1,10 @@
 //! Disk trouble: when SQLite cannot get more space (here: the writer's
 //! `max_page_count` pinned to the file's current size, which fails writes
-//! exactly as a full disk does), ingest answers 503 with a clear message,
-//! pages still read, nothing is half-written, and it all recovers by itself
-//! once there is room again.
+//! exactly as a full disk does) or may not write at all (the writer's
+//! `query_only`, which fails writes with SQLITE_READONLY exactly as a
+//! read-only file or file system does), ingest answers 503 with a clear
+//! message, pages still read, nothing is half-written, and it all recovers
+//! by itself once the trouble is gone.
 
 mod common;
 
@@ -23,21 +25,68 @@ fn batch(prefix: &str, n: usize) -> Vec<u8> {
     serde_json::Value::Array(events).to_string().into_bytes()
 }
 
-async fn limit_pages(app: &TestApp, limit: Option<i64>) {
-    app.state
-        .db
-        .write(move |conn| {
-            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            let cap = limit.unwrap_or(pages);
-            conn.query_row(&format!("PRAGMA max_page_count = {cap}"), [], |_| Ok(()))?;
-            Ok::<_, tokentally::db::DbError>(())
-        })
-        .await
-        .expect("pragma");
+#[derive(Debug, Clone, Copy)]
+enum Trouble {
+    DiskFull,
+    ReadOnly,
+}
+
+impl Trouble {
+    /// What the 503 names.
+    fn says(self) -> &'static str {
+        match self {
+            Trouble::DiskFull => "disk is full",
+            Trouble::ReadOnly => "read-only",
+        }
+    }
+
+    /// Brings the trouble on (`true`) or lifts it, on the writer.
+    async fn set(self, app: &TestApp, on: bool) {
+        let result = app
+            .state
+            .db
+            .write(move |conn| {
+                match (self, on) {
+                    (Trouble::DiskFull, true) => {
+                        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                        conn.query_row(
+                            &format!("PRAGMA max_page_count = {pages}"),
+                            [],
+                            |_| Ok(()),
+                        )?;
+                    }
+                    (Trouble::DiskFull, false) => {
+                        conn.query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(()))?;
+                    }
+                    (Trouble::ReadOnly, _) => {
+                        conn.execute_batch(&format!("PRAGMA query_only = {on}"))?;
+                    }
+                }
+                Ok::<_, tokentally::db::DbError>(())
+            })
+            .await;
+        match (self, on, result) {
+            // The setting holds at once, so the writer's own commit of
+            // the job that set it is the first write refused.
+            (Trouble::ReadOnly, true, Err(e)) => {
+                assert!(e.to_string().contains("readonly"), "{e}")
+            }
+            (_, _, result) => result.expect("pragma"),
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_full_disk_refuses_ingest_with_503_keeps_pages_and_recovers() {
+    refuses_keeps_pages_and_recovers(Trouble::DiskFull).await;
+}
+
+#[tokio::test]
+async fn a_read_only_database_refuses_ingest_with_503_and_keeps_pages() {
+    refuses_keeps_pages_and_recovers(Trouble::ReadOnly).await;
+}
+
+async fn refuses_keeps_pages_and_recovers(trouble: Trouble) {
     let app = TestApp::new().await;
     app.create_user("root", Role::Admin).await;
     let token = app.create_token("root", TokenScope::Ingest).await;
@@ -49,7 +98,7 @@ async fn a_full_disk_refuses_ingest_with_503_keeps_pages_and_recovers() {
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     app.state.audit.flush().await;
 
-    limit_pages(&app, None).await;
+    trouble.set(&app, true).await;
     let refused = app
         .post_bytes("/api/v1/events", Some(&token), &json, batch("b", 2000))
         .await;
@@ -65,7 +114,7 @@ async fn a_full_disk_refuses_ingest_with_503_keeps_pages_and_recovers() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        message.contains("disk is full") && message.contains("nothing of this request was stored"),
+        message.contains(trouble.says()) && message.contains("nothing of this request was stored"),
         "{message}"
     );
     assert_eq!(
@@ -83,8 +132,16 @@ async fn a_full_disk_refuses_ingest_with_503_keeps_pages_and_recovers() {
         );
     }
 
-    // Space returns: the same request now succeeds, without a restart.
-    limit_pages(&app, Some(1 << 30)).await;
+    if let Trouble::ReadOnly = trouble {
+        // `query_only` can be lifted only on the writer's connection, where
+        // every job runs in a write transaction, which it refuses. A file
+        // that becomes writable again is picked up as returning space is
+        // (each batch begins a fresh transaction), which the disk-full case
+        // shows below.
+        return;
+    }
+    // The trouble goes: the same request now succeeds, without a restart.
+    trouble.set(&app, false).await;
     let again = app
         .post_bytes("/api/v1/events", Some(&token), &json, batch("b", 2000))
         .await;
