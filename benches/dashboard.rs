@@ -5,8 +5,9 @@
 //! BENCHMARKS.md).
 //!
 //! Cold loads run with the browser cache off (every asset fetched, as on a
-//! first visit); warm loads with it on (assets from the cache, as on every
-//! later visit). "Drawn" is uPlot's first `draw` hook, marked by `ui/app.js`
+//! first visit), then again with `Accept-Encoding: identity` (what gzip
+//! saves and costs, in the same run); warm loads with the cache on (assets
+//! from the cache, as on every later visit). "Drawn" is uPlot's first `draw` hook, marked by `ui/app.js`
 //! as `tokentally:chart-drawn`; "weight" is what crossed the network
 //! (`transferSize`: headers and compressed bodies) for the page and every
 //! asset it loaded.
@@ -66,6 +67,14 @@ fn main() {
     browser.cdp("Network.enable", json!({}));
     browser.cdp("Network.setCacheDisabled", json!({"cacheDisabled": true}));
     let cold: Vec<Load> = (0..loads).map(|_| load(&browser, &base)).collect();
+    // The same cold loads from a browser that refuses compression: what
+    // gzip saves and costs, side by side in this run.
+    browser.cdp(
+        "Network.setExtraHTTPHeaders",
+        json!({"headers": {"Accept-Encoding": "identity"}}),
+    );
+    let identity: Vec<Load> = (0..loads).map(|_| load(&browser, &base)).collect();
+    browser.cdp("Network.setExtraHTTPHeaders", json!({"headers": {}}));
     browser.cdp("Network.setCacheDisabled", json!({"cacheDisabled": false}));
     load(&browser, &base); // fills the cache
     let warm: Vec<Load> = (0..loads).map(|_| load(&browser, &base)).collect();
@@ -81,7 +90,11 @@ fn main() {
     println!();
     println!("| load | server answer (TTFB) | DOM ready | chart drawn | weight on the wire |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for (name, runs) in [("cold (cache off)", &cold), ("warm (assets cached)", &warm)] {
+    for (name, runs) in [
+        ("cold (cache off)", &cold),
+        ("cold, compression refused", &identity),
+        ("warm (assets cached)", &warm),
+    ] {
         println!(
             "| {name} | {:.0} ms | {:.0} ms | {:.0} ms (p90 {:.0}) | {:.1} KB |",
             median(runs, |l| l.ttfb),
