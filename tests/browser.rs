@@ -380,27 +380,39 @@ fn accessibility(base: &str) {
         .collect();
     assert!(console.is_empty(), "console:\n{}", console.join("\n"));
 
-    // 360 px wide: nothing scrolls sideways but the tables, in their box.
+    // 360 px wide (a phone), and 640 px (a 1280 px window at 200 % zoom):
+    // nothing scrolls sideways but the tables, in their box, and every
+    // link of the navigation is in view.
     browser.color_scheme("light");
     sign_in(&browser, base, "ada");
-    browser.viewport(360, 780);
-    for page in [
-        "/",
-        "/events",
-        "/team",
-        "/admin/users",
-        "/admin/audit",
-        "/tokens",
-    ] {
-        browser.goto(&format!("{base}{page}"));
-        let overflow = browser.script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-            json!([]),
-        );
-        assert!(
-            overflow.as_i64().unwrap_or(1) <= 0,
-            "{page} scrolls sideways by {overflow} px at 360"
-        );
+    for (width, height) in [(640, 450), (360, 780)] {
+        browser.viewport(width, height);
+        for page in [
+            "/",
+            "/events",
+            "/team",
+            "/admin/users",
+            "/admin/audit",
+            "/tokens",
+        ] {
+            browser.goto(&format!("{base}{page}"));
+            let overflow = browser.script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                json!([]),
+            );
+            assert!(
+                overflow.as_i64().unwrap_or(1) <= 0,
+                "{page} scrolls sideways by {overflow} px at {width}"
+            );
+            let hidden = browser.script(
+                "const width = document.documentElement.clientWidth;
+                 return Array.from(document.querySelectorAll('.site-header nav a'))
+                   .filter(a => { const r = a.getBoundingClientRect(); return r.left < 0 || r.right > width; })
+                   .map(a => a.textContent.trim());",
+                json!([]),
+            );
+            assert_eq!(hidden, json!([]), "{page} at {width}: links out of view");
+        }
     }
     browser.goto(&format!("{base}/"));
     browser.wait_for("return !!document.querySelector('#usage-chart .uplot')");
