@@ -239,3 +239,81 @@ fn price_commands_set_list_and_remove_with_repricing() {
     let (ok, _, err) = cli(&["remove", &unpriced_model]);
     assert!(!ok && err.contains("no price"), "{err}");
 }
+
+/// `tokentally report --json` and `GET /api/v1/usage` give the same rows
+/// and totals for the same question: one shape, one query layer.
+#[tokio::test]
+async fn the_report_is_the_read_api_series() {
+    use common::{PASSWORD, TestApp};
+    use tokentally::auth::Role;
+    use tokentally::auth::tokens::TokenScope;
+    let app = TestApp::new().await;
+    app.create_user("root", Role::Admin).await;
+    let token = app.create_token("root", TokenScope::Ingest).await;
+    const MODELS: [&str; 3] = ["house-large", "house-small", "claude-sonnet-4-5"];
+    let events: Vec<Value> = (0..40)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("r{i}"),
+                "timestamp": format!("2026-06-{:02}T{:02}:30:00Z", 1 + i % 12, (i * 5) % 24),
+                "model": MODELS[i % 3],
+                "activity": if i % 2 == 0 { "chat" } else { "review" },
+                "input_tokens": 100 + i, "output_tokens": 7 * i,
+                "cost": if i % 4 == 0 { Value::from("0.010000") } else { Value::Null },
+            })
+        })
+        .collect();
+    let sent = app
+        .post_bytes(
+            "/api/v1/events",
+            Some(&token),
+            &[("content-type", "application/json")],
+            Value::Array(events).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(sent.status.as_u16(), 200, "{}", sent.body);
+    let cookie = app.login("root", PASSWORD).await;
+    let data = app.dir.path().to_str().expect("utf-8 path").to_owned();
+    for (query, flags) in [
+        (
+            "from=2026-06-01&to=2026-06-13&tz=Asia/Kolkata",
+            vec![
+                "--from",
+                "2026-06-01",
+                "--to",
+                "2026-06-13",
+                "--tz",
+                "Asia/Kolkata",
+            ],
+        ),
+        (
+            "from=2026-06-01&to=2026-06-13&tz=America/New_York&bucket=week&group_by=model",
+            vec![
+                "--from",
+                "2026-06-01",
+                "--to",
+                "2026-06-13",
+                "--tz",
+                "America/New_York",
+                "--bucket",
+                "week",
+                "--group-by",
+                "model",
+            ],
+        ),
+    ] {
+        let api = app
+            .get(&format!("/api/v1/usage?{query}"), Some(&cookie))
+            .await;
+        assert_eq!(api.status.as_u16(), 200, "{}", api.body);
+        let api = api.json();
+        let mut args = vec!["--data-dir", data.as_str(), "report", "--json"];
+        args.extend(flags);
+        let (ok, out, err) = run_cli(&args, &[], None);
+        assert!(ok, "report failed: {err}");
+        let cli: Value = serde_json::from_str(&out).expect("JSON");
+        assert!(!api["rows"].as_array().expect("rows").is_empty());
+        assert_eq!(cli["rows"], api["rows"], "{query}");
+        assert_eq!(cli["totals"], api["totals"], "{query}");
+    }
+}
