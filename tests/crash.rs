@@ -99,10 +99,15 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     let clients = spawn_clients(&base, &token, &ledger, &stop);
     let mut rng = rand::rng();
     let db = dir.path().join("tokentally.db");
-    for _ in 0..kills() {
+    for kill in 1..=kills() {
         std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
         server.kill_hard();
         check(&db, &ledger, &data);
+        if kill % 10 == 0 {
+            // Long runs (`just soak`) show how far they got.
+            let acked = ledger.acked.lock().map(|a| a.len()).unwrap_or(0);
+            eprintln!("{kill} kills survived so far, {acked} batches acknowledged");
+        }
         server = Server::start(dir.path(), &UNLIMITED);
         server.wait_ready();
         if let Ok(mut url) = base.write() {
