@@ -2,21 +2,10 @@
 
 mod common;
 
-use common::server::{Server, agent, run_cli};
+use common::server::{Server, agent, run_cli, session_cookie};
 
 fn body(response: ureq::http::Response<ureq::Body>) -> String {
     response.into_body().read_to_string().unwrap_or_default()
-}
-
-fn session_cookie(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tokentally_session="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
 }
 
 fn form(fields: &[(&str, &str)]) -> String {

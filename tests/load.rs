@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::clients::admin_ingest_token;
-use common::server::{Server, run_cli};
+use common::server::{Server, run_cli, session_cookie};
 
 const CLIENTS: usize = 8;
 const REQUESTS: usize = 40;
@@ -24,15 +24,7 @@ fn sign_in(base: &str) -> String {
         .call()
         .expect("login page");
     let cookie = |response: &ureq::http::Response<ureq::Body>| {
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("tokentally_session="))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            .expect("a session cookie")
+        session_cookie(response).expect("a session cookie")
     };
     let anonymous = cookie(&page);
     let body = page.into_body().read_to_string().unwrap_or_default();

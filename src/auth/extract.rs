@@ -214,7 +214,7 @@ async fn session_user(state: &AppState, session: &Session) -> Result<Option<User
 /// clients get a plain 401.
 fn login_redirect(request: &Request) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/api/") || takes_token(path) {
+    if super::is_api_path(path) || takes_token(path) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -167,3 +167,15 @@ pub fn run_cli(
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The `name=value` part of the session cookie a real server sets.
+pub fn session_cookie(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tokentally_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
