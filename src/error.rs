@@ -36,7 +36,12 @@ impl From<DbError> for AppError {
                 tracing::error!(error = %e, "request refused: storage trouble");
                 AppError::Unavailable(reason)
             }
-            None => AppError::Internal(e.to_string()),
+            None => match e {
+                DbError::Refused(message) | DbError::OverBudget { message, .. } => {
+                    AppError::Unprocessable(message)
+                }
+                other => AppError::Internal(other.to_string()),
+            },
         }
     }
 }

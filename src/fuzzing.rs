@@ -70,12 +70,12 @@ fn otlp(target: &str, data: &[u8]) {
         }
         "otlp_logs" => {
             if let Ok((request, _)) = codec::decode::<ExportLogsServiceRequest>(&headers, body) {
-                let _ = logs::events(&request, ClaudeCodeSignal::Logs);
+                let _ = logs::events(&request, ClaudeCodeSignal::Logs, now());
             }
         }
         _ => {
             if let Ok((request, _)) = codec::decode::<ExportTraceServiceRequest>(&headers, body) {
-                let _ = traces::events(&request);
+                let _ = traces::events(&request, now());
             }
         }
     }
@@ -110,7 +110,7 @@ pub fn run(target: &str, data: &[u8]) {
         "csv_import" => csv(data),
         "claude_code_line" => {
             for line in data.split(|b| *b == b'\n') {
-                let _ = claude_code::map(line);
+                let _ = claude_code::map(line, now());
                 let _ = formats::map_jsonl(line, now());
             }
         }

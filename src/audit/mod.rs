@@ -55,10 +55,11 @@ pub enum Action {
     PriceSet,
     PriceRemove,
     AuditPurge,
+    DataRepair,
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -86,6 +87,7 @@ impl Action {
         Action::PriceSet,
         Action::PriceRemove,
         Action::AuditPurge,
+        Action::DataRepair,
     ];
 
     pub fn code(self) -> &'static str {
@@ -117,6 +119,7 @@ impl Action {
             Action::PriceSet => "price.set",
             Action::PriceRemove => "price.remove",
             Action::AuditPurge => "audit.purge",
+            Action::DataRepair => "data.repair",
         }
     }
 

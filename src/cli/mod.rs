@@ -88,8 +88,8 @@ pub enum Command {
     /// Manage API tokens (for the event API, OTLP exporters, LiteLLM, remote import)
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Check the database: recompute every rollup from the raw events and walk the audit chain
-    Verify,
+    /// Check the database: recompute every rollup from the raw events, look for values out of range and walk the audit chain
+    Verify(usage::VerifyArgs),
     /// Print the version, the schema version and the SQLite version
     Version,
 }
@@ -256,7 +256,9 @@ fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Token(command) => {
             Ok(runtime()?.block_on(token::run(command, &data_dir.join(DB_FILE)))?)
         }
-        Command::Verify => Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE)))?),
+        Command::Verify(args) => {
+            Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE), args))?)
+        }
         Command::SystemdUnit(args) => {
             print!("{}", systemd::unit(&args));
             Ok(())

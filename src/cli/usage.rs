@@ -11,12 +11,12 @@ use jiff::{Timestamp, Zoned};
 use crate::audit;
 use crate::db::{Db, DbError, DbOptions};
 use crate::demo::{self, Generator, Workload};
-use crate::usage::Scope;
 use crate::usage::buckets::BucketSize;
 use crate::usage::query::{self, Filters, QueryError, SeriesQuery};
 use crate::usage::report::Report;
 use crate::usage::rollup::{self, Dim};
 use crate::usage::store::Inserter;
+use crate::usage::{self, Scope};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -257,21 +257,82 @@ pub async fn report(args: ReportArgs, db_path: &Path) -> Result<(), UsageCommand
     Ok(())
 }
 
-/// `tokentally verify`: recomputes every rollup from the raw events and
-/// walks the audit chain; reports the first difference or broken link.
-pub async fn verify(db_path: &Path) -> Result<(), UsageCommandError> {
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Remove events above the per-event maximums (written first to
+    /// removed-events-TIME.jsonl beside the database, in the import format)
+    /// and rebuild every rollup from the raw events
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// `tokentally verify`: recomputes every rollup from the raw events, looks
+/// for values out of range (a database written before the per-event
+/// limits) and walks the audit chain; reports the first difference or
+/// broken link. `--repair` first removes what is out of range and rebuilds
+/// the rollups.
+pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommandError> {
     let db = open(db_path).await?;
+    if args.repair {
+        let dir = db_path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .to_path_buf();
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let repaired = db
+            .write(move |conn| usage::repair::repair(conn, &dir, now_ms))
+            .await;
+        match repaired {
+            Ok(repaired) => match &repaired.removed_to {
+                Some(path) => println!(
+                    "repaired: removed {} event(s) above the per-event maximums (saved to {}; \
+                     correct and import them again if they are real) and rebuilt the rollups",
+                    repaired.removed_events,
+                    path.display()
+                ),
+                None => println!("repaired: rebuilt the rollups from the raw events"),
+            },
+            Err(e) => {
+                db.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    }
     let outcome = db
         .read(|conn| {
             let events: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
-            Ok::<_, DbError>((events, rollup::verify(conn)?, audit::chain::verify(conn)?))
+            let findings = usage::repair::find(conn)?;
+            // Sums over poisoned events can overflow SQLite's own SUM: only
+            // compare the rollups when nothing is out of range.
+            let mismatch = match findings.is_clean() {
+                true => rollup::verify(conn)?,
+                false => None,
+            };
+            Ok::<_, DbError>((events, findings, mismatch, audit::chain::verify(conn)?))
         })
         .await;
     db.shutdown().await;
-    let (events, mismatch, chain) = outcome?;
+    let (events, findings, mismatch, chain) = outcome?;
     let mut problems = Vec::new();
+    if !findings.is_clean() {
+        problems.push(format!(
+            "values out of range (written before the per-event limits): {} event(s) above a \
+             per-event maximum{}, {} rollup cell(s) out of range; run `tokentally verify \
+             --repair` to remove those events (they are saved to a file first) and rebuild the \
+             rollups",
+            findings.events_over_limits,
+            match findings.examples.is_empty() {
+                true => String::new(),
+                false => format!(" (e.g. {})", findings.examples.join(", ")),
+            },
+            findings.cells_out_of_range
+        ));
+    }
     match mismatch {
-        None => println!("ok: the rollups agree with all {events} raw events"),
+        None if findings.is_clean() => {
+            println!("ok: the rollups agree with all {events} raw events")
+        }
+        None => {}
         Some(mismatch) => problems.push(format!(
             "the rollups differ from the raw events; first difference: {mismatch}"
         )),

@@ -64,6 +64,18 @@ pub enum DbError {
     WriterThread(std::io::Error),
     #[error("a database task panicked")]
     TaskPanicked,
+    /// A write refused for what it asks, not for a fault: the message is
+    /// for the client (it names the limit and how to proceed).
+    #[error("{0}")]
+    Refused(String),
+    /// A write over a budget that renews (new names a day): the message is
+    /// for the client, and the budget renews after `retry_after_s`.
+    #[error("{message}")]
+    OverBudget { message: String, retry_after_s: u64 },
+    /// A sum out of range: only a database written before the per-event
+    /// limits can hold one (`tokentally verify --repair`).
+    #[error("{0}")]
+    Overflow(#[from] crate::usage::Overflow),
 }
 
 impl DbError {
@@ -88,12 +100,18 @@ impl DbError {
         };
         match self {
             DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
-                ErrorCode::DiskFull => Some("the disk is full"),
+                ErrorCode::DiskFull => {
+                    Some("the disk is full, or the database reached its size limit (128 GiB)")
+                }
                 ErrorCode::ReadOnly => Some("the database is read-only"),
                 ErrorCode::SystemIoFailure => Some("the disk reported an I/O error"),
                 _ => None,
             },
             DbError::Commit(message) => from_message(message),
+            DbError::Overflow(_) => Some(
+                "a stored total is out of range (a database written by an older release); an \
+                 administrator must run `tokentally verify --repair`",
+            ),
             _ => None,
         }
     }
@@ -227,6 +245,14 @@ fn open_write_connection(path: &Path) -> Result<Connection, DbError> {
     // Each job runs in a savepoint, whose undo journal SQLite would
     // otherwise write to a temporary file page by page.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // The size cap that bounds how many events the file can hold, and so
+    // every sum over them (usage::limits). Not persisted by SQLite: set on
+    // every writing connection.
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    let max_pages = crate::usage::limits::max_page_count(page_size);
+    conn.query_row(&format!("PRAGMA max_page_count = {max_pages}"), [], |_| {
+        Ok(())
+    })?;
     Ok(conn)
 }
 

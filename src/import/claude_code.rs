@@ -14,10 +14,9 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::ingest::event::ApiEvent;
+use crate::ingest::event::{self, ApiEvent, EventFields};
 
 pub const SOURCE: &str = "claude-code";
-const MAX_TEXT: usize = 256;
 
 /// What one transcript line is to the importer.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,16 +61,19 @@ pub fn looks_like_transcript(line: &Value) -> bool {
         )
 }
 
+/// A string as sent (trimmed; "" is none). Its length and characters are
+/// checked with every other producer's by [`ApiEvent::new`]: cutting a
+/// long id short could make two calls one.
 fn text(value: Option<&Value>) -> Option<String> {
     value
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.chars().take(MAX_TEXT).collect())
+        .map(str::to_owned)
 }
 
-/// One transcript line.
-pub fn map(line: &[u8]) -> Mapped {
+/// One transcript line, checked as at `now`.
+pub fn map(line: &[u8], now: Timestamp) -> Mapped {
     let Ok(value) = serde_json::from_slice::<Value>(line) else {
         return Mapped::Invalid("not JSON".into());
     };
@@ -89,24 +91,50 @@ pub fn map(line: &[u8]) -> Mapped {
     let Some(message_id) = text(message.get("id")) else {
         return Mapped::Invalid("message.id is missing".into());
     };
-    let Some(ts_ms) = text(value.get("timestamp"))
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .map(|t| t.as_millisecond())
-    else {
-        return Mapped::Invalid("timestamp is missing or not ISO 8601 with an offset".into());
+    let Some(timestamp) = text(value.get("timestamp")) else {
+        return Mapped::Invalid("timestamp is missing".into());
     };
-    let count = |field: &str| usage.get(field).and_then(Value::as_i64).unwrap_or(0).max(0);
+    let ts_ms = match event::parse_time(&timestamp) {
+        Ok(instant) => instant.as_millisecond(),
+        Err(reason) => return Mapped::Invalid(format!("timestamp: {reason}")),
+    };
+    let mut problems = Vec::new();
+    let mut count = |field: &str| match usage.get(field).filter(|v| !v.is_null()) {
+        None => 0,
+        Some(v) => event::whole_number(v).unwrap_or_else(|reason| {
+            problems.push(format!("message.usage.{field}: {reason}"));
+            0
+        }),
+    };
+    let tokens = [
+        count("input_tokens"),
+        count("output_tokens"),
+        count("cache_read_input_tokens"),
+        count("cache_creation_input_tokens"),
+    ];
     let id = match text(value.get("requestId")) {
         Some(request) => format!("{message_id}:{request}"),
         None => message_id,
     };
-    let cost_micros = value
-        .get("costUSD")
-        .and_then(Value::as_f64)
-        .filter(|usd| usd.is_finite() && *usd >= 0.0)
-        .map(|usd| (usd * 1e6).round() as i64);
+    let cost_micros = match value.get("costUSD").filter(|v| !v.is_null()) {
+        None => None,
+        Some(usd) => match usd.as_f64().map(event::float_micros) {
+            Some(Ok(micros)) => Some(micros),
+            Some(Err(reason)) => {
+                problems.push(format!("costUSD: {reason}"));
+                None
+            }
+            None => {
+                problems.push("costUSD: must be a number".into());
+                None
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Mapped::Invalid(problems.join("; "));
+    }
     let sidechain = value.get("isSidechain").and_then(Value::as_bool) == Some(true);
-    Mapped::Event(Box::new(ApiEvent {
+    let fields = EventFields {
         id,
         ts_ms,
         user: None,
@@ -122,14 +150,13 @@ pub fn map(line: &[u8]) -> Mapped {
         ),
         project: text(value.get("cwd")).map(|cwd| project_name(&cwd)),
         source: SOURCE.into(),
-        tokens: [
-            count("input_tokens"),
-            count("output_tokens"),
-            count("cache_read_input_tokens"),
-            count("cache_creation_input_tokens"),
-        ],
+        tokens,
         cost_micros,
-    }))
+    };
+    match ApiEvent::new(fields, now) {
+        Ok(event) => Mapped::Event(Box::new(event)),
+        Err(problems) => Mapped::Invalid(event::describe(problems)),
+    }
 }
 
 /// The project of a working directory: its last component.

@@ -138,16 +138,7 @@ pub fn map_csv(header: &CsvHeader, line: &[u8], now: Timestamp) -> Mapped {
 fn from_event(value: &Value, now: Timestamp) -> Mapped {
     match event::parse(value, now) {
         Ok(event) => Mapped::Event(Box::new(event)),
-        Err(problems) => Mapped::Invalid(
-            problems
-                .into_iter()
-                .map(|(field, reason)| match field {
-                    Some(field) => format!("{field}: {reason}"),
-                    None => reason,
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        Err(problems) => Mapped::Invalid(event::describe(problems)),
     }
 }
 

@@ -149,7 +149,7 @@ impl Importer {
                 (Line::Text(_), Some(_)) if number == 1 => Mapped::Skipped("CSV header"),
                 (Line::Text(text), Some(header)) => formats::map_csv(header, text, self.now),
                 (Line::Text(text), None) => match format {
-                    Format::ClaudeCode => claude_code::map(text),
+                    Format::ClaudeCode => claude_code::map(text, self.now),
                     _ => formats::map_jsonl(text, self.now),
                 },
             };

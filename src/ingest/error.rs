@@ -38,6 +38,12 @@ pub enum IngestError {
     TooLarge(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Refused for what it asks (a limit); the message names the limit.
+    #[error("{0}")]
+    Refused(String),
+    /// Over a budget that renews; retry after this many seconds.
+    #[error("{message}")]
+    OverBudget { message: String, retry_after_s: u64 },
     #[error("{} invalid event(s)", .0.len())]
     Invalid(Vec<FieldError>),
     /// The storage refuses writes for now (disk full, read-only).
@@ -60,7 +66,17 @@ impl From<DbError> for IngestError {
                 tracing::error!(error = %e, "ingest refused: storage trouble");
                 IngestError::Unavailable(reason)
             }
-            None => IngestError::Internal(e.to_string()),
+            None => match e {
+                DbError::Refused(message) => IngestError::Refused(message),
+                DbError::OverBudget {
+                    message,
+                    retry_after_s,
+                } => IngestError::OverBudget {
+                    message,
+                    retry_after_s,
+                },
+                other => IngestError::Internal(other.to_string()),
+            },
         }
     }
 }
@@ -73,7 +89,8 @@ impl IngestError {
             IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            IngestError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            IngestError::Invalid(_) | IngestError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            IngestError::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,6 +118,12 @@ impl IntoResponse for IngestError {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let IngestError::OverBudget { retry_after_s, .. } = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(*retry_after_s),
             );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -1,28 +1,41 @@
-//! Our own event format (FORMATS.md §1), validated field by field so that
-//! every problem is reported with the field it concerns.
+//! The one event type every producer maps into, and its one validation.
+//!
+//! The event API, OTLP metrics, logs and traces, LiteLLM, and file import
+//! each turn what they receive into [`EventFields`]; only
+//! [`ApiEvent::new`] turns those into an event that can be stored, and it
+//! enforces the same rules for all of them: names of at most
+//! [`MAX_TEXT`] characters without control, bidirectional or zero-width
+//! characters; a time no more than a day ahead of now nor more than
+//! [`MAX_AGE_DAYS`] days behind it; every count and the cost within the
+//! store's per-event maximums ([`crate::usage::limits`]). Each path reports
+//! a refusal its own way (a 422 with index and field; OTLP partial success
+//! with counts and reasons; file:line for import).
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use crate::auth::UserId;
+use crate::usage::limits;
 use crate::usage::prices::parse_micros;
 use crate::usage::store::NewEvent;
 
-/// Longest id, name or label we store.
-const MAX_TEXT: usize = 256;
-/// More tokens than any single call uses; keeps sums far from overflow.
-const MAX_TOKENS: i64 = 1_000_000_000_000;
+/// Longest id, name or label we store, in characters.
+pub const MAX_TEXT: usize = 256;
 /// Events stamped further ahead than this are a clock or unit mistake
 /// (milliseconds sent as seconds, say).
-const MAX_FUTURE_S: i64 = 24 * 3600;
+const MAX_FUTURE_MS: i64 = 24 * 3_600_000;
+/// Events older than this many days are a unit mistake (seconds read as
+/// milliseconds land in January 1970) or a broken clock.
+pub const MAX_AGE_DAYS: i64 = 3_653;
 /// The source of events sent to the event API without one.
 pub const DEFAULT_SOURCE: &str = "api";
 
 use crate::usage::EVENT_FIELDS as FIELDS;
 
-/// One valid event as the API received it; the user is still a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiEvent {
+/// What a producer said about one call, mapped to our fields but not yet
+/// checked. Field names are those of the event API (FORMATS.md §1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventFields {
     pub id: String,
     pub ts_ms: i64,
     pub user: Option<String>,
@@ -35,28 +48,201 @@ pub struct ApiEvent {
     pub cost_micros: Option<i64>,
 }
 
+/// One valid event; the user is still a name. Built only by
+/// [`ApiEvent::new`], so holding one means it passed every rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiEvent(EventFields);
+
+impl std::ops::Deref for ApiEvent {
+    type Target = EventFields;
+    fn deref(&self) -> &EventFields {
+        &self.0
+    }
+}
+
+const TOKEN_FIELDS: [&str; 4] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+];
+
 impl ApiEvent {
-    /// The event for the store, as `user`'s.
-    pub fn into_new_event(self, user: UserId) -> NewEvent {
-        NewEvent {
-            ts_ms: self.ts_ms,
-            user,
-            source: self.source,
-            external_id: self.id,
-            model: self.model,
-            provider: self.provider,
-            activity: self.activity,
-            project: self.project,
-            tokens: self.tokens,
-            reported_cost_micros: self.cost_micros,
+    /// Checks `fields` against every rule; trims names, lower-cases the
+    /// source (`API` and `api` are one source: the dedup key must not
+    /// depend on case). Every problem is listed, not only the first.
+    pub fn new(mut fields: EventFields, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut required = |field: &str, text: &mut String| match check_text(text) {
+            Ok(clean) if clean.is_empty() => problems.push(problem(field, "must not be empty")),
+            Ok(clean) => *text = clean,
+            Err(reason) => problems.push(problem(field, reason)),
+        };
+        required("id", &mut fields.id);
+        required("model", &mut fields.model);
+        required("source", &mut fields.source);
+        fields.source = fields.source.to_lowercase();
+        for (field, text) in [
+            ("user", &mut fields.user),
+            ("provider", &mut fields.provider),
+            ("activity", &mut fields.activity),
+            ("project", &mut fields.project),
+        ] {
+            if let Some(value) = text.take() {
+                match check_text(&value) {
+                    Ok(clean) => *text = Some(clean).filter(|t| !t.is_empty()),
+                    Err(reason) => problems.push(problem(field, reason)),
+                }
+            }
+        }
+        if let Err(reason) = check_time(fields.ts_ms, now) {
+            problems.push(problem("timestamp", reason));
+        }
+        for (field, count) in TOKEN_FIELDS.iter().zip(fields.tokens) {
+            if let Err(reason) = limits::check_tokens(count) {
+                problems.push(problem(field, reason));
+            }
+        }
+        if let Some(Err(reason)) = fields.cost_micros.map(limits::check_cost) {
+            problems.push(problem("cost", reason));
+        }
+        if problems.is_empty() {
+            Ok(ApiEvent(fields))
+        } else {
+            Err(problems)
         }
     }
+
+    /// The event for the store, as `user`'s.
+    pub fn into_new_event(self, user: UserId) -> NewEvent {
+        let fields = self.0;
+        NewEvent {
+            ts_ms: fields.ts_ms,
+            user,
+            source: fields.source,
+            external_id: fields.id,
+            model: fields.model,
+            provider: fields.provider,
+            activity: fields.activity,
+            project: fields.project,
+            tokens: fields.tokens,
+            reported_cost_micros: fields.cost_micros,
+        }
+    }
+}
+
+fn problem(field: &str, reason: impl Into<String>) -> Problem {
+    (Some(field.to_owned()), reason.into())
+}
+
+/// A name as we store it (trimmed), or why it cannot be stored.
+pub fn check_text(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.chars().count() > MAX_TEXT {
+        return Err(format!("must be at most {MAX_TEXT} characters"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    if let Some(c) = text.chars().find(|c| is_invisible(*c)) {
+        return Err(format!(
+            "must not contain invisible or direction-changing characters (U+{:04X})",
+            c as u32
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Characters that change how a name looks without being seen: bidi
+/// overrides and isolates, zero-width characters, the BOM, soft hyphens
+/// and other format characters. With them `claude-sonnet-4-5` and a name
+/// that only looks like it would be two models, one of them unpriced.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Whether an event at `ts_ms` may be stored at `now`.
+pub fn check_time(ts_ms: i64, now: Timestamp) -> Result<(), String> {
+    let now_ms = now.as_millisecond();
+    if ts_ms > now_ms + MAX_FUTURE_MS {
+        return Err("is more than a day in the future".into());
+    }
+    if ts_ms < now_ms - MAX_AGE_DAYS * 86_400_000 {
+        return Err(format!(
+            "is more than {MAX_AGE_DAYS} days (ten years) in the past"
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time with its offset, strictly: offsets within ±23:59 and a
+/// 60th second only where a leap second can be (23:59:60 UTC on 30 June or
+/// 31 December). jiff alone accepts offsets up to ±25:59 and any `:60`.
+pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+    let wrong = || {
+        format!("{text:?} is not an RFC 3339 time with an offset (e.g. 2026-03-08T14:05:00+01:00)")
+    };
+    let bytes = text.as_bytes();
+    // YYYY-MM-DDTHH:MM:SS is 19 bytes; then a fraction and the offset.
+    if bytes.len() < 20
+        || !bytes[..19].iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 => matches!(b, b'T' | b't' | b' '),
+            13 | 16 => *b == b':',
+            _ => b.is_ascii_digit(),
+        })
+    {
+        return Err(wrong());
+    }
+    let offset = &text[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset_ok = match offset.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit())
+                && (h1 - b'0') * 10 + (h2 - b'0') <= 23
+                && (m1 - b'0') * 10 + (m2 - b'0') <= 59
+        }
+        _ => false,
+    };
+    if !offset_ok {
+        return Err(format!(
+            "{text:?} has no valid offset: end it with Z or ±HH:MM, at most ±23:59"
+        ));
+    }
+    let instant = text.parse::<Timestamp>().map_err(|_| wrong())?;
+    if &text[17..19] == "60" {
+        let utc = instant.to_zoned(jiff::tz::TimeZone::UTC);
+        let leap_day = matches!((utc.month(), utc.day()), (6, 30) | (12, 31));
+        if !(leap_day && utc.hour() == 23 && utc.minute() == 59) {
+            return Err(format!(
+                "{text:?} has a 60th second where no leap second can be"
+            ));
+        }
+    }
+    Ok(instant)
 }
 
 /// A problem with one field (`None`: the event as a whole).
 pub type Problem = (Option<String>, String);
 
-/// Validates one event; every problem is listed, not only the first.
+/// Problems as one line: `field: reason; …` (for import's file:line).
+pub fn describe(problems: Vec<Problem>) -> String {
+    problems
+        .into_iter()
+        .map(|(field, reason)| match field {
+            Some(field) => format!("{field}: {reason}"),
+            None => reason,
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Validates one event of the event API; every problem is listed.
 pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
     let Some(object) = value.as_object() else {
         return Err(vec![(None, "an event must be a JSON object".into())]);
@@ -74,38 +260,42 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
         object,
         problems: &mut problems,
     };
-    let id = fields.required_text("id");
-    let ts_ms = fields.timestamp(now);
-    let user = fields.optional_text("user");
-    let model = fields.required_text("model");
-    let provider = fields.optional_text("provider");
-    let activity = fields.optional_text("activity");
-    let project = fields.optional_text("project");
-    let source = fields
-        .optional_text("source")
-        .unwrap_or_else(|| DEFAULT_SOURCE.to_owned());
-    let tokens = [
-        fields.tokens("input_tokens"),
-        fields.tokens("output_tokens"),
-        fields.tokens("cache_read_tokens"),
-        fields.tokens("cache_write_tokens"),
-    ];
+    let id = fields.text("id");
+    let ts_ms = fields.timestamp();
+    let user = fields.text("user");
+    let model = fields.text("model");
+    let provider = fields.text("provider");
+    let activity = fields.text("activity");
+    let project = fields.text("project");
+    let source = fields.text("source");
+    let tokens = TOKEN_FIELDS.map(|field| fields.tokens(field));
     let cost_micros = fields.cost();
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(ApiEvent {
+    let draft = EventFields {
         id: id.unwrap_or_default(),
-        ts_ms: ts_ms.unwrap_or_default(),
+        ts_ms: ts_ms.unwrap_or(now.as_millisecond()),
         user,
         model: model.unwrap_or_default(),
         provider,
         activity,
         project,
-        source,
+        source: source.unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
         tokens,
         cost_micros,
-    })
+    };
+    let checked = ApiEvent::new(draft, now);
+    // Type problems first; a field already named is not named twice.
+    match checked {
+        Ok(event) if problems.is_empty() => Ok(event),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            for (field, reason) in more {
+                if !problems.iter().any(|(f, _)| *f == field) {
+                    problems.push((field, reason));
+                }
+            }
+            Err(problems)
+        }
+    }
 }
 
 struct Fields<'a> {
@@ -123,43 +313,26 @@ impl Fields<'_> {
         self.object.get(field).filter(|v| !v.is_null())
     }
 
-    fn text(&mut self, field: &str, value: &Value) -> Option<String> {
-        let Some(text) = value.as_str() else {
-            self.problem(field, "must be a string");
+    /// A string field as sent; its content is checked by [`ApiEvent::new`].
+    /// `id` and `model` are required; absent, null and "" mean none for
+    /// the others.
+    fn text(&mut self, field: &str) -> Option<String> {
+        let Some(value) = self.get(field) else {
+            if matches!(field, "id" | "model") {
+                self.problem(field, "is required");
+            }
             return None;
         };
-        let text = text.trim();
-        if text.chars().count() > MAX_TEXT {
-            self.problem(field, format!("must be at most {MAX_TEXT} characters"));
-            return None;
+        match value.as_str() {
+            Some(text) => Some(text.to_owned()),
+            None => {
+                self.problem(field, "must be a string");
+                None
+            }
         }
-        if text.chars().any(char::is_control) {
-            self.problem(field, "must not contain control characters");
-            return None;
-        }
-        Some(text.to_owned())
     }
 
-    fn required_text(&mut self, field: &str) -> Option<String> {
-        let Some(value) = self.get(field).cloned() else {
-            self.problem(field, "is required");
-            return None;
-        };
-        let text = self.text(field, &value)?;
-        if text.is_empty() {
-            self.problem(field, "must not be empty");
-            return None;
-        }
-        Some(text)
-    }
-
-    /// Absent, null and "" all mean none.
-    fn optional_text(&mut self, field: &str) -> Option<String> {
-        let value = self.get(field).cloned()?;
-        self.text(field, &value).filter(|t| !t.is_empty())
-    }
-
-    fn timestamp(&mut self, now: Timestamp) -> Option<i64> {
+    fn timestamp(&mut self) -> Option<i64> {
         let Some(value) = self.get("timestamp").cloned() else {
             self.problem("timestamp", "is required");
             return None;
@@ -171,70 +344,94 @@ impl Fields<'_> {
             );
             return None;
         };
-        let Ok(instant) = text.parse::<Timestamp>() else {
-            self.problem(
-                "timestamp",
-                format!("{text:?} is not an RFC 3339 time with an offset (e.g. 2026-03-08T14:05:00+01:00)"),
-            );
-            return None;
-        };
-        if instant.as_second() > now.as_second() + MAX_FUTURE_S {
-            self.problem(
-                "timestamp",
-                format!("{text} is more than a day in the future"),
-            );
-            return None;
+        match parse_time(text) {
+            Ok(instant) => Some(instant.as_millisecond()),
+            Err(reason) => {
+                self.problem("timestamp", reason);
+                None
+            }
         }
-        if instant.as_second() < 0 {
-            self.problem("timestamp", format!("{text} is before 1970"));
-            return None;
-        }
-        Some(instant.as_millisecond())
     }
 
-    /// A non-negative integer; absent or null is 0.
+    /// A non-negative whole number (`12`, `12.0`, `1.2e1`); absent or null
+    /// is 0. Its maximum is checked by [`ApiEvent::new`].
     fn tokens(&mut self, field: &str) -> i64 {
         let Some(value) = self.get(field).cloned() else {
             return 0;
         };
-        match value.as_i64() {
-            Some(n) if (0..=MAX_TOKENS).contains(&n) => n,
-            Some(n) if n < 0 => {
-                self.problem(field, "must not be negative");
-                0
-            }
-            Some(_) => {
-                self.problem(field, format!("must be at most {MAX_TOKENS}"));
-                0
-            }
-            None => {
-                self.problem(field, "must be a whole number");
+        match whole_number(&value) {
+            Ok(n) => n,
+            Err(reason) => {
+                self.problem(field, reason);
                 0
             }
         }
     }
 
-    /// A decimal string or number, exact to the micro-unit.
+    /// A decimal string (exact, at most six places) or a number (a binary
+    /// float already: rounded once to the micro-unit, as LiteLLM's costs
+    /// are).
     fn cost(&mut self) -> Option<i64> {
         let value = self.get("cost").cloned()?;
-        let text = match &value {
-            Value::String(text) => text.clone(),
-            // serde_json prints a number as its shortest exact form
-            // (0.1 stays "0.1"), so a decimal written by the client
-            // survives the trip through f64.
-            Value::Number(number) => number.to_string(),
-            _ => {
-                self.problem("cost", "must be a decimal string (\"0.012\") or a number");
-                return None;
-            }
+        let micros = match &value {
+            Value::String(text) => parse_micros(text),
+            Value::Number(number) => number_micros(number),
+            _ => Err("must be a decimal string (\"0.012\") or a number".into()),
         };
-        match parse_micros(&text) {
+        match micros {
             Ok(micros) => Some(micros),
             Err(reason) => {
                 self.problem("cost", reason);
                 None
             }
         }
+    }
+}
+
+/// A JSON number as a whole count: integers, and floats with no fraction
+/// (`1.0`, `1e3`), which some producers send for counts.
+pub fn whole_number(value: &Value) -> Result<i64, String> {
+    let Some(number) = value.as_number() else {
+        return Err("must be a whole number".into());
+    };
+    if let Some(n) = number.as_i64() {
+        return if n < 0 {
+            Err("must not be negative".into())
+        } else {
+            Ok(n)
+        };
+    }
+    match number.as_f64() {
+        Some(x) if x < 0.0 => Err("must not be negative".into()),
+        Some(x) if x.fract() == 0.0 && x <= limits::MAX_TOKENS as f64 => Ok(x as i64),
+        Some(x) if x.fract() == 0.0 || x.is_infinite() => Err(format!(
+            "must be at most {} (one event's maximum)",
+            limits::MAX_TOKENS
+        )),
+        _ => Err("must be a whole number".into()),
+    }
+}
+
+/// A JSON number of money as micro-units: exact when it has at most six
+/// decimal places, else rounded once (it was a binary float anyway).
+pub fn number_micros(number: &serde_json::Number) -> Result<i64, String> {
+    // serde_json prints a number as its shortest exact form (0.1 stays
+    // "0.1"), so a decimal written by the client survives the trip.
+    if let Ok(micros) = parse_micros(&number.to_string()) {
+        return Ok(micros);
+    }
+    float_micros(number.as_f64().unwrap_or(f64::NAN))
+}
+
+/// A float amount of money (USD, as producers estimate it) as micro-units.
+pub fn float_micros(amount: f64) -> Result<i64, String> {
+    let micros = (amount * 1e6).round();
+    if !micros.is_finite() || micros < 0.0 {
+        Err("must be a non-negative number".into())
+    } else if micros > limits::MAX_COST_MICROS as f64 {
+        limits::check_cost(limits::MAX_COST_MICROS + 1)
+    } else {
+        Ok(micros as i64)
     }
 }
 

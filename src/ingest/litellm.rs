@@ -37,14 +37,13 @@ use super::Sender;
 use super::api::MAX_EVENTS;
 use super::body::{self, Framing};
 use super::error::IngestError;
-use super::event::{ApiEvent, Problem};
+use super::event::{ApiEvent, EventFields, Problem, number_micros, parse_time, whole_number};
 use super::pipeline::{self, Attribution, Mapped};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
 
 pub const SOURCE: &str = "litellm";
-const MAX_TEXT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiteLlmOutcome {
@@ -95,6 +94,23 @@ pub async fn post_litellm(
     ))
 }
 
+/// Our field names in a problem, as LiteLLM's payload names them.
+fn payload_field(ours: &str) -> &str {
+    match ours {
+        "timestamp" => "startTime",
+        "input_tokens" => "prompt_tokens",
+        "output_tokens" => "completion_tokens",
+        "cache_read_tokens" => "metadata.usage_object.cache_read_input_tokens",
+        "cache_write_tokens" => "metadata.usage_object.cache_creation_input_tokens",
+        "cost" => "response_cost",
+        "user" => "metadata.user_api_key_user_id",
+        "activity" => "request_tags",
+        "project" => "metadata.user_api_key_team_alias",
+        "provider" => "custom_llm_provider",
+        other => other,
+    }
+}
+
 /// One `StandardLoggingPayload` as an event.
 pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
     let Some(payload) = value.as_object() else {
@@ -102,12 +118,14 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
     };
     let mut problems = Vec::new();
     let mut problem = |field: &str, reason: String| problems.push((Some(field.to_owned()), reason));
+    // Length and characters are checked by `ApiEvent::new`, as for every
+    // producer: never cut short here (two long ids could become one).
     let text = |value: Option<&Value>| {
         value
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.chars().take(MAX_TEXT).collect::<String>())
+            .map(str::to_owned)
     };
     let metadata = payload.get("metadata");
     let usage = metadata.and_then(|m| m.get("usage_object"));
@@ -121,25 +139,18 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
         problem("model", "is required (a non-empty string)".into());
     }
     let ts_ms = match start_time(payload.get("startTime").or_else(|| payload.get("endTime"))) {
-        Ok(ms) if ms > (now.as_millisecond() + 86_400_000) => {
-            problem("startTime", "is more than a day in the future".into());
-            0
-        }
         Ok(ms) => ms,
         Err(reason) => {
             problem("startTime", reason);
-            0
+            now.as_millisecond()
         }
     };
     let mut count = |field: &str, value: Option<&Value>| match value {
         None | Some(Value::Null) => 0,
-        Some(v) => match v.as_i64() {
-            Some(n) if n >= 0 => n,
-            _ => {
-                problem(field, "must be a non-negative whole number".into());
-                0
-            }
-        },
+        Some(v) => whole_number(v).unwrap_or_else(|reason| {
+            problem(field, reason);
+            0
+        }),
     };
     let prompt = count("prompt_tokens", payload.get("prompt_tokens"));
     let completion = count("completion_tokens", payload.get("completion_tokens"));
@@ -158,14 +169,13 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
     );
     let cost_micros = match payload.get("response_cost") {
         None | Some(Value::Null) => None,
-        Some(v) => match v.as_f64() {
-            // A float from LiteLLM already; rounded once to micro-units.
-            Some(usd) if usd.is_finite() && usd >= 0.0 => Some((usd * 1e6).round() as i64),
-            _ => {
-                problem("response_cost", "must be a non-negative number".into());
-                None
-            }
-        },
+        Some(Value::Number(usd)) => number_micros(usd)
+            .map_err(|reason| problem("response_cost", reason))
+            .ok(),
+        Some(_) => {
+            problem("response_cost", "must be a non-negative number".into());
+            None
+        }
     };
     if !problems.is_empty() {
         return Err(problems);
@@ -183,7 +193,7 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
         .or_else(|| text(payload.get("call_type")));
     let project = text(metadata.and_then(|m| m.get("user_api_key_team_alias")))
         .or_else(|| text(metadata.and_then(|m| m.get("user_api_key_team_id"))));
-    Ok(Mapped::Event(ApiEvent {
+    let fields = EventFields {
         id: id.unwrap_or_default(),
         ts_ms,
         user,
@@ -201,7 +211,15 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
             cache_write,
         ],
         cost_micros,
-    }))
+    };
+    ApiEvent::new(fields, now)
+        .map(Mapped::Event)
+        .map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(field, reason)| (field.map(|f| payload_field(&f).to_owned()), reason))
+                .collect()
+        })
 }
 
 /// Epoch seconds (a float) or an RFC 3339 string, as milliseconds.
@@ -211,10 +229,9 @@ fn start_time(value: Option<&Value>) -> Result<i64, String> {
             Some(s) if (0.0..1e11).contains(&s) => Ok((s * 1000.0).round() as i64),
             _ => Err("must be epoch seconds".into()),
         },
-        Some(Value::String(s)) => s
-            .parse::<Timestamp>()
+        Some(Value::String(s)) => parse_time(s)
             .map(|t| t.as_millisecond())
-            .map_err(|_| format!("{s:?} is neither epoch seconds nor an RFC 3339 time")),
+            .map_err(|reason| format!("is neither epoch seconds nor an RFC 3339 time: {reason}")),
         _ => Err("is required (epoch seconds)".into()),
     }
 }

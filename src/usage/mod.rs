@@ -7,10 +7,12 @@ pub mod api;
 pub mod buckets;
 pub mod dims;
 pub mod events;
+pub mod limits;
 pub mod params;
 pub mod plan;
 pub mod prices;
 pub mod query;
+pub mod repair;
 pub mod report;
 pub mod reprice;
 pub mod rollup;
@@ -95,31 +97,62 @@ pub struct Totals {
     pub unpriced_calls: i64,
 }
 
+/// A sum that left the range of a 64-bit integer: impossible for data
+/// within [`limits`], so it means a database written without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a total is out of range (run `tokentally verify`)")]
+pub struct Overflow;
+
 impl Totals {
-    /// Adds `other` field by field.
-    pub fn add(&mut self, other: &Totals) {
-        self.calls += other.calls;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cache_read_tokens += other.cache_read_tokens;
-        self.cache_write_tokens += other.cache_write_tokens;
-        self.cost_micros += other.cost_micros;
-        self.unpriced_calls += other.unpriced_calls;
+    /// Adds `other` field by field; fails rather than wrap.
+    pub fn checked_add(&mut self, other: &Totals) -> Result<(), Overflow> {
+        self.checked_add_signed(other, 1)
     }
 
-    /// Adds `other` times `sign` (+1 or -1).
-    pub fn add_signed(&mut self, other: &Totals, sign: i64) {
-        self.calls += sign * other.calls;
-        self.input_tokens += sign * other.input_tokens;
-        self.output_tokens += sign * other.output_tokens;
-        self.cache_read_tokens += sign * other.cache_read_tokens;
-        self.cache_write_tokens += sign * other.cache_write_tokens;
-        self.cost_micros += sign * other.cost_micros;
-        self.unpriced_calls += sign * other.unpriced_calls;
+    /// Adds `other` times `sign` (+1 or -1); fails rather than wrap.
+    pub fn checked_add_signed(&mut self, other: &Totals, sign: i64) -> Result<(), Overflow> {
+        let mut sum = self.clone();
+        for (into, from) in sum.fields_mut().into_iter().zip(other.fields()) {
+            *into = from
+                .checked_mul(sign)
+                .and_then(|change| into.checked_add(change))
+                .ok_or(Overflow)?;
+        }
+        *self = sum;
+        Ok(())
     }
 
+    fn fields(&self) -> [i64; 7] {
+        [
+            self.calls,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.cost_micros,
+            self.unpriced_calls,
+        ]
+    }
+
+    fn fields_mut(&mut self) -> [&mut i64; 7] {
+        [
+            &mut self.calls,
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.cache_read_tokens,
+            &mut self.cache_write_tokens,
+            &mut self.cost_micros,
+            &mut self.unpriced_calls,
+        ]
+    }
+
+    /// All four token kinds. Each is at most 2⁶¹ ([`limits`]), so the sum
+    /// fits; saturating keeps an old, unrepaired database from wrapping.
     pub fn all_tokens(&self) -> i64 {
-        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        self.input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
     }
 
     /// Reads seven metric columns starting at `first`, in [`Totals`] order.

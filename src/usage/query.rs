@@ -140,7 +140,7 @@ pub fn top(
         if index < limit {
             out.push((name.unwrap_or_default(), totals.clone()));
         } else {
-            other.add(totals);
+            other.checked_add(totals).map_err(DbError::from)?;
         }
     }
     if other.calls > 0 {
@@ -259,15 +259,16 @@ fn name_groups(
         Some(dim) => dims::names(conn, dim)?,
         None => HashMap::new(),
     };
-    let mut groups: Vec<(i64, Totals, Vec<Totals>)> = cells_by_group
-        .into_iter()
-        .map(|(id, cells)| {
-            let mut sum = Totals::default();
-            cells.iter().for_each(|cell| sum.add(cell));
-            (id, sum, cells)
-        })
-        .filter(|(_, sum, _)| group_by.is_none() || sum.calls != 0)
-        .collect();
+    let mut groups: Vec<(i64, Totals, Vec<Totals>)> = Vec::with_capacity(cells_by_group.len());
+    for (id, cells) in cells_by_group {
+        let mut sum = Totals::default();
+        for cell in &cells {
+            sum.checked_add(cell).map_err(DbError::from)?;
+        }
+        if group_by.is_none() || sum.calls != 0 {
+            groups.push((id, sum, cells));
+        }
+    }
     let name_of = |id: i64| {
         names
             .get(&id)
@@ -286,7 +287,7 @@ fn name_groups(
     let mut cells = vec![Vec::with_capacity(groups.len()); ranges];
     let mut labels = Vec::with_capacity(groups.len());
     for (id, sum, group_cells) in groups {
-        totals.add(&sum);
+        totals.checked_add(&sum).map_err(DbError::from)?;
         labels.push(group_by.map(|_| name_of(id)));
         for (row, cell) in cells.iter_mut().zip(group_cells) {
             row.push(cell);
@@ -376,11 +377,14 @@ impl Reader<'_> {
         index: usize,
         sign: i64,
         totals: &Totals,
-    ) {
+    ) -> Result<(), QueryError> {
         let cells = out
             .entry(group)
             .or_insert_with(|| vec![Totals::default(); self.ranges]);
-        cells[index].add_signed(totals, sign);
+        cells[index]
+            .checked_add_signed(totals, sign)
+            .map_err(DbError::from)?;
+        Ok(())
     }
 
     /// The WHERE terms on the dimension columns of a rollup table.
@@ -456,7 +460,7 @@ impl Reader<'_> {
             };
             let totals = Totals::from_row(row, 3)?;
             for (index, sign) in targets {
-                self.add(out, group, *index, *sign, &totals);
+                self.add(out, group, *index, *sign, &totals)?;
             }
         }
         Ok(())
@@ -483,7 +487,7 @@ impl Reader<'_> {
         let mut rows = stmt.query([from_ms, to_ms])?;
         while let Some(row) = rows.next()? {
             let totals = Totals::from_row(row, 1)?;
-            self.add(out, row.get(0)?, index, sign, &totals);
+            self.add(out, row.get(0)?, index, sign, &totals)?;
         }
         Ok(())
     }

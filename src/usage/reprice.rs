@@ -19,7 +19,7 @@ use super::Totals;
 use super::dims;
 use super::prices::{Price, PriceBook, base_model};
 use super::rollup::{self, Delta, Dim, DimValues};
-use super::store::{CostOrigin, event_metrics};
+use super::store::{CostOrigin, checked_price, event_metrics};
 use crate::db::DbError;
 
 /// Events read per step of a re-pricing walk; bounds its memory.
@@ -155,14 +155,14 @@ fn reprice_one(
         for event in &step {
             let provider = providers.get(&event.dims.provider).map(String::as_str);
             let (cost, origin) = match book.cost(model, provider, event.ts_ms, &event.tokens) {
-                Some(cost) => (cost, CostOrigin::PriceTable),
+                Some(cost) => (checked_price(model, cost)?, CostOrigin::PriceTable),
                 None => (0, CostOrigin::Unpriced),
             };
             if (cost, origin) == (event.cost_micros, event.origin) {
                 continue;
             }
             update_cost(conn, event.id, cost, origin)?;
-            deltas.push(cost_change(event, cost, origin));
+            deltas.push(cost_change(event, cost, origin)?);
         }
         outcome.repriced += deltas.len();
         rollup::apply(conn, &deltas)?;
@@ -216,16 +216,16 @@ fn update_cost(conn: &Connection, id: i64, cost: i64, origin: CostOrigin) -> Res
 
 /// The rollup change of an event going from its old cost to a new one:
 /// the new metrics minus the old, so calls and tokens stay as they are.
-fn cost_change(event: &Priced, cost: i64, origin: CostOrigin) -> Delta {
+fn cost_change(event: &Priced, cost: i64, origin: CostOrigin) -> Result<Delta, DbError> {
     let mut metrics = Totals::default();
-    metrics.add_signed(&event_metrics(&event.tokens, cost, origin), 1);
-    metrics.add_signed(
+    metrics.checked_add_signed(&event_metrics(&event.tokens, cost, origin), 1)?;
+    metrics.checked_add_signed(
         &event_metrics(&event.tokens, event.cost_micros, event.origin),
         -1,
-    );
-    Delta {
+    )?;
+    Ok(Delta {
         ts_ms: event.ts_ms,
         dims: event.dims,
         metrics,
-    }
+    })
 }

@@ -3,10 +3,10 @@
 
 use rusqlite::{Connection, params};
 
-use super::Totals;
 use super::dims::Interner;
 use super::prices::PriceBook;
 use super::rollup::{self, Delta, Dim, DimValues};
+use super::{Totals, limits};
 use crate::auth::UserId;
 use crate::db::DbError;
 
@@ -77,8 +77,9 @@ impl Inserter {
         let mut outcome = InsertOutcome::default();
         let mut deltas = Vec::with_capacity(events.len());
         for event in events {
+            check_limits(event)?;
             let dims = self.dim_values(conn, event)?;
-            let (cost, origin) = self.cost_of(event);
+            let (cost, origin) = self.cost_of(event)?;
             let null_if_none = |id: i64| (id != 0).then_some(id);
             let stored = insert.execute(params![
                 event.ts_ms,
@@ -123,9 +124,9 @@ impl Inserter {
         })
     }
 
-    fn cost_of(&self, event: &NewEvent) -> (i64, CostOrigin) {
+    fn cost_of(&self, event: &NewEvent) -> Result<(i64, CostOrigin), DbError> {
         if let Some(reported) = event.reported_cost_micros {
-            return (reported, CostOrigin::Reported);
+            return Ok((reported, CostOrigin::Reported));
         }
         match self.prices.cost(
             &event.model,
@@ -133,10 +134,37 @@ impl Inserter {
             event.ts_ms,
             &event.tokens,
         ) {
-            Some(cost) => (cost, CostOrigin::PriceTable),
-            None => (0, CostOrigin::Unpriced),
+            Some(cost) => Ok((checked_price(&event.model, cost)?, CostOrigin::PriceTable)),
+            None => Ok((0, CostOrigin::Unpriced)),
         }
     }
+}
+
+/// The last line of defence of [`limits`]: every event the store writes is
+/// within the per-event maximums, whichever path built it.
+fn check_limits(event: &NewEvent) -> Result<(), DbError> {
+    let counts = event.tokens.iter().map(|n| limits::check_tokens(*n));
+    let cost = event.reported_cost_micros.map(limits::check_cost);
+    match counts.chain(cost).find_map(Result::err) {
+        Some(reason) => Err(DbError::Refused(format!(
+            "event {:?}: a count or the cost {reason}",
+            event.external_id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A cost from the price table, if one event may cost that much: a price
+/// that makes a call cost more than [`limits::MAX_COST_MICROS`] is a price
+/// or a count entered wrong (prices are per million tokens).
+pub(crate) fn checked_price(model: &str, cost_micros: i64) -> Result<i64, DbError> {
+    limits::check_cost(cost_micros).map_err(|reason| {
+        DbError::Refused(format!(
+            "at the price table's price for {model:?}, one event would cost {}, and a cost {reason}; \
+             check the price (per million tokens) and the event's token counts",
+            crate::usage::report::decimal(cost_micros)
+        ))
+    })
 }
 
 /// What one event adds to the rollups.

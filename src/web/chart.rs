@@ -107,7 +107,9 @@ fn fold_series(series: &Series) -> Vec<(String, Vec<Totals>, bool)> {
         } else {
             let sum = other.get_or_insert_with(|| vec![Totals::default(); column.len()]);
             for (total, cell) in sum.iter_mut().zip(&column) {
-                total.add(cell);
+                // A part of the query's total, which was summed checked:
+                // it cannot overflow where the whole did not.
+                let _ = total.checked_add(cell);
             }
         }
     }

@@ -35,11 +35,42 @@ pub fn number(attrs: &[KeyValue], key: &str) -> Option<f64> {
     }
 }
 
-/// A token count: a non-negative whole number, however it was sent.
-pub fn count(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    number(attrs, key)
-        .filter(|x| x.is_finite() && *x >= 0.0)
-        .map(|x| x.round() as i64)
+/// A token count: a non-negative whole number, however it was sent (an
+/// int, a whole double, a decimal string); `Ok(None)` when absent, and the
+/// reason when present but unusable (NaN, a fraction, text, a list…), so
+/// that the item is rejected and counted instead of read as zero.
+pub fn count(attrs: &[KeyValue], key: &str) -> Result<Option<i64>, String> {
+    let Some(value) = get(attrs, key) else {
+        return Ok(None);
+    };
+    let number = match value {
+        any_value::Value::IntValue(n) => Some(*n as f64),
+        any_value::Value::DoubleValue(x) => Some(*x),
+        any_value::Value::StringValue(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(x) if x.is_finite() && x >= 0.0 && x.fract() == 0.0 => {
+            crate::usage::limits::check_tokens(x.min(i64::MAX as f64) as i64)
+                .map(Some)
+                .map_err(|reason| format!("{key} {reason}"))
+        }
+        _ => Err(format!("{key} is not a non-negative whole number")),
+    }
+}
+
+/// An amount of money in USD (a number or a decimal string) as
+/// micro-units; `Ok(None)` when absent, the reason when unusable.
+pub fn usd_micros(attrs: &[KeyValue], key: &str) -> Result<Option<i64>, String> {
+    if get(attrs, key).is_none() {
+        return Ok(None);
+    }
+    match number(attrs, key) {
+        Some(usd) => crate::ingest::event::float_micros(usd)
+            .map(Some)
+            .map_err(|reason| format!("{key} {reason}")),
+        None => Err(format!("{key} is not a number")),
+    }
 }
 
 /// A stable digest of a set of attributes, independent of their order,

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::attrs;
 use super::{ClaudeCodeSignal, Rejections};
-use crate::ingest::event::ApiEvent;
+use crate::ingest::event::{ApiEvent, EventFields};
 
 const API_REQUEST: &str = "claude_code.api_request";
 
@@ -31,6 +31,7 @@ fn is_api_request(record: &LogRecord) -> bool {
 pub fn events(
     request: &ExportLogsServiceRequest,
     claude_code_from: ClaudeCodeSignal,
+    now: Timestamp,
 ) -> (Vec<ApiEvent>, Rejections, usize) {
     let mut events = Vec::new();
     let mut rejected = Rejections::default();
@@ -59,7 +60,7 @@ pub fn events(
                 );
                 continue;
             }
-            match event(resource, record) {
+            match event(resource, record).and_then(|fields| super::checked(fields, now)) {
                 Ok(event) => events.push(event),
                 Err(reason) => rejected.add(1, reason),
             }
@@ -68,24 +69,25 @@ pub fn events(
     (events, rejected, not_usage)
 }
 
-fn event(resource: &[KeyValue], record: &LogRecord) -> Result<ApiEvent, String> {
+fn event(resource: &[KeyValue], record: &LogRecord) -> Result<EventFields, String> {
     let a = &record.attributes;
     let model = attrs::text(a, "model").ok_or("claude_code.api_request without a model")?;
     let time_ns = [record.time_unix_nano, record.observed_time_unix_nano]
         .into_iter()
         .find(|t| *t > 0);
-    let ts_ms = attrs::text(a, "event.timestamp")
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .map(|t| t.as_millisecond())
-        .or(time_ns.map(|ns| i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)))
-        .ok_or("claude_code.api_request without a time")?;
-    let count = |key: &str| attrs::count(a, key).unwrap_or(0);
-    let cost_micros = attrs::number(a, "cost_usd")
-        .filter(|usd| usd.is_finite() && *usd >= 0.0)
-        .map(|usd| (usd * 1e6).round() as i64);
+    let ts_ms = match attrs::text(a, "event.timestamp") {
+        Some(text) => crate::ingest::event::parse_time(&text)
+            .map_err(|reason| format!("event.timestamp: {reason}"))?
+            .as_millisecond(),
+        None => time_ns
+            .map(|ns| i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX))
+            .ok_or("claude_code.api_request without a time")?,
+    };
+    let count = |key: &str| attrs::count(a, key).map(Option::unwrap_or_default);
+    let cost_micros = attrs::usd_micros(a, "cost_usd")?;
     // The same record re-sent is the same event.
     let id = attrs::digest(&[resource, a], &[], &format!("{API_REQUEST}@{ts_ms}"));
-    Ok(ApiEvent {
+    Ok(EventFields {
         id: format!("l-{}", &id[..40]),
         ts_ms,
         user: None,
@@ -95,10 +97,10 @@ fn event(resource: &[KeyValue], record: &LogRecord) -> Result<ApiEvent, String> 
         project: None,
         source: super::series::SOURCE.into(),
         tokens: [
-            count("input_tokens"),
-            count("output_tokens"),
-            count("cache_read_tokens"),
-            count("cache_creation_tokens"),
+            count("input_tokens")?,
+            count("output_tokens")?,
+            count("cache_read_tokens")?,
+            count("cache_creation_tokens")?,
         ],
         cost_micros,
     })

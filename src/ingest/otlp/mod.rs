@@ -39,7 +39,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 
 use super::body;
 use super::error::IngestError;
-use super::event::ApiEvent;
+use super::event::{ApiEvent, EventFields};
 use super::pipeline::{self, Attribution};
 use crate::app::AppState;
 use crate::audit::{RequestMeta, chain};
@@ -59,6 +59,14 @@ pub enum ClaudeCodeSignal {
     Logs,
 }
 
+/// Most data points, log records or spans in one export (the event API's
+/// limit too); SDKs export far fewer (512 spans or records by default).
+pub const MAX_ITEMS: usize = super::api::MAX_EVENTS;
+
+/// Most distinct reasons listed in a partial-success message; the rest
+/// are counted together, so a hostile export cannot make the answer large.
+const MAX_REASONS: usize = 20;
+
 /// Data that could not be used, by reason.
 #[derive(Debug, Default)]
 pub struct Rejections {
@@ -69,8 +77,21 @@ pub struct Rejections {
 impl Rejections {
     pub fn add(&mut self, count: usize, reason: String) {
         let count = i64::try_from(count).unwrap_or(i64::MAX);
-        self.count += count;
-        *self.reasons.entry(reason).or_default() += count;
+        self.count = self.count.saturating_add(count);
+        let reason = if self.reasons.len() < MAX_REASONS || self.reasons.contains_key(&reason) {
+            reason
+        } else {
+            "other reasons".to_owned()
+        };
+        let counted = self.reasons.entry(reason).or_default();
+        *counted = counted.saturating_add(count);
+    }
+
+    /// Adds every rejection of `other`.
+    pub fn merge(&mut self, other: Rejections) {
+        for (reason, count) in other.reasons {
+            self.add(usize::try_from(count).unwrap_or(usize::MAX), reason);
+        }
     }
 
     /// The partial-success message: every reason with its count, and a
@@ -96,30 +117,32 @@ pub async fn post_metrics(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
-    let ((samples, rejected), encoding) = decode_and_map(
+    let ((samples, mut rejected), encoding) = decode_and_map(
         headers,
         body,
+        |request: &ExportMetricsServiceRequest| count_points(request),
         move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal),
     )
     .await?;
-    let (owner, now) = (grant.user.id, state.now_unix());
+    let (owner, now) = (grant.user.id, state.clock.now());
     let sender = Sender::new(&state, &grant, meta, "otlp.metrics");
-    let rejected_count = rejected.count;
-    state
+    let (stored, refused) = state
         .db
         .write(move |conn| {
             // The series state moves with the events: both or neither.
-            let events = series::to_events(conn, &samples, owner, now)?;
+            let (events, refused) = series::to_events(conn, &samples, owner, now)?;
             let stored = if events.is_empty() {
                 InsertOutcome::default()
             } else {
                 Inserter::new(conn)?.insert(conn, &events)?
             };
+            let rejected_count = rejected.count + refused.count;
             chain::append(conn, &[sender.entry(stored, rejected_count)])?;
-            Ok::<_, crate::db::DbError>(stored)
+            Ok::<_, crate::db::DbError>((stored, refused))
         })
-        .await
-        .map(|stored| state.metrics.ingested(stored))?;
+        .await?;
+    state.metrics.ingested(stored);
+    rejected.merge(refused);
     let note = crate::ingest::recorded_note();
     let partial_success = (rejected.count > 0).then(|| ExportMetricsPartialSuccess {
         rejected_data_points: rejected.count,
@@ -140,11 +163,21 @@ pub async fn post_logs(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
-    let ((events, rejected, not_usage), encoding) =
-        decode_and_map(headers, body, move |request: &ExportLogsServiceRequest| {
-            logs::events(request, signal)
-        })
-        .await?;
+    let now = state.clock.now();
+    let ((events, rejected, not_usage), encoding) = decode_and_map(
+        headers,
+        body,
+        |request: &ExportLogsServiceRequest| {
+            request
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .map(|s| s.log_records.len())
+                .sum()
+        },
+        move |request: &ExportLogsServiceRequest| logs::events(request, signal, now),
+    )
+    .await?;
     let message = Stored {
         endpoint: "otlp.logs",
         what: "log records",
@@ -171,11 +204,21 @@ pub async fn post_traces(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, IngestError> {
-    let ((events, rejected, not_usage), encoding) =
-        decode_and_map(headers, body, |request: &ExportTraceServiceRequest| {
-            traces::events(request)
-        })
-        .await?;
+    let now = state.clock.now();
+    let ((events, rejected, not_usage), encoding) = decode_and_map(
+        headers,
+        body,
+        |request: &ExportTraceServiceRequest| {
+            request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum()
+        },
+        move |request: &ExportTraceServiceRequest| traces::events(request, now),
+    )
+    .await?;
     let message = Stored {
         endpoint: "otlp.traces",
         what: "spans",
@@ -196,10 +239,12 @@ pub async fn post_traces(
 }
 
 /// Decodes an export request and maps it with `map`, off the async
-/// threads: decompressing and decoding megabytes is CPU work.
+/// threads: decompressing and decoding megabytes is CPU work. An export of
+/// more than [`MAX_ITEMS`] items (by `count`) is refused whole.
 async fn decode_and_map<R, T>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    count: impl FnOnce(&R) -> usize + Send + 'static,
     map: impl FnOnce(&R) -> T + Send + 'static,
 ) -> Result<(T, codec::Encoding), IngestError>
 where
@@ -209,10 +254,42 @@ where
     let body = body::accept(body)?;
     tokio::task::spawn_blocking(move || {
         let (request, encoding) = codec::decode::<R>(&headers, body)?;
+        let items = count(&request);
+        if items > MAX_ITEMS {
+            return Err(IngestError::TooLarge(format!(
+                "{items} data points, log records or spans in one export; send at most \
+                 {MAX_ITEMS} (lower the exporter's batch size)"
+            )));
+        }
         Ok((map(&request), encoding))
     })
     .await
     .map_err(|e| IngestError::Internal(format!("decode task: {e}")))?
+}
+
+/// The data points of a metrics export.
+fn count_points(request: &ExportMetricsServiceRequest) -> usize {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Sum(d)) => d.data_points.len(),
+            Some(Data::Gauge(d)) => d.data_points.len(),
+            Some(Data::Histogram(d)) => d.data_points.len(),
+            Some(Data::ExponentialHistogram(d)) => d.data_points.len(),
+            Some(Data::Summary(d)) => d.data_points.len(),
+            None => 0,
+        })
+        .sum()
+}
+
+/// `fields` as an event, or the reasons it cannot be one (on one line:
+/// OTLP reports rejections as text).
+fn checked(fields: EventFields, now: jiff::Timestamp) -> Result<ApiEvent, String> {
+    ApiEvent::new(fields, now).map_err(crate::ingest::event::describe)
 }
 
 /// How a logs or traces export is stored and answered.

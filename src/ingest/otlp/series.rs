@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use super::Rejections;
 use crate::auth::UserId;
 use crate::db::DbError;
+use crate::ingest::event::{ApiEvent, EventFields, describe, float_micros};
 use crate::usage::store::NewEvent;
 
 pub const SOURCE: &str = "otlp";
@@ -134,13 +136,15 @@ struct Sums {
     cost_usd: Option<f64>,
 }
 
-/// Events for `samples`, attributed to `user`.
+/// Events for `samples`, attributed to `user`, and the groups of points
+/// that make no valid event (each point of such a group is rejected).
 pub fn to_events(
     conn: &Connection,
     samples: &[Sample],
     user: UserId,
-    now_s: i64,
-) -> Result<Vec<NewEvent>, DbError> {
+    now: jiff::Timestamp,
+) -> Result<(Vec<NewEvent>, Rejections), DbError> {
+    let now_s = now.as_second();
     // (group, second) → the first sample (for its labels) and the sums. An
     // SDK stamps each instrument of one collection a few microseconds
     // apart: a call's tokens and its cost meet within the second.
@@ -170,8 +174,10 @@ pub fn to_events(
             Quantity::CostUsd => *sums.cost_usd.get_or_insert(0.0) += increment,
         }
     }
+    // `as` saturates: a sum past i64 stays huge and is refused below.
     let round = |x: f64| x.max(0.0).round() as i64;
     let mut events = Vec::new();
+    let mut rejected = Rejections::default();
     for (_, (first, mut sums)) in groups {
         let input = sums.input + (sums.input_with_cache - sums.cache_read).max(0.0);
         let tokens = [
@@ -180,7 +186,13 @@ pub fn to_events(
             round(sums.cache_read),
             round(sums.cache_write),
         ];
-        let cost_micros = sums.cost_usd.map(|usd| round(usd * 1e6));
+        let cost_micros = match sums.cost_usd.map(float_micros) {
+            Some(Err(reason)) => {
+                rejected.add(sums.points.len(), format!("{}: cost {reason}", first.model));
+                continue;
+            }
+            cost => cost.and_then(Result::ok),
+        };
         if tokens == [0; 4] && cost_micros.unwrap_or(0) == 0 {
             continue;
         }
@@ -188,18 +200,22 @@ pub fn to_events(
         // duplicate, however its points are ordered.
         sums.points.sort();
         let id = Sha256::digest(sums.points.join("\n").as_bytes());
-        events.push(NewEvent {
+        let fields = EventFields {
+            id: format!("m-{}", &crate::secret::hex(&id)[..40]),
             ts_ms: i64::try_from(first.time_ns / 1_000_000).unwrap_or(i64::MAX),
-            user,
-            source: SOURCE.into(),
-            external_id: format!("m-{}", &crate::secret::hex(&id)[..40]),
+            user: None,
             model: first.model.clone(),
             provider: first.provider.clone(),
             activity: first.activity.clone(),
             project: None,
+            source: SOURCE.into(),
             tokens,
-            reported_cost_micros: cost_micros,
-        });
+            cost_micros,
+        };
+        match ApiEvent::new(fields, now) {
+            Ok(event) => events.push(event.into_new_event(user)),
+            Err(problems) => rejected.add(sums.points.len(), describe(problems)),
+        }
     }
-    Ok(events)
+    Ok((events, rejected))
 }

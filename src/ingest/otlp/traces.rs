@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::Rejections;
 use super::attrs;
-use crate::ingest::event::ApiEvent;
+use crate::ingest::event::{ApiEvent, EventFields};
 
 const INPUT: [&str; 2] = ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"];
 const OUTPUT: [&str; 2] = [
@@ -24,12 +24,21 @@ const CACHE_WRITE: [&str; 2] = [
     "gen_ai.usage.cache_creation_input_tokens",
 ];
 
-fn first_count(attributes: &[KeyValue], keys: &[&str]) -> Option<i64> {
-    keys.iter().find_map(|key| attrs::count(attributes, key))
+/// The first of `keys` present; an unusable value is the span's problem.
+fn first_count(attributes: &[KeyValue], keys: &[&str]) -> Result<Option<i64>, String> {
+    for key in keys {
+        if let Some(count) = attrs::count(attributes, key)? {
+            return Ok(Some(count));
+        }
+    }
+    Ok(None)
 }
 
 /// The events of a request; spans without token usage are only counted.
-pub fn events(request: &ExportTraceServiceRequest) -> (Vec<ApiEvent>, Rejections, usize) {
+pub fn events(
+    request: &ExportTraceServiceRequest,
+    now: jiff::Timestamp,
+) -> (Vec<ApiEvent>, Rejections, usize) {
     let mut events = Vec::new();
     let mut rejected = Rejections::default();
     let mut not_usage = 0;
@@ -40,13 +49,18 @@ pub fn events(request: &ExportTraceServiceRequest) -> (Vec<ApiEvent>, Rejections
         .flat_map(|s| s.spans.iter())
     {
         let a = &span.attributes;
-        let input = first_count(a, &INPUT);
-        let output = first_count(a, &OUTPUT);
-        if input.is_none() && output.is_none() {
-            not_usage += 1;
-            continue;
-        }
-        match event(span, input.unwrap_or(0), output.unwrap_or(0)) {
+        let (input, output) = match (first_count(a, &INPUT), first_count(a, &OUTPUT)) {
+            (Ok(None), Ok(None)) => {
+                not_usage += 1;
+                continue;
+            }
+            (Ok(input), Ok(output)) => (input.unwrap_or(0), output.unwrap_or(0)),
+            (Err(reason), _) | (_, Err(reason)) => {
+                rejected.add(1, reason);
+                continue;
+            }
+        };
+        match event(span, input, output).and_then(|fields| super::checked(fields, now)) {
             Ok(event) => events.push(event),
             Err(reason) => rejected.add(1, reason),
         }
@@ -54,16 +68,16 @@ pub fn events(request: &ExportTraceServiceRequest) -> (Vec<ApiEvent>, Rejections
     (events, rejected, not_usage)
 }
 
-fn event(span: &Span, input: i64, output: i64) -> Result<ApiEvent, String> {
+fn event(span: &Span, input: i64, output: i64) -> Result<EventFields, String> {
     let a = &span.attributes;
     let model = attrs::first_text(a, &["gen_ai.response.model", "gen_ai.request.model"])
         .ok_or("a GenAI span without gen_ai.response.model or gen_ai.request.model")?;
     if span.trace_id.is_empty() || span.span_id.is_empty() {
         return Err("a GenAI span without a trace or span id".into());
     }
-    let cache_read = first_count(a, &CACHE_READ).unwrap_or(0);
-    let cache_write = first_count(a, &CACHE_WRITE).unwrap_or(0);
-    Ok(ApiEvent {
+    let cache_read = first_count(a, &CACHE_READ)?.unwrap_or(0);
+    let cache_write = first_count(a, &CACHE_WRITE)?.unwrap_or(0);
+    Ok(EventFields {
         // A span is one call, and its ids are unique: a re-sent span is a
         // duplicate.
         id: format!(

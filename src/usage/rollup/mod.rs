@@ -385,7 +385,7 @@ pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
                 let dims = delta.dims.project_onto(cuboid);
                 rows.entry((cuboid, key, dims))
                     .or_default()
-                    .add(&delta.metrics);
+                    .checked_add(&delta.metrics)?;
             }
         }
     }
@@ -428,10 +428,28 @@ pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
             m.cost_micros,
             m.unpriced_calls
         ];
-        upsert.execute(common)?;
+        upsert.execute(common).map_err(overflow_or_error)?;
     }
     Ok(())
 }
+
+/// SQLite turns an integer sum past 2⁶³ into a float, which a STRICT
+/// integer column refuses: that is an overflow, not a fault of the disk.
+/// Unreachable within `usage::limits`; a database from an older release
+/// can get there (`tokentally verify --repair`).
+fn overflow_or_error(e: rusqlite::Error) -> DbError {
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_DATATYPE =>
+        {
+            DbError::Overflow(crate::usage::Overflow)
+        }
+        _ => DbError::from(e),
+    }
+}
+
+/// The metric columns of every rollup table, in [`Totals`] order.
+pub const METRIC_COLUMN_NAMES: [&str; 7] = METRIC_COLUMNS;
 
 const METRIC_COLUMNS: [&str; 7] = [
     "calls",
