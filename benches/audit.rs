@@ -123,6 +123,7 @@ async fn setup(dir: &std::path::Path, events: usize) -> (AppState, String) {
         sessions: Default::default(),
         time_zone: None,
         ingest_rate_per_token: 0,
+        name_limits: Default::default(),
         trusted_proxies: Vec::new(),
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))

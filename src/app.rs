@@ -48,6 +48,8 @@ pub struct AppState {
     pub claude_code_signal: ClaudeCodeSignal,
     /// The instance's time zone, for users without their own.
     pub time_zone: Option<String>,
+    /// How many new names ingestion may create a day (usage::budget).
+    pub name_limits: crate::usage::budget::NameLimits,
 }
 
 /// How to build an [`AppState`].
@@ -65,6 +67,8 @@ pub struct AppOptions {
     /// Ingest requests a token may make per second (twice that in a
     /// burst); 0 for no limit.
     pub ingest_rate_per_token: u32,
+    /// How many new names ingestion may create a day (usage::budget).
+    pub name_limits: crate::usage::budget::NameLimits,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -95,6 +99,7 @@ impl AppState {
             ingest_limit: crate::ingest::RateLimiter::new(options.ingest_rate_per_token),
             trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
+            name_limits: options.name_limits,
             db,
             clock: options.clock,
             passwords,

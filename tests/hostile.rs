@@ -231,3 +231,373 @@ async fn hostile_urls_and_parameters_get_a_clear_4xx() {
     }
     // (Header size limits are the listener's: tests/edge.rs.)
 }
+
+// ---------------------------------------------------------------------------
+// One validation for every producer, and sums that cannot overflow.
+
+const MAX_TOKENS: i64 = tokentally::usage::limits::MAX_TOKENS;
+const JSON: (&str, &str) = ("content-type", "application/json");
+/// 2026-06-10T10:00:00Z in nanoseconds (the test clock is 2026-06-15).
+const JUNE_NS: u64 = 1_781_085_600_000_000_000;
+
+fn otlp_metric(points: Vec<serde_json::Value>) -> Vec<u8> {
+    json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "claude-code"}}]},
+        "scopeMetrics": [{"metrics": [{"name": "claude_code.token.usage", "sum": {
+            "aggregationTemporality": 1, "isMonotonic": true, "dataPoints": points}}]}]
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
+fn otlp_point(
+    model: &str,
+    kind: &str,
+    time_ns: u64,
+    value: serde_json::Value,
+) -> serde_json::Value {
+    let mut point = json!({
+        "attributes": [{"key": "model", "value": {"stringValue": model}},
+                       {"key": "type", "value": {"stringValue": kind}}],
+        "startTimeUnixNano": (time_ns - 60_000_000_000).to_string(),
+        "timeUnixNano": time_ns.to_string()});
+    let key = if value.is_string() || value.is_i64() {
+        "asInt"
+    } else {
+        "asDouble"
+    };
+    point[key] = value;
+    point
+}
+
+fn otlp_log(attributes: Vec<(&str, serde_json::Value)>) -> Vec<u8> {
+    let attributes: Vec<_> = attributes
+        .into_iter()
+        .map(|(key, value)| json!({"key": key, "value": value}))
+        .collect();
+    json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": JUNE_NS.to_string(),
+        "attributes": attributes}]}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn litellm(fields: serde_json::Value) -> Vec<u8> {
+    let mut payload = json!({"id": "ll-1", "startTime": 1_781_085_600, "model": "gpt-5",
+                             "prompt_tokens": 10, "completion_tokens": 2});
+    for (key, value) in fields.as_object().expect("object") {
+        payload[key] = value.clone();
+    }
+    json!([payload]).to_string().into_bytes()
+}
+
+/// (calls, input, output, cache read, cache write, cost) over everyone's June.
+async fn june_totals(f: &Fixture) -> serde_json::Value {
+    let response = f
+        .app
+        .get(
+            "/api/v1/usage?from=2026-06-01&to=2026-07-01&view=everyone",
+            Some(&f.cookie),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    response.json()["totals"].clone()
+}
+
+#[tokio::test]
+async fn every_producer_refuses_what_the_event_api_refuses() {
+    let f = fixture().await;
+    let long = "m".repeat(10_000);
+    let huge = json!(9.2e18);
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        // (what, path, body, the reason's words)
+        (
+            "OTLP: a 10k-character model",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point(&long, "input", JUNE_NS, json!(5.0))]),
+            "256 characters",
+        ),
+        (
+            "OTLP: NUL in a model",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point("m\u{0}x", "input", JUNE_NS, json!(5.0))]),
+            "control characters",
+        ),
+        (
+            "OTLP: ESC in a model",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point(
+                "m\u{1b}[31m",
+                "input",
+                JUNE_NS,
+                json!(5.0),
+            )]),
+            "control characters",
+        ),
+        (
+            "OTLP: a right-to-left override",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point(
+                "claude\u{202e}5-4-tennos",
+                "input",
+                JUNE_NS,
+                json!(5.0),
+            )]),
+            "U+202E",
+        ),
+        (
+            "OTLP: centuries ahead",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point(
+                "m",
+                "input",
+                9_000_000_000_000_000_000,
+                json!(5.0),
+            )]),
+            "future",
+        ),
+        (
+            "OTLP: at the epoch",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point("m", "input", 60_000_000_001, json!(5.0))]),
+            "in the past",
+        ),
+        (
+            "OTLP: a count past the maximum",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point("m", "input", JUNE_NS, huge.clone())]),
+            "at most",
+        ),
+        (
+            "OTLP: NaN",
+            "/v1/metrics",
+            otlp_metric(vec![otlp_point("m", "input", JUNE_NS, json!("NaN"))]),
+            "",
+        ),
+        (
+            "OTLP log: a count past the maximum",
+            "/v1/logs",
+            otlp_log(vec![
+                (
+                    "event.name",
+                    json!({"stringValue": "claude_code.api_request"}),
+                ),
+                ("model", json!({"stringValue": "m"})),
+                (
+                    "input_tokens",
+                    json!({"stringValue": "9200000000000000000"}),
+                ),
+            ]),
+            "at most",
+        ),
+        (
+            "OTLP log: a count that is text",
+            "/v1/logs",
+            otlp_log(vec![
+                (
+                    "event.name",
+                    json!({"stringValue": "claude_code.api_request"}),
+                ),
+                ("model", json!({"stringValue": "m"})),
+                ("output_tokens", json!({"stringValue": "many"})),
+            ]),
+            "whole number",
+        ),
+        (
+            "OTLP log: a count of the wrong type",
+            "/v1/logs",
+            otlp_log(vec![
+                (
+                    "event.name",
+                    json!({"stringValue": "claude_code.api_request"}),
+                ),
+                ("model", json!({"stringValue": "m"})),
+                ("output_tokens", json!({"boolValue": true})),
+            ]),
+            "whole number",
+        ),
+        (
+            "OTLP log: a cost past the maximum",
+            "/v1/logs",
+            otlp_log(vec![
+                (
+                    "event.name",
+                    json!({"stringValue": "claude_code.api_request"}),
+                ),
+                ("model", json!({"stringValue": "m"})),
+                ("cost_usd", json!({"doubleValue": 1e15})),
+            ]),
+            "at most",
+        ),
+    ];
+    let logs_from_logs = {
+        let mut app = f.app.state.clone();
+        app.claude_code_signal = tokentally::ingest::otlp::ClaudeCodeSignal::Logs;
+        tokentally::app::router(app)
+    };
+    for (what, path, body, reason) in cases {
+        let response = if path == "/v1/logs" {
+            let request = axum::http::Request::post(path)
+                .header("authorization", format!("Bearer {}", f.token))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let response = tower::ServiceExt::oneshot(logs_from_logs.clone(), request)
+                .await
+                .expect("infallible");
+            let status = response.status();
+            let bytes = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        } else {
+            let response = post(&f, path, JSON.1, body).await;
+            (response.status, response.body)
+        };
+        assert_eq!(response.0, StatusCode::OK, "{what}: {}", response.1);
+        let answer: serde_json::Value = serde_json::from_str(&response.1).expect("JSON");
+        let partial = &answer["partialSuccess"];
+        let rejected = partial["rejectedDataPoints"]
+            .as_i64()
+            .or(partial["rejectedLogRecords"].as_i64());
+        assert_eq!(rejected, Some(1), "{what}: {answer}");
+        let message = partial["errorMessage"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(reason),
+            "{what}: {reason:?} not in {message:?}"
+        );
+        assert_eq!(events_stored(&f).await, 0, "{what} stored something");
+    }
+    // LiteLLM: the same rules, named with LiteLLM's field names.
+    for (what, fields, field) in [
+        ("long model", json!({"model": long}), "model"),
+        ("NUL in a model", json!({"model": "gpt\u{0}5"}), "model"),
+        (
+            "zero-width space",
+            json!({"model": "gpt\u{200b}-5"}),
+            "model",
+        ),
+        ("long id", json!({"id": "i".repeat(300)}), "id"),
+        ("at the epoch", json!({"startTime": 1}), "startTime"),
+        (
+            "centuries ahead",
+            json!({"startTime": 99_999_999_999.0}),
+            "startTime",
+        ),
+        (
+            "a count past the maximum",
+            json!({"prompt_tokens": MAX_TOKENS + 1}),
+            "prompt_tokens",
+        ),
+        (
+            "a huge float count",
+            json!({"completion_tokens": 1e300}),
+            "completion_tokens",
+        ),
+        (
+            "a cost past the maximum",
+            json!({"response_cost": 1e12}),
+            "response_cost",
+        ),
+    ] {
+        let response = post(&f, "/api/v1/ingest/litellm", JSON.1, litellm(fields)).await;
+        assert_eq!(response.status.as_u16(), 422, "{what}: {}", response.body);
+        assert!(
+            response.json()["errors"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["field"] == field)),
+            "{what}: {field} not named in {}",
+            response.body
+        );
+        assert_eq!(events_stored(&f).await, 0, "{what} stored something");
+    }
+    f.app.assert_rollups_exact().await;
+}
+
+#[tokio::test]
+async fn values_at_every_cap_from_many_tokens_keep_every_sum_in_range() {
+    let f = fixture().await;
+    let mut tokens = Vec::new();
+    for member in 0..6 {
+        let name = format!("m{member}");
+        f.app.create_user(&name, Role::Member).await;
+        tokens.push(f.app.create_token(&name, TokenScope::Ingest).await);
+    }
+    // Every member at once, each event at every maximum, all in one month:
+    // the cells every user shares are hit by all of them.
+    let max_cost = format!("{}", tokentally::usage::limits::MAX_COST_MICROS / 1_000_000);
+    let sends = tokens.iter().enumerate().flat_map(|(member, token)| {
+        let max_cost = max_cost.clone();
+        (0..3).map(move |batch| {
+            let events: Vec<_> = (0..500)
+                .map(|i| {
+                    json!({"id": format!("{member}-{batch}-{i}"),
+                           "timestamp": format!("2026-06-{:02}T{:02}:00:00Z", 1 + i % 14, i % 24),
+                           "model": "claude-sonnet-4-5", "input_tokens": MAX_TOKENS,
+                           "output_tokens": MAX_TOKENS, "cache_read_tokens": MAX_TOKENS,
+                           "cache_write_tokens": MAX_TOKENS, "cost": max_cost})
+                })
+                .collect();
+            (token.clone(), json!(events).to_string().into_bytes())
+        })
+    });
+    let router = tokentally::app::router(f.app.state.clone());
+    let tasks: Vec<_> = sends
+        .map(|(token, body)| {
+            let request = axum::http::Request::post("/api/v1/events")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            tokio::spawn(tower::ServiceExt::oneshot(router.clone(), request))
+        })
+        .collect();
+    for task in tasks {
+        let response = task.await.expect("task").expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let events = 6 * 3 * 500;
+    let totals = june_totals(&f).await;
+    assert_eq!(totals["events"], events, "{totals}");
+    for field in [
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+    ] {
+        assert_eq!(totals[field], events * MAX_TOKENS, "{field}: {totals}");
+    }
+    assert_eq!(
+        totals["cost"],
+        format!(
+            "{}.000000",
+            events * tokentally::usage::limits::MAX_COST_MICROS / 1_000_000
+        ),
+        "{totals}"
+    );
+    // One past a maximum is refused by every path, and the month still
+    // takes ordinary events afterwards (the old failure: 500s for all).
+    let over = with("input_tokens", json!(MAX_TOKENS + 1));
+    let refused = post(&f, "/api/v1/events", JSON.1, over).await;
+    assert_eq!(refused.status.as_u16(), 422, "{}", refused.body);
+    assert!(refused.body.contains("input_tokens"), "{}", refused.body);
+    let ordinary = post(&f, "/api/v1/events", JSON.1, with("id", json!("after"))).await;
+    assert_eq!(ordinary.status, StatusCode::OK, "{}", ordinary.body);
+    for page in [
+        "/?range=custom&from=2026-06-01&to=2026-06-30",
+        "/team?range=12m",
+    ] {
+        let response = f.app.get(page, Some(&f.cookie)).await;
+        assert_eq!(response.status, StatusCode::OK, "{page}");
+    }
+    f.app.assert_rollups_exact().await;
+    let findings = f
+        .app
+        .state
+        .db
+        .read(tokentally::usage::repair::find)
+        .await
+        .expect("find");
+    assert!(findings.is_clean(), "{findings:?}");
+}

@@ -168,7 +168,11 @@ fn oracle(events: &[RawEvent], scope_user: Option<&str>, query: &SeriesQuery) ->
     {
         let label = local_label(event.ts_ms, &query.zone, query.bucket);
         let group = query.group_by.map(|dim| dim_of(event, dim).to_owned());
-        cells.entry((label, group)).or_default().add(&event.metrics);
+        cells
+            .entry((label, group))
+            .or_default()
+            .checked_add(&event.metrics)
+            .expect("in range");
     }
     cells
 }
@@ -181,7 +185,8 @@ fn from_series(series: &query::Series) -> Cells {
                 cells
                     .entry((bucket.label.clone(), group.clone()))
                     .or_default()
-                    .add(cell);
+                    .checked_add(cell)
+                    .expect("in range");
             }
         }
     }
@@ -198,7 +203,9 @@ fn check_query(store: &Store, scope: Option<usize>, query: SeriesQuery) {
     let got = from_series(&series);
     assert_eq!(got, expected, "query {query:?} scope {scope_name:?}");
     let mut total = Totals::default();
-    expected.values().for_each(|t| total.add(t));
+    expected
+        .values()
+        .for_each(|t| total.checked_add(t).expect("in range"));
     assert_eq!(series.totals, total);
 }
 
@@ -561,7 +568,7 @@ proptest! {
         let rows = all_pages(&store, scope, events_query);
         let mut from_rows = Totals::default();
         for row in &rows {
-            from_rows.add(&Totals {
+            from_rows.checked_add(&Totals {
                 calls: 1,
                 input_tokens: row.tokens[0],
                 output_tokens: row.tokens[1],
@@ -569,7 +576,8 @@ proptest! {
                 cache_write_tokens: row.tokens[3],
                 cost_micros: row.cost_micros,
                 unpriced_calls: i64::from(!row.priced),
-            });
+            })
+            .expect("in range");
         }
         let mut ids: Vec<i64> = rows.iter().map(|r| r.row_id).collect();
         ids.sort_unstable();

@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub password_hash_memory_kib: Option<u32>,
     pub password_hash_passes: Option<u32>,
     pub ingest_rate_per_token: Option<u32>,
+    pub max_new_names_per_token_per_day: Option<u32>,
+    pub max_new_names_per_day: Option<u32>,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -114,6 +116,7 @@ pub(super) fn serve_settings(
             .ingest_rate_per_token
             .or(file.ingest_rate_per_token)
             .unwrap_or(DEFAULT_INGEST_RATE),
+        name_limits: name_limits(&args, file),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         tls: args
             .tls_cert
@@ -192,5 +195,20 @@ mod tests {
         assert!(unknown.contains("listne"), "{unknown}");
         let bad = FileConfig::parse("\n\nlisten = \"not an address\"").expect_err("bad address");
         assert!(bad.contains("line 3"), "{bad}");
+    }
+}
+
+/// The budget of new names: flag, else file, else the default.
+fn name_limits(args: &ServeArgs, file: &FileConfig) -> crate::usage::budget::NameLimits {
+    let default = crate::usage::budget::NameLimits::default();
+    crate::usage::budget::NameLimits {
+        per_token_per_day: args
+            .max_new_names_per_token_per_day
+            .or(file.max_new_names_per_token_per_day)
+            .unwrap_or(default.per_token_per_day),
+        per_instance_per_day: args
+            .max_new_names_per_day
+            .or(file.max_new_names_per_day)
+            .unwrap_or(default.per_instance_per_day),
     }
 }

@@ -134,6 +134,18 @@ pub struct ServeArgs {
     /// 0 for no limit [default: 50]
     #[arg(long, env = "TOKENTALLY_INGEST_RATE_PER_TOKEN", value_name = "N")]
     pub ingest_rate_per_token: Option<u32>,
+    /// New names (models, activities, projects, providers, sources) one API
+    /// token may create per UTC day; 0 for no limit [default: 500]
+    #[arg(
+        long,
+        env = "TOKENTALLY_MAX_NEW_NAMES_PER_TOKEN_PER_DAY",
+        value_name = "N"
+    )]
+    pub max_new_names_per_token_per_day: Option<u32>,
+    /// New names all tokens together may create per UTC day; 0 for no
+    /// limit [default: 5000]
+    #[arg(long, env = "TOKENTALLY_MAX_NEW_NAMES_PER_DAY", value_name = "N")]
+    pub max_new_names_per_day: Option<u32>,
     /// Also serve GET /metrics, without authentication, on this address (e.g.
     /// 127.0.0.1:9464); on the main address /metrics needs an admin
     #[arg(long, env = "TOKENTALLY_METRICS_LISTEN", value_name = "ADDR")]

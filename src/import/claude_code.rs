@@ -172,6 +172,10 @@ fn project_name(cwd: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now() -> Timestamp {
+        "2026-06-01T00:00:00Z".parse().expect("now")
+    }
     use serde_json::json;
 
     fn line(value: Value) -> Vec<u8> {
@@ -180,15 +184,18 @@ mod tests {
 
     #[test]
     fn an_assistant_line_is_one_event_keyed_by_message_and_request() {
-        let mapped = map(&line(json!({
-            "type": "assistant", "sessionId": "s1", "requestId": "req_1", "isSidechain": false,
-            "cwd": "/home/ada/src/web-shop", "timestamp": "2026-05-01T10:00:00.123Z",
-            "message": {"id": "msg_1", "model": "claude-sonnet-4-5-20250929", "role": "assistant",
-                        "usage": {"input_tokens": 4, "output_tokens": 250,
-                                  "cache_read_input_tokens": 15000,
-                                  "cache_creation_input_tokens": 1200,
-                                  "cache_creation": {"ephemeral_5m_input_tokens": 1200}}}
-        })));
+        let mapped = map(
+            &line(json!({
+                "type": "assistant", "sessionId": "s1", "requestId": "req_1", "isSidechain": false,
+                "cwd": "/home/ada/src/web-shop", "timestamp": "2026-05-01T10:00:00.123Z",
+                "message": {"id": "msg_1", "model": "claude-sonnet-4-5-20250929", "role": "assistant",
+                            "usage": {"input_tokens": 4, "output_tokens": 250,
+                                      "cache_read_input_tokens": 15000,
+                                      "cache_creation_input_tokens": 1200,
+                                      "cache_creation": {"ephemeral_5m_input_tokens": 1200}}}
+            })),
+            now(),
+        );
         let Mapped::Event(event) = mapped else {
             panic!("{mapped:?}")
         };
@@ -202,19 +209,25 @@ mod tests {
     #[test]
     fn other_lines_are_skipped_or_named() {
         assert_eq!(
-            map(b"{\"type\":\"user\",\"message\":{\"role\":\"user\"}}"),
+            map(
+                b"{\"type\":\"user\",\"message\":{\"role\":\"user\"}}",
+                now()
+            ),
             Mapped::Skipped("no usage (user turns, summaries, snapshots)")
         );
         assert_eq!(
-            map(&line(
-                json!({"type": "assistant", "timestamp": "2026-05-01T10:00:00Z",
+            map(
+                &line(
+                    json!({"type": "assistant", "timestamp": "2026-05-01T10:00:00Z",
                 "message": {"id": "m", "model": "<synthetic>", "usage": {"input_tokens": 0}}})
-            )),
+                ),
+                now()
+            ),
             Mapped::Skipped("<synthetic> messages")
         );
-        assert!(matches!(map(b"{not json"), Mapped::Invalid(_)));
+        assert!(matches!(map(b"{not json", now()), Mapped::Invalid(_)));
         assert!(matches!(
-            map(&line(json!({"message": {"id": "m", "model": "x", "usage": {}}}))),
+            map(&line(json!({"message": {"id": "m", "model": "x", "usage": {}}})), now()),
             Mapped::Invalid(reason) if reason.contains("timestamp")
         ));
     }

@@ -28,6 +28,10 @@ pub struct IngestOutcome {
     /// Events whose id (with source and user) was already stored: not
     /// counted again.
     pub duplicates: usize,
+    /// Of the duplicates, those whose content differs from the event
+    /// stored under the same id: the stored one stands. Usually a sender
+    /// that reuses ids for different calls.
+    pub conflicts: usize,
 }
 
 pub async fn post_events(
@@ -64,6 +68,7 @@ pub async fn post_events(
         Json(IngestOutcome {
             accepted: outcome.accepted,
             duplicates: outcome.duplicates,
+            conflicts: outcome.conflicts,
         }),
     ))
 }

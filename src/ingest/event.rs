@@ -476,7 +476,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(
-            (event.user, event.activity, event.source.as_str()),
+            (
+                event.user.clone(),
+                event.activity.clone(),
+                event.source.as_str()
+            ),
             (None, None, "api")
         );
         assert_eq!(event.tokens, [0; 4]);

@@ -49,6 +49,8 @@ pub const SOURCE: &str = "litellm";
 pub struct LiteLlmOutcome {
     pub accepted: usize,
     pub duplicates: usize,
+    /// Duplicates whose content differs from what is stored under the id.
+    pub conflicts: usize,
     /// Payloads not stored, by reason.
     pub skipped: BTreeMap<&'static str, usize>,
     /// Events stored under the token's owner because the user they name
@@ -88,6 +90,7 @@ pub async fn post_litellm(
         Json(LiteLlmOutcome {
             accepted: outcome.accepted,
             duplicates: outcome.duplicates,
+            conflicts: outcome.conflicts,
             skipped,
             unattributed: attributed.unattributed,
         }),

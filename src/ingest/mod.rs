@@ -54,6 +54,8 @@ pub struct Sender {
     meta: crate::audit::RequestMeta,
     endpoint: &'static str,
     at_ms: i64,
+    /// The token's budget of new names.
+    pub budget: crate::usage::budget::NameBudget,
 }
 
 impl Sender {
@@ -63,11 +65,17 @@ impl Sender {
         meta: crate::audit::RequestMeta,
         endpoint: &'static str,
     ) -> Sender {
+        let at_ms = state.clock.now().as_millisecond();
         Sender {
             actor: grant.actor(),
             meta,
             endpoint,
-            at_ms: state.clock.now().as_millisecond(),
+            at_ms,
+            budget: crate::usage::budget::NameBudget {
+                limits: state.name_limits,
+                token_id: grant.token.0,
+                now_ms: at_ms,
+            },
         }
     }
 
@@ -88,6 +96,7 @@ impl Sender {
                 "endpoint": self.endpoint,
                 "accepted": outcome.accepted,
                 "duplicates": outcome.duplicates,
+                "conflicts": outcome.conflicts,
                 "rejected": rejected,
                 "status": 200,
             }),

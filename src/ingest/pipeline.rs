@@ -184,7 +184,9 @@ pub async fn store(
             let outcome = if events.is_empty() {
                 InsertOutcome::default()
             } else {
-                Inserter::new(conn)?.insert(conn, &events)?
+                Inserter::new(conn)?
+                    .with_budget(sender.budget)
+                    .insert(conn, &events)?
             };
             chain::append(conn, &[sender.entry(outcome, rejected)])?;
             Ok::<_, DbError>(outcome)

@@ -42,6 +42,8 @@ pub struct ServeSettings {
     pub hash_cost: HashCost,
     /// Ingest requests per token and second (0: no limit).
     pub ingest_rate_per_token: u32,
+    /// New names ingestion may create a day.
+    pub name_limits: crate::usage::budget::NameLimits,
     /// A separate address serving `/metrics` without authentication.
     pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain and key for built-in TLS.
@@ -111,6 +113,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         sessions: settings.sessions,
         time_zone: settings.time_zone.clone(),
         ingest_rate_per_token: settings.ingest_rate_per_token,
+        name_limits: settings.name_limits,
         trusted_proxies: settings.trusted_proxies.clone(),
     };
     let tls = match &settings.tls {

@@ -20,10 +20,12 @@ pub fn table(dim: Dim) -> Option<&'static str> {
     }
 }
 
-/// Interns names into their tables, remembering the ids it has seen.
+/// Interns names into their tables, remembering the ids it has seen; new
+/// names are charged to the budget, if there is one.
 #[derive(Debug, Default)]
 pub struct Interner {
     known: HashMap<(Dim, String), i64>,
+    pub budget: Option<super::budget::NameBudget>,
 }
 
 impl Interner {
@@ -36,8 +38,12 @@ impl Interner {
             return Err(DbError::Commit(format!("{dim:?} has no name table")));
         };
         // `table` is one of our constant names, never user input.
-        conn.prepare_cached(&format!("INSERT OR IGNORE INTO {table} (name) VALUES (?1)"))?
+        let created = conn
+            .prepare_cached(&format!("INSERT OR IGNORE INTO {table} (name) VALUES (?1)"))?
             .execute([name])?;
+        if let (1, Some(budget)) = (created, &self.budget) {
+            budget.charge(conn, dim, name)?;
+        }
         let id: i64 = conn
             .prepare_cached(&format!("SELECT id FROM {table} WHERE name = ?1"))?
             .query_row([name], |row| row.get(0))?;

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod buckets;
+pub mod budget;
 pub mod dims;
 pub mod events;
 pub mod limits;

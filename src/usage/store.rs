@@ -45,6 +45,11 @@ pub struct InsertOutcome {
     pub accepted: usize,
     /// Events whose dedup key was already stored: acknowledged, not counted.
     pub duplicates: usize,
+    /// Of the duplicates, those whose content differs from what is stored
+    /// under their id (time, names, counts or reported cost): the stored
+    /// version stands; the sender is told, since it is likely a bug in how
+    /// it makes ids.
+    pub conflicts: usize,
 }
 
 /// Inserts batches of events; keeps dimension ids and prices between
@@ -60,6 +65,12 @@ impl Inserter {
             interner: Interner::default(),
             prices: PriceBook::load(conn)?,
         })
+    }
+
+    /// Charges the new names this inserter creates to `budget`.
+    pub fn with_budget(mut self, budget: super::budget::NameBudget) -> Inserter {
+        self.interner.budget = Some(budget);
+        self
     }
 
     /// Stores `events` that are new, and folds them into the rollups.
@@ -99,6 +110,9 @@ impl Inserter {
             ])?;
             if stored == 0 {
                 outcome.duplicates += 1;
+                if differs_from_stored(conn, event, &dims)? {
+                    outcome.conflicts += 1;
+                }
                 continue;
             }
             outcome.accepted += 1;
@@ -138,6 +152,39 @@ impl Inserter {
             None => Ok((0, CostOrigin::Unpriced)),
         }
     }
+}
+
+/// Whether the event stored under `event`'s dedup key says something else.
+fn differs_from_stored(
+    conn: &Connection,
+    event: &NewEvent,
+    dims: &DimValues,
+) -> Result<bool, DbError> {
+    let stored = conn
+        .prepare_cached(
+            "SELECT ts_ms, model_id, COALESCE(provider_id, 0), COALESCE(activity_id, 0),
+                    COALESCE(project_id, 0), input_tokens, output_tokens, cache_read_tokens,
+                    cache_write_tokens, CASE cost_origin WHEN 2 THEN cost_micros END
+             FROM events WHERE source_id = ?1 AND user_id = ?2 AND external_id = ?3",
+        )?
+        .query_row(params![dims.source, dims.user, event.external_id], |row| {
+            (0..10)
+                .map(|i| row.get::<_, Option<i64>>(i))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+    let sent = [
+        Some(event.ts_ms),
+        Some(dims.model),
+        Some(dims.provider),
+        Some(dims.activity),
+        Some(dims.project),
+        Some(event.tokens[0]),
+        Some(event.tokens[1]),
+        Some(event.tokens[2]),
+        Some(event.tokens[3]),
+        event.reported_cost_micros,
+    ];
+    Ok(stored != sent)
 }
 
 /// The last line of defence of [`limits`]: every event the store writes is

@@ -88,6 +88,7 @@ impl TestApp {
             sessions: Default::default(),
             time_zone: None,
             ingest_rate_per_token: 0,
+            name_limits: Default::default(),
             trusted_proxies: Vec::new(),
         };
         let state = tokio::task::spawn_blocking(move || AppState::open(options))

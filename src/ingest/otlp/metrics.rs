@@ -230,18 +230,22 @@ fn points(metric: &Metric) -> Result<Vec<Point<'_>>, (usize, String)> {
         Some(Data::Sum(sum)) => Ok(sum
             .data_points
             .iter()
-            .filter_map(|p| {
-                let value = match p.value? {
-                    number_data_point::Value::AsDouble(x) => x,
-                    number_data_point::Value::AsInt(n) => n as f64,
+            .map(|p| {
+                // A point without a value (what a decoder makes of "NaN"
+                // sent as asInt, say) is rejected and counted in
+                // `sample`, not dropped unseen.
+                let value = match p.value {
+                    Some(number_data_point::Value::AsDouble(x)) => x,
+                    Some(number_data_point::Value::AsInt(n)) => n as f64,
+                    None => f64::NAN,
                 };
-                Some(Point {
+                Point {
                     attributes: &p.attributes,
                     start_ns: p.start_time_unix_nano,
                     time_ns: p.time_unix_nano,
                     value,
                     cumulative: cumulative(sum.aggregation_temporality),
-                })
+                }
             })
             .collect()),
         Some(Data::Histogram(histogram)) => Ok(histogram

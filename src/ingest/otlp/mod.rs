@@ -134,7 +134,9 @@ pub async fn post_metrics(
             let stored = if events.is_empty() {
                 InsertOutcome::default()
             } else {
-                Inserter::new(conn)?.insert(conn, &events)?
+                Inserter::new(conn)?
+                    .with_budget(sender.budget)
+                    .insert(conn, &events)?
             };
             let rejected_count = rejected.count + refused.count;
             chain::append(conn, &[sender.entry(stored, rejected_count)])?;
