@@ -69,11 +69,11 @@ fn a_cli_token_feeds_the_server_until_revoked() {
     }]);
     assert_eq!(
         post_events(&server, &secret, &events),
-        (200, json!({"accepted": 1, "duplicates": 0}))
+        (200, json!({"accepted": 1, "duplicates": 0, "conflicts": 0}))
     );
     assert_eq!(
         post_events(&server, &secret, &events),
-        (200, json!({"accepted": 0, "duplicates": 1}))
+        (200, json!({"accepted": 0, "duplicates": 1, "conflicts": 0}))
     );
 
     let (ok, list, err) = cli(data, &["token", "list", "--user", "ada"]);

@@ -601,3 +601,315 @@ async fn values_at_every_cap_from_many_tokens_keep_every_sum_in_range() {
         .expect("find");
     assert!(findings.is_clean(), "{findings:?}");
 }
+
+#[tokio::test]
+async fn a_month_poisoned_by_the_previous_release_is_repaired_by_verify_repair() {
+    let f = fixture().await;
+    let ordinary = post(&f, "/api/v1/events", JSON.1, with("id", json!("kept"))).await;
+    assert_eq!(ordinary.status, StatusCode::OK, "{}", ordinary.body);
+    // What the previous release let through (OTLP values were uncapped):
+    // events of 2⁶³ − 16 input tokens, in June and in July, folded into the
+    // rollups as it did. Each cell holds its 64-bit value; June's cells
+    // cannot take one more token, and no sum over both months fits.
+    let poison = i64::MAX - 15;
+    f.app
+        .state
+        .db
+        .write(move |conn| {
+            let (user, model, source): (i64, i64, i64) = conn.query_row(
+                "SELECT user_id, model_id, source_id FROM events LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let mut deltas = Vec::new();
+            for (i, ts_ms) in [1_781_085_600_000_i64, 1_782_871_200_000]
+                .into_iter()
+                .enumerate()
+            {
+                conn.execute(
+                    "INSERT INTO events (ts_ms, user_id, source_id, external_id, model_id,
+                         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                         cost_micros, cost_origin)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, 0, 0)",
+                    rusqlite::params![ts_ms, user, source, format!("poison-{i}"), model, poison],
+                )?;
+                deltas.push(tokentally::usage::rollup::Delta {
+                    ts_ms,
+                    dims: tokentally::usage::rollup::DimValues {
+                        user,
+                        model,
+                        source,
+                        ..Default::default()
+                    },
+                    metrics: tokentally::usage::Totals {
+                        calls: 1,
+                        input_tokens: poison,
+                        unpriced_calls: 1,
+                        ..Default::default()
+                    },
+                });
+            }
+            // The previous release's writer, one event at a time.
+            for delta in deltas {
+                tokentally::usage::rollup::apply(conn, &[delta])?;
+            }
+            Ok::<_, tokentally::db::DbError>(())
+        })
+        .await
+        .expect("poisoned as the previous release did");
+    // Writes into June and reads over both months say so clearly, instead
+    // of a 500 for every event or a sum wrapped to a negative; so does
+    // verify.
+    let write = post(&f, "/api/v1/events", JSON.1, with("id", json!("june"))).await;
+    assert_eq!(write.status.as_u16(), 503, "{}", write.body);
+    assert!(write.body.contains("verify --repair"), "{}", write.body);
+    let read = f
+        .app
+        .get(
+            "/api/v1/usage?from=2026-06-01&to=2026-08-01",
+            Some(&f.cookie),
+        )
+        .await;
+    assert_eq!(read.status.as_u16(), 503, "{}", read.body);
+    assert!(read.body.contains("verify --repair"), "{}", read.body);
+    let data_dir = f.app.dir.path().to_str().expect("utf-8 path").to_owned();
+    let verify = |repair: bool| {
+        let mut args = vec!["--data-dir", data_dir.as_str(), "verify"];
+        if repair {
+            args.push("--repair");
+        }
+        common::server::run_cli(&args, &[], None)
+    };
+    let (ok, out, err) = verify(false);
+    assert!(!ok, "verify passed a poisoned month: {out}");
+    assert!(
+        err.contains("2 event(s) above a per-event maximum") && err.contains("--repair"),
+        "{err}"
+    );
+    let (ok, out, err) = verify(true);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("removed 2 event(s)"), "{out}");
+    let saved = std::fs::read_dir(f.app.dir.path())
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("removed-events-")
+        })
+        .expect("the removed events are saved");
+    let lines = std::fs::read_to_string(saved.path()).expect("saved file");
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert!(lines.contains("\"poison-0\"") && lines.contains(&poison.to_string()));
+    let (ok, out, err) = verify(false);
+    assert!(ok, "{out}{err}");
+    // What was accepted is intact; the month reads and takes events again.
+    let totals = june_totals(&f).await;
+    assert_eq!(
+        (totals["events"].clone(), totals["input_tokens"].clone()),
+        (json!(1), json!(10))
+    );
+    let again = post(&f, "/api/v1/events", JSON.1, with("id", json!("again"))).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(f.app.audit_entries("data.repair").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_token_that_invents_names_is_stopped_by_its_budget_of_new_names() {
+    let mut f = fixture().await;
+    let limits = tokentally::usage::budget::NameLimits {
+        per_token_per_day: 40,
+        per_instance_per_day: 60,
+    };
+    f.app.state.name_limits = limits;
+    f.app.rebuild_router();
+    f.app.create_user("ada", Role::Member).await;
+    f.app.create_user("bob", Role::Member).await;
+    let ada = f.app.create_token("ada", TokenScope::Ingest).await;
+    let bob = f.app.create_token("bob", TokenScope::Ingest).await;
+    let batch = |prefix: &str, models: std::ops::Range<usize>| {
+        let events: Vec<_> = models
+            .map(|i| {
+                json!({"id": format!("{prefix}{i}"), "timestamp": "2026-06-10T10:00:00Z",
+                            "model": format!("{prefix}model-{i}"), "input_tokens": 1})
+            })
+            .collect();
+        json!(events).to_string().into_bytes()
+    };
+    let send = |token: &str, body: Vec<u8>| {
+        let token = token.to_owned();
+        let app = &f.app;
+        async move {
+            app.post_bytes("/api/v1/events", Some(&token), &[JSON], body)
+                .await
+        }
+    };
+    // Ada's first 39 new names (the source "api" is the 40th) fit.
+    let first = send(&ada, batch("a", 0..39)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    // One more new name: the whole request is refused, nothing stored.
+    let stored_before = events_stored(&f).await;
+    let over = send(&ada, batch("b", 0..5)).await;
+    assert_eq!(over.status.as_u16(), 429, "{}", over.body);
+    assert!(
+        over.body.contains("--max-new-names-per-token-per-day"),
+        "{}",
+        over.body
+    );
+    let retry: u64 = over.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert_eq!(retry, 12 * 3600, "the budget renews at 00:00 UTC");
+    assert_eq!(events_stored(&f).await, stored_before);
+    // Known names cost nothing: ada keeps sending them.
+    let known = send(&ada, batch("a", 0..39)).await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.body);
+    // Bob has his own budget, until the instance's is spent too.
+    let bob_first = send(&bob, batch("c", 0..20)).await;
+    assert_eq!(bob_first.status, StatusCode::OK, "{}", bob_first.body);
+    let bob_over = send(&bob, batch("d", 0..1)).await;
+    assert_eq!(bob_over.status.as_u16(), 429, "{}", bob_over.body);
+    assert!(
+        bob_over.body.contains("--max-new-names-per-day"),
+        "{}",
+        bob_over.body
+    );
+    // A new day, a new budget.
+    f.app.clock.advance(jiff::SignedDuration::from_hours(12));
+    let next_day = send(&bob, batch("d", 0..1)).await;
+    assert_eq!(next_day.status, StatusCode::OK, "{}", next_day.body);
+    f.app.assert_rollups_exact().await;
+}
+
+#[tokio::test]
+async fn the_small_ones_each_get_their_answer() {
+    let f = fixture().await;
+    // Counts as whole floats, and a binary-float cost, are accepted by the
+    // event API as LiteLLM accepts them.
+    let floats = json!([{"id": "f1", "timestamp": "2026-06-10T10:00:00Z", "model": "m",
+                         "input_tokens": 1.0, "output_tokens": 1e3,
+                         "cost": 0.30000000000000004}]);
+    let response = post(
+        &f,
+        "/api/v1/events",
+        JSON.1,
+        floats.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    let totals = june_totals(&f).await;
+    assert_eq!(
+        (
+            &totals["input_tokens"],
+            &totals["output_tokens"],
+            &totals["cost"]
+        ),
+        (&json!(1), &json!(1000), &json!("0.300000")),
+        "{totals}"
+    );
+    // A re-sent id with other content is a duplicate *and* a conflict.
+    let same = post(
+        &f,
+        "/api/v1/events",
+        JSON.1,
+        floats.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        same.json(),
+        json!({"accepted": 0, "duplicates": 1, "conflicts": 0})
+    );
+    let mut changed = floats.clone();
+    changed[0]["input_tokens"] = json!(2);
+    let other = post(
+        &f,
+        "/api/v1/events",
+        JSON.1,
+        changed.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        other.json(),
+        json!({"accepted": 0, "duplicates": 1, "conflicts": 1})
+    );
+    // A source differing only in case is the same source: counted once.
+    for source in ["cli", "CLI", "Cli"] {
+        let body = json!([{"id": "s1", "timestamp": "2026-06-10T10:00:00Z", "model": "m",
+                           "source": source, "input_tokens": 1}]);
+        let response = post(&f, "/api/v1/events", JSON.1, body.to_string().into_bytes()).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    }
+    assert_eq!(june_totals(&f).await["events"], 2);
+    // Times: offsets past ±23:59 and a 60th second on an ordinary day.
+    for timestamp in [
+        "2026-06-10T10:00:00+24:00",
+        "2026-06-10T10:00:00-25:30",
+        "2026-06-10T10:00:00+05:60",
+        "2026-06-10T10:59:60Z",
+        "2026-06-10T10:00:00+0100",
+        "2026-02-30T10:00:00Z",
+    ] {
+        let response = post(
+            &f,
+            "/api/v1/events",
+            JSON.1,
+            with("timestamp", json!(timestamp)),
+        )
+        .await;
+        assert_eq!(
+            response.status.as_u16(),
+            422,
+            "{timestamp}: {}",
+            response.body
+        );
+        assert!(
+            response.body.contains("timestamp"),
+            "{timestamp}: {}",
+            response.body
+        );
+        assert!(
+            !response.body.contains("jiff"),
+            "{timestamp}: {}",
+            response.body
+        );
+    }
+    // Invisible and direction-changing characters, in every name.
+    for (field, name) in [
+        ("model", "gpt\u{200b}-5"),
+        ("activity", "review\u{202e}"),
+        ("project", "\u{feff}web"),
+        ("provider", "open\u{2066}ai"),
+        ("source", "api\u{200d}"),
+    ] {
+        let response = post(&f, "/api/v1/events", JSON.1, with(field, json!(name))).await;
+        assert_eq!(response.status.as_u16(), 422, "{field}: {}", response.body);
+        assert!(
+            response.body.contains("invisible"),
+            "{field}: {}",
+            response.body
+        );
+    }
+    // OTLP: more items than one export may hold is refused whole.
+    let points: Vec<_> = (0..10_001)
+        .map(|i| otlp_point("m", "input", JUNE_NS + i, json!(1.0)))
+        .collect();
+    let response = post(&f, "/v1/metrics", JSON.1, otlp_metric(points)).await;
+    assert_eq!(response.status.as_u16(), 413, "{}", response.body);
+    assert!(response.body.contains("at most 10000"), "{}", response.body);
+    // OTLP/JSON's enum names for temporality are read like their numbers.
+    let mut body: serde_json::Value = serde_json::from_slice(&otlp_metric(vec![otlp_point(
+        "m",
+        "input",
+        JUNE_NS,
+        json!(7.0),
+    )]))
+    .expect("json");
+    body["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["aggregationTemporality"] =
+        json!("AGGREGATION_TEMPORALITY_DELTA");
+    let response = post(&f, "/v1/metrics", JSON.1, body.to_string().into_bytes()).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(june_totals(&f).await["input_tokens"], 1 + 1 + 7);
+    f.app.assert_rollups_exact().await;
+}

@@ -43,18 +43,30 @@ async fn events_are_stored_once_however_often_they_are_sent() {
     let batch = json!([event("a"), event("b"), event("c")]);
     let first = post_json(&app, &token, &batch).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    assert_eq!(first.json(), json!({"accepted": 3, "duplicates": 0}));
+    assert_eq!(
+        first.json(),
+        json!({"accepted": 3, "duplicates": 0, "conflicts": 0})
+    );
     let again = post_json(&app, &token, &batch).await;
-    assert_eq!(again.json(), json!({"accepted": 0, "duplicates": 3}));
+    assert_eq!(
+        again.json(),
+        json!({"accepted": 0, "duplicates": 3, "conflicts": 0})
+    );
     // NDJSON with one new event and one already stored.
     let lines = format!("{}\n\n{}\n", event("d"), event("a"));
     let mixed = app
         .post_bytes(EVENTS, Some(&token), &[NDJSON], lines.into_bytes())
         .await;
-    assert_eq!(mixed.json(), json!({"accepted": 1, "duplicates": 1}));
+    assert_eq!(
+        mixed.json(),
+        json!({"accepted": 1, "duplicates": 1, "conflicts": 0})
+    );
     // A single object is one event.
     let single = post_json(&app, &token, &event("e")).await;
-    assert_eq!(single.json(), json!({"accepted": 1, "duplicates": 0}));
+    assert_eq!(
+        single.json(),
+        json!({"accepted": 1, "duplicates": 0, "conflicts": 0})
+    );
     assert_eq!(
         app.stored_by_user().await,
         vec![("ada".to_owned(), 5, 5000)]
@@ -81,7 +93,10 @@ async fn gzip_bodies_are_accepted() {
             gzipped,
         )
         .await;
-    assert_eq!(response.json(), json!({"accepted": 50, "duplicates": 0}));
+    assert_eq!(
+        response.json(),
+        json!({"accepted": 50, "duplicates": 0, "conflicts": 0})
+    );
     let broken = app
         .post_bytes(
             EVENTS,
@@ -282,7 +297,10 @@ async fn who_may_send_and_for_whom() {
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.json()["errors"][0]["index"], 1);
     let ok = post_json(&app, &admin, &json!([for_grace, event("a3")])).await;
-    assert_eq!(ok.json(), json!({"accepted": 2, "duplicates": 0}));
+    assert_eq!(
+        ok.json(),
+        json!({"accepted": 2, "duplicates": 0, "conflicts": 0})
+    );
     assert_eq!(
         app.stored_by_user().await,
         vec![

@@ -63,7 +63,7 @@ async fn all_three_log_formats_store_each_call_once() {
     let (_, body) = send(&app, &token, array).await;
     assert_eq!(
         body,
-        json!({"accepted": 0, "duplicates": 2, "skipped": {}, "unattributed": 0})
+        json!({"accepted": 0, "duplicates": 2, "conflicts": 0, "skipped": {}, "unattributed": 0})
     );
 
     // Input excludes the cache reads and writes inside prompt_tokens.
@@ -106,7 +106,7 @@ async fn unknown_users_stay_with_the_token_owner_and_are_counted() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"accepted": 2, "duplicates": 0,
+        json!({"accepted": 2, "duplicates": 0, "conflicts": 0,
                "skipped": {"failed call without tokens": 1}, "unattributed": 1})
     );
     // A member's token keeps everything for the member.

@@ -402,7 +402,10 @@ async fn read_answers_carry_what_was_ingested() {
         events_ndjson(),
     )
     .await;
-    assert_eq!(response.json(), json!({"accepted": 3, "duplicates": 0}));
+    assert_eq!(
+        response.json(),
+        json!({"accepted": 3, "duplicates": 0, "conflicts": 0})
+    );
     let page = send(
         &w.app,
         Method::GET,

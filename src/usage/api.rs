@@ -29,11 +29,18 @@ pub enum ReadError {
     Param(#[from] ParamError),
     #[error("internal: {0}")]
     Internal(String),
+    /// The data cannot be read as it is (a total out of range): the
+    /// message says what an administrator must do.
+    #[error("{0}")]
+    Unavailable(&'static str),
 }
 
 impl From<DbError> for ReadError {
     fn from(e: DbError) -> Self {
-        ReadError::Internal(e.to_string())
+        match e.storage_trouble() {
+            Some(reason) => ReadError::Unavailable(reason),
+            None => ReadError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -57,6 +64,14 @@ impl IntoResponse for ReadError {
                 Json(json!({"error": e.to_string(), "field": e.field, "reason": e.reason})),
             )
                 .into_response(),
+            ReadError::Unavailable(reason) => {
+                tracing::error!(error = %reason, "usage read refused");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": format!("cannot read usage: {reason}")})),
+                )
+                    .into_response()
+            }
             ReadError::Internal(detail) => {
                 tracing::error!(error = %detail, "usage read failed");
                 (

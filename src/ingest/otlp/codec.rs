@@ -45,8 +45,19 @@ pub fn decode<T: Message + Default + DeserializeOwned>(
         Encoding::Protobuf => T::decode(body.as_ref()).map_err(|e| {
             IngestError::BadRequest(format!("the body is not an OTLP protobuf message: {e}"))
         })?,
-        Encoding::Json => serde_json::from_slice(&body)
-            .map_err(|e| IngestError::BadRequest(format!("the body is not OTLP JSON: {e}")))?,
+        Encoding::Json => {
+            let not_json = |e: serde_json::Error| {
+                IngestError::BadRequest(format!("the body is not OTLP JSON: {e}"))
+            };
+            if has_enum_names(&body) {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(not_json)?;
+                numeric_enums(&mut value);
+                serde_json::from_value(value).map_err(not_json)?
+            } else {
+                serde_json::from_slice(&body).map_err(not_json)?
+            }
+        }
     };
     Ok((request, encoding))
 }
@@ -65,4 +76,65 @@ pub fn respond<T: Message + Serialize>(response: &T, encoding: Encoding) -> Resp
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     reply
+}
+
+/// The enums of OTLP/JSON whose names some exporters send instead of
+/// their numbers (the protobuf JSON mapping allows both).
+const ENUM_NAMES: [(&str, &[&str]); 3] = [
+    (
+        "aggregationTemporality",
+        &[
+            "AGGREGATION_TEMPORALITY_UNSPECIFIED",
+            "AGGREGATION_TEMPORALITY_DELTA",
+            "AGGREGATION_TEMPORALITY_CUMULATIVE",
+        ],
+    ),
+    (
+        "kind",
+        &[
+            "SPAN_KIND_UNSPECIFIED",
+            "SPAN_KIND_INTERNAL",
+            "SPAN_KIND_SERVER",
+            "SPAN_KIND_CLIENT",
+            "SPAN_KIND_PRODUCER",
+            "SPAN_KIND_CONSUMER",
+        ],
+    ),
+    (
+        "code",
+        &["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"],
+    ),
+];
+
+fn has_enum_names(body: &[u8]) -> bool {
+    [
+        &b"AGGREGATION_TEMPORALITY_"[..],
+        b"SPAN_KIND_",
+        b"STATUS_CODE_",
+    ]
+    .iter()
+    .any(|needle| body.windows(needle.len()).any(|w| w == *needle))
+}
+
+/// Replaces enum names by their numbers, wherever they are.
+fn numeric_enums(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            for (key, field) in object.iter_mut() {
+                if let serde_json::Value::String(name) = field {
+                    let number = ENUM_NAMES
+                        .iter()
+                        .filter(|(enum_key, _)| enum_key == key)
+                        .find_map(|(_, names)| names.iter().position(|n| n == name));
+                    if let Some(number) = number {
+                        *field = serde_json::Value::from(number);
+                    }
+                } else {
+                    numeric_enums(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(numeric_enums),
+        _ => {}
+    }
 }
