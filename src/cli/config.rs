@@ -171,6 +171,21 @@ fn hash_cost(args: &ServeArgs, file: &FileConfig) -> HashCost {
     }
 }
 
+/// The budget of new names: flag, else file, else the default.
+fn name_limits(args: &ServeArgs, file: &FileConfig) -> crate::usage::budget::NameLimits {
+    let default = crate::usage::budget::NameLimits::default();
+    crate::usage::budget::NameLimits {
+        per_token_per_day: args
+            .max_new_names_per_token_per_day
+            .or(file.max_new_names_per_token_per_day)
+            .unwrap_or(default.per_token_per_day),
+        per_instance_per_day: args
+            .max_new_names_per_day
+            .or(file.max_new_names_per_day)
+            .unwrap_or(default.per_instance_per_day),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,20 +210,5 @@ mod tests {
         assert!(unknown.contains("listne"), "{unknown}");
         let bad = FileConfig::parse("\n\nlisten = \"not an address\"").expect_err("bad address");
         assert!(bad.contains("line 3"), "{bad}");
-    }
-}
-
-/// The budget of new names: flag, else file, else the default.
-fn name_limits(args: &ServeArgs, file: &FileConfig) -> crate::usage::budget::NameLimits {
-    let default = crate::usage::budget::NameLimits::default();
-    crate::usage::budget::NameLimits {
-        per_token_per_day: args
-            .max_new_names_per_token_per_day
-            .or(file.max_new_names_per_token_per_day)
-            .unwrap_or(default.per_token_per_day),
-        per_instance_per_day: args
-            .max_new_names_per_day
-            .or(file.max_new_names_per_day)
-            .unwrap_or(default.per_instance_per_day),
     }
 }
