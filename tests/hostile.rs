@@ -231,3 +231,147 @@ async fn hostile_urls_and_parameters_get_a_clear_4xx() {
     }
     // (Header size limits are the listener's: tests/edge.rs.)
 }
+
+// ---------------------------------------------------------------------
+// CSV formula injection: a name planted by a member or a User-Agent sent
+// by anyone never reaches the admin's spreadsheet as a formula.
+// ---------------------------------------------------------------------
+
+/// What a spreadsheet would run if a cell started with it.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// The cells of a CSV export, as a spreadsheet reads them: a header and
+/// records, keyed by column name.
+fn csv_records(body: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header row")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    reader
+        .records()
+        .map(|record| {
+            let record = record.expect("a well-formed record");
+            header
+                .iter()
+                .cloned()
+                .zip(record.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_no_formula(record: &std::collections::BTreeMap<String, String>, columns: &[&str]) {
+    for column in columns {
+        let cell = &record[*column];
+        assert!(
+            !cell.starts_with(FORMULA_STARTS),
+            "{column} cell {cell:?} would be a formula"
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_csv_cells_from_names_are_never_formulas() {
+    let f = fixture().await;
+    let planted = [
+        ("id", "=1+2"),
+        ("model", "=HYPERLINK(\"http://evil\",\"x\")"),
+        ("activity", "+1+1"),
+        ("project", "-2+3"),
+        ("provider", "@SUM(A1)"),
+        ("source", "-cmd"),
+    ];
+    let mut event = event();
+    for (field, value) in planted {
+        event[field] = json!(value);
+    }
+    event["cost"] = json!("0.5");
+    let body = json!([event]).to_string().into_bytes();
+    let response = post(&f, "/api/v1/events", "application/json", body).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+
+    for path in [
+        "/api/v1/events.csv?range=custom&from=2026-06-01&to=2026-06-15",
+        // The events page's "Export CSV".
+        "/api/v1/usage/events.csv?range=custom&from=2026-06-01&to=2026-06-15",
+    ] {
+        let export = f.app.get(path, Some(&f.cookie)).await;
+        assert_eq!(export.status, StatusCode::OK, "{path}: {}", export.body);
+        let records = csv_records(&export.body);
+        assert_eq!(records.len(), 1, "{path}: {}", export.body);
+        let record = &records[0];
+        assert_no_formula(
+            record,
+            &[
+                "id", "user", "model", "provider", "activity", "project", "source",
+            ],
+        );
+        // The value is all there, made text by one leading quote.
+        for (field, value) in planted {
+            assert_eq!(record[field], format!("'{value}"), "{path}: {field}");
+        }
+        assert_eq!(record["user"], "root");
+        // Numbers we write stay numbers.
+        assert_eq!(record["input_tokens"], "10");
+        assert_eq!(record["output_tokens"], "1");
+        assert_eq!(record["cost"], "0.500000");
+        assert_eq!(record["timestamp"], "2026-06-10T10:00:00Z");
+    }
+}
+
+#[tokio::test]
+async fn audit_csv_cells_from_requests_are_never_formulas() {
+    let f = fixture().await;
+    let agent = "=cmd|' /C calc'!A0";
+    // Not signed in: a failed sign-in is audited with its User-Agent.
+    let page = f.app.get("/login", None).await;
+    let cookie = page.session_cookie().expect("a session");
+    let csrf = common::csrf_token(&page.body).expect("a CSRF token");
+    let form = format!(
+        "username=%3D1%2B1&password=wrong&csrf_token={}",
+        common::form_encode(&csrf)
+    );
+    let request = axum::http::Request::post("/login")
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("user-agent", agent)
+        .body(axum::body::Body::from(form))
+        .expect("request");
+    assert_eq!(
+        f.app.request(request).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    f.app.state.audit.flush().await;
+
+    let export = f
+        .app
+        .get("/admin/audit.csv?action=login.failure", Some(&f.cookie))
+        .await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+    let records = csv_records(&export.body);
+    assert!(!records.is_empty(), "{}", export.body);
+    for record in &records {
+        assert_no_formula(
+            record,
+            &[
+                "actor",
+                "target",
+                "route",
+                "client_addr",
+                "user_agent",
+                "details",
+            ],
+        );
+        assert!(record["seq"].parse::<u64>().is_ok(), "seq stays a number");
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r["user_agent"] == format!("'{agent}")),
+        "the User-Agent is kept, as text: {}",
+        export.body
+    );
+}

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::auth::{RequireAdmin, Viewer};
 use crate::db::DbError;
 use crate::error::AppError;
+use crate::web::format::csv_cell;
 use crate::web::layout;
 
 const PAGE_ROWS: i64 = 100;
@@ -276,6 +277,8 @@ fn to_csv(rows: &[StoredEntry]) -> Result<String, AppError> {
             "hash",
         ])
         .map_err(failed)?;
+    // Actor, target, route, address, user agent and details come from
+    // requests (some unauthenticated): never a formula.
     for row in rows {
         writer
             .write_record([
@@ -284,14 +287,14 @@ fn to_csv(rows: &[StoredEntry]) -> Result<String, AppError> {
                     .map(|t| t.to_string())
                     .unwrap_or_default(),
                 &row.actor_kind,
-                row.actor_name.as_deref().unwrap_or(""),
+                &csv_cell(row.actor_name.as_deref().unwrap_or("")),
                 &row.action,
-                row.target.as_deref().unwrap_or(""),
+                &csv_cell(row.target.as_deref().unwrap_or("")),
                 &row.outcome,
-                row.route.as_deref().unwrap_or(""),
-                row.client_addr.as_deref().unwrap_or(""),
-                row.user_agent.as_deref().unwrap_or(""),
-                &row.details,
+                &csv_cell(row.route.as_deref().unwrap_or("")),
+                &csv_cell(row.client_addr.as_deref().unwrap_or("")),
+                &csv_cell(row.user_agent.as_deref().unwrap_or("")),
+                &csv_cell(&row.details),
                 &row.prev_hash,
                 &row.hash,
             ])
