@@ -375,3 +375,67 @@ async fn audit_csv_cells_from_requests_are_never_formulas() {
         export.body
     );
 }
+
+// ---------------------------------------------------------------------
+// Open redirect after sign-in: `next` only ever leads to a path on this
+// site; what a browser would strip or turn into `//` leads to `/`.
+// ---------------------------------------------------------------------
+
+const HOSTILE_NEXT: [&str; 17] = [
+    "//evil.example",
+    "/\\evil.example",
+    "/\t/evil.example",
+    "/\tevil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "/%09/evil.example",
+    "/%2f%2fevil.example",
+    "/%2F/evil.example",
+    "/%5cevil.example",
+    "https://evil.example",
+    "javascript:alert(1)",
+    "evil.example",
+    "\\\\evil.example",
+    "/ /evil.example",
+    "/\u{1}x",
+    "/\u{7f}x",
+];
+
+const LOCAL_NEXT: [&str; 4] = [
+    "/events?range=30d&model=gpt-5",
+    "/",
+    "/team?sort=cost&order=asc",
+    "/?range=custom&from=2026-06-01&to=2026-06-15&split=activity",
+];
+
+#[tokio::test]
+async fn sign_in_never_redirects_to_another_site() {
+    let f = fixture().await;
+    for next in HOSTILE_NEXT {
+        let response = f
+            .app
+            .login_form(&[("username", "root"), ("password", PASSWORD), ("next", next)])
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(response.location(), Some("/"), "{next:?}");
+    }
+    for next in LOCAL_NEXT {
+        let response = f
+            .app
+            .login_form(&[("username", "root"), ("password", PASSWORD), ("next", next)])
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(response.location(), Some(next), "{next:?}");
+    }
+    // Signed in already, the login page sends you on at once: same rule.
+    for (next, location) in HOSTILE_NEXT
+        .iter()
+        .map(|n| (*n, "/"))
+        .chain(LOCAL_NEXT.iter().map(|n| (*n, *n)))
+    {
+        let path = format!("/login?next={}", common::form_encode(next));
+        let response = f.app.get(&path, Some(&f.cookie)).await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(response.location(), Some(location), "{next:?}");
+    }
+}
