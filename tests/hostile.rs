@@ -439,3 +439,242 @@ async fn sign_in_never_redirects_to_another_site() {
         assert_eq!(response.location(), Some(location), "{next:?}");
     }
 }
+
+// ---------------------------------------------------------------------
+// Misspelt query parameters: refused with a 400 naming the parameter and
+// the known ones, never silently ignored; every parameter the pages put
+// in their own links and GET forms is still accepted.
+// ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_by_name() {
+    let f = fixture().await;
+    let range = "range=custom&from=2026-06-01&to=2026-06-15";
+    // Pages: the error page names the parameter and lists the known ones.
+    for (path, name, known) in [
+        (format!("/?{range}&modle=gpt-5"), "modle", "model"),
+        (format!("/events?{range}&sortt=cost"), "sortt", "sort"),
+        (format!("/events?{range}&split=model"), "split", "after"),
+        (format!("/team?{range}&metrc=cost"), "metrc", "metric"),
+        ("/admin/prices?model=x".to_owned(), "model", "none"),
+        ("/admin/audit?actr=root".to_owned(), "actr", "actor"),
+        (
+            "/admin/audit.csv?acton=login.failure".to_owned(),
+            "acton",
+            "action",
+        ),
+    ] {
+        let page = f.app.get(&path, Some(&f.cookie)).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            page.body
+        );
+        assert!(
+            page.body.contains(&format!("{name}: unknown parameter")),
+            "{path}: {}",
+            page.body
+        );
+        assert!(
+            page.body.contains(known),
+            "{path} lists {known}: {}",
+            page.body
+        );
+    }
+    // The read API: JSON naming the field, in the API's error shape.
+    for path in [
+        format!("/api/v1/usage?{range}&grup_by=model"),
+        format!("/api/v1/events?{range}&limt=5"),
+        format!("/api/v1/usage/events?{range}&limt=5"),
+        format!("/api/v1/events.csv?{range}&limt=5"),
+        format!("/api/v1/usage/events.csv?{range}&limt=5"),
+    ] {
+        let response = f.app.get(&path, Some(&f.cookie)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path}");
+        let body = response.json();
+        let name = path.rsplit('&').next().and_then(|p| p.split('=').next());
+        assert_eq!(body["field"].as_str(), name, "{path}: {body}");
+        let reason = body["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("unknown parameter"), "{path}: {body}");
+        for known in ["range", "from", "to", "group_by", "limit", "after", "view"] {
+            assert!(reason.contains(known), "{path} lists {known}: {body}");
+        }
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with(name.unwrap_or("?")))
+        );
+    }
+}
+
+/// The `href`s of a page that lead to one of its own pages or the API.
+fn own_links(body: &str) -> Vec<String> {
+    body.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|href| href.replace("&amp;", "&"))
+        .filter(|href| href.starts_with('/') && !href.starts_with("/assets/"))
+        .collect()
+}
+
+/// What submitting each GET form of a page requests: its action with every
+/// named field at its value (a select at its first option).
+fn get_form_submissions(body: &str) -> Vec<String> {
+    let attribute = |tag: &str, name: &str| {
+        tag.split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(|v| v.replace("&amp;", "&"))
+    };
+    let mut out = Vec::new();
+    for form in body.split("<form").skip(1) {
+        let form = form.split("</form>").next().unwrap_or("");
+        let open = form.split('>').next().unwrap_or("");
+        if attribute(open, "method").as_deref() != Some("get") {
+            continue;
+        }
+        let action = attribute(open, "action").unwrap_or_default();
+        let mut fields = Vec::new();
+        for tag in form.split('<').skip(1) {
+            let Some(name) = attribute(tag, "name") else {
+                continue;
+            };
+            let value = if tag.starts_with("select") {
+                form.split(&format!("name=\"{name}\""))
+                    .nth(1)
+                    .and_then(|rest| attribute(rest, "value"))
+                    .unwrap_or_default()
+            } else {
+                attribute(tag, "value").unwrap_or_default()
+            };
+            fields.push(format!(
+                "{}={}",
+                common::form_encode(&name),
+                common::form_encode(&value)
+            ));
+        }
+        out.push(format!("{action}?{}", fields.join("&")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_parameter_the_pages_write_is_accepted() {
+    let f = fixture().await;
+    let response = post(
+        &f,
+        "/api/v1/events",
+        "application/json",
+        with("activity", json!("chat")),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    let range = "range=custom&from=2026-06-01&to=2026-06-15";
+    let mut checked = 0;
+    for start in [
+        format!("/?{range}&split=activity&metric=cost&view=me&zone=Europe/Berlin"),
+        format!(
+            "/events?{range}&model=m&sort=input_tokens&order=asc&limit=1&bucket=week&week_start=sunday"
+        ),
+        format!("/team?{range}&metric=cost&sort=calls&order=asc&bucket=day"),
+        "/admin/audit?actor=root&from=2026-06-01&to=2026-06-30".to_owned(),
+        "/admin/prices".to_owned(),
+    ] {
+        let page = f.app.get(&start, Some(&f.cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{start}: {}", page.body);
+        let targets = own_links(&page.body)
+            .into_iter()
+            .chain(get_form_submissions(&page.body));
+        for target in targets {
+            if target.starts_with("/logout") {
+                continue;
+            }
+            let response = f.app.get(&target, Some(&f.cookie)).await;
+            assert_ne!(
+                response.status,
+                StatusCode::BAD_REQUEST,
+                "{start} leads to {target}: {}",
+                response.body
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} links and forms followed");
+}
+
+// ---------------------------------------------------------------------
+// Out-of-range dates: the 400 names the parameter and says what is wrong
+// in our own words, never the time library's message.
+// ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn impossible_dates_are_refused_in_our_own_words() {
+    let f = fixture().await;
+    let cases = [
+        ("from=2026-02-30&to=2026-03-01", "from", "no day 30"),
+        ("from=2026-13-01&to=2026-03-01", "from", "no month 13"),
+        (
+            "from=99999-01-01&to=2026-03-01",
+            "from",
+            "year must be from",
+        ),
+        ("from=2026-01-01&to=9999-12-31", "to", "year must be from"),
+        (
+            "from=9999-12-31&to=9999-12-31T00:00:00Z",
+            "from",
+            "year must be from",
+        ),
+        ("from=-009999-01-01&to=2026-01-01", "from", "neither a date"),
+        ("from=2026-06-01&to=2026-02-29T00:00:00Z", "to", "no day 29"),
+        ("from=2026-00-10&to=2026-03-01", "from", "no month 0"),
+    ];
+    // What only the time library says.
+    let internal = [
+        "overflowed",
+        "Unix timestamp",
+        "parameter '",
+        "jiff",
+        "parsing",
+    ];
+    for (query, field, says) in cases {
+        let path = format!("/api/v1/usage?range=custom&{query}");
+        let response = f.app.get(&path, Some(&f.cookie)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path}");
+        let body = response.json();
+        assert_eq!(body["field"], field, "{path}: {body}");
+        let reason = body["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(says), "{path}: {body}");
+        for path in [
+            format!("/?range=custom&{query}"),
+            format!("/events?range=custom&{query}"),
+            format!("/api/v1/events.csv?range=custom&{query}"),
+        ] {
+            let response = f.app.get(&path, Some(&f.cookie)).await;
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path}");
+            assert!(response.body.contains(says), "{path}: {}", response.body);
+            for word in internal {
+                assert!(!response.body.contains(word), "{path}: {}", response.body);
+            }
+        }
+    }
+    // The audit log's date filters: the same words.
+    for (query, says) in [
+        ("from=2026-02-30", "no day 30"),
+        ("to=9999-12-31", "year must be from"),
+        ("from=-009999-01-01", "neither a date"),
+        ("from=99999-01-01", "year must be from"),
+    ] {
+        for path in [
+            format!("/admin/audit?{query}"),
+            format!("/admin/audit.csv?{query}"),
+        ] {
+            let response = f.app.get(&path, Some(&f.cookie)).await;
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path}");
+            assert!(response.body.contains(says), "{path}: {}", response.body);
+            for word in internal {
+                assert!(!response.body.contains(word), "{path}: {}", response.body);
+            }
+        }
+    }
+}

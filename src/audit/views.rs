@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::auth::{RequireAdmin, Viewer};
 use crate::db::DbError;
 use crate::error::AppError;
+use crate::usage::params as usage_params;
 use crate::web::format::csv_cell;
 use crate::web::layout;
 
@@ -31,8 +32,14 @@ struct Filter {
     before: Option<i64>,
 }
 
+/// The parameters of the audit page and its export (the filter form's
+/// fields and the paging link's `before`).
+const PARAMETERS: [&str; 5] = ["actor", "action", "from", "to", "before"];
+
 impl Filter {
     fn parse(query: Option<&str>) -> Result<Filter, AppError> {
+        usage_params::check_names(query, &[&PARAMETERS])
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
         let mut filter = Filter::default();
         for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let value = value.trim().to_owned();
@@ -65,13 +72,12 @@ impl Filter {
 
     /// (from, to) as UTC milliseconds; dates are whole UTC days.
     fn range_ms(&self) -> Result<(i64, i64), AppError> {
-        let parse = |field: &str, value: &str, end: bool| -> Result<i64, AppError> {
+        let parse = |field: &'static str, value: &str, end: bool| -> Result<i64, AppError> {
             if let Ok(t) = value.parse::<jiff::Timestamp>() {
                 return Ok(t.as_millisecond());
             }
-            let date: jiff::civil::Date = value.parse().map_err(|_| {
-                AppError::BadRequest(format!("{field}: {value:?} is not a date (YYYY-MM-DD)"))
-            })?;
+            let bad = |e: usage_params::ParamError| AppError::BadRequest(e.to_string());
+            let date = usage_params::date(field, value).map_err(bad)?;
             let date = if end {
                 date.tomorrow().unwrap_or(date)
             } else {
@@ -79,7 +85,9 @@ impl Filter {
             };
             date.to_zoned(jiff::tz::TimeZone::UTC)
                 .map(|z| z.timestamp().as_millisecond())
-                .map_err(|e| AppError::BadRequest(format!("{field}: {e}")))
+                .map_err(|_| {
+                    AppError::BadRequest(format!("{field}: {date} is outside the supported dates"))
+                })
         };
         let from = match &self.from {
             Some(v) => parse("from", v, false)?,

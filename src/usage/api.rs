@@ -42,7 +42,7 @@ impl From<QueryError> for ReadError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::Buckets(e) => ReadError::Param(ParamError {
-                field: "bucket",
+                field: "bucket".into(),
                 reason: e.to_string(),
             }),
             QueryError::Db(e) => e.into(),
