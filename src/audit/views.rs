@@ -14,6 +14,8 @@ use crate::app::AppState;
 use crate::auth::{RequireAdmin, Viewer};
 use crate::db::DbError;
 use crate::error::AppError;
+use crate::usage::params as usage_params;
+use crate::web::format::csv_cell;
 use crate::web::layout;
 
 const PAGE_ROWS: i64 = 100;
@@ -30,8 +32,14 @@ struct Filter {
     before: Option<i64>,
 }
 
+/// The parameters of the audit page and its export (the filter form's
+/// fields and the paging link's `before`).
+const PARAMETERS: [&str; 5] = ["actor", "action", "from", "to", "before"];
+
 impl Filter {
     fn parse(query: Option<&str>) -> Result<Filter, AppError> {
+        usage_params::check_names(query, &[&PARAMETERS])
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
         let mut filter = Filter::default();
         for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let value = value.trim().to_owned();
@@ -64,13 +72,12 @@ impl Filter {
 
     /// (from, to) as UTC milliseconds; dates are whole UTC days.
     fn range_ms(&self) -> Result<(i64, i64), AppError> {
-        let parse = |field: &str, value: &str, end: bool| -> Result<i64, AppError> {
+        let parse = |field: &'static str, value: &str, end: bool| -> Result<i64, AppError> {
             if let Ok(t) = value.parse::<jiff::Timestamp>() {
                 return Ok(t.as_millisecond());
             }
-            let date: jiff::civil::Date = value.parse().map_err(|_| {
-                AppError::BadRequest(format!("{field}: {value:?} is not a date (YYYY-MM-DD)"))
-            })?;
+            let bad = |e: usage_params::ParamError| AppError::BadRequest(e.to_string());
+            let date = usage_params::date(field, value).map_err(bad)?;
             let date = if end {
                 date.tomorrow().unwrap_or(date)
             } else {
@@ -78,7 +85,9 @@ impl Filter {
             };
             date.to_zoned(jiff::tz::TimeZone::UTC)
                 .map(|z| z.timestamp().as_millisecond())
-                .map_err(|e| AppError::BadRequest(format!("{field}: {e}")))
+                .map_err(|_| {
+                    AppError::BadRequest(format!("{field}: {date} is outside the supported dates"))
+                })
         };
         let from = match &self.from {
             Some(v) => parse("from", v, false)?,
@@ -276,6 +285,8 @@ fn to_csv(rows: &[StoredEntry]) -> Result<String, AppError> {
             "hash",
         ])
         .map_err(failed)?;
+    // Actor, target, route, address, user agent and details come from
+    // requests (some unauthenticated): never a formula.
     for row in rows {
         writer
             .write_record([
@@ -284,14 +295,14 @@ fn to_csv(rows: &[StoredEntry]) -> Result<String, AppError> {
                     .map(|t| t.to_string())
                     .unwrap_or_default(),
                 &row.actor_kind,
-                row.actor_name.as_deref().unwrap_or(""),
+                &csv_cell(row.actor_name.as_deref().unwrap_or("")),
                 &row.action,
-                row.target.as_deref().unwrap_or(""),
+                &csv_cell(row.target.as_deref().unwrap_or("")),
                 &row.outcome,
-                row.route.as_deref().unwrap_or(""),
-                row.client_addr.as_deref().unwrap_or(""),
-                row.user_agent.as_deref().unwrap_or(""),
-                &row.details,
+                &csv_cell(row.route.as_deref().unwrap_or("")),
+                &csv_cell(row.client_addr.as_deref().unwrap_or("")),
+                &csv_cell(row.user_agent.as_deref().unwrap_or("")),
+                &csv_cell(&row.details),
                 &row.prev_hash,
                 &row.hash,
             ])

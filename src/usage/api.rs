@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::audit::Action;
 use crate::auth::Reader;
 use crate::db::DbError;
+use crate::web::format::csv_cell;
 
 /// Most rows in one CSV export; past it the export says so in a header.
 pub const MAX_EXPORT_ROWS: usize = 200_000;
@@ -48,7 +49,7 @@ impl From<QueryError> for ReadError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::Buckets(e) => ReadError::Param(ParamError {
-                field: "bucket",
+                field: "bucket".into(),
                 reason: e.to_string(),
             }),
             QueryError::Db(e) => e.into(),
@@ -251,16 +252,17 @@ fn export_csv(
         let page = events::page(conn, scope, &query)?;
         for row in &page.rows {
             let r = api_row(row);
+            // Names come from whoever sent the events: never a formula.
             writer
                 .write_record([
-                    r.id,
+                    &*csv_cell(r.id),
                     &r.timestamp,
-                    r.user,
-                    r.model,
-                    r.provider.unwrap_or(""),
-                    r.activity.unwrap_or(""),
-                    r.project.unwrap_or(""),
-                    r.source,
+                    &csv_cell(r.user),
+                    &csv_cell(r.model),
+                    &csv_cell(r.provider.unwrap_or("")),
+                    &csv_cell(r.activity.unwrap_or("")),
+                    &csv_cell(r.project.unwrap_or("")),
+                    &csv_cell(r.source),
                     &r.input_tokens.to_string(),
                     &r.output_tokens.to_string(),
                     &r.cache_read_tokens.to_string(),

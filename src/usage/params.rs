@@ -11,7 +11,11 @@
 //! model, activity, user, project, source. Filters `user`, `model`,
 //! `activity`, `project`, `source`: repeatable or comma-separated.
 //! Events: `sort`, `order` (asc|desc), `limit`, `after` (cursor). `view`
-//! is read by the access extractor, not here.
+//! is read by the access extractor, not here. Any other name is refused
+//! ([`NAMES`]; a page adds the few it reads itself), so a misspelt filter
+//! is an error rather than silently ignored.
+
+use std::borrow::Cow;
 
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
@@ -109,15 +113,62 @@ impl Preset {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct ParamError {
-    pub field: &'static str,
+    /// The parameter's name (one of ours, or the unknown one as given).
+    pub field: Cow<'static, str>,
     pub reason: String,
 }
 
 fn refuse(field: &'static str, reason: impl Into<String>) -> ParamError {
     ParamError {
-        field,
+        field: Cow::Borrowed(field),
         reason: reason.into(),
     }
+}
+
+/// Every parameter [`parse`] reads, plus `view` (read by the access
+/// extractor) and `tz` (the API's first name for `zone`).
+pub const NAMES: [&str; 18] = [
+    "range",
+    "from",
+    "to",
+    "zone",
+    "tz",
+    "bucket",
+    "week_start",
+    "group_by",
+    "user",
+    "model",
+    "activity",
+    "project",
+    "source",
+    "sort",
+    "order",
+    "limit",
+    "after",
+    "view",
+];
+
+/// Refuses the first parameter of `query` whose name is in none of
+/// `known`, naming it and the ones that are known. A misspelt parameter
+/// would otherwise be silently ignored (and `modle=x` show everything).
+pub fn check_names(query: Option<&str>, known: &[&[&str]]) -> Result<(), ParamError> {
+    let unknown = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(name, _)| name)
+        .find(|name| !known.iter().any(|list| list.contains(&name.as_ref())));
+    let Some(name) = unknown else {
+        return Ok(());
+    };
+    let names: Vec<&str> = known.iter().flat_map(|list| list.iter().copied()).collect();
+    let reason = if names.is_empty() {
+        "unknown parameter; this page takes none".to_owned()
+    } else {
+        format!("unknown parameter; known: {}", names.join(", "))
+    };
+    // Bounded: the name is whatever was sent (pages and JSON escape it).
+    Err(ParamError {
+        field: Cow::Owned(name.chars().take(64).collect()),
+        reason,
+    })
 }
 
 /// Everything a usage read may ask for.
@@ -175,13 +226,27 @@ pub fn dim_name(dim: Dim) -> &'static str {
 }
 
 /// Parses `query` (the raw query string) for a user whose zone is
-/// `user_zone`, at `now`.
+/// `user_zone`, at `now`. A parameter not in [`NAMES`] is refused.
 pub fn parse(
     query: Option<&str>,
     user_zone: Option<&str>,
     now: Timestamp,
 ) -> Result<ReadParams, ParamError> {
+    parse_with(query, &[], user_zone, now)
+}
+
+/// [`parse`] for a page that reads the parameters `extra` itself: they are
+/// accepted, and left to the page even when [`NAMES`] has them too (the
+/// team table's `sort` names its own columns, not the events').
+pub fn parse_with(
+    query: Option<&str>,
+    extra: &[&str],
+    user_zone: Option<&str>,
+    now: Timestamp,
+) -> Result<ReadParams, ParamError> {
+    check_names(query, &[&NAMES, extra])?;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| !extra.contains(&k.as_ref()))
         .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
         .collect();
     let one = |name: &str| {
@@ -332,13 +397,55 @@ pub fn bound(field: &'static str, value: &str, zone: &TimeZone) -> Result<Timest
     if let Ok(instant) = value.parse::<Timestamp>() {
         return Ok(instant);
     }
-    let date: jiff::civil::Date = value.parse().map_err(|_| {
-        refuse(
-            field,
-            format!("{value:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"),
-        )
-    })?;
-    local_midnight(field, date, zone)
+    local_midnight(field, date(field, value)?, zone)
+}
+
+/// The years a date may have: well inside what the time library can
+/// convert in any zone, so a date that passes always converts.
+const YEARS: std::ops::RangeInclusive<i64> = 1..=9998;
+
+/// A calendar date (`YYYY-MM-DD`); when `value` is not one, says what is
+/// wrong in our own words (no month 13, no 30 February, a year too far),
+/// never the time library's message.
+pub fn date(field: &'static str, value: &str) -> Result<Date, ParamError> {
+    let parsed = value.parse::<Date>().ok();
+    if let Some(date) = parsed.filter(|d| YEARS.contains(&i64::from(d.year()))) {
+        return Ok(date);
+    }
+    Err(refuse(field, date_problem(value)))
+}
+
+/// Why `value` is neither a supported date nor an RFC 3339 instant.
+fn date_problem(value: &str) -> String {
+    let shown: String = value.chars().take(40).collect();
+    let generic = format!("{shown:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant");
+    // The date part of `YYYY-MM-DD` or `YYYY-MM-DDThh:mm…`.
+    let day_part = value.split(['T', 't', ' ']).next().unwrap_or("");
+    let numbers: Vec<&str> = day_part.split('-').collect();
+    let [year, month, day] = numbers[..] else {
+        return generic;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(year) && digits(month) && digits(day)) {
+        return generic;
+    }
+    let number = |s: &str| s.parse::<i64>().unwrap_or(i64::MAX);
+    let (year, month, day) = (number(year), number(month), number(day));
+    if !YEARS.contains(&year) {
+        return format!(
+            "{shown:?}: the year must be from {} to {}",
+            YEARS.start(),
+            YEARS.end()
+        );
+    }
+    if !(1..=12).contains(&month) {
+        return format!("{shown:?}: there is no month {month} (months are 1 to 12)");
+    }
+    let days = Date::new(year as i16, month as i8, 1).map_or(31, |d| i64::from(d.days_in_month()));
+    if !(1..=days).contains(&day) {
+        return format!("{shown:?}: {year:04}-{month:02} has no day {day} (it has {days} days)");
+    }
+    generic
 }
 
 fn local_midnight(
@@ -348,7 +455,7 @@ fn local_midnight(
 ) -> Result<Timestamp, ParamError> {
     date.to_zoned(zone.clone())
         .map(|z| z.timestamp())
-        .map_err(|e| refuse(field, e.to_string()))
+        .map_err(|_| refuse(field, format!("{date} is outside the supported dates")))
 }
 
 #[cfg(test)]
@@ -448,9 +555,53 @@ mod tests {
             ("limit=999999", "limit"),
             ("after=zzz", "after"),
             ("range=forever", "range"),
+            ("modle=gpt-5", "modle"),
+            ("range=7d&tz=UTC&splt=x", "splt"),
+            ("from=2026-02-30", "from"),
+            ("to=2026-13-01", "to"),
         ] {
             let error = parse(Some(query), None, now()).expect_err(query);
             assert_eq!(error.field, field, "{query}");
         }
+    }
+
+    #[test]
+    fn unknown_parameters_are_named_with_the_known_ones() {
+        let error = parse(Some("range=7d&modle=a"), None, now()).expect_err("modle");
+        assert_eq!(error.field, "modle");
+        assert!(error.reason.contains("model, activity"), "{error}");
+        // A page's own parameters pass, and are left to the page.
+        let params = parse_with(
+            Some("sort=calls&metric=cost"),
+            &["sort", "metric"],
+            None,
+            now(),
+        )
+        .expect("page parameters");
+        assert_eq!(params.sort, SortColumn::Time);
+        assert!(parse_with(Some("metric=cost"), &[], None, now()).is_err());
+    }
+
+    #[test]
+    fn impossible_dates_say_what_is_wrong() {
+        for (value, says) in [
+            ("2026-02-30", "2026-02 has no day 30 (it has 28 days)"),
+            ("2024-02-30", "2024-02 has no day 30 (it has 29 days)"),
+            ("2026-13-01", "there is no month 13"),
+            ("2026-00-01", "there is no month 0"),
+            ("99999-01-01", "the year must be from 1 to 9998"),
+            ("9999-12-31", "the year must be from 1 to 9998"),
+            ("0000-01-01", "the year must be from 1 to 9998"),
+            ("2026-02-30T10:00:00Z", "no day 30"),
+            (
+                "soon",
+                "neither a date (YYYY-MM-DD) nor an RFC 3339 instant",
+            ),
+        ] {
+            let error = date("from", value).expect_err(value);
+            assert_eq!(error.field, "from");
+            assert!(error.reason.contains(says), "{value}: {error}");
+        }
+        assert_eq!(date("to", "2026-02-28").expect("a date").day(), 28);
     }
 }

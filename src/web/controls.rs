@@ -25,6 +25,18 @@ pub struct DataPage {
     pub url: UrlState,
 }
 
+/// The parameters a data page reads itself, besides the usage parameters
+/// ([`params::NAMES`]); any other is refused.
+fn page_parameters(path: &str) -> &'static [&'static str] {
+    match path {
+        // The split of the bars and the measure shown.
+        "/" => &["split", "metric"],
+        // The team table sorts by its own columns (calls, all tokens).
+        "/team" => &["metric", "sort"],
+        _ => &[],
+    }
+}
+
 impl FromRequestParts<AppState> for DataPage {
     type Rejection = Response;
 
@@ -42,7 +54,8 @@ impl FromRequestParts<AppState> for DataPage {
             .time_zone
             .as_deref()
             .or(state.time_zone.as_deref());
-        let params = params::parse(query.as_deref(), zone, state.clock.now())
+        let extra = page_parameters(parts.uri.path());
+        let params = params::parse_with(query.as_deref(), extra, zone, state.clock.now())
             .map_err(|e| AppError::BadRequest(e.to_string()).into_response())?;
         Ok(DataPage {
             viewer,

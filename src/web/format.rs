@@ -78,9 +78,40 @@ pub fn change(current: i64, previous: i64) -> Option<String> {
     })
 }
 
+/// A text cell of a CSV export whose value came from data (a name, a
+/// route, a user agent): one that a spreadsheet would read as a formula
+/// (`=`, `+`, `-`, `@`) or that starts with a tab or carriage return gets
+/// a leading `'`, which spreadsheets show as text (OWASP's advice against
+/// CSV injection). The csv writer still quotes the cell as needed. Numbers
+/// we write ourselves are not passed through here, so they stay numbers.
+pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_made_text() {
+        for value in [
+            "=HYPERLINK(\"http://evil\",\"x\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+        ] {
+            assert_eq!(csv_cell(value), format!("'{value}"), "{value:?}");
+        }
+        for value in ["", "gpt-5", "a=b", "'quoted", "1.5", " =x"] {
+            assert_eq!(csv_cell(value), value, "{value:?}");
+        }
+    }
 
     #[test]
     fn integers() {

@@ -3,7 +3,7 @@
 //! re-priced.
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::audit::{Action, Note};
 use crate::auth::{RequireAdmin, Viewer};
 use crate::error::AppError;
+use crate::usage::params;
 use crate::usage::prices::{Price, parse_micros};
 use crate::usage::report::decimal;
 use crate::usage::reprice;
@@ -26,7 +27,10 @@ pub async fn page(
     RequireAdmin(_): RequireAdmin,
     viewer: Viewer,
     session: Session,
+    RawQuery(query): RawQuery,
 ) -> Result<(Note, Markup), AppError> {
+    // The page takes no parameters: a misspelt one is refused, not ignored.
+    params::check_names(query.as_deref(), &[]).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let flash = take_flash(&session).await?;
     let prices = state.db.read(reprice::list).await?;
     let note = Note::new(Action::PageView).details(json!({"page": "prices"}));
