@@ -386,3 +386,58 @@ fn import_into_a_remote_server_through_its_api() {
     let totals = server_side.totals();
     assert_eq!(totals["events"], 4, "{totals}");
 }
+
+#[test]
+fn import_applies_the_event_apis_rules_and_names_file_and_line() {
+    let work = Workspace::new(&["ada"]);
+    let jsonl = work.dir.path().join("events.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            r#"{"id":"ok","timestamp":"2026-04-01T08:00:00Z","model":"gpt-5","user":"ada","input_tokens":1}"#, "\n",
+            r#"{"id":"big","timestamp":"2026-04-01T08:00:00Z","model":"gpt-5","user":"ada","input_tokens":10000000000}"#, "\n",
+            r#"{"id":"esc","timestamp":"2026-04-01T08:00:00Z","model":"gpt\u001b[31m","user":"ada"}"#, "\n",
+            r#"{"id":"epoch","timestamp":"1970-01-01T00:00:01Z","model":"gpt-5","user":"ada"}"#, "\n",
+            r#"{"id":"rtl","timestamp":"2026-04-01T08:00:00Z","model":"gpt-5","project":"web\u202e","user":"ada"}"#, "\n",
+        ),
+    )
+    .expect("write");
+    let transcript = work.dir.path().join("session.jsonl");
+    let long_id = "m".repeat(300);
+    std::fs::write(
+        &transcript,
+        format!(
+            concat!(
+                r#"{{"type":"assistant","sessionId":"s","requestId":"r1","timestamp":"2026-04-01T08:00:00Z","message":{{"id":"{long}","model":"claude-sonnet-4-5","usage":{{"input_tokens":1}}}}}}"#, "\n",
+                r#"{{"type":"assistant","sessionId":"s","requestId":"r2","timestamp":"2026-04-01T08:00:00Z","message":{{"id":"m2","model":"claude-sonnet-4-5","usage":{{"input_tokens":-5}}}}}}"#, "\n",
+                r#"{{"type":"assistant","sessionId":"s","requestId":"r3","timestamp":"2026-04-01T08:00:00Z","message":{{"id":"m3","model":"claude-sonnet-4-5","usage":{{"cache_read_input_tokens":2000000000}}}}}}"#, "\n",
+            ),
+            long = long_id
+        ),
+    )
+    .expect("write");
+    let (ok, out, _) = work.cli(
+        &[
+            "import",
+            "--user",
+            "ada",
+            jsonl.to_str().expect("utf-8"),
+            transcript.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(!ok, "bad lines make the exit code non-zero");
+    let (events, transcript) = (jsonl.display(), transcript.display());
+    for needle in [
+        format!("{events}:2: input_tokens: must be at most 1000000000"),
+        format!("{events}:3: model: must not contain control characters"),
+        format!("{events}:4: timestamp: is more than 3653 days"),
+        format!("{events}:5: project: must not contain invisible"),
+        format!("{transcript}:1: id: must be at most 256 characters"),
+        format!("{transcript}:2: message.usage.input_tokens: must not be negative"),
+        format!("{transcript}:3: cache_read_tokens: must be at most"),
+    ] {
+        assert!(out.contains(&needle), "{needle} missing from\n{out}");
+    }
+    assert_eq!(work.totals()["events"], 1, "only the valid line");
+}
