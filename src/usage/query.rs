@@ -442,16 +442,11 @@ fn name_groups(
         })
         .filter(|(_, sum, _)| group_by.is_none() || sum.calls != 0)
         .collect();
-    let name_of = |id: i64| {
-        names
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| NONE_LABEL.to_owned())
-    };
+    let name_of = |id: i64| names.get(&id).map_or(NONE_LABEL, String::as_str);
     groups.sort_by(|a, b| {
         rank.key(&b.1)
             .cmp(&rank.key(&a.1))
-            .then_with(|| name_of(a.0).cmp(&name_of(b.0)))
+            .then_with(|| name_of(a.0).cmp(name_of(b.0)))
     });
     if group_by.is_none() && groups.is_empty() {
         groups.push((0, Totals::default(), vec![Totals::default(); ranges]));
@@ -463,7 +458,7 @@ fn name_groups(
     for (id, sum, group_cells) in groups {
         totals.add(&sum);
         ids.push(id);
-        labels.push(group_by.map(|_| name_of(id)));
+        labels.push(group_by.map(|_| name_of(id).to_owned()));
         for (row, cell) in cells.iter_mut().zip(group_cells) {
             row.push(cell);
         }
