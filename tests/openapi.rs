@@ -347,6 +347,8 @@ async fn real_answers_match_the_document() {
         Case::post("/v1/traces", As::Nobody, JSON, b"{}".to_vec(), 401),
         Case::get("/api/v1/usage", "/api/v1/usage?range=30d", As::Cookie(admin), 200),
         Case::get("/api/v1/usage", "/api/v1/usage?group_by=model&tz=Europe/Berlin&bucket=week", As::Token(read), 200),
+        Case::get("/api/v1/usage", "/api/v1/usage?group_by=model&limit=1", As::Cookie(admin), 200),
+        Case::get("/api/v1/usage", "/api/v1/usage?group_by=model&limit=1001", As::Cookie(admin), 400),
         Case::get("/api/v1/usage", "/api/v1/usage?bucket=fortnight", As::Cookie(admin), 400),
         Case::get("/api/v1/usage", "/api/v1/usage?view=b", As::Cookie(member_a), 403),
         Case::get("/api/v1/usage", "/api/v1/usage", As::Nobody, 401),

@@ -207,6 +207,57 @@ fn check_query(store: &Store, scope: Option<usize>, query: SeriesQuery) {
         .values()
         .for_each(|t| total.checked_add(t).expect("in range"));
     assert_eq!(series.totals, total);
+    if query.group_by.is_some() {
+        check_top(store, scope, query, &expected, &total);
+    }
+}
+
+/// The same series with at most `limit` groups: the kept groups' cells as
+/// the oracle has them, and the rest summed per bucket.
+fn check_top(store: &Store, scope: Scope, query: SeriesQuery, expected: &Cells, total: &Totals) {
+    let groups: std::collections::BTreeSet<&Option<String>> =
+        expected.keys().map(|(_, g)| g).collect();
+    for limit in [1, 2] {
+        let for_series = query.clone();
+        let top = store.read(move |conn| {
+            query::series_top(conn, scope, &for_series, limit, query::Rank::Tokens)
+        });
+        assert_eq!(&top.totals, total, "{query:?} limit {limit}");
+        assert_eq!(top.groups_total(), groups.len(), "{query:?} limit {limit}");
+        assert_eq!(top.other.is_some(), groups.len() > limit);
+        let mut by_bucket: BTreeMap<String, Totals> = BTreeMap::new();
+        for ((bucket, _), cell) in expected {
+            by_bucket
+                .entry(bucket.clone())
+                .or_default()
+                .checked_add(cell)
+                .expect("in range");
+        }
+        for ((bucket, group), cell) in from_series(&top) {
+            assert_eq!(
+                expected.get(&(bucket.clone(), group.clone())),
+                Some(&cell),
+                "{query:?} limit {limit}: {bucket} {group:?}"
+            );
+            by_bucket
+                .entry(bucket)
+                .or_default()
+                .checked_add_signed(&cell, -1)
+                .expect("in range");
+        }
+        for (index, bucket) in top.buckets.iter().enumerate() {
+            let rest = by_bucket.remove(&bucket.label).unwrap_or_default();
+            let other = top
+                .other
+                .as_ref()
+                .map_or_else(Totals::default, |o| o.cells[index].clone());
+            assert_eq!(
+                other, rest,
+                "{query:?} limit {limit}: other in {}",
+                bucket.label
+            );
+        }
+    }
 }
 
 fn bucket_sizes() -> impl Strategy<Value = BucketSize> {

@@ -12,7 +12,7 @@ use crate::audit;
 use crate::db::{Db, DbError, DbOptions};
 use crate::demo::{self, Generator, Workload};
 use crate::usage::buckets::BucketSize;
-use crate::usage::query::{self, Filters, QueryError, SeriesQuery};
+use crate::usage::query::{self, Filters, QueryError, Rank, SeriesQuery};
 use crate::usage::report::Report;
 use crate::usage::rollup::{self, Dim};
 use crate::usage::store::Inserter;
@@ -96,6 +96,11 @@ pub struct ReportArgs {
     /// Only these sources (repeatable)
     #[arg(long)]
     pub source: Vec<String>,
+    /// With --group-by: the most groups shown, largest cost first; the
+    /// rest are summed as one "other" (1 to 1000)
+    #[arg(long, default_value_t = query::DEFAULT_GROUPS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=query::MAX_GROUPS as u64))]
+    pub limit: usize,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -240,10 +245,11 @@ fn series_query(args: &ReportArgs) -> Result<SeriesQuery, UsageCommandError> {
 /// `tokentally report`: the same query layer as the dashboard.
 pub async fn report(args: ReportArgs, db_path: &Path) -> Result<(), UsageCommandError> {
     let query = series_query(&args)?;
+    let limit = args.limit;
     let db = open(db_path).await?;
     // The shell user owns the database file: they see everyone.
     let series = db
-        .read(move |conn| query::series(conn, Scope::Everyone, &query))
+        .read(move |conn| query::series_top(conn, Scope::Everyone, &query, limit, Rank::Cost))
         .await;
     db.shutdown().await;
     let report = Report::from_series(&series?);

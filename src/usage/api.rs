@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::events::{self, EventRow, EventsPage};
 use super::params::{self, ParamError, ReadParams, dim_name};
-use super::query::{self, QueryError};
+use super::query::{self, QueryError, Rank};
 use super::report::{Report, decimal};
 use crate::app::AppState;
 use crate::audit::Action;
@@ -107,10 +107,11 @@ pub async fn usage(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {
     let params = read_params(&state, &reader, query.as_deref())?;
-    let (scope, series_query) = (reader.scope, params.series.clone());
+    let (scope, series_query, limit) = (reader.scope, params.series.clone(), params.limit);
+    // At most `limit` groups, the largest by cost; the rest as `other`.
     let series = state
         .db
-        .read(move |conn| query::series(conn, scope, &series_query))
+        .read(move |conn| query::series_top(conn, scope, &series_query, limit, Rank::Cost))
         .await?;
     let report = Report::from_series(&series);
     let body = json!({
@@ -121,10 +122,14 @@ pub async fn usage(
         "group_by": params.series.group_by.map(dim_name),
         "rows": report.rows,
         "totals": report.totals,
+        "limit": limit,
+        "truncated": report.truncated,
+        "groups_total": report.groups_total,
+        "other": report.other,
     });
-    let note = reader
-        .note(Action::UsageRead)
-        .details(params.audit_details());
+    let mut details = params.audit_details();
+    details["limit"] = limit.into();
+    let note = reader.note(Action::UsageRead).details(details);
     Ok((note, Json(body)).into_response())
 }
 

@@ -10,10 +10,11 @@
 //! `week_start`: monday, sunday, saturday. `group_by`:
 //! model, activity, user, project, source. Filters `user`, `model`,
 //! `activity`, `project`, `source`: repeatable or comma-separated.
-//! Events: `sort`, `order` (asc|desc), `limit`, `after` (cursor). `view`
-//! is read by the access extractor, not here. Any other name is refused
-//! ([`NAMES`]; a page adds the few it reads itself), so a misspelt filter
-//! is an error rather than silently ignored.
+//! Events: `sort`, `order` (asc|desc), `limit`, `after` (cursor). A
+//! grouped series: `limit`, the most groups answered (the rest summed as
+//! one "other"). `view` is read by the access extractor, not here. Any
+//! other name is refused ([`NAMES`]; a page adds the few it reads itself),
+//! so a misspelt filter is an error rather than silently ignored.
 
 use std::borrow::Cow;
 
@@ -27,6 +28,13 @@ use super::query::{Filters, SeriesQuery};
 use super::rollup::Dim;
 
 const DEFAULT_LIMIT: usize = 100;
+
+// `limit` is both the rows of an events page and the groups of a grouped
+// series: one parameter, one default and one maximum.
+const _: () = assert!(
+    DEFAULT_LIMIT == super::query::DEFAULT_GROUPS
+        && super::events::MAX_PAGE == super::query::MAX_GROUPS
+);
 
 /// The range presets of the time controls, in the order they are offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

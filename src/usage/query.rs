@@ -52,12 +52,56 @@ pub struct SeriesQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Series {
     pub buckets: Vec<Bucket>,
-    /// The groups, largest cost first; `[None]` when not grouped.
+    /// The groups, largest first (by cost, or by what [`series_top`] was
+    /// asked to rank by); `[None]` when not grouped.
     pub groups: Vec<Option<String>>,
     /// `cells[bucket][group]`.
     pub cells: Vec<Vec<Totals>>,
+    /// Everything in the range, `other` included.
+    pub totals: Totals,
+    /// The groups [`series_top`] left out, summed; `None` when every group
+    /// with usage is in `groups`.
+    pub other: Option<Other>,
+}
+
+impl Series {
+    /// How many groups had usage in the range, shown or not.
+    pub fn groups_total(&self) -> usize {
+        self.groups.len() + self.other.as_ref().map_or(0, |o| o.groups)
+    }
+}
+
+/// The groups left out of a series or a top list, as one sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Other {
+    /// How many groups it sums (all with usage in the range).
+    pub groups: usize,
+    /// Their sum per bucket (one cell for a top list).
+    pub cells: Vec<Totals>,
+    /// Their sum over the range.
     pub totals: Totals,
 }
+
+/// What orders groups when only the largest are kept. Ties go to the
+/// larger number of calls, then to the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    Cost,
+    Tokens,
+}
+
+impl Rank {
+    fn key(self, totals: &Totals) -> (i64, i64) {
+        match self {
+            Rank::Cost => (totals.cost_micros, totals.calls),
+            Rank::Tokens => (totals.all_tokens(), totals.calls),
+        }
+    }
+}
+
+/// Groups a grouped read answers by default, and at most.
+pub const DEFAULT_GROUPS: usize = 100;
+pub const MAX_GROUPS: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -86,6 +130,92 @@ pub fn series(conn: &Connection, scope: Scope, query: &SeriesQuery) -> Result<Se
         groups: grid.groups,
         totals: grid.totals,
         cells: grid.cells,
+        other: None,
+    })
+}
+
+/// The series of `query` with at most `limit` groups: the largest by
+/// `rank` over the whole range, and the rest summed as [`Series::other`],
+/// so that the totals are those of every group.
+///
+/// The work is bounded by `limit`, not by the number of groups: the
+/// groups' totals over the range are read first (one range, so a few
+/// rollup rows per group), then only the kept groups per bucket, and the
+/// rest per bucket is the ungrouped series less the kept groups.
+pub fn series_top(
+    conn: &Connection,
+    scope: Scope,
+    query: &SeriesQuery,
+    limit: usize,
+    rank: Rank,
+) -> Result<Series, QueryError> {
+    let Some(dim) = query.group_by else {
+        return series(conn, scope, query);
+    };
+    let buckets = buckets::buckets(query.from, query.to, &query.zone, query.bucket)?;
+    let ranges: Vec<(i64, i64)> = buckets.iter().map(|b| (b.start_ms, b.end_ms)).collect();
+    let names = dims::names(conn, dim)?;
+    let Some(constraints) = resolve_filters(conn, scope, &query.filters)? else {
+        let grid = name_groups(Some(dim), ranges.len(), HashMap::new(), &names, rank)?;
+        return Ok(Series {
+            buckets,
+            groups: grid.groups,
+            cells: grid.cells,
+            totals: grid.totals,
+            other: None,
+        });
+    };
+    let whole = [(query.from.as_millisecond(), query.to.as_millisecond())];
+    let sums = read_cells(conn, &constraints, Some(dim), &whole)?;
+    let ranked = name_groups(Some(dim), 1, sums, &names, rank)?;
+    let groups_total = ranked.groups.len();
+    if groups_total <= limit {
+        let cells = read_cells(conn, &constraints, Some(dim), &ranges)?;
+        let grid = name_groups(Some(dim), ranges.len(), cells, &names, rank)?;
+        return Ok(Series {
+            buckets,
+            groups: grid.groups,
+            cells: grid.cells,
+            totals: grid.totals,
+            other: None,
+        });
+    }
+    // Only the kept groups, per bucket.
+    let kept: Vec<i64> = ranked.ids[..limit].to_vec();
+    let mut narrowed = constraints.clone();
+    match narrowed.iter_mut().find(|(d, _)| *d == dim) {
+        Some((_, ids)) => *ids = kept,
+        None => narrowed.push((dim, kept)),
+    }
+    let cells = read_cells(conn, &narrowed, Some(dim), &ranges)?;
+    let grid = name_groups(Some(dim), ranges.len(), cells, &names, rank)?;
+    // Everything, per bucket: the rest is what the kept groups leave.
+    let everything = read_cells(conn, &constraints, None, &ranges)?;
+    let mut other_cells = everything
+        .get(&0)
+        .cloned()
+        .unwrap_or_else(|| vec![Totals::default(); ranges.len()]);
+    for (cell, row) in other_cells.iter_mut().zip(&grid.cells) {
+        for kept in row {
+            cell.checked_add_signed(kept, -1).map_err(DbError::from)?;
+        }
+    }
+    let mut other_totals = Totals::default();
+    for cell in &other_cells {
+        other_totals.checked_add(cell).map_err(DbError::from)?;
+    }
+    let mut totals = grid.totals;
+    totals.checked_add(&other_totals).map_err(DbError::from)?;
+    Ok(Series {
+        buckets,
+        groups: grid.groups,
+        cells: grid.cells,
+        totals,
+        other: Some(Other {
+            groups: groups_total - limit,
+            cells: other_cells,
+            totals: other_totals,
+        }),
     })
 }
 
@@ -115,8 +245,17 @@ pub fn totals_with_change(
     })
 }
 
+/// The largest groups of a dimension over a range, and the rest summed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Top {
+    /// At most `limit` groups with usage, largest cost first.
+    pub rows: Vec<(String, Totals)>,
+    /// The other groups with usage, summed; `None` when there are none.
+    pub other: Option<Other>,
+}
+
 /// The `limit` largest groups of `dim` by cost over `[from, to)`; the rest
-/// summed as one last entry named "other" (when there is a rest).
+/// summed as [`Top::other`].
 pub fn top(
     conn: &Connection,
     scope: Scope,
@@ -125,31 +264,34 @@ pub fn top(
     filters: &Filters,
     dim: Dim,
     limit: usize,
-) -> Result<Vec<(String, Totals)>, QueryError> {
+) -> Result<Top, QueryError> {
     let range = (from.as_millisecond(), to.as_millisecond());
     if range.0 >= range.1 {
         return Err(BucketError::EmptyRange.into());
     }
     let grid = compute(conn, scope, filters, Some(dim), &[range])?;
-    let mut out = Vec::new();
-    let mut other = Totals::default();
+    let mut rows = Vec::new();
+    let mut other: Option<Other> = None;
     for (index, (name, totals)) in grid.groups.into_iter().zip(&grid.cells[0]).enumerate() {
-        if totals.calls == 0 {
-            continue;
-        }
         if index < limit {
-            out.push((name.unwrap_or_default(), totals.clone()));
+            rows.push((name.unwrap_or_default(), totals.clone()));
         } else {
-            other.checked_add(totals).map_err(DbError::from)?;
+            let other = other.get_or_insert_with(|| Other {
+                groups: 0,
+                cells: vec![Totals::default()],
+                totals: Totals::default(),
+            });
+            other.groups += 1;
+            other.cells[0].checked_add(totals).map_err(DbError::from)?;
+            other.totals.checked_add(totals).map_err(DbError::from)?;
         }
     }
-    if other.calls > 0 {
-        out.push(("other".to_owned(), other));
-    }
-    Ok(out)
+    Ok(Top { rows, other })
 }
 
 struct Grid {
+    /// The group ids, in the order of `groups`.
+    ids: Vec<i64>,
     groups: Vec<Option<String>>,
     cells: Vec<Vec<Totals>>,
     totals: Totals,
@@ -193,15 +335,30 @@ pub(super) fn resolve_filters(
     Ok(Some(constraints))
 }
 
+/// Past this many values, a grouped dimension is scanned rather than
+/// listed: a seek per value and period costs more than reading the rows.
+const MAX_LISTED_IDS: usize = 256;
+
 /// Every id a grouped dimension can take in the rollups (0 included where
-/// the dimension is optional).
-fn all_ids(conn: &Connection, dim: Dim) -> Result<Vec<i64>, DbError> {
-    let mut ids: Vec<i64> = dims::names(conn, dim)?.into_keys().collect();
+/// the dimension is optional); `None` when there are too many to list.
+fn all_ids(conn: &Connection, dim: Dim) -> Result<Option<Vec<i64>>, DbError> {
+    let sql = match dims::table(dim) {
+        Some(table) => format!("SELECT id FROM {table} ORDER BY id LIMIT ?1"),
+        None => "SELECT id FROM users ORDER BY id LIMIT ?1".to_owned(),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let cap = i64::try_from(MAX_LISTED_IDS + 1).unwrap_or(i64::MAX);
+    let mut ids: Vec<i64> = stmt
+        .query_map([cap], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if ids.len() > MAX_LISTED_IDS {
+        return Ok(None);
+    }
     if dim != Dim::User && dim != Dim::Model && dim != Dim::Source {
         ids.push(0);
     }
     ids.sort_unstable();
-    Ok(ids)
+    Ok(Some(ids))
 }
 
 fn id_list(ids: &[i64]) -> String {
@@ -231,34 +388,47 @@ fn compute(
     group_by: Option<Dim>,
     ranges: &[(i64, i64)],
 ) -> Result<Grid, QueryError> {
-    let mut cells_by_group: HashMap<i64, Vec<Totals>> = HashMap::new();
-    if let Some(constraints) = resolve_filters(conn, scope, filters)? {
-        let mut needed: Vec<Dim> = constraints.iter().map(|(dim, _)| *dim).collect();
-        needed.extend(group_by);
-        let cuboid = Cuboid::smallest_holding(&needed);
-        let reader = Reader {
-            conn,
-            cuboid,
-            group_by,
-            constraints: &constraints,
-            ranges: ranges.len(),
-        };
-        reader.read(ranges, &mut cells_by_group)?;
-    }
-    name_groups(conn, group_by, ranges.len(), cells_by_group)
-}
-
-/// Orders groups by cost (then calls) and names them.
-fn name_groups(
-    conn: &Connection,
-    group_by: Option<Dim>,
-    ranges: usize,
-    cells_by_group: HashMap<i64, Vec<Totals>>,
-) -> Result<Grid, QueryError> {
+    let cells_by_group = match resolve_filters(conn, scope, filters)? {
+        Some(constraints) => read_cells(conn, &constraints, group_by, ranges)?,
+        None => HashMap::new(),
+    };
     let names = match group_by {
         Some(dim) => dims::names(conn, dim)?,
         None => HashMap::new(),
     };
+    name_groups(group_by, ranges.len(), cells_by_group, &names, Rank::Cost)
+}
+
+/// The cells of every group within `constraints`, per range.
+fn read_cells(
+    conn: &Connection,
+    constraints: &[(Dim, Vec<i64>)],
+    group_by: Option<Dim>,
+    ranges: &[(i64, i64)],
+) -> Result<HashMap<i64, Vec<Totals>>, QueryError> {
+    let mut cells_by_group: HashMap<i64, Vec<Totals>> = HashMap::new();
+    let mut needed: Vec<Dim> = constraints.iter().map(|(dim, _)| *dim).collect();
+    needed.extend(group_by);
+    let reader = Reader {
+        conn,
+        cuboid: Cuboid::smallest_holding(&needed),
+        group_by,
+        constraints,
+        ranges: ranges.len(),
+    };
+    reader.read(ranges, &mut cells_by_group)?;
+    Ok(cells_by_group)
+}
+
+/// Orders groups by `rank` (then calls, then name) and names them; drops
+/// groups without calls.
+fn name_groups(
+    group_by: Option<Dim>,
+    ranges: usize,
+    cells_by_group: HashMap<i64, Vec<Totals>>,
+    names: &HashMap<i64, String>,
+    rank: Rank,
+) -> Result<Grid, QueryError> {
     let mut groups: Vec<(i64, Totals, Vec<Totals>)> = Vec::with_capacity(cells_by_group.len());
     for (id, cells) in cells_by_group {
         let mut sum = Totals::default();
@@ -269,16 +439,11 @@ fn name_groups(
             groups.push((id, sum, cells));
         }
     }
-    let name_of = |id: i64| {
-        names
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| NONE_LABEL.to_owned())
-    };
+    let name_of = |id: i64| names.get(&id).map_or(NONE_LABEL, String::as_str);
     groups.sort_by(|a, b| {
-        (b.1.cost_micros, b.1.calls)
-            .cmp(&(a.1.cost_micros, a.1.calls))
-            .then_with(|| name_of(a.0).cmp(&name_of(b.0)))
+        rank.key(&b.1)
+            .cmp(&rank.key(&a.1))
+            .then_with(|| name_of(a.0).cmp(name_of(b.0)))
     });
     if group_by.is_none() && groups.is_empty() {
         groups.push((0, Totals::default(), vec![Totals::default(); ranges]));
@@ -286,14 +451,17 @@ fn name_groups(
     let mut totals = Totals::default();
     let mut cells = vec![Vec::with_capacity(groups.len()); ranges];
     let mut labels = Vec::with_capacity(groups.len());
+    let mut ids = Vec::with_capacity(groups.len());
     for (id, sum, group_cells) in groups {
         totals.checked_add(&sum).map_err(DbError::from)?;
-        labels.push(group_by.map(|_| name_of(id)));
+        ids.push(id);
+        labels.push(group_by.map(|_| name_of(id).to_owned()));
         for (row, cell) in cells.iter_mut().zip(group_cells) {
             row.push(cell);
         }
     }
     Ok(Grid {
+        ids,
         groups: labels,
         cells,
         totals,
@@ -399,7 +567,10 @@ impl Reader<'_> {
                 // Listing every value keeps the primary key usable past
                 // this column; the full cuboid is scanned instead.
                 (true, None) if self.group_by == Some(dim) && self.cuboid != Cuboid::Full => {
-                    format!("{column} IN ({})", id_list(&all_ids(self.conn, dim)?))
+                    match all_ids(self.conn, dim)? {
+                        Some(ids) => format!("{column} IN ({})", id_list(&ids)),
+                        None => continue,
+                    }
                 }
                 (true, None) => continue,
             };

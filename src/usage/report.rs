@@ -39,6 +39,32 @@ pub struct ReportAmounts {
 pub struct Report {
     pub rows: Vec<ReportRow>,
     pub totals: ReportAmounts,
+    /// Whether groups were left out of `rows` (they are summed in `other`).
+    pub truncated: bool,
+    /// How many groups had usage in the range, shown or not; null when the
+    /// report is not grouped.
+    pub groups_total: Option<usize>,
+    /// The groups left out of `rows`, summed; null when none were.
+    pub other: Option<ReportOther>,
+}
+
+/// The groups a grouped report left out: `rows` plus `other` add up to
+/// `totals`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportOther {
+    /// How many groups it sums.
+    pub groups: usize,
+    pub totals: ReportAmounts,
+    /// Their sum per bucket (non-empty buckets only).
+    pub rows: Vec<ReportOtherRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportOtherRow {
+    pub bucket: String,
+    #[serde(flatten)]
+    pub amounts: ReportAmounts,
+    pub start: String,
 }
 
 /// Micro-units as a decimal string: `12345678` → `"12.345678"`.
@@ -82,9 +108,27 @@ impl Report {
                 });
             }
         }
+        let other = series.other.as_ref().map(|other| ReportOther {
+            groups: other.groups,
+            totals: ReportAmounts::from_totals(&other.totals),
+            rows: series
+                .buckets
+                .iter()
+                .zip(&other.cells)
+                .filter(|(_, cell)| cell.calls != 0)
+                .map(|(bucket, cell)| ReportOtherRow {
+                    bucket: bucket.label.clone(),
+                    amounts: ReportAmounts::from_totals(cell),
+                    start: bucket.start_local.clone(),
+                })
+                .collect(),
+        });
         Report {
             rows,
             totals: ReportAmounts::from_totals(&series.totals),
+            truncated: other.is_some(),
+            groups_total: grouped.then(|| series.groups_total()),
+            other,
         }
     }
 
@@ -119,6 +163,12 @@ impl Report {
                 row.group.as_deref().unwrap_or("-"),
                 &row.amounts,
             ));
+        }
+        if let Some(other) = &self.other {
+            let name = format!("other ({} more groups)", other.groups);
+            for row in &other.rows {
+                lines.push(cells(&row.bucket, &name, &row.amounts));
+            }
         }
         lines.push(cells("TOTAL", "", &self.totals));
         let widths: Vec<usize> = (0..8)

@@ -9,10 +9,10 @@ use serde::Serialize;
 use super::format;
 use super::url::UrlState;
 use crate::usage::Totals;
-use crate::usage::query::{NONE_LABEL, Series};
+use crate::usage::query::{NONE_LABEL, Rank, Series};
 
-/// Series shown by name; the rest are summed as "other".
-const MAX_SERIES: usize = 8;
+/// Series shown by name; the rest are summed as one "Other" series.
+pub const MAX_SERIES: usize = 8;
 /// Colours in `ui/app.js`'s palette (and the `.s0`… classes of the CSS).
 const PALETTE_SIZE: usize = 9;
 
@@ -35,6 +35,14 @@ impl Metric {
         match self {
             Metric::Tokens => "tokens",
             Metric::Cost => "cost",
+        }
+    }
+
+    /// What ranks the groups of a chart of this metric.
+    pub fn rank(self) -> Rank {
+        match self {
+            Metric::Tokens => Rank::Tokens,
+            Metric::Cost => Rank::Cost,
         }
     }
 
@@ -94,10 +102,17 @@ pub struct Chart<'a> {
     pub url: &'a UrlState,
 }
 
-/// Keeps the largest groups and sums the rest as "other".
+/// The name of the series, row or entry that sums `groups` left out.
+pub fn other_label(groups: usize) -> String {
+    format!("Other ({} more)", format::integer(groups as i64))
+}
+
+/// Keeps the largest groups and sums the rest (with the series' own
+/// [`Series::other`]) as one "Other" series.
 fn fold_series(series: &Series) -> Vec<(String, Vec<Totals>, bool)> {
     let mut out: Vec<(String, Vec<Totals>, bool)> = Vec::new();
-    let mut other: Option<Vec<Totals>> = None;
+    let mut other: Option<(usize, Vec<Totals>)> =
+        series.other.as_ref().map(|o| (o.groups, o.cells.clone()));
     for (index, group) in series.groups.iter().enumerate() {
         let column: Vec<Totals> = series.cells.iter().map(|row| row[index].clone()).collect();
         if index < MAX_SERIES {
@@ -105,7 +120,9 @@ fn fold_series(series: &Series) -> Vec<(String, Vec<Totals>, bool)> {
             let filterable = group.as_deref().is_some_and(|g| g != NONE_LABEL);
             out.push((name, column, filterable));
         } else {
-            let sum = other.get_or_insert_with(|| vec![Totals::default(); column.len()]);
+            let (groups, sum) =
+                other.get_or_insert_with(|| (0, vec![Totals::default(); column.len()]));
+            *groups += 1;
             for (total, cell) in sum.iter_mut().zip(&column) {
                 // A part of the query's total, which was summed checked:
                 // it cannot overflow where the whole did not.
@@ -113,8 +130,8 @@ fn fold_series(series: &Series) -> Vec<(String, Vec<Totals>, bool)> {
             }
         }
     }
-    if let Some(other) = other {
-        out.push(("other".to_owned(), other, false));
+    if let Some((groups, cells)) = other {
+        out.push((other_label(groups), cells, false));
     }
     out
 }
@@ -123,12 +140,18 @@ fn breakdown_rows(series: &Series, metric: Metric) -> Vec<Vec<(String, String)>>
     series
         .cells
         .iter()
-        .map(|row| {
+        .enumerate()
+        .map(|(index, row)| {
+            let other = series
+                .other
+                .as_ref()
+                .map(|o| (other_label(o.groups), metric.value(&o.cells[index])));
             let mut cells: Vec<(String, i64)> = series
                 .groups
                 .iter()
                 .zip(row)
                 .map(|(g, t)| (g.clone().unwrap_or_default(), metric.value(t)))
+                .chain(other)
                 .filter(|(_, v)| *v != 0)
                 .collect();
             cells.sort_by_key(|cell| std::cmp::Reverse(cell.1));

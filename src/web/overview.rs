@@ -15,10 +15,14 @@ use crate::audit::Note;
 use crate::auth::users;
 use crate::error::AppError;
 use crate::usage::Totals;
-use crate::usage::query::{self, QueryError, Series, SeriesQuery, TotalsWithChange};
+use crate::usage::query::{self, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
 use crate::usage::rollup::Dim;
 
+/// Rows of the top models and activities tables (then one "Other" row).
 const TOP: usize = 8;
+/// Groups of the other dimension kept for a bar's hover breakdown; the
+/// rest show as one "Other" entry.
+const BREAKDOWN_GROUPS: usize = 24;
 
 impl From<QueryError> for AppError {
     fn from(e: QueryError) -> Self {
@@ -34,8 +38,8 @@ struct Overview {
     totals: TotalsWithChange,
     split: Series,
     breakdown: Series,
-    models: Vec<(String, Totals)>,
-    activities: Vec<(String, Totals)>,
+    models: Top,
+    activities: Top,
     usernames: Vec<String>,
 }
 
@@ -55,6 +59,8 @@ pub async fn page(
     let query = page.params.series.clone();
     let (split_dim, other_dim, _, _) = split(&page.url);
     let admin = page.viewer.user.is_admin();
+    // The chart keeps its largest series by what it shows.
+    let rank = Metric::parse(page.url.get("metric")).rank();
     let data = state
         .db
         .read(move |conn| {
@@ -65,8 +71,20 @@ pub async fn page(
             let (from, to, filters) = (query.from, query.to, &query.filters);
             Ok::<_, AppError>(Overview {
                 totals: query::totals_with_change(conn, scope, from, to, filters)?,
-                split: query::series(conn, scope, &grouped(split_dim))?,
-                breakdown: query::series(conn, scope, &grouped(other_dim))?,
+                split: query::series_top(
+                    conn,
+                    scope,
+                    &grouped(split_dim),
+                    chart::MAX_SERIES,
+                    rank,
+                )?,
+                breakdown: query::series_top(
+                    conn,
+                    scope,
+                    &grouped(other_dim),
+                    BREAKDOWN_GROUPS,
+                    rank,
+                )?,
                 models: query::top(conn, scope, from, to, filters, Dim::Model, TOP)?,
                 activities: query::top(conn, scope, from, to, filters, Dim::Activity, TOP)?,
                 usernames: if admin {
@@ -200,7 +218,7 @@ pub fn cost_cell(totals: &Totals) -> Markup {
     }
 }
 
-fn top_table(page: &DataPage, title: &str, filter: &str, rows: &[(String, Totals)]) -> Markup {
+fn top_table(page: &DataPage, title: &str, filter: &str, top: &Top) -> Markup {
     let id = format!("top-{filter}");
     let events = page.url.only(&[
         "view", "range", "from", "to", "zone", "user", "model", "activity", "project", "source",
@@ -217,11 +235,11 @@ fn top_table(page: &DataPage, title: &str, filter: &str, rows: &[(String, Totals
                         th.num scope="col" { "Cost" }
                     } }
                     tbody {
-                        @for (name, totals) in rows {
+                        @for (name, totals) in &top.rows {
                             tr {
                                 th scope="row" {
-                                    @if name == "other" || name.is_empty() {
-                                        (if name.is_empty() { "(none)" } else { name })
+                                    @if name.is_empty() {
+                                        "(none)"
                                     } @else {
                                         a href=(events.with(&[(filter, Some(name))]).href("/events")) { (name) }
                                     }
@@ -229,6 +247,14 @@ fn top_table(page: &DataPage, title: &str, filter: &str, rows: &[(String, Totals
                                 td.num { (format::integer(totals.calls)) }
                                 td.num { (format::tokens(totals.all_tokens())) }
                                 td.num { (cost_cell(totals)) }
+                            }
+                        }
+                        @if let Some(other) = &top.other {
+                            tr.other {
+                                th scope="row" { (chart::other_label(other.groups)) }
+                                td.num { (format::integer(other.totals.calls)) }
+                                td.num { (format::tokens(other.totals.all_tokens())) }
+                                td.num { (cost_cell(&other.totals)) }
                             }
                         }
                     }

@@ -16,6 +16,9 @@ use crate::usage::query::{self, Series, SeriesQuery};
 use crate::usage::rollup::Dim;
 use crate::usage::{Scope, Totals};
 
+/// Users shown in the table, in the chosen order; the rest are one row.
+const TABLE_ROWS: usize = 100;
+
 /// Sortable columns of the user table: URL name, header, numeric.
 const COLUMNS: [(&str, &str, bool); 6] = [
     ("user", "User", false),
@@ -36,10 +39,11 @@ pub async fn page(
         group_by: Some(Dim::User),
         ..page.params.series.clone()
     };
-    let (series, mut rows) = state
+    let rank = Metric::parse(page.url.get("metric")).rank();
+    let (series, top) = state
         .db
         .read(move |conn| {
-            let series = query::series(conn, Scope::Everyone, &query)?;
+            let series = query::series_top(conn, Scope::Everyone, &query, chart::MAX_SERIES, rank)?;
             let rows = query::top(
                 conn,
                 Scope::Everyone,
@@ -53,8 +57,22 @@ pub async fn page(
         })
         .await?;
     let (sort, descending) = team_sort(&page);
+    let mut rows = top.rows;
     sort_rows(&mut rows, sort, descending);
-    let body = render(&page, &series, &rows, sort, descending);
+    // A bounded table: the first rows in this order, then the rest summed.
+    let rest = match rows.len() > TABLE_ROWS {
+        true => {
+            let mut sum = Totals::default();
+            for (_, totals) in &rows[TABLE_ROWS..] {
+                sum.checked_add(totals)
+                    .map_err(|e| AppError::from(crate::db::DbError::from(e)))?;
+            }
+            Some((rows.len() - TABLE_ROWS, sum))
+        }
+        false => None,
+    };
+    rows.truncate(TABLE_ROWS);
+    let body = render(&page, &series, &rows, rest.as_ref(), sort, descending);
     Ok((
         page.note("team"),
         layout::page(&state.assets, Some(&page.viewer), "Team", body),
@@ -88,6 +106,7 @@ fn render(
     page: &DataPage,
     series: &Series,
     rows: &[(String, Totals)],
+    rest: Option<&(usize, Totals)>,
     sort: &str,
     descending: bool,
 ) -> Markup {
@@ -136,6 +155,16 @@ fn render(
                         @for (user, totals) in rows {
                             tr {
                                 th scope="row" { a href={ "/?view=" (user) } { (user) } }
+                                td.num { (format::integer(totals.calls)) }
+                                td.num { (format::tokens(totals.input_tokens)) }
+                                td.num { (format::tokens(totals.output_tokens)) }
+                                td.num { (format::tokens(totals.all_tokens())) }
+                                td.num { (cost_cell(totals)) }
+                            }
+                        }
+                        @if let Some((users, totals)) = rest {
+                            tr.other {
+                                th scope="row" { (chart::other_label(*users)) }
                                 td.num { (format::integer(totals.calls)) }
                                 td.num { (format::tokens(totals.input_tokens)) }
                                 td.num { (format::tokens(totals.output_tokens)) }
