@@ -475,3 +475,260 @@ fn price_and_token_changes_from_the_shell_are_audited() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------
+// The keyed chain: forgery, truncation and emptying are found by verify.
+
+/// A data directory whose audit trail holds one entry per user added from
+/// the shell (each command also checkpoints the chain's head).
+fn shell_chain(users: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    for name in users {
+        let (ok, _, err) = run_cli(
+            &[
+                "--data-dir",
+                data,
+                "user",
+                "add",
+                name,
+                "--role",
+                "member",
+                "--password-stdin",
+            ],
+            &[],
+            Some("a long enough password\n"),
+        );
+        assert!(ok, "{err}");
+    }
+    dir
+}
+
+/// `tokentally verify`: whether it passed, and everything it printed.
+fn verify_dir(dir: &tempfile::TempDir) -> (bool, String) {
+    let data = dir.path().to_str().expect("utf-8");
+    let (ok, out, err) = run_cli(&["--data-dir", data, "verify"], &[], None);
+    (ok, format!("{out}{err}"))
+}
+
+/// A connection as an intruder has it: the file, not the key.
+fn intruder(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.path().join("tokentally.db")).expect("open")
+}
+
+#[test]
+fn a_forged_purge_unlocks_nothing_and_is_found() {
+    let dir = shell_chain(&["ada", "grace", "alan", "mary"]);
+    assert!(verify_dir(&dir).0);
+    let conn = intruder(&dir);
+    let (head_seq, head_hash): (i64, String) = conn
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("head");
+    // A purge entry anchoring entry 3, with a hash anyone can compute.
+    let mut forged = chain::StoredEntry {
+        seq: head_seq + 1,
+        at_ms: 1,
+        actor_kind: "system".into(),
+        actor_id: None,
+        actor_name: Some("retention".into()),
+        action: "audit.purge".into(),
+        target: None,
+        client_addr: None,
+        user_agent: None,
+        route: None,
+        outcome: "success".into(),
+        details: serde_json::json!({"first_kept_seq": 3, "purged": 2, "cutoff_ms": 1,
+            "first_kept_prev_hash": "x"})
+        .to_string(),
+        prev_hash: head_hash,
+        hash: String::new(),
+    };
+    forged.hash = forged.unkeyed_hash();
+    conn.execute(
+        "INSERT INTO audit_log (seq, at_ms, actor_kind, actor_id, actor_name, action, target,
+             client_addr, user_agent, route, outcome, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, NULL, ?4, ?5, NULL, NULL, NULL, NULL, ?6, ?7, ?8, ?9)",
+        rusqlite::params![
+            forged.seq,
+            forged.at_ms,
+            forged.actor_kind,
+            forged.actor_name,
+            forged.action,
+            forged.outcome,
+            forged.details,
+            forged.prev_hash,
+            forged.hash
+        ],
+    )
+    .expect("an intruder can insert");
+    // Without tokentally's key function the trigger lets no delete through.
+    let delete = conn.execute("DELETE FROM audit_log WHERE seq < 3", []);
+    assert!(delete.is_err(), "the forged purge unlocked a delete");
+    // An intruder who fakes the function gets the rows out…
+    conn.create_scalar_function(
+        "tt_audit_mac",
+        13,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+        move |_| Ok(forged.hash.clone()),
+    )
+    .expect("function");
+    conn.execute("DELETE FROM audit_log WHERE seq < 3", [])
+        .expect("delete");
+    drop(conn);
+    // …and verify names the forged entry.
+    let (ok, out) = verify_dir(&dir);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("audit entry {}", head_seq + 1)),
+        "{out}"
+    );
+    assert!(out.contains("without the audit key"), "{out}");
+}
+
+#[test]
+fn a_cut_tail_an_emptied_log_and_a_removed_oldest_part_are_found() {
+    let cases: [(&str, &str); 3] = [
+        (
+            "DELETE FROM audit_log WHERE seq > 2",
+            "the newest entries were removed",
+        ),
+        ("DELETE FROM audit_log", "the audit log is empty"),
+        (
+            "DELETE FROM audit_log WHERE seq < 3",
+            "entries before it were removed",
+        ),
+    ];
+    for (delete, finding) in cases {
+        let dir = shell_chain(&["ada", "grace", "alan", "mary"]);
+        let (ok, out) = verify_dir(&dir);
+        assert!(ok, "{out}");
+        let conn = intruder(&dir);
+        conn.execute_batch(&format!("DROP TRIGGER audit_log_no_delete; {delete};"))
+            .expect("tamper");
+        drop(conn);
+        let (ok, out) = verify_dir(&dir);
+        assert!(!ok, "{delete}: verify passed: {out}");
+        assert!(out.contains(finding), "{delete}: {finding:?} not in {out}");
+    }
+}
+
+#[tokio::test]
+async fn a_real_purge_by_retention_still_verifies_with_its_checkpoints() {
+    let f = fixture().await;
+    for _ in 0..5 {
+        perform(&f, "page.view").await;
+    }
+    f.app.state.audit.flush().await;
+    let db_path = f.app.dir.path().join("tokentally.db");
+    let now = || tokentally::clock::Clock::now(f.app.clock.as_ref()).as_millisecond();
+    let first = tokentally::audit::head::checkpoint_file(&db_path, now()).expect("checkpoint");
+    assert!(first.is_some(), "a head was checkpointed");
+    f.app
+        .clock
+        .advance(jiff::SignedDuration::from_hours(24 * 40));
+    f.app.try_login("ada", PASSWORD).await;
+    f.app.state.audit.flush().await;
+    let (now_ms, cutoff) = (now(), now() - 30 * 86_400_000);
+    f.app
+        .state
+        .db
+        .write(move |conn| {
+            chain::purge_before(
+                conn,
+                cutoff,
+                tokentally::audit::Actor::System("retention".into()),
+                now_ms,
+            )
+        })
+        .await
+        .expect("purge");
+    // The checkpointed entry is gone with the purge: that is allowed.
+    let data = f.app.dir.path().to_str().expect("utf-8");
+    let (ok, out, err) = run_cli(&["--data-dir", data, "verify"], &[], None);
+    assert!(ok, "{out}{err}");
+    tokentally::audit::head::checkpoint_file(&db_path, now()).expect("checkpoint");
+    let (ok, out, err) = run_cli(&["--data-dir", data, "verify"], &[], None);
+    assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn a_chain_from_before_the_key_is_adopted_and_stays_verifiable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("tokentally.db");
+    tokentally::db::create_at_version(&db, 10).expect("an older schema");
+    // Three entries as the previous release wrote them: plain SHA-256.
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let mut prev = chain::GENESIS.to_owned();
+    for seq in 1..=3 {
+        let mut entry = chain::StoredEntry {
+            seq,
+            at_ms: seq * 1000,
+            actor_kind: "system".into(),
+            actor_id: None,
+            actor_name: Some("cli".into()),
+            action: "user.create".into(),
+            target: Some(format!("user:{seq}")),
+            client_addr: None,
+            user_agent: None,
+            route: None,
+            outcome: "success".into(),
+            details: "{}".into(),
+            prev_hash: prev.clone(),
+            hash: String::new(),
+        };
+        entry.hash = entry.unkeyed_hash();
+        conn.execute(
+            "INSERT INTO audit_log (seq, at_ms, actor_kind, actor_name, action, target, outcome,
+                 details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            rusqlite::params![
+                entry.seq,
+                entry.at_ms,
+                entry.actor_kind,
+                entry.actor_name,
+                entry.action,
+                entry.target,
+                entry.outcome,
+                entry.details,
+                entry.prev_hash,
+                entry.hash
+            ],
+        )
+        .expect("insert");
+        prev = entry.hash;
+    }
+    drop(conn);
+    // The upgrade keys it: a key is made, `audit.keyed` vouches for 1..=3.
+    let (ok, out) = verify_dir(&dir);
+    assert!(ok, "{out}");
+    assert!(dir.path().join("audit.key").exists());
+    let conn = intruder(&dir);
+    let keyed: String = conn
+        .query_row(
+            "SELECT details FROM audit_log WHERE action = 'audit.keyed'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the marker");
+    assert!(keyed.contains("\"unkeyed_through_seq\":3"), "{keyed}");
+    // An old entry changed, or a new unkeyed one appended, is found.
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_no_update;
+         UPDATE audit_log SET target = 'user:mallory' WHERE seq = 2;",
+    )
+    .expect("tamper");
+    drop(conn);
+    let (ok, out) = verify_dir(&dir);
+    assert!(!ok && out.contains("audit entry 2"), "{out}");
+    // Without its key, a keyed chain is refused rather than re-keyed.
+    std::fs::remove_file(dir.path().join("audit.key")).expect("remove the key");
+    let (ok, out) = verify_dir(&dir);
+    assert!(!ok && out.contains("restore audit.key"), "{out}");
+    assert!(
+        !dir.path().join("audit.key").exists(),
+        "no wrong key left behind"
+    );
+}

@@ -51,6 +51,11 @@ fn a_backup_taken_during_ingest_is_consistent_and_restores() {
     let restored = dir.path().join("restored");
     std::fs::create_dir(&restored).expect("dir");
     std::fs::copy(copies.join("backup-1.db"), restored.join("tokentally.db")).expect("restore");
+    std::fs::copy(
+        copies.join("backup-1.db.audit-key"),
+        restored.join("audit.key"),
+    )
+    .expect("restore the audit key");
     let restored_dir = restored.to_str().expect("utf-8");
     let (ok, out, err) = run_cli(&["--data-dir", restored_dir, "verify"], &[], None);
     assert!(ok, "the copy verifies: {out}{err}");

@@ -295,6 +295,16 @@ fn backup_while_the_server_runs_gives_a_usable_copy() {
     let restored = dir.path().join("restored");
     std::fs::create_dir(&restored).expect("dir");
     std::fs::copy(&copy, restored.join("tokentally.db")).expect("restore");
+    // Without its audit key the copy is refused, naming the fix…
+    let restored_str = restored.to_str().expect("utf-8");
+    let (ok, _, err) = run_cli(&["--data-dir", restored_str, "user", "list"], &[], None);
+    assert!(!ok && err.contains("restore audit.key"), "{err}");
+    // …and with it (written beside the copy) it is whole.
+    std::fs::copy(
+        dir.path().join("copy.db.audit-key"),
+        restored.join("audit.key"),
+    )
+    .expect("restore the key");
     let server = Server::start(&restored, &[]);
     server.wait_ready();
     let login = post_form(

@@ -1,6 +1,13 @@
 //! The hash chain of the audit log: appending, walking it to find the
 //! first broken link, and the retention purge that keeps the rest
 //! verifiable. Every SQL statement on `audit_log` that writes is here.
+//!
+//! Each entry's `hash` is an HMAC-SHA-256, under the audit key
+//! ([`super::key`]), of the previous entry's hash and the entry's content.
+//! Entries written before the chain was keyed (by releases before it) carry
+//! a plain SHA-256 instead; the first keyed entry, `audit.keyed`, names the
+//! last of them, so they stay verifiable and cannot be extended: after it,
+//! an entry with a plain hash is a broken link.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
@@ -33,11 +40,27 @@ pub struct StoredEntry {
 }
 
 impl StoredEntry {
-    /// The hash this entry must carry: SHA-256 over the previous hash and
-    /// a JSON array of every other column (JSON, so that no value can be
-    /// shifted into its neighbour's place without changing the digest).
-    pub fn expected_hash(&self) -> String {
-        let content = json!([
+    /// The keyed hash this entry must carry: HMAC-SHA-256 under `key` of
+    /// the previous hash and the content.
+    pub fn keyed_hash(&self, key: &super::key::AuditKey) -> String {
+        key.mac(&["entry", &self.prev_hash, &self.content()])
+    }
+
+    /// The hash of an entry written before the chain was keyed: SHA-256
+    /// over the previous hash and the content.
+    pub fn unkeyed_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(self.content().as_bytes());
+        hex(&hasher.finalize())
+    }
+
+    /// A JSON array of every column but the hashes (JSON, so that no value
+    /// can be shifted into its neighbour's place without changing the
+    /// digest).
+    fn content(&self) -> String {
+        json!([
             self.seq,
             self.at_ms,
             self.actor_kind,
@@ -50,12 +73,8 @@ impl StoredEntry {
             self.route,
             self.outcome,
             self.details,
-        ]);
-        let mut hasher = Sha256::new();
-        hasher.update(self.prev_hash.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(content.to_string().as_bytes());
-        hex(&hasher.finalize())
+        ])
+        .to_string()
     }
 }
 
@@ -103,7 +122,7 @@ pub fn append(conn: &Connection, entries: &[Entry]) -> Result<(), DbError> {
     for entry in entries {
         seq += 1;
         let mut stored = stored_form(entry, seq, prev_hash);
-        stored.hash = stored.expected_hash();
+        stored.hash = keyed_hash(conn, &stored)?;
         insert.execute(params![
             stored.seq,
             stored.at_ms,
@@ -123,6 +142,37 @@ pub fn append(conn: &Connection, entries: &[Entry]) -> Result<(), DbError> {
         prev_hash = stored.hash;
     }
     Ok(())
+}
+
+/// The arguments of `tt_audit_mac` in its order, as SQL over `audit_log`'s
+/// columns.
+const MAC_OF_ROW: &str = "tt_audit_mac(prev_hash, seq, at_ms, actor_kind, actor_id, actor_name, \
+     action, target, client_addr, user_agent, route, outcome, details)";
+
+/// The keyed hash of `entry`, from the connection's audit key (the key
+/// never passes through the callers).
+fn keyed_hash(conn: &Connection, entry: &StoredEntry) -> Result<String, DbError> {
+    let mut mac = conn.prepare_cached(
+        "SELECT tt_audit_mac(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    Ok(mac.query_row(
+        params![
+            entry.prev_hash,
+            entry.seq,
+            entry.at_ms,
+            entry.actor_kind,
+            entry.actor_id,
+            entry.actor_name,
+            entry.action,
+            entry.target,
+            entry.client_addr,
+            entry.user_agent,
+            entry.route,
+            entry.outcome,
+            entry.details,
+        ],
+        |row| row.get(0),
+    )?)
 }
 
 fn stored_form(entry: &Entry, seq: i64, prev_hash: String) -> StoredEntry {
@@ -168,9 +218,14 @@ pub struct ChainReport {
 
 /// Walks the whole chain in order. The first entry must start from
 /// [`GENESIS`], or be the first kept entry that a later purge entry (in
-/// the verified chain) names with exactly that `prev_hash`.
+/// the verified chain) names with exactly that `prev_hash`. Entries up to
+/// the one that `audit.keyed` names carry plain hashes; all others keyed
+/// ones.
 pub fn verify(conn: &Connection) -> Result<ChainReport, DbError> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
+    let unkeyed_through = unkeyed_through(conn)?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS}, {MAC_OF_ROW} FROM audit_log ORDER BY seq"
+    ))?;
     let mut rows = stmt.query([])?;
     let mut entries = 0u64;
     let mut previous: Option<StoredEntry> = None;
@@ -179,8 +234,12 @@ pub fn verify(conn: &Connection) -> Result<ChainReport, DbError> {
     let mut unanchored: Option<(i64, String)> = None;
     while let Some(row) = rows.next()? {
         let entry = from_row(row)?;
+        let expected = match entry.seq <= unkeyed_through {
+            true => entry.unkeyed_hash(),
+            false => row.get(14)?,
+        };
         entries += 1;
-        if let Some(broken) = check_link(previous.as_ref(), &entry) {
+        if let Some(broken) = check_link(previous.as_ref(), &entry, &expected) {
             return Ok(ChainReport {
                 entries,
                 broken: Some(broken),
@@ -206,7 +265,49 @@ pub fn verify(conn: &Connection) -> Result<ChainReport, DbError> {
     Ok(ChainReport { entries, broken })
 }
 
-fn check_link(previous: Option<&StoredEntry>, entry: &StoredEntry) -> Option<BrokenLink> {
+/// The last entry written before the chain was keyed (0: none), as the
+/// first `audit.keyed` entry records it — if that entry is itself keyed.
+fn unkeyed_through(conn: &Connection) -> Result<i64, DbError> {
+    let marker = conn
+        .prepare(&format!(
+            "SELECT details FROM audit_log WHERE action = ?1 AND hash = {MAC_OF_ROW}
+             ORDER BY seq LIMIT 1"
+        ))?
+        .query_row([Action::AuditKeyed.code()], |row| row.get::<_, String>(0))
+        .optional()?;
+    Ok(marker
+        .and_then(|details| serde_json::from_str::<Value>(&details).ok())
+        .and_then(|details| details.get("unkeyed_through_seq").and_then(Value::as_i64))
+        .unwrap_or(0))
+}
+
+/// Refuses a key made just now (`new_key`) for a chain that holds entries:
+/// they were written with another key (chains from before keys were
+/// adopted by migration V11 with the key it found or made), and nothing
+/// could verify them or what follows.
+pub fn check_new_key(conn: &Connection, new_key: bool) -> Result<(), DbError> {
+    if !new_key {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT hash = {MAC_OF_ROW} FROM audit_log ORDER BY seq DESC LIMIT 1"
+    ))?;
+    match stmt.query_row([], |row| row.get::<_, bool>(0)).optional()? {
+        Some(false) => Err(DbError::AuditKey(
+            "the audit trail was written with an audit key that is not here: restore audit.key \
+             (from the backup taken with the database) into the data directory, or set \
+             TOKENTALLY_AUDIT_KEY"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_link(
+    previous: Option<&StoredEntry>,
+    entry: &StoredEntry,
+    expected_hash: &str,
+) -> Option<BrokenLink> {
     if let Some(previous) = previous {
         if entry.seq != previous.seq + 1 {
             return Some(BrokenLink {
@@ -224,10 +325,12 @@ fn check_link(previous: Option<&StoredEntry>, entry: &StoredEntry) -> Option<Bro
             });
         }
     }
-    if entry.hash != entry.expected_hash() {
+    if entry.hash != expected_hash {
         return Some(BrokenLink {
             seq: entry.seq,
-            reason: "its content does not match its hash (the row was altered)".into(),
+            reason: "its content does not match its hash (the row was altered, or made without \
+                     the audit key)"
+                .into(),
         });
     }
     None
@@ -294,6 +397,8 @@ mod tests {
 
     fn memory_db() -> Connection {
         let mut conn = Connection::open_in_memory().expect("memory db");
+        // The key first: migration V11 hashes with it.
+        super::super::key::install(&conn, &super::super::key::AuditKey::for_tests()).expect("key");
         crate::db::migrate::apply(&mut conn).expect("migrations");
         conn
     }

@@ -9,6 +9,8 @@
 //! their entry in the same transaction as their change.
 
 pub mod chain;
+pub mod head;
+pub mod key;
 mod queue;
 mod trail;
 mod views;
@@ -56,10 +58,11 @@ pub enum Action {
     PriceRemove,
     AuditPurge,
     DataRepair,
+    AuditKeyed,
 }
 
 impl Action {
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -88,6 +91,7 @@ impl Action {
         Action::PriceRemove,
         Action::AuditPurge,
         Action::DataRepair,
+        Action::AuditKeyed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -120,6 +124,7 @@ impl Action {
             Action::PriceRemove => "price.remove",
             Action::AuditPurge => "audit.purge",
             Action::DataRepair => "data.repair",
+            Action::AuditKeyed => "audit.keyed",
         }
     }
 

@@ -243,10 +243,28 @@ fn execute(cli: Cli) -> Result<(), CliError> {
         .unwrap_or_else(|| if is_serve { "info" } else { "warn" }.to_owned());
     init_logging(log_format, &log_level);
     let data_dir = config::data_dir(&cli.global, &file);
+    let checkpoints_head = !matches!(cli.command, Command::Serve(_) | Command::Verify(_));
+    let outcome = run_command(cli.command, data_dir.clone(), &file);
+    // Whatever a command appended to the audit trail is checkpointed
+    // outside the database (audit::head); the server does its own, and
+    // `verify` must judge the file as it found it.
+    if checkpoints_head {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        if let Err(e) = crate::audit::head::checkpoint_file(&data_dir.join(DB_FILE), now_ms) {
+            tracing::warn!(error = %e, "could not checkpoint the audit chain's head");
+        }
+    }
+    outcome
+}
 
-    match cli.command {
+fn run_command(
+    command: Command,
+    data_dir: std::path::PathBuf,
+    file: &FileConfig,
+) -> Result<(), CliError> {
+    match command {
         Command::Serve(args) => {
-            let settings = config::serve_settings(args, data_dir, &file);
+            let settings = config::serve_settings(args, data_dir, file);
             runtime()?.block_on(server::run(settings))?;
             Ok(())
         }
@@ -307,5 +325,15 @@ fn backup(source: &std::path::Path, target: &std::path::Path) -> Result<(), CliE
     db::backup(source, target)?;
     let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
     println!("backup written to {} ({bytes} bytes)", target.display());
+    // The copy's audit chain is keyed: without its key nothing can verify
+    // it, so the key travels beside it (owner-readable only).
+    if let Some(key) = crate::audit::key::load(source)? {
+        let key_copy = std::path::PathBuf::from(format!("{}.audit-key", target.display()));
+        crate::audit::key::write_key(&key_copy, &key)?;
+        println!(
+            "its audit key written to {} (restore it as audit.key)",
+            key_copy.display()
+        );
+    }
     Ok(())
 }

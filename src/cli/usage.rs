@@ -304,9 +304,14 @@ pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommand
             }
         }
     }
+    let head_path = db_path.to_path_buf();
     let outcome = db
-        .read(|conn| {
+        .read(move |conn| {
             let events: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+            let head = match audit::key::load(&head_path)? {
+                Some(key) => audit::head::check(conn, &head_path, &key)?,
+                None => Some("the audit key is missing".to_owned()),
+            };
             let findings = usage::repair::find(conn)?;
             // Sums over poisoned events can overflow SQLite's own SUM: only
             // compare the rollups when nothing is out of range.
@@ -314,11 +319,12 @@ pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommand
                 true => rollup::verify(conn)?,
                 false => None,
             };
-            Ok::<_, DbError>((events, findings, mismatch, audit::chain::verify(conn)?))
+            let chain = audit::chain::verify(conn)?;
+            Ok::<_, DbError>((events, findings, mismatch, chain, head))
         })
         .await;
     db.shutdown().await;
-    let (events, findings, mismatch, chain) = outcome?;
+    let (events, findings, mismatch, chain, head) = outcome?;
     let mut problems = Vec::new();
     if !findings.is_clean() {
         problems.push(format!(
@@ -343,9 +349,13 @@ pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommand
             "the rollups differ from the raw events; first difference: {mismatch}"
         )),
     }
-    match chain.broken {
-        None => println!("ok: the audit chain of {} entries is intact", chain.entries),
-        Some(broken) => problems.push(format!("the audit chain is broken at {broken}")),
+    match (chain.broken, head) {
+        (None, None) => println!(
+            "ok: the audit chain of {} entries is intact and holds its last checkpointed head",
+            chain.entries
+        ),
+        (Some(broken), _) => problems.push(format!("the audit chain is broken at {broken}")),
+        (None, Some(head)) => problems.push(format!("the audit chain was cut short: {head}")),
     }
     if problems.is_empty() {
         Ok(())

@@ -64,6 +64,10 @@ pub enum DbError {
     WriterThread(std::io::Error),
     #[error("a database task panicked")]
     TaskPanicked,
+    /// The audit key is missing, unreadable or not the one the chain was
+    /// written with.
+    #[error("audit key: {0}")]
+    AuditKey(String),
     /// A write refused for what it asks, not for a fault: the message is
     /// for the client (it names the limit and how to proceed).
     #[error("{0}")]
@@ -160,8 +164,16 @@ impl Db {
             })?;
         }
         migrate::refuse_unknown_schema(path)?;
+        let (_, new_key) = crate::audit::key::load_or_create(path)?;
         let mut conn = open_write_connection(path)?;
         migrate::apply(&mut conn)?;
+        if let Err(e) = crate::audit::chain::check_new_key(&conn, new_key) {
+            if new_key {
+                // Leave no wrong key behind: the next start must refuse too.
+                let _ = std::fs::remove_file(crate::audit::key::key_path(path));
+            }
+            return Err(e);
+        }
         let writer = writer::Writer::start(conn, options.max_batch)?;
         let readers = pool::ReadPool::open(path, options.readers.max(1))?;
         Ok(Db {
@@ -229,6 +241,12 @@ impl Db {
 fn set_common_pragmas(conn: &Connection) -> Result<(), DbError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Every connection of ours can hash audit entries (and so append and
+    // purge); the key comes from beside the file it opened.
+    let db_path = conn.path().map(Path::new).unwrap_or(Path::new(""));
+    if let Some(key) = crate::audit::key::load(db_path)? {
+        crate::audit::key::install(conn, &key)?;
+    }
     Ok(())
 }
 

@@ -148,6 +148,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     }
 
     let sweeper = tokio::spawn(sweep(state.clone(), settings.audit_retention_days));
+    let head_keeper = tokio::spawn(keep_audit_head(state.clone()));
     let metrics_server = match settings.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
         None => None,
@@ -163,11 +164,19 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
 
     tracing::info!("stopping: draining writes");
     sweeper.abort();
+    head_keeper.abort();
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
     state.audit.flush().await;
     state.db.shutdown().await;
+    let db_path = state.db.path().to_path_buf();
+    let now_ms = state.clock.now().as_millisecond();
+    match crate::audit::head::checkpoint_file(&db_path, now_ms) {
+        Ok(Some(head)) => tracing::info!(seq = head.seq, hash = %head.hash, "audit chain head"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not checkpoint the audit chain's head"),
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -214,6 +223,36 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested");
+}
+
+/// How often the audit chain's head is checkpointed while it changes
+/// (what a truncation can hide at most), and how often it is logged.
+const HEAD_EVERY: Duration = Duration::from_secs(5);
+const HEAD_LOG_EVERY: Duration = Duration::from_secs(600);
+
+/// Checkpoints the audit chain's head outside the database
+/// (`audit::head`), and writes it to the log now and then: a copy of the
+/// head that someone with the data directory alone cannot take back.
+async fn keep_audit_head(state: AppState) {
+    let mut every = tokio::time::interval(HEAD_EVERY);
+    let mut logged_at: Option<tokio::time::Instant> = None;
+    loop {
+        every.tick().await;
+        let db_path = state.db.path().to_path_buf();
+        let now_ms = state.clock.now().as_millisecond();
+        let written = state
+            .db
+            .read(move |conn| crate::audit::head::checkpoint(conn, &db_path, now_ms))
+            .await;
+        match written {
+            Ok(Some(head)) if logged_at.is_none_or(|at| at.elapsed() >= HEAD_LOG_EVERY) => {
+                tracing::info!(seq = head.seq, hash = %head.hash, "audit chain head");
+                logged_at = Some(tokio::time::Instant::now());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not checkpoint the audit chain's head"),
+        }
+    }
 }
 
 /// Housekeeping every few minutes: expired sessions, and the state of
