@@ -323,8 +323,10 @@ async fn acknowledged_events_survive_a_power_cut() {
             })
             .expect("clients run");
         tokio::time::sleep(jitter).await;
-        let dirty = power.cut();
+        // Flag first: a refusal the clients see after the flag is the
+        // cut's doing; a 200 still means synced before the cut.
         cut.store(true, Ordering::SeqCst);
+        let dirty = power.cut();
         // The disk is frozen from here: take it before anything else.
         let next = work.path().join(format!("round-{}", round + 1));
         copy_disk(&disk, &next);

@@ -289,10 +289,10 @@ unsafe extern "C" fn x_open(
         let open = state.real().xOpen.expect("xOpen");
         let rc = open(state.real, name, real, flags, out_flags);
         if rc != ffi::SQLITE_OK {
-            if !(*real).pMethods.is_null() {
-                if let Some(close) = (*(*real).pMethods).xClose {
-                    close(real);
-                }
+            if !(*real).pMethods.is_null()
+                && let Some(close) = (*(*real).pMethods).xClose
+            {
+                close(real);
             }
             std::alloc::dealloc(real.cast(), layout);
             return rc;
