@@ -5,8 +5,16 @@
 //! agree with the raw events, the audit chain must be intact, and the
 //! audit's ingest counts must equal the events stored.
 //!
+//! The checks run on a copy of the database and its WAL (not the `-shm`),
+//! so the restarted server is the first to open the real WAL a kill left
+//! behind and must recover it itself. The server must also still be
+//! running before each kill: one that died on its own fails the test.
+//!
 //! `TOKENTALLY_CRASH_KILLS` sets the number of kills (5 by default, for
-//! CI; `just soak` runs many more).
+//! CI; `just soak` runs many more). The kill moments come from a seeded
+//! RNG; the seed is printed at the start and with every failure, and
+//! `TOKENTALLY_CRASH_SEED` replays it. (Losing what was never synced is
+//! the power-cut test's part: `tests/durability.rs`.)
 
 mod common;
 
@@ -17,7 +25,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use common::server::{Server, run_cli};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use common::clients::{BATCH, CLIENTS, Ledger, admin_ingest_token, spawn_clients};
 
@@ -28,9 +37,44 @@ fn kills() -> usize {
         .unwrap_or(5)
 }
 
-/// Checks the database file while no server runs.
-fn check(db: &Path, ledger: &Ledger, data: &str) {
-    let conn = rusqlite::Connection::open(db).expect("open");
+fn seed() -> u64 {
+    std::env::var("TOKENTALLY_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+/// Names the seed in every failure, also those raised in the helpers
+/// (this crate has this one test, so the hook is its own).
+fn announce_seed(seed: u64) {
+    eprintln!("crash test: seed {seed} (TOKENTALLY_CRASH_SEED={seed} replays it)");
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("crash test failed with seed {seed} (TOKENTALLY_CRASH_SEED={seed})");
+        default(info);
+    }));
+}
+
+/// Checks what a stopped server left in `data` on a copy of its database
+/// and WAL (without the `-shm`): opening the copy recovers and checkpoints
+/// the copy's WAL, never the real one, which the next server must recover.
+fn check(data: &Path, ledger: &Ledger, seed: u64) {
+    let copy = tempfile::tempdir().expect("tempdir");
+    // The audit key and the head checkpoints travel with the files: verify
+    // checks the chain against both.
+    for name in [
+        "tokentally.db",
+        "tokentally.db-wal",
+        "audit.key",
+        "audit.head",
+    ] {
+        let source = data.join(name);
+        if source.exists() {
+            std::fs::copy(&source, copy.path().join(name)).expect("copy");
+        }
+    }
+    let db = copy.path().join("tokentally.db");
+    let conn = rusqlite::Connection::open(&db).expect("open");
     let mut stmt = conn
         .prepare(
             "SELECT substr(external_id, 1, instr(external_id, '-e') - 1), COUNT(*), COUNT(DISTINCT external_id)
@@ -47,20 +91,20 @@ fn check(db: &Path, ledger: &Ledger, data: &str) {
         assert_eq!(
             (*count, *distinct),
             (BATCH as i64, BATCH as i64),
-            "batch {batch} is whole, once"
+            "seed {seed}: batch {batch} is whole, once"
         );
     }
     let acked = ledger.acked.lock().map(|a| a.clone()).unwrap_or_default();
     for (client, batch) in &acked {
         assert!(
             stored.contains(&format!("c{client}-b{batch}")),
-            "acknowledged batch {client}/{batch} is stored"
+            "seed {seed}: acknowledged batch {client}/{batch} is stored"
         );
     }
     let sent = ledger.sent.lock().map(|s| s.clone()).unwrap_or_default();
     assert!(
         stored.len() <= sent.len(),
-        "nothing stored that was never sent"
+        "seed {seed}: nothing stored that was never sent"
     );
     // The audit counted exactly what is stored (same transactions).
     let events: i64 = conn
@@ -75,16 +119,19 @@ fn check(db: &Path, ledger: &Ledger, data: &str) {
         .expect("audit sum");
     assert_eq!(
         audited, events,
-        "the audit's accepted counts equal the events stored"
+        "seed {seed}: the audit's accepted counts equal the events stored"
     );
     drop(stmt);
     drop(conn);
-    let (ok, out, err) = run_cli(&["--data-dir", data, "verify"], &[], None);
-    assert!(ok, "verify after a crash: {out}{err}");
+    let copy_dir = copy.path().to_str().expect("utf-8");
+    let (ok, out, err) = run_cli(&["--data-dir", copy_dir, "verify"], &[], None);
+    assert!(ok, "seed {seed}: verify after a crash: {out}{err}");
 }
 
 #[test]
 fn acknowledged_events_survive_sigkill_exactly_once() {
+    let seed = seed();
+    announce_seed(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8").to_owned();
     let token = admin_ingest_token(&data);
@@ -97,12 +144,23 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     let ledger = Arc::new(Ledger::default());
     let stop = Arc::new(AtomicBool::new(false));
     let clients = spawn_clients(&base, &token, &ledger, &stop);
-    let mut rng = rand::rng();
-    let db = dir.path().join("tokentally.db");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Kills after which the restarted server had a WAL to recover.
+    let mut left_a_wal = 0;
     for kill in 1..=kills() {
+        // The random moment of the kill (not a wait for anything).
         std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
+        if let Some((status, stderr)) = server.exited() {
+            panic!(
+                "seed {seed}: the server died on its own before kill {kill} ({status}): {stderr}"
+            );
+        }
         server.kill_hard();
-        check(&db, &ledger, &data);
+        let wal = std::fs::metadata(dir.path().join("tokentally.db-wal")).map_or(0, |m| m.len());
+        if wal > 0 {
+            left_a_wal += 1;
+        }
+        check(dir.path(), &ledger, seed);
         if kill % 10 == 0 {
             // Long runs (`just soak`) show how far they got.
             let acked = ledger.acked.lock().map(|a| a.len()).unwrap_or(0);
@@ -116,18 +174,25 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     }
     stop.store(true, Ordering::Relaxed);
     for client in clients {
-        client.join().expect("client");
+        client
+            .join()
+            .unwrap_or_else(|_| panic!("seed {seed}: a client failed"));
     }
     let (status, stderr) = server.terminate();
-    assert!(status.success(), "{stderr}");
-    check(&db, &ledger, &data);
+    assert!(status.success(), "seed {seed}: {stderr}");
+    check(dir.path(), &ledger, seed);
     let acked = ledger.acked.lock().map(|a| a.len()).unwrap_or(0);
     assert!(
         acked >= CLIENTS,
-        "the clients got work done between kills ({acked} batches)"
+        "seed {seed}: the clients got work done between kills ({acked} batches)"
+    );
+    assert!(
+        left_a_wal > 0,
+        "seed {seed}: some kill left a WAL for the restarted server to recover"
     );
     eprintln!(
-        "{} kills survived, {acked} batches ({} events) checked",
+        "{} kills survived ({left_a_wal} left a non-empty WAL that the next server opened \
+         first), {acked} batches ({} events) checked",
         kills(),
         acked * BATCH
     );

@@ -128,6 +128,10 @@ pub struct DbOptions {
     pub readers: usize,
     /// Most jobs folded into one write transaction.
     pub max_batch: usize,
+    /// The SQLite VFS the connections open the file with (registered by
+    /// name beforehand); `None` for SQLite's default. Tests use it to put
+    /// a simulated disk under the app (`tests/common/powercut.rs`).
+    pub vfs: Option<String>,
 }
 
 impl Default for DbOptions {
@@ -135,6 +139,7 @@ impl Default for DbOptions {
         Self {
             readers: 4,
             max_batch: 256,
+            vfs: None,
         }
     }
 }
@@ -165,7 +170,8 @@ impl Db {
         }
         migrate::refuse_unknown_schema(path)?;
         let (_, new_key) = crate::audit::key::load_or_create(path)?;
-        let mut conn = open_write_connection(path)?;
+        let vfs = options.vfs.as_deref();
+        let mut conn = open_write_connection(path, vfs)?;
         migrate::apply(&mut conn)?;
         if let Err(e) = crate::audit::chain::check_new_key(&conn, new_key) {
             if new_key {
@@ -175,7 +181,7 @@ impl Db {
             return Err(e);
         }
         let writer = writer::Writer::start(conn, options.max_batch)?;
-        let readers = pool::ReadPool::open(path, options.readers.max(1))?;
+        let readers = pool::ReadPool::open(path, vfs, options.readers.max(1))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -250,8 +256,11 @@ fn set_common_pragmas(conn: &Connection) -> Result<(), DbError> {
     Ok(())
 }
 
-fn open_write_connection(path: &Path) -> Result<Connection, DbError> {
-    let conn = Connection::open(path)?;
+fn open_write_connection(path: &Path, vfs: Option<&str>) -> Result<Connection, DbError> {
+    let conn = match vfs {
+        None => Connection::open(path)?,
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs)?,
+    };
     set_common_pragmas(&conn)?;
     // WAL: readers never block the writer and see a consistent snapshot.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -274,11 +283,14 @@ fn open_write_connection(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-pub(crate) fn open_read_connection(path: &Path) -> Result<Connection, DbError> {
+pub(crate) fn open_read_connection(path: &Path, vfs: Option<&str>) -> Result<Connection, DbError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = match vfs {
+        None => Connection::open_with_flags(path, flags)?,
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs)?,
+    };
     set_common_pragmas(&conn)?;
     conn.pragma_update(None, "cache_size", -16 * 1024)?;
     Ok(conn)
@@ -289,7 +301,7 @@ pub(crate) fn open_read_connection(path: &Path) -> Result<Connection, DbError> {
 /// so it is safe while a server writes; the copy is compact and has no WAL.
 pub fn backup(source: &Path, target: &Path) -> Result<(), DbError> {
     migrate::refuse_unknown_schema(source)?;
-    let conn = open_read_connection(source)?;
+    let conn = open_read_connection(source, None)?;
     let target_str = target.to_string_lossy();
     conn.execute("VACUUM INTO ?1", [target_str.as_ref()])?;
     let check = Connection::open_with_flags(target, OpenFlags::SQLITE_OPEN_READ_ONLY)?;

@@ -11,17 +11,19 @@ use super::{DbError, open_read_connection};
 
 pub(super) struct ReadPool {
     path: PathBuf,
+    vfs: Option<String>,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
 }
 
 impl ReadPool {
-    pub(super) fn open(path: &Path, size: usize) -> Result<Self, DbError> {
+    pub(super) fn open(path: &Path, vfs: Option<&str>, size: usize) -> Result<Self, DbError> {
         let idle = (0..size)
-            .map(|_| open_read_connection(path))
+            .map(|_| open_read_connection(path, vfs))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             path: path.to_path_buf(),
+            vfs: vfs.map(str::to_owned),
             idle: Mutex::new(idle),
             permits: Semaphore::new(size),
         })
@@ -41,7 +43,7 @@ impl ReadPool {
             .map_err(|_| E::from(DbError::WriterGone))?;
         let conn = match self.take() {
             Some(conn) => conn,
-            None => open_read_connection(&self.path)?,
+            None => open_read_connection(&self.path, self.vfs.as_deref())?,
         };
         let joined = tokio::task::spawn_blocking(move || {
             let result = f(&conn);

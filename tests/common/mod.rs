@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod clients;
+pub mod powercut;
 pub mod server;
 pub mod store;
 

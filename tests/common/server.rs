@@ -111,6 +111,18 @@ impl Server {
 }
 
 impl Server {
+    /// `Some` (exit status and stderr) when the server has stopped on its
+    /// own; `None` while it runs.
+    pub fn exited(&mut self) -> Option<(ExitStatus, String)> {
+        let status = self.child.try_wait().expect("try_wait")?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Some((status, stderr))
+    }
+
     /// SIGKILL: no chance to flush or checkpoint anything.
     pub fn kill_hard(mut self) {
         let _ = self.child.kill();
