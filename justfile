@@ -46,8 +46,10 @@ bench-import megabytes="1024":
     cd target/bench/ccusage && (npm install --no-audit --no-fund ccusage@20.0.24 @ccusage/ccusage-linux-x64@20.0.24 >/dev/null 2>&1 || echo "ccusage not installed; comparing nothing")
     cargo bench --bench import -- target/perf/tokentally target/bench/import-{{megabytes}} {{megabytes}} $(find target/bench/ccusage/node_modules/@ccusage -name ccusage -type f -perm -u+x 2>/dev/null | head -1)
 
-# Crash safety, long form: SIGKILL the server N times under concurrent ingest
-soak kills="200":
+# Long forms: the usage properties with CASES cases each (CI runs 36 and 12),
+# then crash safety: SIGKILL the server KILLS times under concurrent ingest
+soak kills="200" cases="2000":
+    PROPTEST_CASES={{cases}} cargo test --release --test usage
     TOKENTALLY_CRASH_KILLS={{kills}} cargo test --release --test crash -- --nocapture
 
 # Fuzz every decoder of outside input for SECONDS each (cargo-fuzz; the
