@@ -29,6 +29,11 @@ dist:
     @ldd target/dist/tokentally 2>&1 | grep -qE 'statically linked|not a dynamic executable' || (echo "not static"; ldd target/dist/tokentally; exit 1)
     @ls -l target/dist/tokentally | awk '{ printf "target/dist/tokentally: %.1f MB, static\n", $5 / 1000000 }'
 
+# Start-up time (/healthz, /readyz) and idle RSS of the static release
+# binary on an empty data directory, medians of RUNS (README)
+startup runs="11": dist
+    scripts/startup.sh target/dist/tokentally {{runs}}
+
 # Reference queries, HTTP ingest, the audit cost of a read and the dashboard in Chromium (BENCHMARKS.md) on N events (default 1M)
 bench events="1000000":
     cargo build --profile perf

@@ -541,7 +541,7 @@ fn endpoint(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = i64> {
     ]
 }
 
-fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = (Option<usize>, SeriesQuery)> {
+fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = ScopedQuery> {
     (
         prop::option::of(0..3usize),
         endpoint(foci.clone(), times.clone()),
@@ -607,7 +607,10 @@ fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = (Option<usi
 }
 
 /// One case of [`every_query_equals_the_oracle`].
-fn store_case() -> impl Strategy<Value = (Vec<Spec>, usize, Vec<(Option<usize>, SeriesQuery)>)> {
+/// A query with the user it is scoped to, if any.
+type ScopedQuery = (Option<usize>, SeriesQuery);
+
+fn store_case() -> impl Strategy<Value = (Vec<Spec>, usize, Vec<ScopedQuery>)> {
     foci().prop_flat_map(|foci| {
         specs(foci.clone()).prop_flat_map(move |specs| {
             let queries = prop::collection::vec(
@@ -831,7 +834,7 @@ fn all_pages(store: &Store, scope: Scope, query: EventsQuery) -> Vec<events::Eve
 }
 
 /// One case of [`events_pages_series_and_totals_agree`].
-fn pages_case() -> impl Strategy<Value = (Vec<Spec>, (Option<usize>, SeriesQuery))> {
+fn pages_case() -> impl Strategy<Value = (Vec<Spec>, ScopedQuery)> {
     foci().prop_flat_map(|foci| {
         specs(foci.clone()).prop_flat_map(move |specs| {
             let query = queries(foci.clone(), specs.iter().map(|s| s.ts_ms).collect());
