@@ -19,6 +19,7 @@ field_mib() { awk -v f="$1:" '$1 == f { printf "%.1f\n", $2 / 1024 }' "/proc/$2/
 : > /tmp/startup.$$
 for _ in $(seq "$runs"); do
     dir=$(mktemp -d)
+    : > "$dir/out"
     start=$(now_ms)
     "$bin" --data-dir "$dir" --log-level warn serve --listen 127.0.0.1:0 > "$dir/out" 2> /dev/null &
     pid=$!
