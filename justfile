@@ -29,6 +29,11 @@ dist:
     @ldd target/dist/tokentally 2>&1 | grep -qE 'statically linked|not a dynamic executable' || (echo "not static"; ldd target/dist/tokentally; exit 1)
     @ls -l target/dist/tokentally | awk '{ printf "target/dist/tokentally: %.1f MB, static\n", $5 / 1000000 }'
 
+# Start-up time (/healthz, /readyz) and idle RSS of the static release
+# binary on an empty data directory, medians of RUNS (README)
+startup runs="11": dist
+    scripts/startup.sh target/dist/tokentally {{runs}}
+
 # Reference queries, HTTP ingest, the audit cost of a read and the dashboard in Chromium (BENCHMARKS.md) on N events (default 1M)
 bench events="1000000":
     cargo build --profile perf
@@ -46,8 +51,10 @@ bench-import megabytes="1024":
     cd target/bench/ccusage && (npm install --no-audit --no-fund ccusage@20.0.24 @ccusage/ccusage-linux-x64@20.0.24 >/dev/null 2>&1 || echo "ccusage not installed; comparing nothing")
     cargo bench --bench import -- target/perf/tokentally target/bench/import-{{megabytes}} {{megabytes}} $(find target/bench/ccusage/node_modules/@ccusage -name ccusage -type f -perm -u+x 2>/dev/null | head -1)
 
-# Crash safety, long form: SIGKILL the server N times under concurrent ingest
-soak kills="200":
+# Long forms: the usage properties with CASES cases each (CI runs 36 and 12),
+# then crash safety: SIGKILL the server KILLS times under concurrent ingest
+soak kills="200" cases="2000":
+    PROPTEST_CASES={{cases}} cargo test --release --test usage
     TOKENTALLY_CRASH_KILLS={{kills}} cargo test --release --test crash -- --nocapture
 
 # Fuzz every decoder of outside input for SECONDS each (cargo-fuzz; the

@@ -1,17 +1,28 @@
 //! The usage store against an oracle: random events, zones, ranges,
 //! buckets, groupings and filters, answered by the query layer (rollups and
-//! planner) and by a plain computation over the raw rows, which must agree.
+//! planner) and by a plain computation over the events the test generated,
+//! which must agree. The oracle never reads the database: it buckets the
+//! generated events with jiff (UTC instant to local time only), finds the
+//! local bucket boundaries by walking instants, and prices the events from
+//! the price table the test installs.
+//!
+//! Cases per property: `PROPTEST_CASES` when it is set (`just soak` runs
+//! 2,000 in a release build), else a CI default that keeps `cargo test`
+//! quick. The events and ranges roam over 2011–2030, clustered around
+//! instants where bugs live: every DST change of every zone below (both
+//! hemispheres, changes at midnight, half-hour changes), the day Samoa
+//! skipped, New Year and leap days in each zone.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 mod common;
 
 use common::store::Store;
 use jiff::Timestamp;
-use jiff::civil::Weekday;
+use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use proptest::prelude::*;
-use rusqlite::Connection;
 use tokentally::auth::UserId;
 use tokentally::usage::buckets::BucketSize;
 use tokentally::usage::query::{self, Filters, NONE_LABEL, SeriesQuery};
@@ -19,19 +30,88 @@ use tokentally::usage::rollup::{self, Dim};
 use tokentally::usage::store::NewEvent;
 use tokentally::usage::{Scope, Totals};
 
-const ZONES: [&str; 6] = [
+/// Cases for a property: `PROPTEST_CASES` if set, else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+const ZONES: [&str; 14] = [
     "UTC",
     "America/New_York",
     "Europe/London",
+    // Southern hemisphere: summer time from October to April.
+    "Australia/Sydney",
+    // Half-hour DST change; whole-hour and quarter-hour offsets.
     "Australia/Lord_Howe",
     "Asia/Kolkata",
     "Asia/Kathmandu",
+    // +12:45 / +13:45, southern DST.
+    "Pacific/Chatham",
+    // Clocks change at midnight: days without a 00:00, or with two.
+    "America/Santiago",
+    "America/Havana",
+    "Asia/Beirut",
+    "America/Sao_Paulo",
+    "Africa/Cairo",
+    // Skipped 30 December 2011 whole; DST until 2021.
+    "Pacific/Apia",
 ];
 const USERS: [&str; 3] = ["ada", "grace", "alan"];
 const MODELS: [&str; 3] = ["claude-sonnet-4-5", "gpt-5-mini", "llama-local"];
 const ACTIVITIES: [Option<&str>; 3] = [Some("chat"), Some("code review"), None];
 const PROJECTS: [Option<&str>; 2] = [Some("web"), None];
 const SOURCES: [&str; 2] = ["api", "otlp"];
+
+const MS_PER_DAY: i64 = 86_400_000;
+const QUARTER: i64 = 900_000;
+/// 2011-09-01 .. 2031-01-01 (UTC).
+const SPAN_START: i64 = 1_314_835_200_000;
+const SPAN_END: i64 = 1_924_992_000_000;
+
+/// The price table the tests install instead of the shipped one: model,
+/// effective from (ms), micro-units per million tokens. gpt-5-mini has no
+/// price before 2019 and a new one from 2024; llama-local never has one.
+const PRICES: [(&str, i64, [i64; 4]); 3] = [
+    (
+        "claude-sonnet-4-5",
+        0,
+        [3_000_000, 15_000_000, 300_000, 3_750_000],
+    ),
+    // 2019-01-01T00:00:00Z
+    (
+        "gpt-5-mini",
+        1_546_300_800_000,
+        [250_000, 2_000_000, 25_000, 0],
+    ),
+    // 2024-02-29T12:00:00Z
+    (
+        "gpt-5-mini",
+        1_709_208_000_000,
+        [150_000, 1_200_000, 15_000, 7],
+    ),
+];
+
+/// A fresh store with the test's own price table.
+fn new_store() -> Store {
+    let store = Store::new(&USERS);
+    store.write(|conn| {
+        conn.execute("DELETE FROM prices", [])?;
+        for (model, from, p) in PRICES {
+            conn.execute(
+                "INSERT INTO prices (model, provider, effective_from_ms, input_per_mtok,
+                                     output_per_mtok, cache_read_per_mtok, cache_write_per_mtok,
+                                     created_at)
+                 VALUES (?1, '', ?2, ?3, ?4, ?5, ?6, 0)",
+                rusqlite::params![model, from, p[0], p[1], p[2], p[3]],
+            )?;
+        }
+        Ok(())
+    });
+    store
+}
 
 /// One event as the generator sees it: indexes into the constant lists.
 #[derive(Debug, Clone)]
@@ -60,54 +140,71 @@ fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
     }
 }
 
-/// A raw event as the oracle reads it back, with names.
-struct RawEvent {
+/// Inserts the specs as events `e0`, `e1`… in `batches` transactions.
+fn insert_specs(store: &Store, specs: &[Spec], batches: usize) {
+    let events = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| new_event(s, &store.users, i))
+        .collect();
+    store.insert(events, batches);
+}
+
+/// A generated event as the oracle sees it, with names and its metrics.
+struct OracleEvent {
+    id: String,
     ts_ms: i64,
-    user: String,
-    model: String,
-    activity: String,
-    project: String,
-    source: String,
+    user: &'static str,
+    model: &'static str,
+    activity: &'static str,
+    project: &'static str,
+    source: &'static str,
     metrics: Totals,
 }
 
-fn raw_events(conn: &Connection) -> Result<Vec<RawEvent>, query::QueryError> {
-    let mut stmt = conn.prepare(
-        "SELECT e.ts_ms, u.username, m.name, a.name, p.name, s.name, e.input_tokens,
-                e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.cost_micros,
-                e.cost_origin
-         FROM events e JOIN users u ON u.id = e.user_id JOIN models m ON m.id = e.model_id
-         JOIN sources s ON s.id = e.source_id LEFT JOIN activities a ON a.id = e.activity_id
-         LEFT JOIN projects p ON p.id = e.project_id",
-    )?;
-    let rows = stmt.query_map([], |row| {
-        let name = |i| -> rusqlite::Result<String> {
-            Ok(row
-                .get::<_, Option<String>>(i)?
-                .unwrap_or_else(|| NONE_LABEL.to_owned()))
-        };
-        Ok(RawEvent {
-            ts_ms: row.get(0)?,
-            user: row.get(1)?,
-            model: row.get(2)?,
-            activity: name(3)?,
-            project: name(4)?,
-            source: row.get(5)?,
-            metrics: Totals {
-                calls: 1,
-                input_tokens: row.get(6)?,
-                output_tokens: row.get(7)?,
-                cache_read_tokens: row.get(8)?,
-                cache_write_tokens: row.get(9)?,
-                cost_micros: row.get(10)?,
-                unpriced_calls: i64::from(row.get::<_, i64>(11)? == 0),
-            },
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// The cost at the test's price table: the newest price in force, rounded
+/// half up once to a micro-unit; `None` without a price.
+fn oracle_cost(model: &str, ts_ms: i64, tokens: &[i64; 4]) -> Option<i64> {
+    let (_, _, price) = PRICES
+        .iter()
+        .filter(|(m, from, _)| *m == model && *from <= ts_ms)
+        .max_by_key(|(_, from, _)| *from)?;
+    let nano: i128 = (0..4)
+        .map(|k| i128::from(price[k]) * i128::from(tokens[k]))
+        .sum();
+    Some(i64::try_from((nano + 500_000) / 1_000_000).expect("cost"))
 }
 
-/// The oracle: each event's local bucket label, straight from jiff.
+fn oracle_events(specs: &[Spec]) -> Vec<OracleEvent> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let model = MODELS[s.model];
+            let cost = oracle_cost(model, s.ts_ms, &s.tokens);
+            OracleEvent {
+                id: format!("e{i}"),
+                ts_ms: s.ts_ms,
+                user: USERS[s.user],
+                model,
+                activity: ACTIVITIES[s.activity].unwrap_or(NONE_LABEL),
+                project: PROJECTS[s.project].unwrap_or(NONE_LABEL),
+                source: SOURCES[s.source],
+                metrics: Totals {
+                    calls: 1,
+                    input_tokens: s.tokens[0],
+                    output_tokens: s.tokens[1],
+                    cache_read_tokens: s.tokens[2],
+                    cache_write_tokens: s.tokens[3],
+                    cost_micros: cost.unwrap_or(0),
+                    unpriced_calls: i64::from(cost.is_none()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The oracle: the local bucket label of an instant, straight from jiff.
 fn local_label(ts_ms: i64, zone: &TimeZone, bucket: BucketSize) -> String {
     let local = Timestamp::from_millisecond(ts_ms)
         .expect("ts")
@@ -135,37 +232,98 @@ fn local_label(ts_ms: i64, zone: &TimeZone, bucket: BucketSize) -> String {
     }
 }
 
-fn dim_of(event: &RawEvent, dim: Dim) -> &str {
+/// The oracle's buckets of `[from, to)`: `(label, start, end)`, found by
+/// walking UTC instants and converting each to local time (never a local
+/// time to an instant, which is what the code under test does). A bucket
+/// ends where the label changes; labels never come back, so the first
+/// change after a point is found by galloping and bisecting over the
+/// quarter hours, where every offset change and every local boundary of
+/// these zones since 1980 falls.
+fn oracle_buckets(
+    from: i64,
+    to: i64,
+    zone: &TimeZone,
+    bucket: BucketSize,
+) -> Vec<(String, i64, i64)> {
+    let label = |t: i64| local_label(t, zone, bucket);
+    let mut out = Vec::new();
+    let (mut start, mut current) = (from, label(from));
+    loop {
+        // Quarter hours k > start: is k * QUARTER past the bucket?
+        let past = |k: i64| k * QUARTER >= to || label(k * QUARTER) != current;
+        let first = start.div_euclid(QUARTER) + 1;
+        let (mut same, mut step) = (first - 1, 1);
+        let mut differs = loop {
+            let k = first - 1 + step;
+            if past(k) {
+                break k;
+            }
+            same = k;
+            step *= 2;
+        };
+        while differs - same > 1 {
+            let mid = same + (differs - same) / 2;
+            if past(mid) {
+                differs = mid;
+            } else {
+                same = mid;
+            }
+        }
+        let end = (differs * QUARTER).min(to);
+        if end < to {
+            assert_eq!(
+                label(end - 1),
+                current,
+                "a boundary off the quarter-hour grid near {end} in {zone:?}"
+            );
+        }
+        out.push((current, start, end));
+        if end >= to {
+            return out;
+        }
+        start = end;
+        current = label(end);
+    }
+}
+
+fn dim_of(event: &OracleEvent, dim: Dim) -> &str {
     match dim {
-        Dim::User => &event.user,
-        Dim::Model => &event.model,
-        Dim::Activity => &event.activity,
-        Dim::Project => &event.project,
-        Dim::Source => &event.source,
+        Dim::User => event.user,
+        Dim::Model => event.model,
+        Dim::Activity => event.activity,
+        Dim::Project => event.project,
+        Dim::Source => event.source,
         Dim::Provider => NONE_LABEL,
     }
 }
 
+/// The generated events a query (range, filters and scope) selects.
+fn selected<'e>(
+    events: &'e [OracleEvent],
+    scope_user: Option<&str>,
+    from: i64,
+    to: i64,
+    filters: &Filters,
+) -> impl Iterator<Item = &'e OracleEvent> {
+    let ok = |list: &Vec<String>, value: &str| list.is_empty() || list.iter().any(|v| v == value);
+    events.iter().filter(move |e| {
+        e.ts_ms >= from
+            && e.ts_ms < to
+            && scope_user.is_none_or(|u| u == e.user)
+            && ok(&filters.users, e.user)
+            && ok(&filters.models, e.model)
+            && ok(&filters.activities, e.activity)
+            && ok(&filters.projects, e.project)
+            && ok(&filters.sources, e.source)
+    })
+}
+
 type Cells = BTreeMap<(String, Option<String>), Totals>;
 
-fn oracle(events: &[RawEvent], scope_user: Option<&str>, query: &SeriesQuery) -> Cells {
+fn oracle(events: &[OracleEvent], scope_user: Option<&str>, query: &SeriesQuery) -> Cells {
     let (from, to) = (query.from.as_millisecond(), query.to.as_millisecond());
-    let allowed = |event: &RawEvent| {
-        let f = &query.filters;
-        let ok =
-            |list: &Vec<String>, value: &str| list.is_empty() || list.iter().any(|v| v == value);
-        scope_user.is_none_or(|u| u == event.user)
-            && ok(&f.users, &event.user)
-            && ok(&f.models, &event.model)
-            && ok(&f.activities, &event.activity)
-            && ok(&f.projects, &event.project)
-            && ok(&f.sources, &event.source)
-    };
     let mut cells = Cells::new();
-    for event in events
-        .iter()
-        .filter(|e| e.ts_ms >= from && e.ts_ms < to && allowed(e))
-    {
+    for event in selected(events, scope_user, from, to, &query.filters) {
         let label = local_label(event.ts_ms, &query.zone, query.bucket);
         let group = query.group_by.map(|dim| dim_of(event, dim).to_owned());
         cells
@@ -193,13 +351,23 @@ fn from_series(series: &query::Series) -> Cells {
     cells
 }
 
-fn check_query(store: &Store, scope: Option<usize>, query: SeriesQuery) {
-    let scope_name = scope.map(|i| USERS[i].to_owned());
+fn check_query(store: &Store, events: &[OracleEvent], scope: Option<usize>, query: SeriesQuery) {
+    let scope_name = scope.map(|i| USERS[i]);
     let scope = scope.map_or(Scope::Everyone, |i| Scope::User(store.users[i]));
     let for_series = query.clone();
-    let (series, events) =
-        store.read(move |conn| Ok((query::series(conn, scope, &for_series)?, raw_events(conn)?)));
-    let expected = oracle(&events, scope_name.as_deref(), &query);
+    let series = store.read(move |conn| query::series(conn, scope, &for_series));
+    let buckets: Vec<(String, i64, i64)> = series
+        .buckets
+        .iter()
+        .map(|b| (b.label.clone(), b.start_ms, b.end_ms))
+        .collect();
+    let (from, to) = (query.from.as_millisecond(), query.to.as_millisecond());
+    assert_eq!(
+        buckets,
+        oracle_buckets(from, to, &query.zone, query.bucket),
+        "buckets of {query:?}"
+    );
+    let expected = oracle(events, scope_name, &query);
     let got = from_series(&series);
     assert_eq!(got, expected, "query {query:?} scope {scope_name:?}");
     let mut total = Totals::default();
@@ -274,14 +442,67 @@ fn bucket_sizes() -> impl Strategy<Value = BucketSize> {
     ]
 }
 
-/// 2026-02-20 .. 2026-04-20: spans the March and April DST changes of
-/// every zone in the list.
-const SPAN_START: i64 = 1_771_545_600_000;
-const SPAN_MS: i64 = 59 * 86_400_000;
+/// The instants where bugs live, in 2011–2030: every offset change of
+/// every zone in [`ZONES`], and the local starts of 1 January, 29 February
+/// and 1 March in each.
+fn hotspots() -> &'static Vec<i64> {
+    static HOTSPOTS: OnceLock<Vec<i64>> = OnceLock::new();
+    HOTSPOTS.get_or_init(|| {
+        let mut out = Vec::new();
+        for name in ZONES {
+            let zone = TimeZone::get(name).expect("zone");
+            let start = Timestamp::from_millisecond(SPAN_START).expect("ts");
+            out.extend(
+                zone.following(start)
+                    .map(|t| t.timestamp().as_millisecond())
+                    .take_while(|&t| t < SPAN_END),
+            );
+            for year in 2012..=2030 {
+                let mut days = vec![Date::new(year, 1, 1), Date::new(year, 3, 1)];
+                if jiff::civil::date(year, 1, 1).in_leap_year() {
+                    days.push(Date::new(year, 2, 29));
+                }
+                for day in days {
+                    let zoned = day.expect("date").to_zoned(zone.clone()).expect("zoned");
+                    out.push(zoned.timestamp().as_millisecond());
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    })
+}
 
-fn specs() -> impl Strategy<Value = Vec<Spec>> {
+/// A few hotspots that one case's events and ranges cluster around.
+fn foci() -> impl Strategy<Value = Vec<i64>> {
+    prop::collection::vec(prop::sample::select(hotspots().clone()), 1..4)
+}
+
+/// An instant near one of `foci` (within `reach`): anywhere to the
+/// millisecond, on a quarter hour, or a millisecond either side of one;
+/// now and then anywhere in the span.
+fn instant_near(foci: Vec<i64>, reach: i64) -> impl Strategy<Value = i64> {
+    let near =
+        (prop::sample::select(foci), -reach..reach, 0..4u8).prop_map(|(focus, offset, snap)| {
+            let t = focus + offset;
+            let quarter = t - t.rem_euclid(QUARTER);
+            match snap {
+                0 => t,
+                1 => quarter,
+                2 => quarter - 1,
+                _ => quarter + 1,
+            }
+        });
+    prop_oneof![
+        8 => near,
+        1 => SPAN_START..SPAN_END,
+    ]
+}
+
+fn specs(foci: Vec<i64>) -> impl Strategy<Value = Vec<Spec>> {
     let spec = (
-        0..SPAN_MS,
+        instant_near(foci, 3 * MS_PER_DAY),
         0..3usize,
         0..3usize,
         0..3usize,
@@ -290,14 +511,8 @@ fn specs() -> impl Strategy<Value = Vec<Spec>> {
         (0..5000i64, 0..800i64, 0..9000i64, 0..500i64),
     )
         .prop_map(
-            |(offset, user, model, activity, project, source, (i, o, r, w))| Spec {
-                // Mostly on odd seconds; some exactly on quarter hours.
-                ts_ms: SPAN_START
-                    + if offset % 5 == 0 {
-                        offset - offset % 900_000
-                    } else {
-                        offset
-                    },
+            |(ts_ms, user, model, activity, project, source, (i, o, r, w))| Spec {
+                ts_ms,
                 user,
                 model,
                 activity,
@@ -309,15 +524,6 @@ fn specs() -> impl Strategy<Value = Vec<Spec>> {
     prop::collection::vec(spec, 1..250)
 }
 
-fn instants() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        // Anywhere, to the millisecond.
-        (0..SPAN_MS).prop_map(|o| SPAN_START + o),
-        // On a quarter hour, where local midnights fall.
-        (0..SPAN_MS / 900_000).prop_map(|q| SPAN_START + q * 900_000),
-    ]
-}
-
 fn filter_values(list: &'static [&'static str]) -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
         3 => Just(Vec::new()),
@@ -326,11 +532,20 @@ fn filter_values(list: &'static [&'static str]) -> impl Strategy<Value = Vec<Str
     ]
 }
 
-fn queries() -> impl Strategy<Value = (Option<usize>, SeriesQuery)> {
+/// A range's end: near the foci, or exactly at (or a millisecond either
+/// side of) a generated event, where `<` and `<=` part ways.
+fn endpoint(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = i64> {
+    prop_oneof![
+        3 => instant_near(foci, 40 * MS_PER_DAY),
+        1 => (prop::sample::select(times), -1..=1i64).prop_map(|(t, d)| t + d),
+    ]
+}
+
+fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = ScopedQuery> {
     (
         prop::option::of(0..3usize),
-        instants(),
-        instants(),
+        endpoint(foci.clone(), times.clone()),
+        endpoint(foci, times),
         0..ZONES.len(),
         bucket_sizes(),
         prop::option::of(prop::sample::select(vec![
@@ -360,10 +575,15 @@ fn queries() -> impl Strategy<Value = (Option<usize>, SeriesQuery)> {
                 (users, models, activities, projects, sources),
             )| {
                 let (from, to) = (a.min(b), a.max(b));
-                let bucket = if bucket == BucketSize::Hour && to - from > 20 * 86_400_000 {
-                    BucketSize::Day
-                } else {
-                    bucket
+                // Bounded work per query: hours over at most 20 days, days
+                // over at most two years; months beyond.
+                let bucket = match bucket {
+                    BucketSize::Hour if to - from > 20 * MS_PER_DAY => BucketSize::Day,
+                    bucket => bucket,
+                };
+                let bucket = match bucket {
+                    BucketSize::Day if to - from > 730 * MS_PER_DAY => BucketSize::Month,
+                    bucket => bucket,
                 };
                 (
                     scope,
@@ -386,30 +606,45 @@ fn queries() -> impl Strategy<Value = (Option<usize>, SeriesQuery)> {
         )
 }
 
+/// One case of [`every_query_equals_the_oracle`].
+/// A query with the user it is scoped to, if any.
+type ScopedQuery = (Option<usize>, SeriesQuery);
+
+fn store_case() -> impl Strategy<Value = (Vec<Spec>, usize, Vec<ScopedQuery>)> {
+    foci().prop_flat_map(|foci| {
+        specs(foci.clone()).prop_flat_map(move |specs| {
+            let queries = prop::collection::vec(
+                queries(foci.clone(), specs.iter().map(|s| s.ts_ms).collect()),
+                1..8,
+            );
+            (Just(specs), 1..5usize, queries)
+        })
+    })
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(36), ..ProptestConfig::default() })]
 
     #[test]
     fn every_query_equals_the_oracle(
-        specs in specs(),
-        batches in 1..5usize,
-        queries in prop::collection::vec(queries(), 1..8),
+        (specs, batches, queries) in store_case(),
     ) {
-        let store = Store::new(&USERS);
-        let events: Vec<NewEvent> = specs.iter().enumerate().map(|(i, s)| new_event(s, &store.users, i)).collect();
-        store.insert(events, batches);
+        let store = new_store();
+        insert_specs(&store, &specs, batches);
         let mismatch = store.read(|conn| Ok(rollup::verify(conn)?));
         prop_assert!(mismatch.is_none(), "{}", mismatch.map(|m| m.to_string()).unwrap_or_default());
+        let events = oracle_events(&specs);
         for (scope, query) in queries {
-            check_query(&store, scope, query);
+            check_query(&store, &events, scope, query);
         }
     }
 }
 
-/// Events every 10 minutes for four days around `around`, all at once.
-fn every_ten_minutes(store: &Store, around: &str) {
+/// Events every 10 minutes for four days around `around`, all at once;
+/// the oracle's view of them.
+fn every_ten_minutes(store: &Store, around: &str) -> Vec<OracleEvent> {
     let centre = around.parse::<Timestamp>().expect("ts").as_millisecond();
-    let events = (-288..288)
+    let specs: Vec<Spec> = (-288..288)
         .map(|i| Spec {
             ts_ms: centre + i * 600_000,
             user: 0,
@@ -419,13 +654,18 @@ fn every_ten_minutes(store: &Store, around: &str) {
             source: 0,
             tokens: [100, 10, 0, 0],
         })
-        .enumerate()
-        .map(|(i, s)| new_event(&s, &store.users, i))
         .collect();
-    store.insert(events, 3);
+    insert_specs(store, &specs, 3);
+    oracle_events(&specs)
 }
 
-fn daily_calls(store: &Store, zone: &str, from: &str, to: &str) -> Vec<(String, i64)> {
+fn daily_calls(
+    store: &Store,
+    events: &[OracleEvent],
+    zone: &str,
+    from: &str,
+    to: &str,
+) -> Vec<(String, i64)> {
     let query = SeriesQuery {
         from: from.parse().expect("from"),
         to: to.parse().expect("to"),
@@ -434,7 +674,7 @@ fn daily_calls(store: &Store, zone: &str, from: &str, to: &str) -> Vec<(String, 
         group_by: None,
         filters: Filters::default(),
     };
-    check_query(store, None, query.clone());
+    check_query(store, events, None, query.clone());
     let series = store.read(move |conn| query::series(conn, Scope::Everyone, &query));
     series
         .buckets
@@ -509,9 +749,9 @@ fn days_around_dst_changes_have_their_real_length() {
         ),
     ];
     for (zone, transition, from, to, expected) in cases {
-        let store = Store::new(&USERS);
-        every_ten_minutes(&store, transition);
-        let calls: Vec<i64> = daily_calls(&store, zone, from, to)
+        let store = new_store();
+        let events = every_ten_minutes(&store, transition);
+        let calls: Vec<i64> = daily_calls(&store, &events, zone, from, to)
             .into_iter()
             .map(|(_, c)| c)
             .collect();
@@ -523,7 +763,8 @@ fn batch_of_events(users: &[UserId], batch: i64) -> Vec<NewEvent> {
     (0..400)
         .map(|i| {
             let spec = Spec {
-                ts_ms: SPAN_START + (i * 7_919_993 + batch * 1_234_567) % SPAN_MS,
+                ts_ms: SPAN_START
+                    + (i * 7_919_993_101 + batch * 1_234_567) % (SPAN_END - SPAN_START),
                 user: (i % 3) as usize,
                 model: (i % 3) as usize,
                 activity: (i % 3) as usize,
@@ -538,7 +779,7 @@ fn batch_of_events(users: &[UserId], batch: i64) -> Vec<NewEvent> {
 
 #[test]
 fn the_rollups_match_a_plain_group_by_after_every_batch() {
-    let store = Store::new(&USERS);
+    let store = new_store();
     for batch in 0..5 {
         store.insert(batch_of_events(&store.users, batch), 2);
         let mismatch = store.read(|conn| Ok(rollup::verify(conn)?));
@@ -556,7 +797,7 @@ fn the_rollups_match_a_plain_group_by_after_every_batch() {
 
 #[test]
 fn verify_names_a_rollup_row_that_disagrees() {
-    let store = Store::new(&USERS);
+    let store = new_store();
     every_ten_minutes(&store, "2026-06-01T00:00:00Z");
     store.write(|conn| {
         conn.execute(
@@ -592,21 +833,29 @@ fn all_pages(store: &Store, scope: Scope, query: EventsQuery) -> Vec<events::Eve
     }
 }
 
+/// One case of [`events_pages_series_and_totals_agree`].
+fn pages_case() -> impl Strategy<Value = (Vec<Spec>, ScopedQuery)> {
+    foci().prop_flat_map(|foci| {
+        specs(foci.clone()).prop_flat_map(move |specs| {
+            let query = queries(foci.clone(), specs.iter().map(|s| s.ts_ms).collect());
+            (Just(specs), query)
+        })
+    })
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(12), ..ProptestConfig::default() })]
 
     #[test]
     fn events_pages_series_and_totals_agree(
-        specs in specs(),
-        (scope, query) in queries(),
+        (specs, (scope_index, query)) in pages_case(),
         sort in prop::sample::select(SortColumn::ALL.to_vec()),
         descending in any::<bool>(),
         limit in 1..40usize,
     ) {
-        let store = Store::new(&USERS);
-        let events: Vec<NewEvent> = specs.iter().enumerate().map(|(i, s)| new_event(s, &store.users, i)).collect();
-        store.insert(events, 2);
-        let scope = scope.map_or(Scope::Everyone, |i| Scope::User(store.users[i]));
+        let store = new_store();
+        insert_specs(&store, &specs, 2);
+        let scope = scope_index.map_or(Scope::Everyone, |i| Scope::User(store.users[i]));
         let events_query = EventsQuery {
             from: query.from,
             to: query.to,
@@ -630,6 +879,26 @@ proptest! {
             })
             .expect("in range");
         }
+        // Exactly the generated events the query selects, each as generated.
+        let oracle = oracle_events(&specs);
+        let wanted: BTreeMap<&str, (i64, [i64; 4], i64, bool)> = selected(
+            &oracle,
+            scope_index.map(|i| USERS[i]),
+            query.from.as_millisecond(),
+            query.to.as_millisecond(),
+            &query.filters,
+        )
+        .map(|e| {
+            let m = &e.metrics;
+            let tokens = [m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens];
+            (e.id.as_str(), (e.ts_ms, tokens, m.cost_micros, m.unpriced_calls == 0))
+        })
+        .collect();
+        let got: BTreeMap<&str, (i64, [i64; 4], i64, bool)> = rows
+            .iter()
+            .map(|r| (r.id.as_str(), (r.ts_ms, r.tokens, r.cost_micros, r.priced)))
+            .collect();
+        prop_assert_eq!(&got, &wanted);
         let mut ids: Vec<i64> = rows.iter().map(|r| r.row_id).collect();
         ids.sort_unstable();
         ids.dedup();

@@ -508,7 +508,10 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        // `PROPTEST_CASES` when set, else 4,000.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(4000)
+        ))]
 
         #[test]
         fn next_is_always_a_same_origin_path(
