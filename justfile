@@ -32,7 +32,7 @@ dist:
 # Start-up time (/healthz, /readyz) and idle RSS of the static release
 # binary on an empty data directory, medians of RUNS (README)
 startup runs="11": dist
-    scripts/startup.sh target/dist/tokentally {{runs}}
+    benches/startup.sh target/dist/tokentally {{runs}}
 
 # Reference queries, HTTP ingest, the audit cost of a read and the dashboard in Chromium (BENCHMARKS.md) on N events (default 1M)
 bench events="1000000":

@@ -5,9 +5,9 @@
 # from /readyz (polled every 2 ms), then after 2 s idle the resident set
 # (VmRSS) and its peak (VmHWM). Prints the medians.
 #
-# Usage: scripts/startup.sh BINARY [RUNS]   (`just startup` builds and runs it)
+# Usage: benches/startup.sh BINARY [RUNS]   (`just startup` builds and runs it)
 set -euo pipefail
-bin=${1:?usage: scripts/startup.sh BINARY [RUNS]}
+bin=${1:?usage: benches/startup.sh BINARY [RUNS]}
 runs=${2:-11}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
