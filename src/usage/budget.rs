@@ -81,23 +81,12 @@ impl NameBudget {
                          but {whose} has created {limit} new names (models, activities, projects, \
                          providers, sources) today, its limit; nothing of this request was stored. \
                          The budget renews at 00:00 UTC; an administrator can raise it with {option}",
-                        dim_label(dim)
+                        super::params::dim_name(dim)
                     ),
                     retry_after_s: u64::try_from(renew_in_s.max(1)).unwrap_or(1),
                 });
             }
         }
         Ok(())
-    }
-}
-
-fn dim_label(dim: Dim) -> &'static str {
-    match dim {
-        Dim::User => "user",
-        Dim::Model => "model",
-        Dim::Activity => "activity",
-        Dim::Project => "project",
-        Dim::Source => "source",
-        Dim::Provider => "provider",
     }
 }
