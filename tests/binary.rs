@@ -363,3 +363,62 @@ fn version_and_systemd_unit() {
         assert!(help.contains(option), "{option} in serve --help");
     }
 }
+
+// ---------------------------------------------------------------------
+// Session cookies: never readable by scripts, not sent on cross-site
+// subrequests, for the whole site, and Secure whenever the server is
+// told it is reached over https.
+// ---------------------------------------------------------------------
+
+/// The attributes of the session cookie a real server sets on the login
+/// page, lower-cased (`httponly`, `samesite=lax`, `path=/`, …).
+fn session_cookie_attributes(server: &Server) -> Vec<String> {
+    let page = agent().get(&server.url("/login")).call().expect("login");
+    assert_eq!(page.status(), 200);
+    let cookies: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("tokentally_session="))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    cookies[0]
+        .split(';')
+        .skip(1)
+        .map(|attribute| attribute.trim().to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn session_cookies_are_http_only_same_site_for_the_whole_site_and_secure_when_https() {
+    for (flags, secure) in [
+        (&[][..], false),
+        (&["--secure-cookies"][..], true),
+        (&["--public-url", "https://tokens.example.com"][..], true),
+        (&["--public-url", "http://tokens.example.com"][..], false),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::start(dir.path(), flags);
+        server.wait_ready();
+        let attributes = session_cookie_attributes(&server);
+        for wanted in ["httponly", "samesite=lax", "path=/"] {
+            assert!(
+                attributes.iter().any(|a| a == wanted),
+                "{flags:?}: {wanted} missing from {attributes:?}"
+            );
+        }
+        assert_eq!(
+            attributes.iter().any(|a| a == "secure"),
+            secure,
+            "{flags:?}: {attributes:?}"
+        );
+        assert!(
+            !attributes.iter().any(|a| a.starts_with("domain=")),
+            "{flags:?}: the cookie stays with this host: {attributes:?}"
+        );
+        let (status, stderr) = server.terminate();
+        assert!(status.success(), "{flags:?}: {stderr}");
+    }
+}
