@@ -422,3 +422,64 @@ fn session_cookies_are_http_only_same_site_for_the_whole_site_and_secure_when_ht
         assert!(status.success(), "{flags:?}: {stderr}");
     }
 }
+
+// ---------------------------------------------------------------------
+// --trusted-proxies reaches the server: behind it, each client named in
+// X-Forwarded-For has its own sign-in count; without it, the header is
+// nobody's word.
+// ---------------------------------------------------------------------
+
+/// One failed sign-in (a fresh session, a wrong password) from a client
+/// that sends `forwarded` as X-Forwarded-For; returns the status.
+fn failed_sign_in(server: &Server, forwarded: &str, username: &str) -> u16 {
+    let page = agent()
+        .get(&server.url("/login"))
+        .header("x-forwarded-for", forwarded)
+        .call()
+        .expect("login page");
+    let cookie = session_cookie(&page).expect("the login page starts a session");
+    let csrf = common::csrf_token(&body(page)).expect("csrf");
+    agent()
+        .post(&server.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .header("x-forwarded-for", forwarded)
+        .send(form(&[
+            ("username", username),
+            ("password", "a guessed password"),
+            ("csrf_token", &csrf),
+        ]))
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn trusted_proxies_from_the_command_line_decide_whose_sign_ins_are_counted() {
+    // Failures one address may make before it waits (src/auth/throttle.rs).
+    const FREE_PER_ADDRESS: usize = 20;
+    for (flags, separate) in [
+        (&["--trusted-proxies", "192.0.2.1,127.0.0.1"][..], true),
+        (&[][..], false),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::start(dir.path(), flags);
+        server.wait_ready();
+        for i in 0..FREE_PER_ADDRESS {
+            let status = failed_sign_in(&server, "203.0.113.5", &format!("guess{i}"));
+            assert_eq!(status, 401, "{flags:?}: guess {i}");
+        }
+        assert_eq!(
+            failed_sign_in(&server, "203.0.113.5", "one-more"),
+            429,
+            "{flags:?}: the guessing address is held back"
+        );
+        // Another client through the same proxy (the test's loopback) is
+        // only held back when the proxy is not trusted: then both are the
+        // proxy's address.
+        let other = failed_sign_in(&server, "203.0.113.6", "one-more");
+        assert_eq!(other, if separate { 401 } else { 429 }, "{flags:?}");
+        let (status, stderr) = server.terminate();
+        assert!(status.success(), "{flags:?}: {stderr}");
+    }
+}
