@@ -54,22 +54,22 @@ async fn recorded(app: &TestApp, username: &str, client: Peer<'_>) -> Option<Str
 async fn without_trusted_proxies_the_peer_is_the_client_whatever_it_claims() {
     let app = TestApp::new().await;
     assert_eq!(
-        recorded(&app, "plain", app.from_peer(peer("198.51.100.7"))).await,
+        recorded(&app, "plain", app.client_at(peer("198.51.100.7"))).await,
         Some("198.51.100.7".to_owned())
     );
     assert_eq!(
-        recorded(&app, "v6", app.from_peer(peer("2001:db8::42"))).await,
+        recorded(&app, "v6", app.client_at(peer("2001:db8::42"))).await,
         Some("2001:db8::42".to_owned())
     );
     // Requests that choose no peer come from the default one.
     assert_eq!(
-        recorded(&app, "default", app.from_peer(DEFAULT_PEER)).await,
+        recorded(&app, "default", app.client_at(DEFAULT_PEER)).await,
         Some(DEFAULT_PEER.ip().to_string())
     );
     // A client naming someone else in X-Forwarded-For is recorded as
     // itself: with no proxy trusted, nobody's header is believed.
     let spoofing = app
-        .from_peer(peer("198.51.100.8"))
+        .client_at(peer("198.51.100.8"))
         .forwarded_for("203.0.113.9");
     assert_eq!(
         recorded(&app, "spoofer", spoofing).await,
@@ -116,7 +116,7 @@ async fn only_a_trusted_proxys_x_forwarded_for_names_the_client() {
         ("only-proxies", "10.0.0.1", &["10.0.0.2"], "10.0.0.1"),
     ];
     for (username, from, forwarded, client) in cases {
-        let mut sender = app.from_peer(peer(from));
+        let mut sender = app.client_at(peer(from));
         for value in forwarded {
             sender = sender.forwarded_for(value);
         }
@@ -156,8 +156,8 @@ async fn assert_address_held(client: &Peer<'_>, username: &str, seconds: u32) {
 async fn failed_sign_ins_from_one_address_hold_it_back_across_accounts_only() {
     let app = TestApp::new().await;
     app.create_user("ada", Role::Member).await;
-    let attacker = app.from_peer(peer("198.51.100.7"));
-    let neighbour = app.from_peer(peer("198.51.100.8"));
+    let attacker = app.client_at(peer("198.51.100.7"));
+    let neighbour = app.client_at(peer("198.51.100.8"));
     fail_across_accounts(&attacker, "guess").await;
     // Even a right password of an account never guessed waits now.
     assert_address_held(&attacker, "ada", 1).await;
@@ -217,8 +217,8 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_count_and_cannot_shed_it
     let app = behind(&["10.0.0.1"]).await;
     app.create_user("ada", Role::Member).await;
     let proxy = peer("10.0.0.1");
-    let client = app.from_peer(proxy).forwarded_for("203.0.113.5");
-    let other = app.from_peer(proxy).forwarded_for("203.0.113.6");
+    let client = app.client_at(proxy).forwarded_for("203.0.113.5");
+    let other = app.client_at(proxy).forwarded_for("203.0.113.6");
     fail_across_accounts(&client, "guess").await;
     assert_address_held(&client, "ada", 1).await;
     // Another client of the same proxy is not held back: the count is the
@@ -234,12 +234,12 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_count_and_cannot_shed_it
     // The client cannot shed its count: not by putting another address in
     // front of what the proxy appends,
     let forged_through_proxy = app
-        .from_peer(proxy)
+        .client_at(proxy)
         .forwarded_for("203.0.113.6, 203.0.113.5");
     assert_address_held(&forged_through_proxy, "ada", 1).await;
     // nor by going round the proxy with a forged header of its own.
     let round_the_proxy = app
-        .from_peer(peer("203.0.113.5"))
+        .client_at(peer("203.0.113.5"))
         .forwarded_for("203.0.113.6");
     assert_address_held(&round_the_proxy, "ada", 1).await;
 }

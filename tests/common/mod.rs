@@ -1,7 +1,7 @@
 //! Test fixtures: [`TestApp`] (the real router over a real temporary
 //! database, driven in-process, each request from a peer address as the
 //! accept loop would give it: [`DEFAULT_PEER`] or one chosen with
-//! [`TestApp::from_peer`]) and [`Server`] (the real binary).
+//! [`TestApp::client_at`]) and [`Server`] (the real binary).
 
 #![allow(dead_code)] // each test crate uses a different part
 
@@ -140,7 +140,7 @@ impl TestApp {
     }
 
     /// Requests from `peer` (the TCP peer address the server sees).
-    pub fn from_peer(&self, peer: SocketAddr) -> Peer<'_> {
+    pub fn client_at(&self, peer: SocketAddr) -> Peer<'_> {
         Peer {
             app: self,
             peer,
@@ -181,7 +181,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> TestResponse {
-        self.from_peer(DEFAULT_PEER).get(path, cookie).await
+        self.client_at(DEFAULT_PEER).get(path, cookie).await
     }
 
     pub async fn post_form(
@@ -190,7 +190,7 @@ impl TestApp {
         cookie: Option<&str>,
         fields: &[(&str, &str)],
     ) -> TestResponse {
-        self.from_peer(DEFAULT_PEER)
+        self.client_at(DEFAULT_PEER)
             .post_form(path, cookie, fields)
             .await
     }
@@ -241,7 +241,7 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> TestResponse {
-        self.from_peer(DEFAULT_PEER)
+        self.client_at(DEFAULT_PEER)
             .post_bytes(path, token, headers, body)
             .await
     }
@@ -280,27 +280,27 @@ impl TestApp {
 
     /// Logs in through the login form; returns the session cookie.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        self.from_peer(DEFAULT_PEER).login(username, password).await
+        self.client_at(DEFAULT_PEER).login(username, password).await
     }
 
     /// Opens the login page (for its session and CSRF token) and posts the
     /// form, as a browser does; returns the signed-in browser.
     pub async fn login_browser(&self, username: &str, password: &str) -> Browser {
-        self.from_peer(DEFAULT_PEER)
+        self.client_at(DEFAULT_PEER)
             .login_browser(username, password)
             .await
     }
 
     /// One login attempt through the form, with a fresh anonymous session.
     pub async fn try_login(&self, username: &str, password: &str) -> TestResponse {
-        self.from_peer(DEFAULT_PEER)
+        self.client_at(DEFAULT_PEER)
             .try_login(username, password)
             .await
     }
 
     /// Opens the login page and posts `fields` (plus its CSRF token).
     pub async fn login_form(&self, fields: &[(&str, &str)]) -> TestResponse {
-        self.from_peer(DEFAULT_PEER).login_form(fields).await
+        self.client_at(DEFAULT_PEER).login_form(fields).await
     }
 
     /// Posts a form as `browser`, with its CSRF token.
@@ -310,7 +310,7 @@ impl TestApp {
         browser: &Browser,
         fields: &[(&str, &str)],
     ) -> TestResponse {
-        self.from_peer(DEFAULT_PEER)
+        self.client_at(DEFAULT_PEER)
             .submit(path, browser, fields)
             .await
     }
