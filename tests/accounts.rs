@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use common::{PASSWORD, TestApp, csrf_token};
 use jiff::SignedDuration;
 use tokentally::auth::Role;
+use tokentally::auth::tokens::TokenScope;
 
 const NEW_PASSWORD: &str = "another long password";
 
@@ -454,4 +455,142 @@ async fn the_profile_keeps_display_name_email_and_zone_and_refuses_bad_ones() {
         .await;
     assert_eq!(usage.json()["zone"], "Asia/Kolkata");
     assert_eq!(usage.json()["from"], "2026-05-31T18:30:00Z");
+}
+
+/// Every text and blob value in every table of the database, as text.
+async fn every_stored_value(app: &TestApp) -> Vec<(String, String)> {
+    app.state
+        .db
+        .read(|conn| {
+            let tables: Vec<String> = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut values = Vec::new();
+            for table in tables {
+                let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
+                let columns = stmt.column_count();
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    for i in 0..columns {
+                        let text = match row.get_ref(i)? {
+                            rusqlite::types::ValueRef::Text(t)
+                            | rusqlite::types::ValueRef::Blob(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            _ => continue,
+                        };
+                        values.push((table.clone(), text));
+                    }
+                }
+            }
+            Ok::<_, tokentally::db::DbError>(values)
+        })
+        .await
+        .expect("every value")
+}
+
+/// Passwords, API tokens and session ids are stored only as hashes or
+/// digests: neither a table nor the bytes of the database file and its
+/// WAL hold one in clear, and yet each of them works.
+#[tokio::test]
+async fn passwords_tokens_and_session_ids_are_never_stored_in_clear() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let stored_token = app.create_token("ada", TokenScope::Ingest).await;
+    let ada = app.login_browser("ada", PASSWORD).await;
+    let created = app
+        .submit("/tokens", &ada, &[("name", "laptop"), ("scope", "read")])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let page_token = created
+        .body
+        .split("<code id=\"new-token\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the secret is shown once")
+        .to_owned();
+    let changed = app
+        .submit(
+            "/profile/password",
+            &ada,
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    let continued = changed
+        .session_cookie()
+        .expect("the session continues under a new id");
+    let session = app.login("ada", NEW_PASSWORD).await;
+    // Each secret works (so it was stored in some form) ...
+    let sent = app
+        .post_bytes(
+            "/api/v1/events",
+            Some(&stored_token),
+            &[("content-type", "application/json")],
+            br#"[{"id": "e1", "timestamp": "2026-06-01T10:00:00Z", "model": "m",
+                 "input_tokens": 1, "output_tokens": 1}]"#
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let read = app
+        .request(
+            axum::http::Request::get("/api/v1/usage")
+                .header("authorization", format!("Bearer {page_token}"))
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(
+        app.get("/profile", Some(&session)).await.status,
+        StatusCode::OK
+    );
+    app.state.audit.flush().await;
+    // ... and none is found where it is kept.
+    let session_id = |cookie: &str| cookie.split_once('=').expect("name=value").1.to_owned();
+    let secrets = [
+        ("the first password", PASSWORD.to_owned()),
+        ("the new password", NEW_PASSWORD.to_owned()),
+        ("a token made by the store", stored_token),
+        ("a token made on the page", page_token),
+        (
+            "a session id before the password change",
+            session_id(&ada.cookie),
+        ),
+        ("the session id after it", session_id(&continued)),
+        ("a session id", session_id(&session)),
+    ];
+    let values = every_stored_value(&app).await;
+    assert!(values.iter().any(|(table, _)| table == "sessions"));
+    let files: Vec<(String, Vec<u8>)> = ["tokentally.db", "tokentally.db-wal"]
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(app.dir.path().join(name)).unwrap_or_default();
+            (name.to_string(), bytes)
+        })
+        .collect();
+    assert!(
+        files.iter().map(|(_, bytes)| bytes.len()).sum::<usize>() > 0,
+        "the files are there"
+    );
+    for (what, secret) in &secrets {
+        assert!(secret.len() >= 16, "{what}: {secret}");
+        for (table, value) in &values {
+            assert!(!value.contains(secret.as_str()), "{what} is in {table}");
+        }
+        for (file, bytes) in &files {
+            assert!(
+                !bytes
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_bytes()),
+                "{what} is in the bytes of {file}"
+            );
+        }
+    }
 }

@@ -373,3 +373,123 @@ fn version_and_systemd_unit() {
         assert!(help.contains(option), "{option} in serve --help");
     }
 }
+
+// ---------------------------------------------------------------------
+// Session cookies: never readable by scripts, not sent on cross-site
+// subrequests, for the whole site, and Secure whenever the server is
+// told it is reached over https.
+// ---------------------------------------------------------------------
+
+/// The attributes of the session cookie a real server sets on the login
+/// page, lower-cased (`httponly`, `samesite=lax`, `path=/`, …).
+fn session_cookie_attributes(server: &Server) -> Vec<String> {
+    let page = agent().get(&server.url("/login")).call().expect("login");
+    assert_eq!(page.status(), 200);
+    let cookies: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("tokentally_session="))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    cookies[0]
+        .split(';')
+        .skip(1)
+        .map(|attribute| attribute.trim().to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn session_cookies_are_http_only_same_site_for_the_whole_site_and_secure_when_https() {
+    for (flags, secure) in [
+        (&[][..], false),
+        (&["--secure-cookies"][..], true),
+        (&["--public-url", "https://tokens.example.com"][..], true),
+        (&["--public-url", "http://tokens.example.com"][..], false),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::start(dir.path(), flags);
+        server.wait_ready();
+        let attributes = session_cookie_attributes(&server);
+        for wanted in ["httponly", "samesite=lax", "path=/"] {
+            assert!(
+                attributes.iter().any(|a| a == wanted),
+                "{flags:?}: {wanted} missing from {attributes:?}"
+            );
+        }
+        assert_eq!(
+            attributes.iter().any(|a| a == "secure"),
+            secure,
+            "{flags:?}: {attributes:?}"
+        );
+        assert!(
+            !attributes.iter().any(|a| a.starts_with("domain=")),
+            "{flags:?}: the cookie stays with this host: {attributes:?}"
+        );
+        let (status, stderr) = server.terminate();
+        assert!(status.success(), "{flags:?}: {stderr}");
+    }
+}
+
+// ---------------------------------------------------------------------
+// --trusted-proxies reaches the server: behind it, each client named in
+// X-Forwarded-For has its own sign-in count; without it, the header is
+// nobody's word.
+// ---------------------------------------------------------------------
+
+/// One failed sign-in (a fresh session, a wrong password) from a client
+/// that sends `forwarded` as X-Forwarded-For; returns the status.
+fn failed_sign_in(server: &Server, forwarded: &str, username: &str) -> u16 {
+    let page = agent()
+        .get(&server.url("/login"))
+        .header("x-forwarded-for", forwarded)
+        .call()
+        .expect("login page");
+    let cookie = session_cookie(&page).expect("the login page starts a session");
+    let csrf = common::csrf_token(&body(page)).expect("csrf");
+    agent()
+        .post(&server.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .header("x-forwarded-for", forwarded)
+        .send(form(&[
+            ("username", username),
+            ("password", "a guessed password"),
+            ("csrf_token", &csrf),
+        ]))
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn trusted_proxies_from_the_command_line_decide_whose_sign_ins_are_counted() {
+    // Failures one address may make before it waits (src/auth/throttle.rs).
+    const FREE_PER_ADDRESS: usize = 20;
+    for (flags, separate) in [
+        (&["--trusted-proxies", "192.0.2.1,127.0.0.1"][..], true),
+        (&[][..], false),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::start(dir.path(), flags);
+        server.wait_ready();
+        for i in 0..FREE_PER_ADDRESS {
+            let status = failed_sign_in(&server, "203.0.113.5", &format!("guess{i}"));
+            assert_eq!(status, 401, "{flags:?}: guess {i}");
+        }
+        assert_eq!(
+            failed_sign_in(&server, "203.0.113.5", "one-more"),
+            429,
+            "{flags:?}: the guessing address is held back"
+        );
+        // Another client through the same proxy (the test's loopback) is
+        // only held back when the proxy is not trusted: then both are the
+        // proxy's address.
+        let other = failed_sign_in(&server, "203.0.113.6", "one-more");
+        assert_eq!(other, if separate { 401 } else { 429 }, "{flags:?}");
+        let (status, stderr) = server.terminate();
+        assert!(status.success(), "{flags:?}: {stderr}");
+    }
+}

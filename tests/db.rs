@@ -160,6 +160,119 @@ async fn concurrent_writes_commit_together_and_a_failing_one_undoes_only_itself(
     db.shutdown().await;
 }
 
+/// Jobs in one batch share one transaction: when its COMMIT fails, every
+/// job of the batch is answered with that failure (none with success),
+/// none of their writes remain, and the writer goes on with the next batch.
+/// The batch is made by holding the writer in a job until the others are
+/// queued; the COMMIT fails on a foreign key violation one job defers.
+#[tokio::test] // one thread: the jobs are queued before the test goes on
+async fn a_batch_whose_commit_fails_fails_every_job_and_leaves_nothing() {
+    use std::sync::atomic::Ordering;
+
+    const JOBS: usize = 6;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir.path().join("t.db")).expect("opens");
+    let (running, gate_runs) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let gate = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.write(move |conn| {
+                let _ = running.send(());
+                released.recv().expect("released");
+                insert_model(conn, "gate")
+            })
+            .await
+        }
+    });
+    gate_runs.await.expect("the gate job runs");
+    let stats = db.writer_stats();
+    let batches_before = stats.batches.load(Ordering::Relaxed);
+    let jobs: Vec<_> = (0..JOBS)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| {
+                    insert_model(conn, &format!("batched-{i}"))?;
+                    if i == JOBS / 2 {
+                        // A session of a user that does not exist, checked
+                        // only at COMMIT.
+                        conn.execute_batch(
+                            "PRAGMA defer_foreign_keys = ON;
+                             INSERT INTO sessions (id_hash, user_id, data, expires_at)
+                             VALUES ('orphan', 424242, '{}', 0);",
+                        )?;
+                    }
+                    Ok::<_, DbError>(i)
+                })
+                .await
+            })
+        })
+        .collect();
+    // The spawned tasks run (and queue their job) whenever this one yields.
+    while stats.queued.load(Ordering::Relaxed) < JOBS as i64 {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).expect("the gate waits");
+    assert!(
+        gate.await.expect("join").is_ok(),
+        "the gate's own batch commits"
+    );
+    for (i, job) in jobs.into_iter().enumerate() {
+        match job.await.expect("join") {
+            Err(DbError::Commit(reason)) => {
+                assert!(reason.contains("FOREIGN KEY"), "job {i}: {reason}");
+            }
+            other => panic!("job {i} of the failed batch was answered {other:?}"),
+        }
+    }
+    assert_eq!(
+        stats.batches.load(Ordering::Relaxed),
+        batches_before + 1,
+        "the jobs ran as one batch"
+    );
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            db.read(move |conn| Ok::<_, DbError>(conn.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM models WHERE name LIKE 'batched-%'").await,
+        0
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM sessions").await, 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM models WHERE name = 'gate'").await,
+        1
+    );
+    // The next batch works, and checks foreign keys at once again.
+    let after = db.write(|conn| insert_model(conn, "after")).await;
+    assert!(after.is_ok(), "{after:?}");
+    let orphan = db
+        .write(|conn| {
+            conn.execute_batch(
+                "INSERT INTO sessions (id_hash, user_id, data, expires_at)
+                 VALUES ('orphan', 424242, '{}', 0);",
+            )?;
+            Ok::<_, DbError>(())
+        })
+        .await;
+    assert!(
+        orphan
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("FOREIGN KEY")),
+        "{orphan:?}"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM models WHERE name = 'after'").await,
+        1
+    );
+    db.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_panicking_job_is_contained() {
     let dir = tempfile::tempdir().expect("tempdir");

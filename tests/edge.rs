@@ -175,8 +175,67 @@ fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
     }
 }
 
+/// Whether `stream` receives any byte within `wait` (`false` on a
+/// timeout; a close or an error counts as an answer too).
+fn answered_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(_) => true,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Everything the server sends on `stream` until it closes it (or `wait`
+/// passes); an error after some bytes (a reset) keeps those bytes.
+fn answer(stream: &mut TcpStream, wait: Duration) -> Vec<u8> {
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut all = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buffer[..n]);
+    }
+    all
+}
+
 #[test]
 fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // The cap: with two connections allowed and both held (idle, well
+    // within the header timeout), a third is not served ...
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capped = Server::start(dir.path(), &["--max-connections", "2"]);
+    capped.wait_ready();
+    let address = format!("127.0.0.1:{}", port(&capped));
+    let first = TcpStream::connect(&address).expect("connect");
+    let second = TcpStream::connect(&address).expect("connect");
+    let mut third = TcpStream::connect(&address).expect("the backlog takes it");
+    third.write_all(GET).expect("write");
+    assert!(
+        !answered_within(&mut third, Duration::from_secs(2)),
+        "a connection beyond the cap was served while both slots were held"
+    );
+    // ... until one of the two goes away; then it is.
+    drop(first);
+    let served = answer(&mut third, Duration::from_secs(10));
+    assert!(
+        served.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&served)
+    );
+    drop(second);
+    let (status, stderr) = capped.terminate();
+    assert!(status.success(), "{stderr}");
+
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(
         dir.path(),
@@ -210,14 +269,11 @@ fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
     let _ = huge.write_all(
         format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: {filler}\r\n\r\n").as_bytes(),
     );
-    let mut answer = String::new();
-    huge.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let _ = huge.read_to_string(&mut answer);
+    let refused = answer(&mut huge, Duration::from_secs(10));
     assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
-        "{}",
-        &answer[..answer.len().min(80)]
+        refused.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&refused[..refused.len().min(80)])
     );
     // A keep-alive connection that goes quiet after a request is closed too.
     let mut idle = TcpStream::connect(&address).expect("connect");

@@ -114,6 +114,66 @@ async fn gzip_bodies_are_accepted() {
     );
 }
 
+/// NDJSON of two events padded with a line of spaces (which the parser
+/// skips) to exactly `decoded_len` bytes, gzipped.
+fn padded_gzip(prefix: &str, decoded_len: usize) -> Vec<u8> {
+    let head = format!("{}\n", event(&format!("{prefix}-first")));
+    let tail = format!("\n{}\n", event(&format!("{prefix}-last")));
+    let padding = decoded_len - head.len() - tail.len();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(head.as_bytes()).expect("gzip");
+    let spaces = vec![b' '; 1024 * 1024];
+    let mut left = padding;
+    while left > 0 {
+        let n = left.min(spaces.len());
+        encoder.write_all(&spaces[..n]).expect("gzip");
+        left -= n;
+    }
+    encoder.write_all(tail.as_bytes()).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+#[tokio::test]
+async fn a_gzip_body_inflating_past_64_mib_is_refused_and_one_at_the_cap_is_accepted() {
+    use tokentally::ingest::body::{MAX_BODY_BYTES, MAX_DECODED_BYTES};
+    assert_eq!(
+        MAX_DECODED_BYTES,
+        64 * 1024 * 1024,
+        "the cap the message names"
+    );
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    let gzip = [NDJSON, ("content-encoding", "gzip")];
+    // One byte over: refused, naming the cap, and nothing is stored.
+    let over = padded_gzip("over", MAX_DECODED_BYTES + 1);
+    assert!(over.len() < MAX_BODY_BYTES, "small on the wire");
+    let refused = app.post_bytes(EVENTS, Some(&token), &gzip, over).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.json()["error"],
+        "the decompressed body is over 64 MiB; send fewer events per request"
+    );
+    assert_eq!(app.stored_by_user().await, vec![]);
+    // Exactly at the cap: accepted, both events stored.
+    let at_cap = padded_gzip("at-cap", MAX_DECODED_BYTES);
+    let accepted = app.post_bytes(EVENTS, Some(&token), &gzip, at_cap).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    assert_eq!(
+        accepted.json(),
+        json!({"accepted": 2, "duplicates": 0, "conflicts": 0})
+    );
+    assert_eq!(
+        app.stored_by_user().await,
+        vec![("ada".to_owned(), 2, 2000)]
+    );
+}
+
 #[tokio::test]
 async fn an_invalid_event_rejects_the_whole_request_naming_each_problem() {
     let app = TestApp::new().await;

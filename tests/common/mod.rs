@@ -1,5 +1,7 @@
 //! Test fixtures: [`TestApp`] (the real router over a real temporary
-//! database, driven in-process) and [`Server`] (the real binary).
+//! database, driven in-process, each request from a peer address as the
+//! accept loop would give it: [`DEFAULT_PEER`] or one chosen with
+//! [`TestApp::client_at`]) and [`Server`] (the real binary).
 
 #![allow(dead_code)] // each test crate uses a different part
 
@@ -9,10 +11,12 @@ pub mod powercut;
 pub mod server;
 pub mod store;
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jiff::Timestamp;
@@ -26,6 +30,10 @@ use tokentally::db::DbOptions;
 use tower::ServiceExt;
 
 pub const PASSWORD: &str = "a long enough password";
+
+/// The peer address of requests whose test chose none (TEST-NET-1).
+pub const DEFAULT_PEER: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 50000));
 
 /// The app over a fresh database in a temporary directory.
 pub struct TestApp {
@@ -70,13 +78,19 @@ impl TestResponse {
 
 impl TestApp {
     pub async fn new() -> TestApp {
+        TestApp::with_options(|_| {}).await
+    }
+
+    /// The app with `configure` applied to the options the tests use
+    /// (e.g. trusted proxies, secure cookies).
+    pub async fn with_options(configure: impl FnOnce(&mut AppOptions)) -> TestApp {
         let dir = tempfile::tempdir().expect("temporary directory");
         let clock = Arc::new(ManualClock::new(
             "2026-06-15T12:00:00Z"
                 .parse::<Timestamp>()
                 .expect("timestamp"),
         ));
-        let options = AppOptions {
+        let mut options = AppOptions {
             db_path: dir.path().join("tokentally.db"),
             db: DbOptions {
                 readers: 2,
@@ -92,6 +106,7 @@ impl TestApp {
             name_limits: Default::default(),
             trusted_proxies: Vec::new(),
         };
+        configure(&mut options);
         let state = tokio::task::spawn_blocking(move || AppState::open(options))
             .await
             .expect("join")
@@ -125,7 +140,25 @@ impl TestApp {
         self.router = app::router(self.state.clone());
     }
 
-    pub async fn request(&self, request: Request<Body>) -> TestResponse {
+    /// Requests from `peer` (the TCP peer address the server sees).
+    pub fn client_at(&self, peer: SocketAddr) -> Peer<'_> {
+        Peer {
+            app: self,
+            peer,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Sends `request` as it is, from [`DEFAULT_PEER`] unless the request
+    /// already carries a `ConnectInfo`.
+    pub async fn request(&self, mut request: Request<Body>) -> TestResponse {
+        if request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none()
+        {
+            request.extensions_mut().insert(ConnectInfo(DEFAULT_PEER));
+        }
         let response = self
             .router
             .clone()
@@ -149,7 +182,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> TestResponse {
-        self.send(Method::GET, path, cookie, None).await
+        self.client_at(DEFAULT_PEER).get(path, cookie).await
     }
 
     pub async fn post_form(
@@ -158,33 +191,9 @@ impl TestApp {
         cookie: Option<&str>,
         fields: &[(&str, &str)],
     ) -> TestResponse {
-        let body = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.send(Method::POST, path, cookie, Some(body)).await
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        cookie: Option<&str>,
-        form: Option<String>,
-    ) -> TestResponse {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(cookie) = cookie {
-            builder = builder.header(header::COOKIE, cookie);
-        }
-        let body = match form {
-            Some(form) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-                Body::from(form)
-            }
-            None => Body::empty(),
-        };
-        self.request(builder.body(body).expect("request")).await
+        self.client_at(DEFAULT_PEER)
+            .post_form(path, cookie, fields)
+            .await
     }
 
     /// Creates a user with [`PASSWORD`] through the real user store.
@@ -233,17 +242,10 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> TestResponse {
-        let mut builder = Request::builder().method(Method::POST).uri(path);
-        if let Some(token) = token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        self.request(builder.body(Body::from(body)).expect("request"))
+        self.client_at(DEFAULT_PEER)
+            .post_bytes(path, token, headers, body)
             .await
     }
-
     /// (username, events, sum of input tokens) from the raw rows.
     pub async fn stored_by_user(&self) -> Vec<(String, i64, i64)> {
         self.state
@@ -275,6 +277,173 @@ impl TestApp {
             "{}",
             mismatch.map(|m| m.to_string()).unwrap_or_default()
         );
+    }
+
+    /// Logs in through the login form; returns the session cookie.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        self.client_at(DEFAULT_PEER).login(username, password).await
+    }
+
+    /// Opens the login page (for its session and CSRF token) and posts the
+    /// form, as a browser does; returns the signed-in browser.
+    pub async fn login_browser(&self, username: &str, password: &str) -> Browser {
+        self.client_at(DEFAULT_PEER)
+            .login_browser(username, password)
+            .await
+    }
+
+    /// One login attempt through the form, with a fresh anonymous session.
+    pub async fn try_login(&self, username: &str, password: &str) -> TestResponse {
+        self.client_at(DEFAULT_PEER)
+            .try_login(username, password)
+            .await
+    }
+
+    /// Opens the login page and posts `fields` (plus its CSRF token).
+    pub async fn login_form(&self, fields: &[(&str, &str)]) -> TestResponse {
+        self.client_at(DEFAULT_PEER).login_form(fields).await
+    }
+
+    /// Posts a form as `browser`, with its CSRF token.
+    pub async fn submit(
+        &self,
+        path: &str,
+        browser: &Browser,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        self.client_at(DEFAULT_PEER)
+            .submit(path, browser, fields)
+            .await
+    }
+    /// The audit entries with this action code, after flushing the queue.
+    pub async fn audit_entries(&self, action: &str) -> Vec<tokentally::audit::StoredEntry> {
+        self.state.audit.flush().await;
+        let action = action.to_owned();
+        self.state
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT seq, at_ms, actor_kind, actor_id, actor_name, action, target, \
+                     client_addr, user_agent, route, outcome, details, prev_hash, hash \
+                     FROM audit_log WHERE action = ?1 ORDER BY seq",
+                )?;
+                let rows = stmt
+                    .query_map([action], |r| {
+                        Ok(tokentally::audit::StoredEntry {
+                            seq: r.get(0)?,
+                            at_ms: r.get(1)?,
+                            actor_kind: r.get(2)?,
+                            actor_id: r.get(3)?,
+                            actor_name: r.get(4)?,
+                            action: r.get(5)?,
+                            target: r.get(6)?,
+                            client_addr: r.get(7)?,
+                            user_agent: r.get(8)?,
+                            route: r.get(9)?,
+                            outcome: r.get(10)?,
+                            details: r.get(11)?,
+                            prev_hash: r.get(12)?,
+                            hash: r.get(13)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, tokentally::db::DbError>(rows)
+            })
+            .await
+            .expect("audit entries")
+    }
+}
+
+/// Requests from one client of a [`TestApp`]: the TCP peer address the
+/// server sees and headers every request carries (e.g. `X-Forwarded-For`
+/// as a proxy would add it).
+#[derive(Clone)]
+pub struct Peer<'a> {
+    app: &'a TestApp,
+    peer: SocketAddr,
+    headers: Vec<(String, String)>,
+}
+
+impl Peer<'_> {
+    /// Adds a header to every request this client sends.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `X-Forwarded-For: value` on every request.
+    pub fn forwarded_for(self, value: &str) -> Self {
+        self.header("x-forwarded-for", value)
+    }
+
+    /// Sends `request` from this peer, with this client's headers.
+    pub async fn request(&self, mut request: Request<Body>) -> TestResponse {
+        for (name, value) in &self.headers {
+            request.headers_mut().append(
+                header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                header::HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        self.app.request(request).await
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> TestResponse {
+        self.send(Method::GET, path, cookie, None).await
+    }
+
+    pub async fn post_form(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(Method::POST, path, cookie, Some(body)).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<String>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(cookie) = cookie {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        let body = match form {
+            Some(form) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(form)
+            }
+            None => Body::empty(),
+        };
+        self.request(builder.body(body).expect("request")).await
+    }
+
+    /// POSTs `body` with a bearer token and extra headers.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(Method::POST).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.request(builder.body(Body::from(body)).expect("request"))
+            .await
     }
 
     /// Logs in through the login form; returns the session cookie.
@@ -330,44 +499,6 @@ impl TestApp {
         let mut fields = fields.to_vec();
         fields.push(("csrf_token", &browser.csrf));
         self.post_form(path, Some(&browser.cookie), &fields).await
-    }
-
-    /// The audit entries with this action code, after flushing the queue.
-    pub async fn audit_entries(&self, action: &str) -> Vec<tokentally::audit::StoredEntry> {
-        self.state.audit.flush().await;
-        let action = action.to_owned();
-        self.state
-            .db
-            .read(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT seq, at_ms, actor_kind, actor_id, actor_name, action, target, \
-                     client_addr, user_agent, route, outcome, details, prev_hash, hash \
-                     FROM audit_log WHERE action = ?1 ORDER BY seq",
-                )?;
-                let rows = stmt
-                    .query_map([action], |r| {
-                        Ok(tokentally::audit::StoredEntry {
-                            seq: r.get(0)?,
-                            at_ms: r.get(1)?,
-                            actor_kind: r.get(2)?,
-                            actor_id: r.get(3)?,
-                            actor_name: r.get(4)?,
-                            action: r.get(5)?,
-                            target: r.get(6)?,
-                            client_addr: r.get(7)?,
-                            user_agent: r.get(8)?,
-                            route: r.get(9)?,
-                            outcome: r.get(10)?,
-                            details: r.get(11)?,
-                            prev_hash: r.get(12)?,
-                            hash: r.get(13)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok::<_, tokentally::db::DbError>(rows)
-            })
-            .await
-            .expect("audit entries")
     }
 }
 
