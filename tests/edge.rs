@@ -230,3 +230,130 @@ fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
     let (status, stderr) = server.terminate();
     assert!(status.success(), "{stderr}");
 }
+
+/// A connection to `to` from the loopback address `source` (127.0.0.0/8
+/// is all loopback on Linux), as a blocking std stream.
+fn connect_from(source: &str, to: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("source"))
+            .expect("bind the source address");
+        let stream = socket
+            .connect(to.parse().expect("address"))
+            .await
+            .expect("connect");
+        let stream = stream.into_std().expect("std stream");
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+    })
+}
+
+/// Sends `GET path` on `stream` and returns the status line, or `None`
+/// when the server closed the connection instead of answering.
+fn status_line(stream: &mut TcpStream, path: &str) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().map(str::to_owned)
+}
+
+#[test]
+fn one_address_cannot_take_every_connection_slot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--max-connections",
+            "8",
+            "--max-connections-per-address",
+            "4",
+        ],
+    );
+    server.wait_ready();
+    let address = format!("127.0.0.1:{}", port(&server));
+    // 127.0.0.1 holds its four connections, silent (they would stay open
+    // for the 30 s header timeout)…
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(&address).expect("connect"))
+        .collect();
+    // …and each further one is closed at once, without an answer, and
+    // takes no global slot (four of them would have filled the cap of 8).
+    for n in 0..6 {
+        let mut excess = TcpStream::connect(&address).expect("connect");
+        assert!(
+            closed_within(&mut excess, Duration::from_secs(10)),
+            "excess connection {n} is closed"
+        );
+    }
+    // Another client is served meanwhile.
+    let mut other = connect_from("127.0.0.2", &address);
+    assert_eq!(
+        status_line(&mut other, "/readyz").as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    // The held ones were not touched, and one of them is served when it
+    // speaks.
+    assert_eq!(
+        status_line(&mut held[0], "/healthz").as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    // A closed connection gives its address's slot back: a new one from
+    // 127.0.0.1 is served once the server has seen the close (each try
+    // is a real connection; the refused ones are closed at once).
+    drop(held.drain(..2));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut again = TcpStream::connect(&address).expect("connect");
+        if status_line(&mut again, "/healthz").as_deref() == Some("HTTP/1.1 200 OK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(held);
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+}
+
+#[test]
+fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--max-connections-per-address",
+            "2",
+            "--trusted-proxies",
+            "127.0.0.1",
+        ],
+    );
+    server.wait_ready();
+    let address = format!("127.0.0.1:{}", port(&server));
+    // The proxy carries many clients: more than the cap of 2 stay open.
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(&address).expect("connect"))
+        .collect();
+    for stream in &mut held {
+        assert_eq!(
+            status_line(stream, "/healthz").as_deref(),
+            Some("HTTP/1.1 200 OK")
+        );
+    }
+    // Any other address is capped.
+    let first = connect_from("127.0.0.3", &address);
+    let second = connect_from("127.0.0.3", &address);
+    let mut third = connect_from("127.0.0.3", &address);
+    assert!(closed_within(&mut third, Duration::from_secs(10)));
+    drop((first, second));
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+}

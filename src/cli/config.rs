@@ -41,6 +41,7 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
     pub header_timeout: Option<u64>,
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
@@ -125,6 +126,10 @@ pub(super) fn serve_settings(
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(crate::server::listen::Limits::default().max_connections),
+            max_connections_per_address: args
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(crate::server::listen::Limits::default().max_connections_per_address),
             header_timeout: args.header_timeout.or(file.header_timeout).map_or(
                 crate::server::listen::Limits::default().header_timeout,
                 |s| std::time::Duration::from_secs(s.max(1)),

@@ -161,6 +161,10 @@ pub struct ServeArgs {
     /// Most connections served at once; more wait [default: 1024]
     #[arg(long, env = "TOKENTALLY_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Most connections one client address (IPv6: its /64) may hold; more from it are
+    /// closed at once. Trusted proxies are exempt; 0 for no cap [default: 64]
+    #[arg(long, env = "TOKENTALLY_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
     /// Reverse proxies (IP addresses, comma-separated) whose X-Forwarded-For names the
     /// client; no other request's header is believed
     #[arg(

@@ -156,7 +156,15 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         tls.reload_on_sighup();
     }
     let app = app::router(state.clone());
-    listen::serve(listener, app, tls, settings.limits, shutdown_signal()).await;
+    listen::serve(
+        listener,
+        app,
+        tls,
+        settings.limits,
+        &settings.trusted_proxies,
+        shutdown_signal(),
+    )
+    .await;
 
     tracing::info!("stopping: draining writes");
     sweeper.abort();
