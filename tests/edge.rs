@@ -357,3 +357,156 @@ fn a_trusted_proxy_is_not_held_to_the_per_address_cap() {
     let (status, stderr) = server.terminate();
     assert!(status.success(), "{stderr}");
 }
+
+/// (VmRSS, VmHWM) of a process, in MiB.
+fn memory_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("field")
+            / 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A JSON array holding only blanks, just under the 64 MiB decompression
+/// limit, gzipped to ~64 KiB.
+fn gzip_bomb() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(b"[").expect("gzip");
+    let blanks = vec![b' '; 1024 * 1024];
+    for _ in 0..63 {
+        encoder.write_all(&blanks).expect("gzip");
+    }
+    encoder
+        .write_all(&blanks[..1024 * 1024 - 4096])
+        .expect("gzip");
+    encoder.write_all(b"]").expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+#[test]
+fn parallel_gzip_bombs_are_refused_within_a_memory_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let (ok, _, err) = common::server::run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &[],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, token, err) = common::server::run_cli(
+        &[
+            "--data-dir",
+            data,
+            "token",
+            "create",
+            "--user",
+            "ada",
+            "--scope",
+            "ingest",
+        ],
+        &[],
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    let server = Server::start(dir.path(), &["--ingest-rate-per-token", "0"]);
+    server.wait_ready();
+    let bomb = Arc::new(gzip_bomb());
+    let (_, idle_peak) = memory_mib(server.pid());
+    let senders: Vec<_> = (0..64)
+        .map(|_| {
+            let (url, token, bomb) = (server.url("/api/v1/events"), token.clone(), bomb.clone());
+            std::thread::spawn(move || {
+                let mut response = common::server::agent()
+                    .post(&url)
+                    .header("authorization", &format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .header("content-encoding", "gzip")
+                    .send(&bomb[..])
+                    .expect("an answer, not a dropped connection");
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = response.body_mut().read_to_string().unwrap_or_default();
+                (status, retry_after, body)
+            })
+        })
+        .collect();
+    let answers: Vec<_> = senders
+        .into_iter()
+        .map(|s| s.join().expect("join"))
+        .collect();
+    let (rss_after, peak) = memory_mib(server.pid());
+    let mut busy = 0;
+    for (status, retry_after, body) in &answers {
+        match status {
+            // Decoded: blanks hold no events.
+            400 => assert!(body.contains("no events"), "{body}"),
+            503 => {
+                busy += 1;
+                assert!(retry_after.is_some(), "503 without Retry-After");
+                let json: serde_json::Value = serde_json::from_str(body).expect("JSON");
+                assert!(
+                    json["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("decoding too many")),
+                    "{body}"
+                );
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    eprintln!(
+        "64 gzip bombs: {busy} answered 503; peak RSS {peak} MiB (idle {idle_peak}), {rss_after} MiB after"
+    );
+    // Generous bounds (the measurement is in BENCHMARKS.md); unbounded,
+    // this took well over a gigabyte.
+    assert!(peak < 768, "peak RSS {peak} MiB");
+    assert!(rss_after < 384, "RSS after the load {rss_after} MiB");
+    // Still serving, and nothing of the bombs was stored.
+    let agent = common::server::agent();
+    assert_eq!(
+        agent
+            .get(&server.url("/readyz"))
+            .call()
+            .expect("readyz")
+            .status(),
+        200
+    );
+    let mut stored = agent
+        .post(&server.url("/api/v1/events"))
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .send(r#"[{"id":"after","timestamp":"2026-06-10T10:00:00Z","model":"m","input_tokens":5,"output_tokens":1}]"#)
+        .expect("ingest");
+    assert_eq!(stored.status(), 200);
+    let outcome = stored.body_mut().read_to_string().expect("body");
+    assert!(outcome.contains(r#""accepted":1"#), "{outcome}");
+    let conn = rusqlite::Connection::open(dir.path().join("tokentally.db")).expect("open");
+    let events: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(events, 1, "only the ordinary request's event is stored");
+    drop(conn);
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+}

@@ -37,6 +37,7 @@ pub struct FileConfig {
     pub password_hash_memory_kib: Option<u32>,
     pub password_hash_passes: Option<u32>,
     pub ingest_rate_per_token: Option<u32>,
+    pub ingest_memory_mib: Option<usize>,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -115,6 +116,10 @@ pub(super) fn serve_settings(
             .ingest_rate_per_token
             .or(file.ingest_rate_per_token)
             .unwrap_or(DEFAULT_INGEST_RATE),
+        ingest_memory_mib: args
+            .ingest_memory_mib
+            .or(file.ingest_memory_mib)
+            .unwrap_or(crate::ingest::body::DEFAULT_BUDGET_MIB),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         tls: args
             .tls_cert

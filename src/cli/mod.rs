@@ -134,6 +134,11 @@ pub struct ServeArgs {
     /// 0 for no limit [default: 50]
     #[arg(long, env = "TOKENTALLY_INGEST_RATE_PER_TOKEN", value_name = "N")]
     pub ingest_rate_per_token: Option<u32>,
+    /// MiB that ingest request bodies and their decompression may take at once (at least
+    /// 80: one maximal body and its maximal decompression); a request that cannot get its
+    /// share within 5 s is answered 503 with Retry-After; 0 for no bound [default: 128]
+    #[arg(long, env = "TOKENTALLY_INGEST_MEMORY_MIB", value_name = "MIB")]
+    pub ingest_memory_mib: Option<usize>,
     /// Also serve GET /metrics, without authentication, on this address (e.g.
     /// 127.0.0.1:9464); on the main address /metrics needs an admin
     #[arg(long, env = "TOKENTALLY_METRICS_LISTEN", value_name = "ADDR")]

@@ -42,6 +42,9 @@ pub struct ServeSettings {
     pub hash_cost: HashCost,
     /// Ingest requests per token and second (0: no limit).
     pub ingest_rate_per_token: u32,
+    /// MiB that ingest bodies and their decompression may take at once
+    /// (0: no bound).
+    pub ingest_memory_mib: usize,
     /// A separate address serving `/metrics` without authentication.
     pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain and key for built-in TLS.
@@ -117,9 +120,12 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         Some((cert, key)) => Some(tls::Tls::new(cert, key)?),
         None => None,
     };
-    let state = tokio::task::spawn_blocking(move || AppState::open(options))
+    let mut state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    state.decode_budget = crate::ingest::body::DecodeBudget::new(
+        settings.ingest_memory_mib.saturating_mul(1024 * 1024),
+    );
     tracing::info!(database = %db_path.display(), "database ready");
 
     let listener = TcpListener::bind(settings.listen)

@@ -21,9 +21,7 @@ pub mod traces;
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse as _;
 use axum::response::Response;
@@ -93,7 +91,7 @@ pub async fn post_metrics(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
     let ((samples, rejected), encoding) = decode_and_map(
@@ -137,7 +135,7 @@ pub async fn post_logs(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
     let ((events, rejected, not_usage), encoding) =
@@ -169,7 +167,7 @@ pub async fn post_traces(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let ((events, rejected, not_usage), encoding) =
         decode_and_map(headers, body, |request: &ExportTraceServiceRequest| {
@@ -199,16 +197,19 @@ pub async fn post_traces(
 /// threads: decompressing and decoding megabytes is CPU work.
 async fn decode_and_map<R, T>(
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
     map: impl FnOnce(&R) -> T + Send + 'static,
 ) -> Result<(T, codec::Encoding), IngestError>
 where
     R: prost::Message + Default + serde::de::DeserializeOwned,
     T: Send + 'static,
 {
-    let body = body::accept(body)?;
+    let body::BudgetedBody {
+        bytes,
+        mut reservation,
+    } = body;
     tokio::task::spawn_blocking(move || {
-        let (request, encoding) = codec::decode::<R>(&headers, body)?;
+        let (request, encoding) = codec::decode_within::<R>(&headers, bytes, &mut reservation)?;
         Ok((map(&request), encoding))
     })
     .await
