@@ -88,7 +88,7 @@ impl AppState {
         let db = Db::open(&options.db_path, &options.db)?;
         let passwords = Passwords::new(options.hash_cost)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        let audit = Audit::start(db.clone(), &runtime);
+        let audit = Audit::start(db.clone(), options.clock.clone(), &runtime);
         Ok(AppState {
             audit,
             throttle: LoginThrottle::default(),

@@ -10,6 +10,7 @@
 
 pub mod chain;
 mod queue;
+pub mod sample;
 mod trail;
 mod views;
 

@@ -177,7 +177,8 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
-    state.audit.flush().await;
+    // Refusal counts not yet written go in now.
+    state.audit.drain().await;
     state.db.shutdown().await;
     tracing::info!("stopped");
     Ok(())
