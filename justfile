@@ -51,6 +51,12 @@ bench-import megabytes="1024":
     cd target/bench/ccusage && (npm install --no-audit --no-fund ccusage@20.0.24 @ccusage/ccusage-linux-x64@20.0.24 >/dev/null 2>&1 || echo "ccusage not installed; comparing nothing")
     cargo bench --bench import -- target/perf/tokentally target/bench/import-{{megabytes}} {{megabytes}} $(find target/bench/ccusage/node_modules/@ccusage -name ccusage -type f -perm -u+x 2>/dev/null | head -1)
 
+# Server memory under 64 parallel maximal gzip requests, with and without
+# the ingest memory budget (BENCHMARKS.md); EXTRA: another binary to compare
+bench-memory extra="":
+    cargo build --profile perf
+    cargo bench --bench memory -- target/perf/tokentally {{extra}}
+
 # Long forms: the usage properties with CASES cases each (CI runs 36 and 12),
 # then crash safety: SIGKILL the server KILLS times under concurrent ingest
 soak kills="200" cases="2000":

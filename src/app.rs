@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Ingest requests per token and second.
     pub ingest_limit: crate::ingest::RateLimiter,
+    /// The memory that ingest bodies and their decompression share.
+    pub decode_budget: crate::ingest::body::DecodeBudget,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     pub secure_cookies: bool,
@@ -90,13 +92,14 @@ impl AppState {
         let db = Db::open(&options.db_path, &options.db)?;
         let passwords = Passwords::new(options.hash_cost)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        let audit = Audit::start(db.clone(), &runtime);
+        let audit = Audit::start(db.clone(), options.clock.clone(), &runtime);
         Ok(AppState {
             audit,
             throttle: LoginThrottle::default(),
             sessions: options.sessions,
             metrics: Arc::default(),
             ingest_limit: crate::ingest::RateLimiter::new(options.ingest_rate_per_token),
+            decode_budget: Default::default(),
             trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
             name_limits: options.name_limits,

@@ -715,3 +715,122 @@ fn a_chain_from_before_the_key_is_adopted_and_stays_verifiable() {
         "no wrong key left behind"
     );
 }
+
+/// An ingest request with a wrong token, from `client`.
+async fn refused_from(app: &TestApp, client: &str) -> TestResponse {
+    let mut request = Request::post("/api/v1/events")
+        .header("authorization", "Bearer tt_not_a_real_token")
+        .header("content-type", "application/json")
+        .body(Body::from("[]"))
+        .expect("request");
+    let peer: std::net::SocketAddr = format!("{client}:40000").parse().expect("address");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    app.request(request).await
+}
+
+/// The anonymous `access.denied` rows of `client`, with their counts.
+async fn denied_counts(app: &TestApp, client: &str) -> Vec<u64> {
+    app.audit_entries("access.denied")
+        .await
+        .iter()
+        .filter(|e| e.actor_kind == "anonymous" && e.client_addr.as_deref() == Some(client))
+        .map(|e| {
+            let details: Value = serde_json::from_str(&e.details).expect("json");
+            assert_eq!(details["sampled"], true, "{details}");
+            details["count"].as_u64().expect("count")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn refused_anonymous_requests_are_counted_not_each_written() {
+    let f = fixture().await;
+    let rows_before = f
+        .app
+        .state
+        .db
+        .read(chain::verify)
+        .await
+        .expect("verify")
+        .entries;
+    // 300 refusals from one address inside a minute: each a clear 401…
+    for _ in 0..300 {
+        let refused = refused_from(&f.app, "203.0.113.7").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert!(refused.json()["error"].is_string());
+    }
+    // …and one row, written at once; another address has its own.
+    assert_eq!(denied_counts(&f.app, "203.0.113.7").await, [1]);
+    refused_from(&f.app, "198.51.100.2").await;
+    assert_eq!(denied_counts(&f.app, "198.51.100.2").await, [1]);
+    // The next minute's first refusal carries the count of the last.
+    f.app.clock.advance(jiff::SignedDuration::from_secs(61));
+    // (Had the 10 s sweep run between the clock's jump and that request,
+    // it would have written the 299 in a row of their own.)
+    refused_from(&f.app, "203.0.113.7").await;
+    let counts = denied_counts(&f.app, "203.0.113.7").await;
+    assert!(counts == [1, 300] || counts == [1, 299, 1], "{counts:?}");
+    // Counts still open when the server stops are written by the drain.
+    for _ in 0..5 {
+        refused_from(&f.app, "203.0.113.7").await;
+    }
+    f.app.state.audit.drain().await;
+    let after_drain = denied_counts(&f.app, "203.0.113.7").await;
+    assert_eq!(after_drain[..counts.len()], counts[..]);
+    assert_eq!(after_drain[counts.len()..], [5]);
+    assert_eq!(
+        after_drain.iter().sum::<u64>(),
+        306,
+        "every refusal is counted"
+    );
+    assert_eq!(f.app.state.audit.refusals().tracked(), 0);
+
+    // Signed-in users, token holders and guesses at a real account keep
+    // one row each.
+    let ada = f.app.login("ada", PASSWORD).await;
+    let denied_before = count(&f.app, "access.denied").await;
+    for _ in 0..3 {
+        assert_eq!(
+            f.app.get("/admin/users", Some(&ada)).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let wrong_scope = f
+            .app
+            .post_bytes(
+                "/api/v1/events",
+                Some(&f.read),
+                &[("content-type", "application/json")],
+                b"[]".to_vec(),
+            )
+            .await;
+        assert_eq!(wrong_scope.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(count(&f.app, "access.denied").await, denied_before + 6);
+    let failures_before = count(&f.app, "login.failure").await;
+    for _ in 0..3 {
+        let failed = f.app.try_login("ada", "wrong password!!").await;
+        assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(count(&f.app, "login.failure").await, failures_before + 3);
+    // Guesses at names that do not exist are sampled like the rest.
+    for _ in 0..3 {
+        let failed = f.app.try_login("nobody", "wrong password!!").await;
+        assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    }
+    let nobody: Vec<_> = f
+        .app
+        .audit_entries("login.failure")
+        .await
+        .into_iter()
+        .filter(|e| e.target.as_deref() == Some("user:nobody"))
+        .collect();
+    assert_eq!(nobody.len(), 1);
+
+    // Nothing was stored, and the chain verifies.
+    assert!(f.app.stored_by_user().await.is_empty());
+    let report = f.app.state.db.read(chain::verify).await.expect("verify");
+    assert_eq!(report.broken, None);
+    assert!(report.entries < rows_before + 30, "{} rows", report.entries);
+}

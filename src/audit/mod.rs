@@ -12,6 +12,7 @@ pub mod chain;
 pub mod head;
 pub mod key;
 mod queue;
+pub mod sample;
 mod trail;
 mod views;
 

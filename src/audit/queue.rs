@@ -1,9 +1,15 @@
 //! The audit queue: requests hand their entry to a channel and go on; one
 //! task takes whatever has queued up and appends it in one writer job.
+//! Refused anonymous requests pass through [`Refusals`] first (counted,
+//! one row per window); a second task writes the counts of closed windows.
+
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::sample::Refusals;
 use super::{Entry, chain};
+use crate::clock::Clock;
 use crate::db::{Db, DbError};
 
 /// Entries waiting beyond this make `record` wait: back-pressure instead of
@@ -16,6 +22,8 @@ const MAX_BATCH: usize = 1024;
 /// changed WAL), so committing per request would tax every read; a short
 /// wait makes one commit out of a burst. A flush cuts it short.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
+/// How often the counts of closed refusal windows are written.
+const SWEEP_REFUSALS: std::time::Duration = std::time::Duration::from_secs(10);
 
 enum Command {
     Record(Entry),
@@ -27,6 +35,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Audit {
     sender: mpsc::Sender<Command>,
+    refusals: Refusals,
 }
 
 impl std::fmt::Debug for Audit {
@@ -38,10 +47,34 @@ impl std::fmt::Debug for Audit {
 impl Audit {
     /// Starts the task that writes queued entries. Needs a Tokio runtime
     /// (it may be called from `spawn_blocking`).
-    pub fn start(db: Db, runtime: &tokio::runtime::Handle) -> Audit {
+    pub fn start(db: Db, clock: Arc<dyn Clock>, runtime: &tokio::runtime::Handle) -> Audit {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         runtime.spawn(write_loop(db, receiver));
-        Audit { sender }
+        let refusals = Refusals::default();
+        runtime.spawn(sweep_refusals(refusals.clone(), sender.downgrade(), clock));
+        Audit { sender, refusals }
+    }
+
+    /// Queues the entry of a refused anonymous request: written when it is
+    /// the first of its window, else counted ([`super::sample`]).
+    pub async fn record_refused(&self, entry: Entry) {
+        for row in self.refusals.admit(entry) {
+            self.record(row).await;
+        }
+    }
+
+    /// Writes every refusal count not yet written, then flushes: the
+    /// shutdown's last audit step.
+    pub async fn drain(&self) {
+        for row in self.refusals.drain() {
+            self.record(row).await;
+        }
+        self.flush().await;
+    }
+
+    /// The refusal windows (tests).
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     /// Queues `entry`. Only waits when the queue is full.
@@ -57,6 +90,28 @@ impl Audit {
         let (done, wait) = oneshot::channel();
         if self.sender.send(Command::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+    }
+}
+
+/// Writes the counts of closed refusal windows every few seconds, until
+/// the queue is gone.
+async fn sweep_refusals(
+    refusals: Refusals,
+    sender: mpsc::WeakSender<Command>,
+    clock: Arc<dyn Clock>,
+) {
+    let mut every = tokio::time::interval(SWEEP_REFUSALS);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(sender) = sender.upgrade() else {
+            return;
+        };
+        for row in refusals.closed(clock.now().as_millisecond()) {
+            if sender.send(Command::Record(row)).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct Note {
     /// The handler wrote the entry itself, in the transaction of the
     /// change it records (ingest): the trail adds nothing.
     pub recorded: bool,
+    /// One row for this request even when it is a refused anonymous one
+    /// (a failed sign-in against an existing account), not sampled.
+    pub always: bool,
 }
 
 impl Note {
@@ -48,7 +51,14 @@ impl Note {
             actor: None,
             outcome: None,
             recorded: false,
+            always: false,
         }
+    }
+
+    /// Never sampled ([`super::sample`]): one row for this request.
+    pub fn always_recorded(mut self) -> Note {
+        self.always = true;
+        self
     }
 
     pub fn recorded(mut self) -> Note {
@@ -190,6 +200,7 @@ pub async fn trail(State(state): State<AppState>, mut request: Request, next: Ne
     }
     let status = response.status();
     let note = note.unwrap_or_else(|| Note::new(default_action(&method, &path, status)));
+    let always = note.always;
     let actor = note
         .actor
         .or_else(|| slot.take())
@@ -210,7 +221,13 @@ pub async fn trail(State(state): State<AppState>, mut request: Request, next: Ne
         outcome: note.outcome.unwrap_or_else(|| Outcome::of_status(status)),
         details,
     };
-    state.audit.record(entry).await;
+    // Refused anonymous requests are counted, one row per window
+    // (`audit::sample`); everything else gets its own row.
+    if entry.actor == Actor::Anonymous && status.is_client_error() && !always {
+        state.audit.record_refused(entry).await;
+    } else {
+        state.audit.record(entry).await;
+    }
     response
 }
 

@@ -94,6 +94,7 @@ pub async fn login(
         .db
         .read(move |conn| users::credentials(conn, &lookup))
         .await?;
+    let existing_account = found.is_some();
     let (user, stored_hash) = match found {
         Some((user, hash)) if !user.disabled => (Some(user), hash),
         _ => (None, None),
@@ -104,10 +105,15 @@ pub async fn login(
     let Some(user) = user.filter(|_| password_ok) else {
         state.throttle.record_failure(&username, address, now);
         tracing::info!("login failed");
-        let note = Note::new(Action::LoginFailure)
+        let mut note = Note::new(Action::LoginFailure)
             .target(target)
             .actor(Actor::Anonymous)
             .outcome(Outcome::Failure);
+        // Guesses at a real account each keep their row; guesses at names
+        // that do not exist are sampled like other anonymous refusals.
+        if existing_account {
+            note = note.always_recorded();
+        }
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
             "Wrong username or password.",

@@ -39,10 +39,12 @@ pub struct FileConfig {
     pub ingest_rate_per_token: Option<u32>,
     pub max_new_names_per_token_per_day: Option<u32>,
     pub max_new_names_per_day: Option<u32>,
+    pub ingest_memory_mib: Option<usize>,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
     pub header_timeout: Option<u64>,
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
@@ -117,6 +119,10 @@ pub(super) fn serve_settings(
             .or(file.ingest_rate_per_token)
             .unwrap_or(DEFAULT_INGEST_RATE),
         name_limits: name_limits(&args, file),
+        ingest_memory_mib: args
+            .ingest_memory_mib
+            .or(file.ingest_memory_mib)
+            .unwrap_or(crate::ingest::body::DEFAULT_BUDGET_MIB),
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         tls: args
             .tls_cert
@@ -128,6 +134,10 @@ pub(super) fn serve_settings(
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(crate::server::listen::Limits::default().max_connections),
+            max_connections_per_address: args
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(crate::server::listen::Limits::default().max_connections_per_address),
             header_timeout: args.header_timeout.or(file.header_timeout).map_or(
                 crate::server::listen::Limits::default().header_timeout,
                 |s| std::time::Duration::from_secs(s.max(1)),

@@ -146,6 +146,11 @@ pub struct ServeArgs {
     /// limit [default: 5000]
     #[arg(long, env = "TOKENTALLY_MAX_NEW_NAMES_PER_DAY", value_name = "N")]
     pub max_new_names_per_day: Option<u32>,
+    /// MiB that ingest request bodies and their decompression may take at once (at least
+    /// 80: one maximal body and its maximal decompression); a request that cannot get its
+    /// share within 5 s is answered 503 with Retry-After; 0 for no bound [default: 128]
+    #[arg(long, env = "TOKENTALLY_INGEST_MEMORY_MIB", value_name = "MIB")]
+    pub ingest_memory_mib: Option<usize>,
     /// Also serve GET /metrics, without authentication, on this address (e.g.
     /// 127.0.0.1:9464); on the main address /metrics needs an admin
     #[arg(long, env = "TOKENTALLY_METRICS_LISTEN", value_name = "ADDR")]
@@ -173,6 +178,10 @@ pub struct ServeArgs {
     /// Most connections served at once; more wait [default: 1024]
     #[arg(long, env = "TOKENTALLY_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Most connections one client address (IPv6: its /64) may hold; more from it are
+    /// closed at once. Trusted proxies are exempt; 0 for no cap [default: 64]
+    #[arg(long, env = "TOKENTALLY_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
     /// Reverse proxies (IP addresses, comma-separated) whose X-Forwarded-For names the
     /// client; no other request's header is believed
     #[arg(

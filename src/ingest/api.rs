@@ -2,9 +2,7 @@
 //! optionally gzip-compressed, all or nothing.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
@@ -39,15 +37,20 @@ pub async fn post_events(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<(crate::audit::Note, Json<IngestOutcome>), IngestError> {
-    let body = body::accept(body)?;
+    let body::BudgetedBody {
+        bytes: body,
+        mut reservation,
+    } = body;
     let now = state.clock.now();
     // Decompressing and parsing megabytes is CPU work: off the async threads.
     let events = tokio::task::spawn_blocking(move || {
         let framing = body::framing(&headers)?;
-        let body = body::decode(&headers, body)?;
+        let body = body::decode(&headers, body, &mut reservation)?;
         let items = body::split(framing, &body)?;
+        // The bodies are gone once split: their share goes back.
+        drop((body, reservation));
         let (events, _) = pipeline::parse_items(items, MAX_EVENTS, |value| {
             event::parse(value, now).map(Mapped::Event)
         })?;

@@ -1,21 +1,187 @@
-//! Request bodies of ingestion endpoints: size limits, gzip, and the
-//! media type that says how to split them into events.
+//! Request bodies of ingestion endpoints: size limits, gzip, the memory
+//! budget that bodies and their decompression share, and the media type
+//! that says how to split them into events.
 
 use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use flate2::read::GzDecoder;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::error::IngestError;
 use super::pipeline::Item;
+use crate::app::AppState;
 
 /// Largest body accepted on the wire (compressed or not).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest body after decompression: a gzip bomb stops here.
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// The default memory budget of ingest bodies, MiB.
+pub const DEFAULT_BUDGET_MIB: usize = 128;
+/// The smallest budget: one maximal body and its maximal decompression.
+const MIN_BUDGET_BYTES: usize = MAX_BODY_BYTES + MAX_DECODED_BYTES;
+/// How long a request waits for its share of the budget before it is
+/// answered `503`.
+const BUDGET_WAIT: Duration = Duration::from_secs(5);
+/// Decompression reads this much at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// The memory that ingest bodies may take at once: the bodies as received
+/// and their decompressed form (counted as the decoder's buffer grows).
+/// Without it, 64 parallel gzip bombs of 64 MiB each took the server to
+/// ~1.9 GB. A request that cannot get its share within [`BUDGET_WAIT`] is
+/// answered `503` with `Retry-After` (exporters retry). Parsed events are
+/// not counted (at most `MAX_EVENTS` per request).
+#[derive(Clone, Debug)]
+pub struct DecodeBudget {
+    /// In KiB; `None`: no bound.
+    kib: Option<Arc<Semaphore>>,
+}
+
+impl Default for DecodeBudget {
+    fn default() -> Self {
+        DecodeBudget::new(DEFAULT_BUDGET_MIB * 1024 * 1024)
+    }
+}
+
+impl DecodeBudget {
+    /// A budget of `bytes` (at least one maximal body and its maximal
+    /// decompression); 0 for no bound.
+    pub fn new(bytes: usize) -> DecodeBudget {
+        if bytes == 0 {
+            return DecodeBudget::unbounded();
+        }
+        let kib = (bytes.max(MIN_BUDGET_BYTES) / 1024).min(Semaphore::MAX_PERMITS);
+        DecodeBudget {
+            kib: Some(Arc::new(Semaphore::new(kib))),
+        }
+    }
+
+    pub fn unbounded() -> DecodeBudget {
+        DecodeBudget { kib: None }
+    }
+
+    /// A reservation of `bytes`, waiting up to [`BUDGET_WAIT`].
+    pub async fn reserve(&self, bytes: usize) -> Result<Reservation, IngestError> {
+        let mut reservation = Reservation {
+            kib: self.kib.clone(),
+            held: 0,
+        };
+        let Some(want) = reservation.missing(bytes) else {
+            return Ok(reservation);
+        };
+        let Some(semaphore) = &self.kib else {
+            return Ok(reservation);
+        };
+        match tokio::time::timeout(BUDGET_WAIT, semaphore.acquire_many(want)).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                reservation.held = want;
+                Ok(reservation)
+            }
+            _ => Err(busy()),
+        }
+    }
+}
+
+/// A request's share of the [`DecodeBudget`]; given back on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    kib: Option<Arc<Semaphore>>,
+    held: u32,
+}
+
+impl Reservation {
+    /// A reservation that never waits (tools, fuzzing).
+    pub fn unbounded() -> Reservation {
+        Reservation { kib: None, held: 0 }
+    }
+
+    /// KiB still to reserve for `bytes` in all, if any.
+    fn missing(&self, bytes: usize) -> Option<u32> {
+        self.kib.as_ref()?;
+        let want = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        (want > self.held).then(|| want - self.held)
+    }
+
+    /// Grows the reservation to `bytes` in all, waiting up to
+    /// [`BUDGET_WAIT`]. Blocks the thread: call it off the async threads
+    /// (decoding runs in `spawn_blocking`).
+    fn grow_blocking(&mut self, bytes: usize) -> Result<(), IngestError> {
+        let (Some(want), Some(semaphore)) = (self.missing(bytes), self.kib.clone()) else {
+            return Ok(());
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(IngestError::Internal(
+                "the decode budget needs a Tokio runtime".into(),
+            ));
+        };
+        let acquired = runtime.block_on(async {
+            tokio::time::timeout(BUDGET_WAIT, semaphore.acquire_many(want)).await
+        });
+        match acquired {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                self.held += want;
+                Ok(())
+            }
+            _ => Err(busy()),
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(semaphore) = &self.kib
+            && self.held > 0
+        {
+            semaphore.add_permits(self.held as usize);
+        }
+    }
+}
+
+fn busy() -> IngestError {
+    IngestError::Busy(
+        "the server is decoding too many large request bodies at once; nothing of this \
+         request was stored, send it again in a few seconds"
+            .into(),
+    )
+}
+
+/// An ingest request's body, read only once its share of the
+/// [`DecodeBudget`] is reserved (its `Content-Length`, or the largest
+/// body when it has none): bodies waiting to be decoded are bounded too.
+pub struct BudgetedBody {
+    pub bytes: Bytes,
+    pub reservation: Reservation,
+}
+
+impl FromRequest<AppState> for BudgetedBody {
+    type Rejection = IngestError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let length = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        // Over the limit: refused (413) below without being read.
+        let bytes = match length {
+            Some(n) if n > MAX_BODY_BYTES as u64 => 0,
+            Some(n) => usize::try_from(n).unwrap_or(MAX_BODY_BYTES),
+            None => MAX_BODY_BYTES,
+        };
+        let reservation = state.decode_budget.reserve(bytes).await?;
+        let bytes = accept(Bytes::from_request(request, state).await)?;
+        Ok(BudgetedBody { bytes, reservation })
+    }
+}
 
 /// How a body holds its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +275,14 @@ pub fn framing(headers: &HeaderMap) -> Result<Framing, IngestError> {
     }
 }
 
-/// The body, decompressed when `Content-Encoding: gzip`, within the limits.
-pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, IngestError> {
+/// The body, decompressed when `Content-Encoding: gzip`, within the limits
+/// and the `reservation` (which holds the body already and grows with the
+/// decompressed bytes).
+pub fn decode(
+    headers: &HeaderMap,
+    body: Bytes,
+    reservation: &mut Reservation,
+) -> Result<Bytes, IngestError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -119,24 +291,54 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Bytes, IngestError> {
         .to_ascii_lowercase();
     match encoding.as_str() {
         "identity" | "" => Ok(body),
-        "gzip" | "x-gzip" => gunzip(&body),
+        "gzip" | "x-gzip" => gunzip(&body, reservation),
         other => Err(IngestError::UnsupportedMediaType(format!(
             "Content-Encoding {other} is not supported; use gzip or none"
         ))),
     }
 }
 
-fn gunzip(body: &[u8]) -> Result<Bytes, IngestError> {
-    let mut decoded = Vec::new();
-    let limit = u64::try_from(MAX_DECODED_BYTES).unwrap_or(u64::MAX) + 1;
-    GzDecoder::new(body)
-        .take(limit)
-        .read_to_end(&mut decoded)
-        .map_err(|e| IngestError::BadRequest(format!("the gzip body cannot be decoded: {e}")))?;
-    if decoded.len() > MAX_DECODED_BYTES {
-        return Err(too_large_decoded());
+/// Decompresses into a buffer whose every growth is reserved first. The
+/// gzip trailer's size (a hint: the client writes it) is reserved at
+/// once, so an honest body needs one reservation and no reallocation.
+fn gunzip(body: &[u8], reservation: &mut Reservation) -> Result<Bytes, IngestError> {
+    let hinted = trailer_size(body).clamp(CHUNK, MAX_DECODED_BYTES);
+    reservation.grow_blocking(body.len() + hinted)?;
+    let mut decoded = Vec::with_capacity(hinted);
+    let mut decoder = GzDecoder::new(body);
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(IngestError::BadRequest(format!(
+                    "the gzip body cannot be decoded: {e}"
+                )));
+            }
+        };
+        let len = decoded.len() + n;
+        if len > MAX_DECODED_BYTES {
+            return Err(too_large_decoded());
+        }
+        if len > decoded.capacity() {
+            let capacity = (decoded.capacity() * 2).clamp(len, MAX_DECODED_BYTES);
+            reservation.grow_blocking(body.len() + capacity)?;
+            decoded.reserve_exact(capacity - decoded.len());
+        }
+        decoded.extend_from_slice(&chunk[..n]);
     }
     Ok(Bytes::from(decoded))
+}
+
+/// The uncompressed size a gzip body's trailer states (of its last member,
+/// modulo 4 GiB); 0 when there is none.
+fn trailer_size(body: &[u8]) -> usize {
+    match body.len().checked_sub(4).map(|start| &body[start..]) {
+        Some(&[a, b, c, d]) if body.len() >= 18 => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => 0,
+    }
 }
 
 pub fn too_large_body() -> IngestError {

@@ -51,6 +51,9 @@ pub enum IngestError {
         "the server cannot store events right now: {0}; nothing of this request was stored, send it again later"
     )]
     Unavailable(&'static str),
+    /// Too much is being decoded at once: try again shortly.
+    #[error("{0}")]
+    Busy(String),
     /// For the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,6 +61,8 @@ pub enum IngestError {
 
 /// Seconds a client is asked to wait before retrying after a 503.
 const RETRY_AFTER_S: u32 = 30;
+/// …and after a 503 because too much was being decoded at once.
+const BUSY_RETRY_AFTER_S: u32 = 2;
 
 impl From<DbError> for IngestError {
     fn from(e: DbError) -> Self {
@@ -91,7 +96,7 @@ impl IngestError {
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             IngestError::Invalid(_) | IngestError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Unavailable(_) | IngestError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,10 +132,13 @@ impl IntoResponse for IngestError {
             );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(RETRY_AFTER_S),
-            );
+            let seconds = match self {
+                IngestError::Busy(_) => BUSY_RETRY_AFTER_S,
+                _ => RETRY_AFTER_S,
+            };
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
         response
     }

@@ -25,9 +25,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -63,9 +61,12 @@ pub async fn post_litellm(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<(crate::audit::Note, Json<LiteLlmOutcome>), IngestError> {
-    let body = body::accept(body)?;
+    let body::BudgetedBody {
+        bytes: body,
+        mut reservation,
+    } = body;
     let now = state.clock.now();
     let (events, skipped) = tokio::task::spawn_blocking(move || {
         // LiteLLM labels NDJSON application/json too: look at the body.
@@ -73,8 +74,10 @@ pub async fn post_litellm(
             Framing::JsonArray => Framing::Sniff,
             other => other,
         };
-        let body = body::decode(&headers, body)?;
+        let body = body::decode(&headers, body, &mut reservation)?;
         let items = body::split(framing, &body)?;
+        // The bodies are gone once split: their share goes back.
+        drop((body, reservation));
         pipeline::parse_items(items, MAX_EVENTS, |value| parse(value, now))
     })
     .await

@@ -44,6 +44,9 @@ pub struct ServeSettings {
     pub ingest_rate_per_token: u32,
     /// New names ingestion may create a day.
     pub name_limits: crate::usage::budget::NameLimits,
+    /// MiB that ingest bodies and their decompression may take at once
+    /// (0: no bound).
+    pub ingest_memory_mib: usize,
     /// A separate address serving `/metrics` without authentication.
     pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain and key for built-in TLS.
@@ -120,9 +123,12 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         Some((cert, key)) => Some(tls::Tls::new(cert, key)?),
         None => None,
     };
-    let state = tokio::task::spawn_blocking(move || AppState::open(options))
+    let mut state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    state.decode_budget = crate::ingest::body::DecodeBudget::new(
+        settings.ingest_memory_mib.saturating_mul(1024 * 1024),
+    );
     tracing::info!(database = %db_path.display(), "database ready");
 
     let listener = TcpListener::bind(settings.listen)
@@ -160,7 +166,15 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         tls.reload_on_sighup();
     }
     let app = app::router(state.clone());
-    listen::serve(listener, app, tls, settings.limits, shutdown_signal()).await;
+    listen::serve(
+        listener,
+        app,
+        tls,
+        settings.limits,
+        &settings.trusted_proxies,
+        shutdown_signal(),
+    )
+    .await;
 
     tracing::info!("stopping: draining writes");
     sweeper.abort();
@@ -168,7 +182,8 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
-    state.audit.flush().await;
+    // Refusal counts not yet written go in now.
+    state.audit.drain().await;
     state.db.shutdown().await;
     let db_path = state.db.path().to_path_buf();
     let now_ms = state.clock.now().as_millisecond();

@@ -34,13 +34,24 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
     }
 }
 
-/// Decodes an export request of either encoding.
+/// Decodes an export request of either encoding, without a memory budget
+/// (tools and fuzzing; the server uses [`decode_within`]).
 pub fn decode<T: Message + Default + DeserializeOwned>(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<(T, Encoding), IngestError> {
+    decode_within(headers, body, &mut body::Reservation::unbounded())
+}
+
+/// Decodes an export request of either encoding; decompression grows the
+/// request's `reservation` of the ingest memory budget.
+pub fn decode_within<T: Message + Default + DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Bytes,
+    reservation: &mut body::Reservation,
+) -> Result<(T, Encoding), IngestError> {
     let encoding = encoding(headers)?;
-    let body = body::decode(headers, body)?;
+    let body = body::decode(headers, body, reservation)?;
     let request = match encoding {
         Encoding::Protobuf => T::decode(body.as_ref()).map_err(|e| {
             IngestError::BadRequest(format!("the body is not an OTLP protobuf message: {e}"))

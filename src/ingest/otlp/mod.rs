@@ -21,9 +21,7 @@ pub mod traces;
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse as _;
 use axum::response::Response;
@@ -114,7 +112,7 @@ pub async fn post_metrics(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
     let ((samples, mut rejected), encoding) = decode_and_map(
@@ -162,7 +160,7 @@ pub async fn post_logs(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
     let now = state.clock.now();
@@ -204,7 +202,7 @@ pub async fn post_traces(
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let now = state.clock.now();
     let ((events, rejected, not_usage), encoding) = decode_and_map(
@@ -245,7 +243,7 @@ pub async fn post_traces(
 /// more than [`MAX_ITEMS`] items (by `count`) is refused whole.
 async fn decode_and_map<R, T>(
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: body::BudgetedBody,
     count: impl FnOnce(&R) -> usize + Send + 'static,
     map: impl FnOnce(&R) -> T + Send + 'static,
 ) -> Result<(T, codec::Encoding), IngestError>
@@ -253,9 +251,12 @@ where
     R: prost::Message + Default + serde::de::DeserializeOwned,
     T: Send + 'static,
 {
-    let body = body::accept(body)?;
+    let body::BudgetedBody {
+        bytes,
+        mut reservation,
+    } = body;
     tokio::task::spawn_blocking(move || {
-        let (request, encoding) = codec::decode::<R>(&headers, body)?;
+        let (request, encoding) = codec::decode_within::<R>(&headers, bytes, &mut reservation)?;
         let items = count(&request);
         if items > MAX_ITEMS {
             return Err(IngestError::TooLarge(format!(
