@@ -80,7 +80,7 @@ async fn without_trusted_proxies_the_peer_is_the_client_whatever_it_claims() {
 #[tokio::test]
 async fn only_a_trusted_proxys_x_forwarded_for_names_the_client() {
     let app = behind(&["10.0.0.1", "10.0.0.2", "fd00::1"]).await;
-    let cases: [(&str, &str, &[&str], &str); 9] = [
+    let cases: [(&str, &str, &[&str], &str); 11] = [
         // A stranger's header is ignored even when proxies are configured.
         ("stranger", "198.51.100.9", &["203.0.113.9"], "198.51.100.9"),
         // The proxy names the client it serves.
@@ -108,6 +108,21 @@ async fn only_a_trusted_proxys_x_forwarded_for_names_the_client() {
             "10.0.0.1",
             &["not-an-address, 999.1.1.1,, 203.0.113.7 , 10.0.0.2"],
             "203.0.113.7",
+        ),
+        // A proxy that writes the client with its port.
+        (
+            "ported",
+            "10.0.0.1",
+            &["198.51.100.99, 203.0.113.8:4711"],
+            "203.0.113.8",
+        ),
+        // An entry our proxy wrote that is no address stops the walk: what
+        // stands to its left is the client's own word, never believed.
+        (
+            "unreadable",
+            "10.0.0.1",
+            &["198.51.100.99, for=203.0.113.9"],
+            "10.0.0.1",
         ),
         // A proxy forwarding without the header, or with nothing usable
         // or only proxies in it, is itself the client.
@@ -183,13 +198,16 @@ async fn failed_sign_ins_from_one_address_hold_it_back_across_accounts_only() {
         attacker.try_login("ada", PASSWORD).await.status,
         StatusCode::SEE_OTHER
     );
+    // The wait doubles up to the lock's 15 minutes, never beyond (a longer
+    // wait would outlast the hour after which a quiet address is
+    // forgotten, and the lock after 50 failures could never be reached).
     let mut wait = 1;
-    for i in 0..10 {
+    for i in 0..29 {
         let failed = attacker
             .try_login(&format!("more{i}"), "a guessed password")
             .await;
         assert_eq!(failed.status, StatusCode::UNAUTHORIZED, "{}", failed.body);
-        wait *= 2;
+        wait = (wait * 2).min(900);
         assert_address_held(&attacker, "ada", wait).await;
         app.clock
             .advance(SignedDuration::from_secs(i64::from(wait) - 1));
@@ -201,7 +219,7 @@ async fn failed_sign_ins_from_one_address_hold_it_back_across_accounts_only() {
     let locked = attacker.try_login("ada", PASSWORD).await;
     assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(
-        locked.body.contains("Try again in 35 minutes"),
+        locked.body.contains("Try again in 15 minutes"),
         "{}",
         locked.body
     );
@@ -242,4 +260,62 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_count_and_cannot_shed_it
         .client_at(peer("203.0.113.5"))
         .forwarded_for("203.0.113.6");
     assert_address_held(&round_the_proxy, "ada", 1).await;
+}
+
+#[tokio::test]
+async fn guesses_sent_in_parallel_are_counted_as_they_start() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let router = tokentally::app::router(app.state.clone());
+    let from = axum::extract::ConnectInfo(peer("198.51.100.20"));
+    // The login page from the same router (its session layer reads the
+    // cookie it set), for a session and its CSRF token.
+    let page = tower::ServiceExt::oneshot(
+        router.clone(),
+        axum::http::Request::get("/login")
+            .extension(from)
+            .body(axum::body::Body::empty())
+            .expect("request"),
+    )
+    .await
+    .expect("infallible");
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tokentally_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session")
+        .to_owned();
+    let body = http_body_util::BodyExt::collect(page.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let csrf = common::csrf_token(&String::from_utf8_lossy(&body)).expect("a CSRF token");
+    let form = format!("username=ada&password=wrong-guess-123&csrf_token={csrf}");
+    // Thirty wrong passwords at once: the account's five free attempts are
+    // checked against the password; the rest wait their turn (429).
+    let attempts: Vec<_> = (0..30)
+        .map(|_| {
+            let request = axum::http::Request::post("/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cookie", cookie.clone())
+                .extension(from)
+                .body(axum::body::Body::from(form.clone()))
+                .expect("request");
+            tokio::spawn(tower::ServiceExt::oneshot(router.clone(), request))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        let response = attempt.await.expect("task").expect("infallible");
+        statuses.push(response.status().as_u16());
+    }
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(tried, 5, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [401, 429].contains(s)),
+        "{statuses:?}"
+    );
 }

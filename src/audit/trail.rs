@@ -148,18 +148,25 @@ impl RequestMeta {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
+        // From the right: the entries our proxies appended, then the
+        // client. An entry that is no address stops the walk (to the left
+        // of it stands what the client itself wrote): the client is then
+        // unknown beyond the proxy, which is what is recorded.
         let forwarded = || {
-            request
+            let entries: Vec<&str> = request
                 .headers()
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok())
+                .map(|v| v.to_str().unwrap_or("?"))
                 .flat_map(|v| v.split(','))
-                .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .find(|ip| !trusted.contains(ip))
+                .collect();
+            for entry in entries.into_iter().rev() {
+                let ip = forwarded_address(entry)?;
+                if !trusted.contains(&ip) {
+                    return Some(ip);
+                }
+            }
+            None
         };
         let client = match peer {
             Some(ip) if trusted.contains(&ip) => forwarded().or(Some(ip)),
@@ -177,6 +184,17 @@ impl RequestMeta {
             route: format!("{} {}", request.method(), request.uri().path()),
         }
     }
+}
+
+/// One `X-Forwarded-For` entry as an address: `203.0.113.5`, `2001:db8::1`,
+/// or with a port as some proxies write it (`203.0.113.5:4711`,
+/// `[2001:db8::1]:4711`).
+fn forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// Records the request's audit entry once the handler has answered.

@@ -77,18 +77,21 @@ pub async fn login(
         (status, note, views::login_page(&state.assets, &view)).into_response()
     };
     let target = format!("user:{username}");
-    if let Some(throttled) = state.throttle.check(&username, address, now) {
-        let note = Note::new(Action::LoginThrottled)
-            .target(target)
-            .actor(Actor::Anonymous)
-            .outcome(Outcome::Denied);
-        let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, &throttled.message(), note);
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from(throttled.retry_after_s),
-        );
-        return Ok(response);
-    }
+    let attempt = match state.throttle.begin(&username, address, now) {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            let note = Note::new(Action::LoginThrottled)
+                .target(target)
+                .actor(Actor::Anonymous)
+                .outcome(Outcome::Denied);
+            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, &throttled.message(), note);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(throttled.retry_after_s),
+            );
+            return Ok(response);
+        }
+    };
     let lookup = username.clone();
     let found = state
         .db
@@ -103,7 +106,7 @@ pub async fn login(
     // answer takes as long either way and does not reveal who exists.
     let password_ok = state.passwords.verify(form.password, stored_hash).await;
     let Some(user) = user.filter(|_| password_ok) else {
-        state.throttle.record_failure(&username, address, now);
+        attempt.failed(&username, address, now);
         tracing::info!("login failed");
         let mut note = Note::new(Action::LoginFailure)
             .target(target)
@@ -120,7 +123,7 @@ pub async fn login(
             note,
         ));
     };
-    state.throttle.record_success(&username);
+    attempt.succeeded(&username);
     sign_in(&session, user.id, now).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
     let note = Note::new(Action::Login)

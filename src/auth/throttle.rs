@@ -6,6 +6,12 @@
 //!
 //! Kept in memory: a restart forgets the counts, which costs an attacker a
 //! restart they cannot cause, and keeps the login path free of writes.
+//!
+//! Attempts are counted as they start ([`LoginThrottle::begin`]), not only
+//! when their slow password check has failed: guesses sent in parallel
+//! would otherwise all pass the check before the first failure is counted.
+//! While attempts are in flight, those that would exceed the free ones wait
+//! for them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +39,8 @@ enum Key {
 struct Failures {
     count: u32,
     last_at: i64,
+    /// Attempts begun and not yet decided.
+    in_flight: u32,
 }
 
 /// Why a sign-in may not be tried now.
@@ -95,6 +103,29 @@ impl LoginThrottle {
         account.or(by_address)
     }
 
+    /// Checks and, when the attempt may go ahead, counts it as in flight
+    /// until the returned [`Attempt`] says how it ended (or is dropped).
+    pub fn begin(
+        &self,
+        username: &str,
+        address: Option<&str>,
+        now: i64,
+    ) -> Result<Attempt, Throttled> {
+        if let Some(throttled) = self.check(username, address, now) {
+            return Err(throttled);
+        }
+        let keys = keys(username, address);
+        if let Ok(mut failures) = self.failures.lock() {
+            for key in &keys {
+                failures.entry(key.clone()).or_default().in_flight += 1;
+            }
+        }
+        Ok(Attempt {
+            throttle: self.clone(),
+            keys,
+        })
+    }
+
     pub fn record_failure(&self, username: &str, address: Option<&str>, now: i64) {
         let Ok(mut failures) = self.failures.lock() else {
             return;
@@ -123,19 +154,70 @@ impl LoginThrottle {
     }
 }
 
+/// The keys an attempt counts against.
+fn keys(username: &str, address: Option<&str>) -> Vec<Key> {
+    let mut keys = vec![Key::Account(username.to_lowercase())];
+    keys.extend(address.map(|a| Key::Address(a.to_owned())));
+    keys
+}
+
+/// One sign-in attempt under way; dropped without a verdict (an error on
+/// the way), it counts as nothing.
+#[derive(Debug)]
+pub struct Attempt {
+    throttle: LoginThrottle,
+    keys: Vec<Key>,
+}
+
+impl Attempt {
+    pub fn failed(self, username: &str, address: Option<&str>, now: i64) {
+        self.throttle.record_failure(username, address, now);
+    }
+
+    pub fn succeeded(self, username: &str) {
+        self.throttle.record_success(username);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if let Ok(mut failures) = self.throttle.failures.lock() {
+            for key in &self.keys {
+                if let Some(entry) = failures.get_mut(key) {
+                    entry.in_flight = entry.in_flight.saturating_sub(1);
+                }
+            }
+        }
+    }
+}
+
 /// Seconds still to wait for a key with these failures, if any.
 fn wait(failures: &Failures, free: u32, lock_after: u32, now: i64) -> Option<i64> {
-    if now - failures.last_at >= FORGET_AFTER_S || failures.count < free {
+    let settled = match now - failures.last_at >= FORGET_AFTER_S {
+        true => 0,
+        false => failures.count,
+    };
+    if settled + failures.in_flight < free {
         return None;
     }
-    let delay = if failures.count >= lock_after {
+    if settled < free {
+        // Only attempts in flight fill the free ones: wait for them.
+        return Some(1);
+    }
+    let delay = if settled >= lock_after {
         LOCK_S
     } else {
-        // 1 s after the first failure past the free ones, then 2, 4, 8…
-        1_i64 << (failures.count - free).min(20)
+        // 1 s after the first failure past the free ones, then 2, 4, 8…,
+        // never longer than the lock: a wait past the quiet period that
+        // forgets a key would reset the count before the lock is reached.
+        (1_i64 << (settled - free).min(20)).min(LOCK_S)
     };
     let remaining = failures.last_at + delay - now;
-    (remaining > 0).then_some(remaining)
+    match remaining > 0 {
+        true => Some(remaining),
+        // The wait is over: one attempt at a time until it is decided.
+        false => (failures.in_flight > 0).then_some(1),
+    }
 }
 
 #[cfg(test)]
