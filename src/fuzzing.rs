@@ -35,7 +35,7 @@ fn now() -> Timestamp {
 }
 
 fn events(framing: Framing, data: &[u8], litellm_payloads: bool) {
-    let Ok(items) = body::split(framing, data) else {
+    let Ok(items) = body::split(framing, data, crate::ingest::api::MAX_EVENTS) else {
         return;
     };
     let _ = pipeline::parse_items(items, 10_000, |value| {

@@ -368,6 +368,9 @@ fn accessibility(base: &str) {
         }
         browser.goto(&format!("{base}/"));
         browser.click("form[action='/logout'] button");
+        // Signed out before the next round opens /login (which redirects
+        // a signed-in browser away).
+        browser.wait_for("return location.pathname === '/login'");
     }
     assert!(problems.is_empty(), "axe found:\n{}", problems.join("\n"));
     // Under the strict CSP nothing was refused and no script failed (axe

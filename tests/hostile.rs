@@ -1674,3 +1674,25 @@ fn calls_text(value: i64) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn more_items_than_a_request_may_hold_are_refused_before_they_are_built() {
+    let f = fixture().await;
+    let array = format!("[{}0]", "0,".repeat(10_000));
+    let ndjson = "{}\n".repeat(10_001);
+    for (path, content_type, body) in [
+        ("/api/v1/events", "application/json", array.clone()),
+        ("/api/v1/events", "application/x-ndjson", ndjson.clone()),
+        ("/api/v1/ingest/litellm", "application/json", array),
+        ("/api/v1/ingest/litellm", "application/json", ndjson),
+    ] {
+        let response = post(&f, path, content_type, body.into_bytes()).await;
+        assert_eq!(response.status.as_u16(), 413, "{path}: {}", response.body);
+        assert!(
+            response.body.contains("send at most 10000"),
+            "{path}: {}",
+            response.body
+        );
+    }
+    assert_eq!(events_stored(&f).await, 0);
+}

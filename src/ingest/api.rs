@@ -48,7 +48,7 @@ pub async fn post_events(
     let events = tokio::task::spawn_blocking(move || {
         let framing = body::framing(&headers)?;
         let body = body::decode(&headers, body, &mut reservation)?;
-        let items = body::split(framing, &body)?;
+        let items = body::split(framing, &body, MAX_EVENTS)?;
         // The bodies are gone once split: their share goes back.
         drop((body, reservation));
         let (events, _) = pipeline::parse_items(items, MAX_EVENTS, |value| {

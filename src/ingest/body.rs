@@ -205,43 +205,122 @@ pub fn accept(body: Result<Bytes, BytesRejection>) -> Result<Bytes, IngestError>
 
 /// The body's items with their NDJSON line numbers; a line that is not
 /// JSON is that item's problem, a JSON array that is not JSON is the
-/// request's.
-pub fn split(framing: Framing, body: &[u8]) -> Result<Vec<Item>, IngestError> {
+/// request's. More than `max_items` items is refused before any of them is
+/// built: a 16 MiB `[0,0,…]` would otherwise become half a gigabyte of
+/// values before the count could be checked.
+pub fn split(framing: Framing, body: &[u8], max_items: usize) -> Result<Vec<Item>, IngestError> {
     match framing {
-        Framing::JsonArray => match serde_json::from_slice::<Value>(body) {
-            Ok(value) => whole(value),
-            Err(e) => Err(IngestError::BadRequest(format!(
+        Framing::JsonArray => match raw_items(body, max_items) {
+            Ok(items) => whole(items),
+            Err(RawError::TooMany) => Err(too_many(max_items)),
+            Err(RawError::Json(e)) => Err(IngestError::BadRequest(format!(
                 "the body is not valid JSON: {e}"
             ))),
         },
-        Framing::Ndjson => Ok(lines(body)),
-        Framing::Sniff => match serde_json::from_slice::<Value>(body) {
-            Ok(value) => whole(value),
-            Err(_) => Ok(lines(body)),
+        Framing::Ndjson => lines(body, max_items),
+        Framing::Sniff => match raw_items(body, max_items) {
+            Ok(items) => whole(items),
+            Err(RawError::TooMany) => Err(too_many(max_items)),
+            Err(RawError::Json(_)) => lines(body, max_items),
         },
     }
 }
 
-fn whole(value: Value) -> Result<Vec<Item>, IngestError> {
-    match value {
-        Value::Array(values) => Ok(values.into_iter().map(|v| (None, Ok(v))).collect()),
-        object @ Value::Object(_) => Ok(vec![(None, Ok(object))]),
-        _ => Err(IngestError::BadRequest(
+fn too_many(max_items: usize) -> IngestError {
+    IngestError::TooLarge(format!(
+        "more than {max_items} events in one request; send at most {max_items}"
+    ))
+}
+
+/// A body's top level: an array's elements, or one object, unparsed.
+enum Raw<'a> {
+    Array(Vec<&'a serde_json::value::RawValue>),
+    Object(&'a serde_json::value::RawValue),
+    Other,
+}
+
+enum RawError {
+    TooMany,
+    Json(serde_json::Error),
+}
+
+/// The top level of `body`, holding at most `max_items` array elements
+/// (each only a slice of the body until it is parsed).
+fn raw_items(body: &[u8], max_items: usize) -> Result<Raw<'_>, RawError> {
+    use serde::de::Error as _;
+    let top: &serde_json::value::RawValue = serde_json::from_slice(body).map_err(RawError::Json)?;
+    let text = top.get();
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => {}
+        Some(b'{') => return Ok(Raw::Object(top)),
+        _ => return Ok(Raw::Other),
+    }
+    struct Bounded<'f>(usize, &'f std::cell::Cell<bool>);
+    impl<'de> serde::de::Visitor<'de> for Bounded<'_> {
+        type Value = Vec<&'de serde_json::value::RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == self.0 {
+                    self.1.set(true);
+                    return Err(A::Error::custom("too many items"));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    let too_many = std::cell::Cell::new(false);
+    let mut reader = serde_json::Deserializer::from_str(text);
+    match serde::Deserializer::deserialize_seq(&mut reader, Bounded(max_items, &too_many)) {
+        Ok(items) => Ok(Raw::Array(items)),
+        Err(_) if too_many.get() => Err(RawError::TooMany),
+        Err(e) => Err(RawError::Json(e)),
+    }
+}
+
+fn whole(raw: Raw<'_>) -> Result<Vec<Item>, IngestError> {
+    // The whole body was read as JSON already; what fails now (nesting
+    // past serde_json's limit) makes the body, not one event, unreadable.
+    let parse = |raw: &serde_json::value::RawValue| {
+        serde_json::from_str::<Value>(raw.get())
+            .map_err(|e| IngestError::BadRequest(format!("the body is not valid JSON: {e}")))
+    };
+    match raw {
+        Raw::Array(items) => items
+            .into_iter()
+            .map(|raw| Ok((None, Ok(parse(raw)?))))
+            .collect(),
+        Raw::Object(object) => Ok(vec![(None, Ok(parse(object)?))]),
+        Raw::Other => Err(IngestError::BadRequest(
             "the body must be a JSON array of events (or one event object)".into(),
         )),
     }
 }
 
-fn lines(body: &[u8]) -> Vec<Item> {
-    body.split(|byte| *byte == b'\n')
+fn lines(body: &[u8], max_items: usize) -> Result<Vec<Item>, IngestError> {
+    let lines: Vec<(usize, &[u8])> = body
+        .split(|byte| *byte == b'\n')
         .enumerate()
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    if lines.len() > max_items {
+        return Err(too_many(max_items));
+    }
+    Ok(lines
+        .into_iter()
         .map(|(number, line)| {
             let value = serde_json::from_slice::<Value>(line)
                 .map_err(|e| format!("the line is not valid JSON: {e}"));
             (Some(number + 1), value)
         })
-        .collect()
+        .collect())
 }
 
 /// The framing named by `Content-Type` (parameters such as charset are

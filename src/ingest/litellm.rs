@@ -75,7 +75,7 @@ pub async fn post_litellm(
             other => other,
         };
         let body = body::decode(&headers, body, &mut reservation)?;
-        let items = body::split(framing, &body)?;
+        let items = body::split(framing, &body, MAX_EVENTS)?;
         // The bodies are gone once split: their share goes back.
         drop((body, reservation));
         pipeline::parse_items(items, MAX_EVENTS, |value| parse(value, now))
