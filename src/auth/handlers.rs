@@ -77,7 +77,7 @@ pub async fn login(
         (status, note, views::login_page(&state.assets, &view)).into_response()
     };
     let target = format!("user:{username}");
-    let attempt = match state.throttle.begin(&username, address, now) {
+    let attempt = match state.throttle.begin(&username, address, now).await {
         Ok(attempt) => attempt,
         Err(throttled) => {
             let note = Note::new(Action::LoginThrottled)

@@ -77,53 +77,76 @@ fn human_wait(seconds: i64) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct LoginThrottle {
     failures: Arc<Mutex<HashMap<Key, Failures>>>,
+    /// Woken whenever an attempt in flight is decided.
+    decided: Arc<tokio::sync::Notify>,
+}
+
+/// How long an attempt waits for those in flight before it is told to
+/// come back (their password checks take well under a second).
+const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What one key says of a new attempt.
+enum Hold {
+    Free,
+    /// Attempts in flight may use up what is free: wait for their verdict.
+    InFlight,
+    /// Seconds to wait.
+    For(i64),
 }
 
 impl LoginThrottle {
     /// Whether a sign-in for `username` from `address` may be tried at
-    /// `now`; if not, how long to wait.
+    /// `now`, leaving attempts in flight aside; if not, how long to wait.
     pub fn check(&self, username: &str, address: Option<&str>, now: i64) -> Option<Throttled> {
-        let Ok(failures) = self.failures.lock() else {
-            return None;
-        };
-        let account = failures
-            .get(&Key::Account(username.to_lowercase()))
-            .and_then(|f| wait(f, FREE_PER_ACCOUNT, LOCK_AFTER_ACCOUNT, now))
-            .map(|retry_after_s| Throttled {
-                retry_after_s,
-                account: true,
-            });
-        let by_address = address
-            .and_then(|a| failures.get(&Key::Address(a.to_owned())))
-            .and_then(|f| wait(f, FREE_PER_ADDRESS, LOCK_AFTER_ADDRESS, now))
-            .map(|retry_after_s| Throttled {
-                retry_after_s,
-                account: false,
-            });
-        account.or(by_address)
+        let failures = self.failures.lock().ok()?;
+        verdict(&failures, username, address, now).err()
     }
 
     /// Checks and, when the attempt may go ahead, counts it as in flight
     /// until the returned [`Attempt`] says how it ended (or is dropped).
-    pub fn begin(
+    /// Attempts that in-flight ones could push past the free ones wait
+    /// for their verdicts first: parallel guesses are then judged one by
+    /// one, while parallel sign-ins with the right password all get in.
+    pub async fn begin(
         &self,
         username: &str,
         address: Option<&str>,
         now: i64,
     ) -> Result<Attempt, Throttled> {
-        if let Some(throttled) = self.check(username, address, now) {
-            return Err(throttled);
-        }
         let keys = keys(username, address);
-        if let Ok(mut failures) = self.failures.lock() {
-            for key in &keys {
-                failures.entry(key.clone()).or_default().in_flight += 1;
+        loop {
+            let decided = self.decided.notified();
+            tokio::pin!(decided);
+            // Registered before looking, so a verdict in between is seen.
+            decided.as_mut().enable();
+            {
+                let Ok(mut failures) = self.failures.lock() else {
+                    return Ok(Attempt {
+                        throttle: self.clone(),
+                        keys: Vec::new(),
+                    });
+                };
+                match verdict(&failures, username, address, now) {
+                    Err(throttled) => return Err(throttled),
+                    Ok(Hold::Free) => {
+                        for key in &keys {
+                            failures.entry(key.clone()).or_default().in_flight += 1;
+                        }
+                        return Ok(Attempt {
+                            throttle: self.clone(),
+                            keys,
+                        });
+                    }
+                    Ok(_) => {}
+                }
+            }
+            if tokio::time::timeout(IN_FLIGHT_WAIT, decided).await.is_err() {
+                return Err(Throttled {
+                    retry_after_s: 1,
+                    account: true,
+                });
             }
         }
-        Ok(Attempt {
-            throttle: self.clone(),
-            keys,
-        })
     }
 
     pub fn record_failure(&self, username: &str, address: Option<&str>, now: i64) {
@@ -151,6 +174,38 @@ impl LoginThrottle {
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(&Key::Account(username.to_lowercase()));
         }
+    }
+}
+
+/// The verdict on a new attempt: go, wait for those in flight, or the
+/// throttle (the account's first).
+fn verdict(
+    failures: &HashMap<Key, Failures>,
+    username: &str,
+    address: Option<&str>,
+    now: i64,
+) -> Result<Hold, Throttled> {
+    let account = failures
+        .get(&Key::Account(username.to_lowercase()))
+        .map_or(Hold::Free, |f| {
+            hold(f, FREE_PER_ACCOUNT, LOCK_AFTER_ACCOUNT, now)
+        });
+    let by_address = address
+        .and_then(|a| failures.get(&Key::Address(a.to_owned())))
+        .map_or(Hold::Free, |f| {
+            hold(f, FREE_PER_ADDRESS, LOCK_AFTER_ADDRESS, now)
+        });
+    match (account, by_address) {
+        (Hold::For(retry_after_s), _) => Err(Throttled {
+            retry_after_s,
+            account: true,
+        }),
+        (_, Hold::For(retry_after_s)) => Err(Throttled {
+            retry_after_s,
+            account: false,
+        }),
+        (Hold::InFlight, _) | (_, Hold::InFlight) => Ok(Hold::InFlight),
+        (Hold::Free, Hold::Free) => Ok(Hold::Free),
     }
 }
 
@@ -188,21 +243,22 @@ impl Drop for Attempt {
                 }
             }
         }
+        self.throttle.decided.notify_waiters();
     }
 }
 
-/// Seconds still to wait for a key with these failures, if any.
-fn wait(failures: &Failures, free: u32, lock_after: u32, now: i64) -> Option<i64> {
+/// What a key with these failures says of a new attempt.
+fn hold(failures: &Failures, free: u32, lock_after: u32, now: i64) -> Hold {
     let settled = match now - failures.last_at >= FORGET_AFTER_S {
         true => 0,
         false => failures.count,
     };
     if settled + failures.in_flight < free {
-        return None;
+        return Hold::Free;
     }
     if settled < free {
-        // Only attempts in flight fill the free ones: wait for them.
-        return Some(1);
+        // Only attempts in flight fill the free ones.
+        return Hold::InFlight;
     }
     let delay = if settled >= lock_after {
         LOCK_S
@@ -213,10 +269,11 @@ fn wait(failures: &Failures, free: u32, lock_after: u32, now: i64) -> Option<i64
         (1_i64 << (settled - free).min(20)).min(LOCK_S)
     };
     let remaining = failures.last_at + delay - now;
-    match remaining > 0 {
-        true => Some(remaining),
+    match (remaining > 0, failures.in_flight > 0) {
+        (true, _) => Hold::For(remaining),
         // The wait is over: one attempt at a time until it is decided.
-        false => (failures.in_flight > 0).then_some(1),
+        (false, true) => Hold::InFlight,
+        (false, false) => Hold::Free,
     }
 }
 
