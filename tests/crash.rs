@@ -66,7 +66,7 @@ fn check(data: &Path, ledger: &Ledger, seed: u64) {
         "tokentally.db",
         "tokentally.db-wal",
         "audit.key",
-        "audit.head",
+        "tokentally.db.audit-head",
     ] {
         let source = data.join(name);
         if source.exists() {

@@ -4,16 +4,16 @@
 //! A keyed chain cannot be forged, but it can be cut short: delete the
 //! last rows (with the triggers dropped) and what is left is a valid chain.
 //! So the head (last `seq` and its hash) is appended, with a MAC under the
-//! audit key, to `audit.head` beside the database: by the server every few
-//! seconds while it changes and at shutdown, and by every command-line
-//! command that ran. It is also written to the log at intervals, for a
+//! audit key, to `tokentally.db.audit-head` beside the database: by the
+//! server every few seconds while it changes and at shutdown, and by every
+//! command-line command that ran. It is also written to the log at intervals, for a
 //! copy in another place (journald, a log collector). `tokentally verify`
 //! requires the newest checkpoint's entry to be in the chain with the same
 //! hash — or to have been removed by a keyed retention purge.
 //!
 //! What it does not catch: entries written after the last checkpoint (at
 //! most a few seconds' worth while the server runs) and then removed; and
-//! someone who also replaces `audit.head` by an older copy of itself, or
+//! someone who also replaces the head file by an older copy of itself, or
 //! who holds the key. The log lines are the defence against the former.
 
 use std::io::Write as _;
@@ -24,8 +24,9 @@ use rusqlite::{Connection, OptionalExtension};
 use super::key::{self, AuditKey};
 use crate::db::DbError;
 
-/// The checkpoint file's name, in the data directory.
-pub const HEAD_FILE: &str = "audit.head";
+/// The checkpoint file's suffix: `tokentally.db.audit-head` beside
+/// `tokentally.db` (one per database: the demo's is apart).
+pub const HEAD_SUFFIX: &str = ".audit-head";
 /// Past this size the file is rewritten with its last line only.
 const COMPACT_AT_BYTES: u64 = 64 * 1024;
 
@@ -58,7 +59,7 @@ impl Checkpoint {
 
 /// Where the head of the database at `db_path` is checkpointed.
 pub fn head_path(db_path: &Path) -> PathBuf {
-    key::key_path(db_path).with_file_name(HEAD_FILE)
+    PathBuf::from(format!("{}{HEAD_SUFFIX}", db_path.display()))
 }
 
 /// The newest valid checkpoint, and how many lines were not valid (made
@@ -181,14 +182,16 @@ pub fn check(conn: &Connection, db_path: &Path, key: &AuditKey) -> Result<Option
         return Ok(Some(format!(
             "the audit log is empty, but it held entry {} at {at} (checkpoint in {}): \
              entries were removed",
-            checkpoint.seq, HEAD_FILE
+            checkpoint.seq,
+            head_path(db_path).display()
         )));
     };
     if newest_seq < checkpoint.seq {
         return Ok(Some(format!(
             "the newest entry is {newest_seq}, but the log held entry {} at {at} (checkpoint in \
-             {HEAD_FILE}): the newest entries were removed",
-            checkpoint.seq
+             {}): the newest entries were removed",
+            checkpoint.seq,
+            head_path(db_path).display()
         )));
     }
     if oldest.is_some_and(|oldest| oldest > checkpoint.seq) {
@@ -206,8 +209,9 @@ pub fn check(conn: &Connection, db_path: &Path, key: &AuditKey) -> Result<Option
     Ok(match stored {
         Some(hash) if hash == checkpoint.hash => None,
         _ => Some(format!(
-            "entry {} is not the one checkpointed at {at} in {HEAD_FILE}: the log was rewritten",
-            checkpoint.seq
+            "entry {} is not the one checkpointed at {at} in {}: the log was rewritten",
+            checkpoint.seq,
+            head_path(db_path).display()
         )),
     })
 }
