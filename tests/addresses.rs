@@ -279,15 +279,7 @@ async fn guesses_sent_in_parallel_are_counted_as_they_start() {
     )
     .await
     .expect("infallible");
-    let cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tokentally_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("a session")
-        .to_owned();
+    let cookie = common::session_cookie_in(page.headers()).expect("a session");
     let body = http_body_util::BodyExt::collect(page.into_body())
         .await
         .expect("body")

@@ -155,15 +155,16 @@ pub fn series_top(
     let buckets = buckets::buckets(query.from, query.to, &query.zone, query.bucket)?;
     let ranges: Vec<(i64, i64)> = buckets.iter().map(|b| (b.start_ms, b.end_ms)).collect();
     let names = dims::names(conn, dim)?;
+    let whole_series = |buckets, grid: Grid| Series {
+        buckets,
+        groups: grid.groups,
+        cells: grid.cells,
+        totals: grid.totals,
+        other: None,
+    };
     let Some(constraints) = resolve_filters(conn, scope, &query.filters)? else {
         let grid = name_groups(Some(dim), ranges.len(), HashMap::new(), &names, rank)?;
-        return Ok(Series {
-            buckets,
-            groups: grid.groups,
-            cells: grid.cells,
-            totals: grid.totals,
-            other: None,
-        });
+        return Ok(whole_series(buckets, grid));
     };
     let whole = [(query.from.as_millisecond(), query.to.as_millisecond())];
     let sums = read_cells(conn, &constraints, Some(dim), &whole)?;
@@ -172,13 +173,7 @@ pub fn series_top(
     if groups_total <= limit {
         let cells = read_cells(conn, &constraints, Some(dim), &ranges)?;
         let grid = name_groups(Some(dim), ranges.len(), cells, &names, rank)?;
-        return Ok(Series {
-            buckets,
-            groups: grid.groups,
-            cells: grid.cells,
-            totals: grid.totals,
-            other: None,
-        });
+        return Ok(whole_series(buckets, grid));
     }
     // Only the kept groups, per bucket.
     let kept: Vec<i64> = ranked.ids[..limit].to_vec();

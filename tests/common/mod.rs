@@ -66,14 +66,19 @@ impl TestResponse {
 
     /// The `name=value` part of the session cookie this response sets.
     pub fn session_cookie(&self) -> Option<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("tokentally_session="))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
+        session_cookie_in(&self.headers)
     }
+}
+
+/// The `name=value` part of the session cookie that `headers` set.
+pub fn session_cookie_in(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tokentally_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
 }
 
 impl TestApp {

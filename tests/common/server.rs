@@ -182,12 +182,5 @@ pub fn run_cli(
 
 /// The `name=value` part of the session cookie a real server sets.
 pub fn session_cookie(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tokentally_session="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
+    super::session_cookie_in(response.headers())
 }
