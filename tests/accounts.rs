@@ -363,13 +363,7 @@ async fn a_member_creates_and_revokes_their_own_tokens_only() {
         .submit("/tokens", &ada, &[("name", "laptop"), ("scope", "ingest")])
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let secret = created
-        .body
-        .split("<code id=\"new-token\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .expect("the secret is shown once")
-        .to_owned();
+    let secret = shown_token(&created.body);
     assert!(secret.starts_with("tt_"));
     let list = app.get("/tokens", Some(&ada.cookie)).await;
     assert!(list.body.contains("laptop") && !list.body.contains(&secret));
@@ -503,13 +497,7 @@ async fn passwords_tokens_and_session_ids_are_never_stored_in_clear() {
         .submit("/tokens", &ada, &[("name", "laptop"), ("scope", "read")])
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let page_token = created
-        .body
-        .split("<code id=\"new-token\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .expect("the secret is shown once")
-        .to_owned();
+    let page_token = shown_token(&created.body);
     let changed = app
         .submit(
             "/profile/password",
@@ -593,4 +581,13 @@ async fn passwords_tokens_and_session_ids_are_never_stored_in_clear() {
             );
         }
     }
+}
+
+/// The new token's secret, as the tokens page shows it once.
+fn shown_token(page: &str) -> String {
+    page.split("<code id=\"new-token\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the secret is shown once")
+        .to_owned()
 }
