@@ -348,22 +348,7 @@ async fn retention_purges_old_entries_and_the_chain_still_verifies() {
         .advance(jiff::SignedDuration::from_hours(24 * 40));
     f.app.try_login("ada", PASSWORD).await;
     f.app.state.audit.flush().await;
-    let now_ms = tokentally::clock::Clock::now(f.app.clock.as_ref()).as_millisecond();
-    let cutoff = now_ms - 30 * 86_400_000;
-    let purged = f
-        .app
-        .state
-        .db
-        .write(move |conn| {
-            chain::purge_before(
-                conn,
-                cutoff,
-                tokentally::audit::Actor::System("retention".into()),
-                now_ms,
-            )
-        })
-        .await
-        .expect("purge");
+    let purged = purge_older_than_30_days(&f.app).await;
     assert!(purged >= 5, "{purged}");
     let report = f.app.state.db.read(chain::verify).await.expect("verify");
     assert_eq!(report.broken, None);
@@ -615,20 +600,7 @@ async fn a_real_purge_by_retention_still_verifies_with_its_checkpoints() {
         .advance(jiff::SignedDuration::from_hours(24 * 40));
     f.app.try_login("ada", PASSWORD).await;
     f.app.state.audit.flush().await;
-    let (now_ms, cutoff) = (now(), now() - 30 * 86_400_000);
-    f.app
-        .state
-        .db
-        .write(move |conn| {
-            chain::purge_before(
-                conn,
-                cutoff,
-                tokentally::audit::Actor::System("retention".into()),
-                now_ms,
-            )
-        })
-        .await
-        .expect("purge");
+    purge_older_than_30_days(&f.app).await;
     // The checkpointed entry is gone with the purge: that is allowed.
     let data = f.app.dir.path().to_str().expect("utf-8");
     let (ok, out, err) = run_cli(&["--data-dir", data, "verify"], &[], None);
@@ -833,4 +805,23 @@ async fn refused_anonymous_requests_are_counted_not_each_written() {
     let report = f.app.state.db.read(chain::verify).await.expect("verify");
     assert_eq!(report.broken, None);
     assert!(report.entries < rows_before + 30, "{} rows", report.entries);
+}
+
+/// The retention purge of entries older than 30 days, as the housekeeping
+/// runs it; how many went.
+async fn purge_older_than_30_days(app: &TestApp) -> u64 {
+    let now_ms = tokentally::clock::Clock::now(app.clock.as_ref()).as_millisecond();
+    let cutoff = now_ms - 30 * 86_400_000;
+    app.state
+        .db
+        .write(move |conn| {
+            chain::purge_before(
+                conn,
+                cutoff,
+                tokentally::audit::Actor::System("retention".into()),
+                now_ms,
+            )
+        })
+        .await
+        .expect("purge")
 }
