@@ -10,8 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, weighted::WeightedIndex};
 use rusqlite::{Connection, params};
 
-use crate::auth::UserId;
 use crate::db::DbError;
+use crate::model::UserId;
 use crate::usage::rollup::MS_PER_DAY;
 use crate::usage::store::{Inserter, NewEvent};
 

@@ -19,6 +19,7 @@ pub mod health;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod observe;
 pub mod openapi;
 pub mod secret;

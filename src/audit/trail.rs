@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use super::{Action, Actor, Entry, Outcome};
 use crate::app::AppState;
-use crate::auth::{CurrentUser, is_public};
+use crate::auth::is_public;
+use crate::model::CurrentUser;
 
 /// Longest user agent kept; the rest is cut (it is client-controlled).
 const MAX_USER_AGENT: usize = 256;

@@ -14,8 +14,8 @@ use crate::app::AppState;
 use crate::auth::{RequireAdmin, Viewer};
 use crate::db::DbError;
 use crate::error::AppError;
+use crate::model::format::csv_cell;
 use crate::usage::params as usage_params;
-use crate::web::format::csv_cell;
 use crate::web::layout;
 
 const PAGE_ROWS: i64 = 100;

@@ -12,9 +12,10 @@ use super::session::signed_in_user;
 use super::tokens::{self, TokenGrant, TokenScope};
 use super::{User, csrf, is_public, takes_token, users};
 use crate::app::AppState;
-use crate::audit::{Action, ActorSlot, Note};
+use crate::audit::{ActorSlot, Note};
 use crate::error::AppError;
-use crate::usage::Scope;
+use crate::model::Action;
+use crate::model::Scope;
 
 /// The logged-in, enabled user making this request.
 #[derive(Debug, Clone)]

@@ -13,8 +13,9 @@ use super::setup::{self, SetupError};
 use super::users::{self, UserError, UserId};
 use super::{check_new_password, csrf, views};
 use crate::app::AppState;
-use crate::audit::{Action, Actor, Note, Outcome, RequestMeta};
+use crate::audit::{Note, RequestMeta};
 use crate::error::AppError;
+use crate::model::{Action, Actor, Outcome};
 
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {

@@ -1,14 +1,15 @@
 //! API tokens: created for a user with a scope, shown once, stored as a
 //! digest, revocable, with the time they were last used.
 
-use std::fmt;
 use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::users::{self, User, UserId};
+use super::users;
 use crate::db::DbError;
+pub use crate::model::TokenId;
+use crate::model::{User, UserId};
 use crate::secret;
 
 /// What every token starts with, so that a leaked one is recognisable
@@ -19,17 +20,6 @@ const SHOWN_PREFIX_LEN: usize = 10;
 /// Updating `last_used_at` on every request would turn every read into a
 /// write; once a minute is precise enough for "last used".
 pub const LAST_USED_PRECISION_S: i64 = 60;
-
-/// A token's id. Distinct from other ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct TokenId(pub i64);
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -94,8 +84,8 @@ pub struct TokenGrant {
 
 impl TokenGrant {
     /// The token as the audit trail names it.
-    pub fn actor(&self) -> crate::audit::Actor {
-        crate::audit::Actor::Token {
+    pub fn actor(&self) -> crate::model::Actor {
+        crate::model::Actor::Token {
             owner: self.user.id,
             owner_name: self.user.username.clone(),
             token: self.token.0,

@@ -1,82 +1,9 @@
 //! The user store: typed ids and roles, and every SQL statement on `users`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::{Deserialize, Serialize};
 
 use crate::db::DbError;
-
-/// A user's row id. A distinct type so it cannot be mixed up with other ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(pub i64);
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Sees and manages everyone.
-    Admin,
-    /// Sees only their own usage.
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "member" => Ok(Role::Member),
-            other => Err(format!("unknown role {other:?}")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: UserId,
-    pub username: String,
-    pub display_name: Option<String>,
-    pub email: Option<String>,
-    pub role: Role,
-    /// IANA zone; `None` means the instance's default.
-    pub time_zone: Option<String>,
-    pub disabled: bool,
-    pub created_at: i64,
-}
-
-impl User {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-
-    /// The name to greet the user with.
-    pub fn shown_name(&self) -> &str {
-        self.display_name.as_deref().unwrap_or(&self.username)
-    }
-}
+pub use crate::model::{Role, User, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {

@@ -6,13 +6,14 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use crate::audit::{self, Action};
+use crate::audit;
+use crate::model::Action;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::usage::{UsageCommandError, open, parse_bound};
+use crate::model::format::decimal;
 use crate::usage::prices::{Price, parse_micros};
-use crate::usage::report::decimal;
 use crate::usage::reprice::{self, RepriceOutcome};
 
 #[derive(Debug, Subcommand)]

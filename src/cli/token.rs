@@ -5,12 +5,14 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use crate::audit::{self, Action};
+use crate::audit;
+use crate::model::Action;
 
 use super::usage::{UsageCommandError, open};
-use crate::auth::tokens::{self, TokenError, TokenId, TokenInfo, TokenScope};
 use crate::auth::users;
+use crate::auth::{tokens, tokens::TokenError, tokens::TokenInfo, tokens::TokenScope};
 use crate::db::Db;
+use crate::model::TokenId;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {

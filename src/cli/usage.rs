@@ -11,12 +11,13 @@ use jiff::{Timestamp, Zoned};
 use crate::audit;
 use crate::db::{Db, DbError, DbOptions};
 use crate::demo::{self, Generator, Workload};
+use crate::model::Scope;
+use crate::usage;
 use crate::usage::buckets::BucketSize;
 use crate::usage::query::{self, Filters, QueryError, Rank, SeriesQuery};
 use crate::usage::report::Report;
 use crate::usage::rollup::{self, Dim};
 use crate::usage::store::Inserter;
-use crate::usage::{self, Scope};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

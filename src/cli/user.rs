@@ -6,10 +6,12 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use crate::audit::{self, Action};
+use crate::audit;
 use crate::auth::users::{self, NewUser, Profile, UserError};
-use crate::auth::{HashCost, PasswordError, Passwords, Role, check_new_password};
+use crate::auth::{HashCost, PasswordError, Passwords, check_new_password};
 use crate::db::{Db, DbError, DbOptions};
+use crate::model::Action;
+use crate::model::Role;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {

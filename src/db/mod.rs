@@ -79,7 +79,7 @@ pub enum DbError {
     /// A sum out of range: only a database written before the per-event
     /// limits can hold one (`tokentally verify --repair`).
     #[error("{0}")]
-    Overflow(#[from] crate::usage::Overflow),
+    Overflow(#[from] crate::model::Overflow),
 }
 
 impl DbError {
@@ -276,7 +276,7 @@ fn open_write_connection(path: &Path, vfs: Option<&str>) -> Result<Connection, D
     // every sum over them (usage::limits). Not persisted by SQLite: set on
     // every writing connection.
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-    let max_pages = crate::usage::limits::max_page_count(page_size);
+    let max_pages = crate::model::limits::max_page_count(page_size);
     conn.query_row(&format!("PRAGMA max_page_count = {max_pages}"), [], |_| {
         Ok(())
     })?;

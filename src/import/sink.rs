@@ -12,10 +12,10 @@ use tokio::runtime::Handle;
 
 use super::ImportError;
 use super::state::{self, Position};
-use crate::auth::UserId;
 use crate::db::{Db, DbError};
 use crate::ingest::event::ApiEvent;
-use crate::usage::report::decimal;
+use crate::model::UserId;
+use crate::model::format::decimal;
 use crate::usage::store::{Inserter, NewEvent};
 
 /// Events per request to a remote server (well under its limits).

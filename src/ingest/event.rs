@@ -7,15 +7,15 @@
 //! [`MAX_TEXT`] characters without control, bidirectional or zero-width
 //! characters; a time no more than a day ahead of now nor more than
 //! [`MAX_AGE_DAYS`] days behind it; every count and the cost within the
-//! store's per-event maximums ([`crate::usage::limits`]). Each path reports
+//! store's per-event maximums ([`crate::model::limits`]). Each path reports
 //! a refusal its own way (a 422 with index and field; OTLP partial success
 //! with counts and reasons; file:line for import).
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::auth::UserId;
-use crate::usage::limits;
+use crate::model::UserId;
+use crate::model::limits;
 use crate::usage::prices::parse_micros;
 use crate::usage::store::NewEvent;
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::auth::tokens::TokenId;
+use crate::model::TokenId;
 
 /// Buckets kept at most; idle full ones are dropped first.
 const MAX_BUCKETS: usize = 10_000;

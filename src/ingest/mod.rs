@@ -50,7 +50,7 @@ pub fn routes() -> Router<AppState> {
 /// stores its events, so the trail and the data never disagree, even
 /// across a crash.
 pub struct Sender {
-    actor: crate::audit::Actor,
+    actor: crate::model::Actor,
     meta: crate::audit::RequestMeta,
     endpoint: &'static str,
     at_ms: i64,
@@ -112,5 +112,5 @@ impl Sender {
 
 /// The note of a request whose entry [`Sender::entry`] already wrote.
 pub fn recorded_note() -> crate::audit::Note {
-    crate::audit::Note::new(crate::audit::Action::IngestRequest).recorded()
+    crate::audit::Note::new(crate::model::Action::IngestRequest).recorded()
 }

@@ -11,10 +11,10 @@ use super::error::{FieldError, IngestError};
 use super::event::{ApiEvent, Problem};
 use crate::app::AppState;
 use crate::audit::chain;
-use crate::auth::UserId;
 use crate::auth::tokens::TokenGrant;
 use crate::auth::users;
 use crate::db::DbError;
+use crate::model::UserId;
 use crate::usage::store::{InsertOutcome, Inserter, NewEvent};
 
 /// One item of a body: its NDJSON line (if any) and its JSON, or why the

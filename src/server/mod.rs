@@ -14,12 +14,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppOptions, AppState, StartError};
-use crate::audit::{self, Actor};
-use crate::auth::{HashCost, Role, SessionPolicy, SqliteSessionStore, setup, users};
+use crate::audit;
+use crate::auth::{HashCost, SessionPolicy, SqliteSessionStore, setup, users};
 use crate::clock::SystemClock;
 use crate::db::{DbError, DbOptions};
 use crate::demo;
 use crate::ingest::otlp::{ClaudeCodeSignal, series};
+use crate::model::Actor;
+use crate::model::Role;
 use crate::secret::random_password;
 
 /// Everything `serve` needs, after defaults, config file, env and flags

@@ -12,12 +12,13 @@ use serde_json::json;
 use super::events::{self, EventRow, EventsPage};
 use super::params::{self, ParamError, ReadParams, dim_name};
 use super::query::{self, QueryError, Rank};
-use super::report::{Report, decimal};
+use super::report::Report;
 use crate::app::AppState;
-use crate::audit::Action;
 use crate::auth::Reader;
 use crate::db::DbError;
-use crate::web::format::csv_cell;
+use crate::model::Action;
+use crate::model::format::csv_cell;
+use crate::model::format::decimal;
 
 /// Most rows in one CSV export; past it the export says so in a header.
 pub const MAX_EXPORT_ROWS: usize = 200_000;

@@ -116,7 +116,7 @@ pub fn repair(conn: &Connection, dir: &Path, now_ms: i64) -> Result<Repaired, Db
     }
     crate::audit::record_cli(
         conn,
-        crate::audit::Action::DataRepair,
+        crate::model::Action::DataRepair,
         "rollups",
         json!({
             "removed_events": removed.len(),
@@ -147,7 +147,7 @@ fn over_limits(conn: &Connection) -> Result<Vec<Value>, DbError> {
             .unwrap_or_else(|_| ts_ms.to_string());
         // A reported cost is the producer's; a computed one is not sent.
         let cost = (row.get::<_, i64>(13)? == 2)
-            .then(|| super::report::decimal(row.get(12).unwrap_or_default()));
+            .then(|| crate::model::format::decimal(row.get(12).unwrap_or_default()));
         Ok(json!({
             "id": row.get::<_, String>(0)?, "timestamp": timestamp,
             "user": row.get::<_, String>(2)?, "model": row.get::<_, String>(3)?,

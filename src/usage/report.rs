@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Totals;
 use super::query::Series;
-use crate::web::format;
+use crate::model::format::{self, decimal};
 
 /// One cell of the report. Field names are part of the product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,13 +65,6 @@ pub struct ReportOtherRow {
     #[serde(flatten)]
     pub amounts: ReportAmounts,
     pub start: String,
-}
-
-/// Micro-units as a decimal string: `12345678` → `"12.345678"`.
-pub fn decimal(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let abs = micros.unsigned_abs();
-    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
 }
 
 impl ReportAmounts {

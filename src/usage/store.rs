@@ -7,8 +7,8 @@ use super::dims::Interner;
 use super::prices::PriceBook;
 use super::rollup::{self, Delta, Dim, DimValues};
 use super::{Totals, limits};
-use crate::auth::UserId;
 use crate::db::DbError;
+use crate::model::UserId;
 
 /// How an event's cost was determined (the `cost_origin` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +209,7 @@ pub(crate) fn checked_price(model: &str, cost_micros: i64) -> Result<i64, DbErro
         DbError::Refused(format!(
             "at the price table's price for {model:?}, one event would cost {}, and a cost {reason}; \
              check the price (per million tokens) and the event's token counts",
-            crate::usage::report::decimal(cost_micros)
+            crate::model::format::decimal(cost_micros)
         ))
     })
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::format;
 use super::url::UrlState;
-use crate::usage::Totals;
+use crate::model::Totals;
 use crate::usage::query::{NONE_LABEL, Rank, Series};
 
 /// Series shown by name; the rest are summed as one "Other" series.

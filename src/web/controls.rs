@@ -10,10 +10,11 @@ use maud::{Markup, html};
 
 use super::url::UrlState;
 use crate::app::AppState;
-use crate::audit::{Action, Note};
+use crate::audit::Note;
 use crate::auth::{Reader, Viewer};
 use crate::error::AppError;
-use crate::usage::Scope;
+use crate::model::Action;
+use crate::model::Scope;
 use crate::usage::params::{self, Preset, ReadParams};
 
 /// A data page's request: the viewer, the scope they may read, and the

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::users;
 use crate::error::AppError;
-use crate::usage::Totals;
+use crate::model::Totals;
 use crate::usage::events::{self, EventRow, EventsPage, SortColumn};
 
 const PAGE_ROWS: usize = 50;
@@ -204,7 +204,7 @@ fn event_row(page: &DataPage, row: &EventRow) -> Markup {
 
 fn filters_form(page: &DataPage) -> Markup {
     let admin_everyone =
-        page.viewer.user.is_admin() && matches!(page.reader.scope, crate::usage::Scope::Everyone);
+        page.viewer.user.is_admin() && matches!(page.reader.scope, crate::model::Scope::Everyone);
     html! {
         form.filters method="get" action="/events" aria-label="Filters" {
             (page.url.hidden_inputs(&["user", "model", "activity", "project", "source"]))

@@ -7,7 +7,7 @@ mod chart;
 mod controls;
 mod events;
 pub mod flash;
-pub mod format;
+pub use crate::model::format;
 pub mod headers;
 pub mod layout;
 mod overview;

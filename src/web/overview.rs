@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::users;
 use crate::error::AppError;
-use crate::usage::Totals;
+use crate::model::Totals;
 use crate::usage::query::{self, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
 use crate::usage::rollup::Dim;
 

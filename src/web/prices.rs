@@ -14,12 +14,13 @@ use tower_sessions::Session;
 use super::flash::{flash, notices, take_flash};
 use super::{format, layout};
 use crate::app::AppState;
-use crate::audit::{Action, Note};
+use crate::audit::Note;
 use crate::auth::{RequireAdmin, Viewer};
 use crate::error::AppError;
+use crate::model::Action;
+use crate::model::format::decimal;
 use crate::usage::params;
 use crate::usage::prices::{Price, parse_micros};
-use crate::usage::report::decimal;
 use crate::usage::reprice;
 
 pub async fn page(

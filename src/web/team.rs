@@ -12,9 +12,9 @@ use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::RequireAdmin;
 use crate::error::AppError;
+use crate::model::{Scope, Totals};
 use crate::usage::query::{self, Series, SeriesQuery};
 use crate::usage::rollup::Dim;
-use crate::usage::{Scope, Totals};
 
 /// Users shown in the table, in the chosen order; the rest are one row.
 const TABLE_ROWS: usize = 100;

@@ -13,11 +13,13 @@ use tower_sessions::Session;
 
 use super::{flash, notices, take_flash, when};
 use crate::app::AppState;
-use crate::audit::{Action, Note};
+use crate::audit::Note;
 use crate::auth::session_store::delete_user_sessions;
-use crate::auth::users::{self, NewUser, Profile, Role, User, UserError};
 use crate::auth::{RequireAdmin, Viewer, check_new_password};
+use crate::auth::{users, users::NewUser, users::Profile, users::UserError};
 use crate::error::AppError;
+use crate::model::Action;
+use crate::model::{Role, User};
 use crate::secret::random_password;
 use crate::web::layout;
 

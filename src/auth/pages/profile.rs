@@ -12,12 +12,13 @@ use tower_sessions::Session;
 
 use super::{flash, notices, take_flash};
 use crate::app::AppState;
-use crate::audit::{Action, Note};
+use crate::audit::Note;
 use crate::auth::session::{session_error, sign_in};
 use crate::auth::session_store::delete_user_sessions;
 use crate::auth::users::{self, Profile};
 use crate::auth::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Viewer, check_new_password};
 use crate::error::AppError;
+use crate::model::Action;
 use crate::web::layout;
 
 pub async fn page(

@@ -12,11 +12,15 @@ use tower_sessions::Session;
 
 use super::{flash, notices, take_flash, when};
 use crate::app::AppState;
-use crate::audit::{Action, Note};
+use crate::audit::Note;
 use crate::auth::Viewer;
-use crate::auth::tokens::{self, CreatedToken, TokenError, TokenId, TokenInfo, TokenScope};
 use crate::auth::users;
+use crate::auth::{
+    tokens, tokens::CreatedToken, tokens::TokenError, tokens::TokenInfo, tokens::TokenScope,
+};
 use crate::error::AppError;
+use crate::model::Action;
+use crate::model::TokenId;
 use crate::web::layout;
 
 async fn visible_tokens(state: &AppState, viewer: &Viewer) -> Result<Vec<TokenInfo>, AppError> {

@@ -51,7 +51,7 @@ pub fn count(attrs: &[KeyValue], key: &str) -> Result<Option<i64>, String> {
     };
     match number {
         Some(x) if x.is_finite() && x >= 0.0 && x.fract() == 0.0 => {
-            crate::usage::limits::check_tokens(x.min(i64::MAX as f64) as i64)
+            crate::model::limits::check_tokens(x.min(i64::MAX as f64) as i64)
                 .map(Some)
                 .map_err(|reason| format!("{key} {reason}"))
         }

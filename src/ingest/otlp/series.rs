@@ -9,9 +9,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::Rejections;
-use crate::auth::UserId;
 use crate::db::DbError;
 use crate::ingest::event::{ApiEvent, EventFields, describe, float_micros};
+use crate::model::UserId;
 use crate::usage::store::NewEvent;
 
 pub const SOURCE: &str = "otlp";

@@ -442,7 +442,7 @@ fn overflow_or_error(e: rusqlite::Error) -> DbError {
         rusqlite::Error::SqliteFailure(failure, _)
             if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_DATATYPE =>
         {
-            DbError::Overflow(crate::usage::Overflow)
+            DbError::Overflow(crate::model::Overflow)
         }
         _ => DbError::from(e),
     }

@@ -92,6 +92,13 @@ pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Micro-units as a decimal string: `12345678` → `"12.345678"`.
+pub fn decimal(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,17 @@
+//! What every capability shares: ids, users and roles, the scope of a
+//! read, sums of usage and their limits, the audit vocabulary, and how
+//! numbers and money become text.
+//!
+//! A leaf: nothing here imports a capability module (`auth`, `usage`,
+//! `audit`, `ingest`, `web`, …); they all depend downwards on it.
+//! `.ci/modgraph.py` prints the import graph and fails on a cycle.
+
+pub mod action;
+pub mod format;
+pub mod limits;
+pub mod totals;
+pub mod user;
+
+pub use action::{Action, Actor, Outcome};
+pub use totals::{Overflow, Totals};
+pub use user::{CurrentUser, Role, Scope, TokenId, User, UserId};
