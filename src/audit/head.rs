@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::key::{self, AuditKey};
 use crate::db::DbError;
+use crate::db::audit_key::{self as key, AuditKey};
 
 /// The checkpoint file's suffix: `tokentally.db.audit-head` beside
 /// `tokentally.db` (one per database: the demo's is apart).

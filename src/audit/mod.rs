@@ -10,7 +10,8 @@
 
 pub mod chain;
 pub mod head;
-pub mod key;
+/// The audit key lives with the connections that install it.
+pub use crate::db::audit_key as key;
 mod queue;
 pub mod sample;
 mod trail;

@@ -12,6 +12,7 @@
 //! blocking threads, never on the async worker threads. WAL mode lets them
 //! read a consistent snapshot while the writer commits.
 
+pub mod audit_key;
 pub(crate) mod migrate;
 mod pool;
 pub(crate) mod writer;
@@ -169,14 +170,14 @@ impl Db {
             })?;
         }
         migrate::refuse_unknown_schema(path)?;
-        let (_, new_key) = crate::audit::key::load_or_create(path)?;
+        let (_, new_key) = audit_key::load_or_create(path)?;
         let vfs = options.vfs.as_deref();
         let mut conn = open_write_connection(path, vfs)?;
         migrate::apply(&mut conn)?;
-        if let Err(e) = crate::audit::chain::check_new_key(&conn, new_key) {
+        if let Err(e) = audit_key::check_new_key(&conn, new_key) {
             if new_key {
                 // Leave no wrong key behind: the next start must refuse too.
-                let _ = std::fs::remove_file(crate::audit::key::key_path(path));
+                let _ = std::fs::remove_file(audit_key::key_path(path));
             }
             return Err(e);
         }
@@ -250,8 +251,8 @@ fn set_common_pragmas(conn: &Connection) -> Result<(), DbError> {
     // Every connection of ours can hash audit entries (and so append and
     // purge); the key comes from beside the file it opened.
     let db_path = conn.path().map(Path::new).unwrap_or(Path::new(""));
-    if let Some(key) = crate::audit::key::load(db_path)? {
-        crate::audit::key::install(conn, &key)?;
+    if let Some(key) = audit_key::load(db_path)? {
+        audit_key::install(conn, &key)?;
     }
     Ok(())
 }

@@ -26,7 +26,11 @@ use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use sha2::Sha256;
 
-use crate::db::DbError;
+use rusqlite::OptionalExtension;
+use serde_json::json;
+use sha2::Digest as _;
+
+use super::DbError;
 
 /// The environment variable that holds the key (64 hex characters).
 pub const KEY_ENV: &str = "TOKENTALLY_AUDIT_KEY";
@@ -148,7 +152,7 @@ pub fn install(conn: &Connection, key: &AuditKey) -> Result<(), DbError> {
         13,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         move |ctx| {
-            let entry = super::chain::StoredEntry {
+            let entry = StoredEntry {
                 prev_hash: ctx.get(0)?,
                 seq: ctx.get(1)?,
                 at_ms: ctx.get(2)?,
@@ -168,4 +172,89 @@ pub fn install(conn: &Connection, key: &AuditKey) -> Result<(), DbError> {
         },
     )?;
     Ok(())
+}
+
+/// The arguments of `tt_audit_mac` in its order, as SQL over `audit_log`'s
+/// columns.
+pub const MAC_OF_ROW: &str = "tt_audit_mac(prev_hash, seq, at_ms, actor_kind, actor_id, actor_name, \
+     action, target, client_addr, user_agent, route, outcome, details)";
+
+/// Refuses a key made just now (`new_key`) for a chain that holds entries:
+/// they were written with another key (chains from before keys were
+/// adopted by migration V11 with the key it found or made), and nothing
+/// could verify them or what follows.
+pub fn check_new_key(conn: &Connection, new_key: bool) -> Result<(), DbError> {
+    if !new_key {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT hash = {MAC_OF_ROW} FROM audit_log ORDER BY seq DESC LIMIT 1"
+    ))?;
+    match stmt.query_row([], |row| row.get::<_, bool>(0)).optional()? {
+        Some(false) => Err(DbError::AuditKey(
+            "the audit trail was written with an audit key that is not here: restore audit.key \
+             (from the backup taken with the database) into the data directory, or set \
+             TOKENTALLY_AUDIT_KEY"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An entry as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor_kind: String,
+    pub actor_id: Option<i64>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub route: Option<String>,
+    pub outcome: String,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredEntry {
+    /// The keyed hash this entry must carry: HMAC-SHA-256 under `key` of
+    /// the previous hash and the content.
+    pub fn keyed_hash(&self, key: &AuditKey) -> String {
+        key.mac(&["entry", &self.prev_hash, &self.content()])
+    }
+
+    /// The hash of an entry written before the chain was keyed: SHA-256
+    /// over the previous hash and the content.
+    pub fn unkeyed_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(self.content().as_bytes());
+        crate::secret::hex(&hasher.finalize())
+    }
+
+    /// A JSON array of every column but the hashes (JSON, so that no value
+    /// can be shifted into its neighbour's place without changing the
+    /// digest).
+    fn content(&self) -> String {
+        json!([
+            self.seq,
+            self.at_ms,
+            self.actor_kind,
+            self.actor_id,
+            self.actor_name,
+            self.action,
+            self.target,
+            self.client_addr,
+            self.user_agent,
+            self.route,
+            self.outcome,
+            self.details,
+        ])
+        .to_string()
+    }
 }
