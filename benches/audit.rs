@@ -1,6 +1,7 @@
 //! What auditing costs a data read, measured side by side in one run: the
-//! same `GET /api/v1/usage` (read token, a month by model) through the read
-//! routes alone and through the read routes behind the audit middleware,
+//! same `GET /api/v1/usage` (read token, a month by model) through its
+//! handler alone and through the real read routes (the read-token group,
+//! whose layers end in the audit middleware),
 //! interleaved request by request over one database. Also: the time a
 //! request spends handing its entry to the queue, and how fast the
 //! background writer appends entries to the chain.
@@ -16,7 +17,7 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use tokentally::app::{AppOptions, AppState};
-use tokentally::audit::{self, Action, Actor, Entry, Outcome};
+use tokentally::audit::{Action, Actor, Entry, Outcome};
 use tokentally::auth::tokens::{self, TokenScope};
 use tokentally::auth::users::{self, NewUser};
 use tokentally::auth::{HashCost, Role};
@@ -41,13 +42,16 @@ fn main() {
 async fn run(events: usize, requests: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (state, token) = setup(dir.path(), events).await;
-    let plain: Router = tokentally::usage::routes().with_state(state.clone());
-    let audited: Router = tokentally::usage::routes()
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            audit::trail,
-        ))
-        .with_state(state.clone());
+    // The handler alone, and the real read routes: the read-token group,
+    // whose layers are the group mark, the session-or-token check (a
+    // header test for a bearer request) and the audit trail.
+    let plain: Router = Router::new()
+        .route(
+            "/api/v1/usage",
+            axum::routing::get(tokentally::usage::api::usage),
+        )
+        .with_state(state.usage());
+    let audited: Router = tokentally::usage::routes(state.usage());
 
     // Warm the caches and the statement cache of every reader.
     for _ in 0..200 {

@@ -2,21 +2,30 @@
 //! module contributes its `routes()` to, merged once here.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::audit::{self, Audit};
-use crate::auth::{self, HashCost, LoginThrottle, Passwords, SessionPolicy, SqliteSessionStore};
+use crate::audit::{Audit, TrailState};
+use crate::auth::{
+    self, Gate, HashCost, LoginThrottle, Passwords, RateLimiter, SessionPolicy, SqliteSessionStore,
+    access,
+};
 use crate::clock::Clock;
 use crate::db::{Db, DbError, DbOptions};
 use crate::error::AppError;
+use crate::health::HealthState;
+pub use crate::health::Readiness;
+use crate::ingest::IngestState;
 use crate::ingest::otlp::ClaudeCodeSignal;
+use crate::metrics::MetricsState;
+use crate::usage::UsageState;
+use crate::web::WebState;
 use crate::web::assets::AssetIndex;
-use crate::{health, ingest, observe, usage, web};
+use crate::{health, ingest, metrics, observe, openapi, usage, web};
 
 /// Longest a request may take, body included: a client that sends its
 /// body slowly is cut off with 408.
@@ -40,7 +49,7 @@ pub struct AppState {
     /// Counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Ingest requests per token and second.
-    pub ingest_limit: crate::ingest::RateLimiter,
+    pub ingest_limit: RateLimiter,
     /// The memory that ingest bodies and their decompression share.
     pub decode_budget: crate::ingest::body::DecodeBudget,
     /// Proxies whose `X-Forwarded-For` names the real client.
@@ -98,7 +107,7 @@ impl AppState {
             throttle: LoginThrottle::default(),
             sessions: options.sessions,
             metrics: Arc::default(),
-            ingest_limit: crate::ingest::RateLimiter::new(options.ingest_rate_per_token),
+            ingest_limit: RateLimiter::new(options.ingest_rate_per_token),
             decode_budget: Default::default(),
             trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
@@ -117,39 +126,74 @@ impl AppState {
     pub fn now_unix(&self) -> i64 {
         self.clock.now().as_second()
     }
-}
 
-/// Whether the app is ready for traffic beyond the database answering
-/// (the demo data set is still being generated, say).
-#[derive(Clone, Default)]
-pub struct Readiness {
-    not_ready_because: Arc<Mutex<Option<String>>>,
-}
-
-impl Readiness {
-    pub fn set_not_ready(&self, reason: impl Into<String>) {
-        if let Ok(mut slot) = self.not_ready_because.lock() {
-            *slot = Some(reason.into());
+    /// What the access checks of every route group need.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            sessions: self.sessions,
+            ingest_limit: self.ingest_limit.clone(),
+            trail: TrailState {
+                audit: self.audit.clone(),
+                clock: self.clock.clone(),
+                trusted_proxies: self.trusted_proxies.clone(),
+            },
         }
     }
 
-    pub fn set_ready(&self) {
-        if let Ok(mut slot) = self.not_ready_because.lock() {
-            *slot = None;
+    pub fn web(&self) -> WebState {
+        WebState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            assets: self.assets.clone(),
+            passwords: self.passwords.clone(),
+            throttle: self.throttle.clone(),
+            time_zone: self.time_zone.clone(),
+            gate: self.gate(),
         }
     }
 
-    pub fn not_ready_because(&self) -> Option<String> {
-        self.not_ready_because
-            .lock()
-            .ok()
-            .and_then(|slot| slot.clone())
+    pub fn ingest(&self) -> IngestState {
+        IngestState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            decode_budget: self.decode_budget.clone(),
+            claude_code_signal: self.claude_code_signal,
+            name_limits: self.name_limits,
+            gate: self.gate(),
+        }
+    }
+
+    pub fn usage(&self) -> UsageState {
+        UsageState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            gate: self.gate(),
+        }
+    }
+
+    pub fn metrics(&self) -> MetricsState {
+        MetricsState {
+            db: self.db.clone(),
+            metrics: self.metrics.clone(),
+            ingest_limit: self.ingest_limit.clone(),
+            gate: self.gate(),
+        }
+    }
+
+    fn health(&self) -> HealthState {
+        HealthState {
+            db: self.db.clone(),
+            readiness: self.readiness.clone(),
+        }
     }
 }
 
-/// The whole HTTP surface. Layers, outermost first: request log, session,
-/// login requirement (everything but the public list needs a user), CSRF
-/// check of state-changing cookie requests, audit trail.
+/// The whole HTTP surface: every capability's routes, each in its access
+/// group (`auth::access`), merged once. Around them, outermost first:
+/// request log, compression, security headers, timeout, session.
 pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(SqliteSessionStore::new(state.db.clone()))
         .with_name("tokentally_session")
@@ -157,33 +201,28 @@ pub fn router(state: AppState) -> Router {
         .with_same_site(SameSite::Lax)
         .with_secure(state.secure_cookies)
         .with_expiry(Expiry::OnInactivity(state.sessions.idle_cookie()));
+    let gate = state.gate();
+    // Any other path: signed-in users get 404, everyone else the sign-in
+    // page, as for any page.
+    let not_found = access::signed_in(
+        Router::new().fallback(|| async { AppError::NotFound }),
+        &gate,
+    );
     Router::new()
-        .merge(health::routes())
-        .merge(auth::routes())
-        .merge(ingest::routes())
-        .merge(web::routes())
-        .merge(usage::routes())
-        .merge(audit::routes())
-        .merge(crate::metrics::routes())
-        .merge(crate::openapi::routes())
-        .fallback(|| async { AppError::NotFound })
-        // Innermost: sees the signed-in user that `require_login` found.
-        .layer(middleware::from_fn_with_state(state.clone(), audit::trail))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::csrf::protect,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_login,
-        ))
+        .merge(health::routes(state.health(), &gate))
+        .merge(openapi::routes(&gate))
+        .merge(web::routes(state.web()))
+        .merge(ingest::routes(state.ingest()))
+        .merge(usage::routes(state.usage()))
+        .merge(metrics::routes(state.metrics()))
+        .merge(not_found)
         .layer(sessions)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            web::headers::Hsts(state.secure_cookies),
             web::headers::security_headers,
         ))
         // gzip for pages, JSON and CSV when the client takes it (a year's
@@ -192,8 +231,7 @@ pub fn router(state: AppState) -> Router {
         // page against BREACH (`auth::csrf::mask`).
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             observe::log_request,
         ))
-        .with_state(state)
 }

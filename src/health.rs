@@ -7,13 +7,52 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
-use crate::db::DbError;
+use std::sync::{Arc, Mutex};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+use crate::auth::{Gate, access};
+use crate::db::{Db, DbError};
+
+/// What the probes look at.
+#[derive(Clone)]
+pub struct HealthState {
+    pub db: Db,
+    pub readiness: Readiness,
+}
+
+/// Public: a load balancer or systemd asks without credentials.
+pub fn routes(state: HealthState, gate: &Gate) -> Router {
+    let routes = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    access::public(routes, gate).with_state(state)
+}
+
+/// Whether the app is ready for traffic beyond the database answering
+/// (the demo data set is still being generated, say).
+#[derive(Clone, Default)]
+pub struct Readiness {
+    not_ready_because: Arc<Mutex<Option<String>>>,
+}
+
+impl Readiness {
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        if let Ok(mut slot) = self.not_ready_because.lock() {
+            *slot = Some(reason.into());
+        }
+    }
+
+    pub fn set_ready(&self) {
+        if let Ok(mut slot) = self.not_ready_because.lock() {
+            *slot = None;
+        }
+    }
+
+    pub fn not_ready_because(&self) -> Option<String> {
+        self.not_ready_because
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+    }
 }
 
 /// The process is up and serving HTTP.
@@ -23,7 +62,7 @@ async fn healthz() -> Json<Value> {
 
 /// The database answers reads and the writer takes work, and start-up
 /// work (the demo data) is finished.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+async fn readyz(State(state): State<HealthState>) -> (StatusCode, Json<Value>) {
     let reads = state
         .db
         .read(|conn| Ok::<i64, DbError>(conn.query_row("SELECT 1", [], |row| row.get(0))?))

@@ -16,9 +16,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
-use crate::auth::Reader;
-use crate::db::BATCH_BUCKETS;
+use std::sync::Arc;
+
+use crate::auth::{Gate, RateLimiter, Reader, access};
+use crate::db::{BATCH_BUCKETS, Db};
 use crate::error::AppError;
 use crate::usage::store::InsertOutcome;
 
@@ -29,7 +30,22 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     ingest_events: AtomicU64,
     ingest_duplicates: AtomicU64,
-    ingest_rate_limited: AtomicU64,
+}
+
+/// What the exposition reads.
+#[derive(Clone)]
+pub struct MetricsState {
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    /// Counts the requests it refused.
+    pub ingest_limit: RateLimiter,
+    pub gate: Gate,
+}
+
+impl axum::extract::FromRef<MetricsState> for Gate {
+    fn from_ref(state: &MetricsState) -> Gate {
+        state.gate.clone()
+    }
 }
 
 impl Metrics {
@@ -45,10 +61,6 @@ impl Metrics {
         self.ingest_duplicates
             .fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
     }
-
-    pub fn rate_limited(&self) {
-        self.ingest_rate_limited.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// Label values are escaped as the text format asks.
@@ -60,7 +72,7 @@ fn label(value: &str) -> String {
 }
 
 /// The whole exposition.
-pub fn render(state: &AppState) -> String {
+pub fn render(state: &MetricsState) -> String {
     let mut out = String::new();
     let metrics = &state.metrics;
     out.push_str("# HELP tokentally_http_requests_total HTTP requests answered, by matched route and status.\n");
@@ -74,6 +86,7 @@ pub fn render(state: &AppState) -> String {
             );
         }
     }
+    let rate_limited = AtomicU64::new(state.ingest_limit.refused());
     let counters = [
         (
             "tokentally_ingest_events_total",
@@ -88,7 +101,7 @@ pub fn render(state: &AppState) -> String {
         (
             "tokentally_ingest_rate_limited_total",
             "Ingest requests refused by the per-token rate limit.",
-            &metrics.ingest_rate_limited,
+            &rate_limited,
         ),
     ];
     for (name, help, value) in counters {
@@ -138,7 +151,7 @@ pub fn render(state: &AppState) -> String {
     out
 }
 
-fn exposition(state: &AppState) -> Response {
+fn exposition(state: &MetricsState) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -150,7 +163,10 @@ fn exposition(state: &AppState) -> Response {
 }
 
 /// On the main address: admins only (their session or read token).
-async fn protected(State(state): State<AppState>, reader: Reader) -> Result<Response, Response> {
+async fn protected(
+    State(state): State<MetricsState>,
+    reader: Reader,
+) -> Result<Response, Response> {
     if !reader.user.is_admin() {
         return Err(AppError::Forbidden.into_json_response());
     }
@@ -158,15 +174,20 @@ async fn protected(State(state): State<AppState>, reader: Reader) -> Result<Resp
 }
 
 /// On `--metrics-listen`: anyone who can reach that address.
-async fn open(State(state): State<AppState>) -> Response {
+async fn open(State(state): State<MetricsState>) -> Response {
     exposition(&state)
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(protected))
+/// Where the exposition is served.
+pub const PATH: &str = "/metrics";
+
+/// A session or a read token, of an admin.
+pub fn routes(state: MetricsState) -> Router {
+    let routes = Router::new().route(PATH, get(protected));
+    access::read_token(routes, &state.gate).with_state(state)
 }
 
 /// The router of the separate metrics address.
-pub fn separate_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(open)).with_state(state)
+pub fn separate_router(state: MetricsState) -> Router {
+    Router::new().route(PATH, get(open)).with_state(state)
 }

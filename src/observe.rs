@@ -39,7 +39,7 @@ pub fn init_logging(format: LogFormat, filter: &str) {
 /// One span per request with method and route; one event when it ends
 /// with the status and the latency.
 pub async fn log_request(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<crate::metrics::Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -53,7 +53,7 @@ pub async fn log_request(
     let span = tracing::info_span!("request", %method, %route);
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    state.metrics.request(&route, status);
+    metrics.request(&route, status);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::info!(status, latency_us, "request finished"));
     response

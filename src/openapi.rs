@@ -9,13 +9,17 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::auth::{Gate, access};
 
 /// The document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/openapi.json", get(document))
+/// Public: it says nothing the source does not.
+pub fn routes(gate: &Gate) -> Router {
+    access::public(
+        Router::new().route("/api/v1/openapi.json", get(document)),
+        gate,
+    )
 }
 
 async fn document() -> impl IntoResponse {

@@ -168,8 +168,9 @@ fn documented_paths_are_the_api_paths() {
         .map(String::as_str)
         .collect();
     let mut served: BTreeSet<&str> = BTreeSet::new();
-    served.extend(tokentally::ingest::TOKEN_PATHS);
-    served.extend(tokentally::usage::READ_TOKEN_PATHS);
+    served.extend(tokentally::ingest::paths());
+    served.extend(tokentally::usage::paths());
+    served.insert(tokentally::metrics::PATH);
     served.extend(["/healthz", "/readyz", "/api/v1/openapi.json"]);
     assert_eq!(documented, served);
 }

@@ -7,9 +7,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{PASSWORD, TestApp};
 use jiff::SignedDuration;
+use tokentally::auth::RateLimiter;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
-use tokentally::ingest::RateLimiter;
 
 fn events(prefix: &str, n: usize) -> Vec<u8> {
     let lines: Vec<String> = (0..n)

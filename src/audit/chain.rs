@@ -20,10 +20,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 pub use crate::db::audit_key::StoredEntry;
 
-pub(super) const COLUMNS: &str = "seq, at_ms, actor_kind, actor_id, actor_name, action, target, \
+pub const COLUMNS: &str = "seq, at_ms, actor_kind, actor_id, actor_name, action, target, \
      client_addr, user_agent, route, outcome, details, prev_hash, hash";
 
-pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
+pub fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     Ok(StoredEntry {
         seq: row.get(0)?,
         at_ms: row.get(1)?,

@@ -15,17 +15,13 @@ pub use crate::db::audit_key as key;
 mod queue;
 pub mod sample;
 mod trail;
-mod views;
 
-use axum::Router;
-use axum::routing::get;
 use serde_json::{Value, json};
 
 pub use chain::{BrokenLink, ChainReport, StoredEntry};
 pub use queue::Audit;
-pub use trail::{ActorSlot, Note, RequestMeta, trail};
+pub use trail::{ActorSlot, Note, RequestMeta, TrailState, trail};
 
-use crate::app::AppState;
 pub use crate::model::{Action, Actor, Outcome};
 
 /// One audit entry before it is chained.
@@ -82,11 +78,4 @@ pub fn record_cli(
 ) -> Result<(), crate::db::DbError> {
     let at_ms = jiff::Timestamp::now().as_millisecond();
     chain::append(conn, &[Entry::from_cli(at_ms, action, target, details)])
-}
-
-/// The admin's audit pages.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/audit", get(views::page))
-        .route("/admin/audit.csv", get(views::export))
 }

@@ -16,10 +16,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponseParts, Response, ResponseParts};
 use serde_json::Value;
 
-use super::{Action, Actor, Entry, Outcome};
-use crate::app::AppState;
-use crate::auth::is_public;
-use crate::model::CurrentUser;
+use super::{Action, Actor, Audit, Entry, Outcome};
+use crate::clock::Clock;
+use crate::model::{Access, CurrentUser};
 
 /// Longest user agent kept; the rest is cut (it is client-controlled).
 const MAX_USER_AGENT: usize = 256;
@@ -198,11 +197,23 @@ fn forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
         .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// Records the request's audit entry once the handler has answered.
-pub async fn trail(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// What the trail needs: the queue it records into, the clock, and the
+/// proxies whose `X-Forwarded-For` it believes.
+#[derive(Clone)]
+pub struct TrailState {
+    pub audit: Audit,
+    pub clock: Arc<dyn Clock>,
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+}
+
+/// Records the request's audit entry once the handler has answered. It
+/// runs inside every route group (`auth::access`), after the group's
+/// checks: a request they turn away (no session, a bad CSRF token) never
+/// reaches a handler and is not recorded here.
+pub async fn trail(State(state): State<TrailState>, mut request: Request, next: Next) -> Response {
     let meta = RequestMeta::of(&request, &state.trusted_proxies);
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let access = request.extensions().get::<Access>().copied();
     let session_user = request
         .extensions()
         .get::<CurrentUser>()
@@ -214,11 +225,12 @@ pub async fn trail(State(state): State<AppState>, mut request: Request, next: Ne
     let response = next.run(request).await;
 
     let note = response.extensions().get::<Note>().cloned();
-    if note.as_ref().is_some_and(|n| n.recorded) || (note.is_none() && is_public(&path)) {
+    let public = access == Some(Access::Public);
+    if note.as_ref().is_some_and(|n| n.recorded) || (note.is_none() && public) {
         return response;
     }
     let status = response.status();
-    let note = note.unwrap_or_else(|| Note::new(default_action(&method, &path, status)));
+    let note = note.unwrap_or_else(|| Note::new(default_action(&method, access, status)));
     let always = note.always;
     let actor = note
         .actor
@@ -251,10 +263,10 @@ pub async fn trail(State(state): State<AppState>, mut request: Request, next: Ne
 }
 
 /// The action of a request whose handler noted none.
-fn default_action(method: &Method, path: &str, status: StatusCode) -> Action {
+fn default_action(method: &Method, access: Option<Access>, status: StatusCode) -> Action {
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         Action::AccessDenied
-    } else if method == Method::POST && crate::ingest::TOKEN_PATHS.contains(&path) {
+    } else if method == Method::POST && access == Some(Access::IngestToken) {
         Action::IngestRequest
     } else if method == Method::GET {
         Action::PageView

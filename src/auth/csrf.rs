@@ -2,19 +2,17 @@
 //! cookie must carry the session's secret token, either as the
 //! `csrf_token` form field or the `X-CSRF-Token` header. A cross-site page
 //! can make the browser send the cookie, but it cannot read the token.
-//! Requests authenticated by a bearer token carry no ambient credential
-//! and are exempt.
+//! Requests authenticated by a bearer token carry no ambient credential:
+//! their route groups (`auth::access`) have no CSRF layer.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
 use super::session::session_error;
-use super::takes_token;
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::secret::{constant_time_eq, hex, random_token};
 
@@ -80,13 +78,8 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// The middleware: rejects a state-changing cookie request without the
 /// right token with 403, before any handler runs.
-pub async fn protect(
-    State(_state): State<AppState>,
-    session: Session,
-    request: Request,
-    next: Next,
-) -> Response {
-    if is_safe(request.method()) || bearer_request(&request) {
+pub async fn protect(session: Session, request: Request, next: Next) -> Response {
+    if is_safe(request.method()) {
         return next.run(request).await;
     }
     let expected = match session.get::<String>(CSRF_KEY).await {
@@ -107,22 +100,6 @@ pub async fn protect(
 
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// A request that is authenticated by a bearer token alone, never by the
-/// cookie: every request on an ingest path (no token, no entry: 401), and
-/// a bearer request on a path that takes a token.
-fn bearer_request(request: &Request) -> bool {
-    let path = request.uri().path();
-    if crate::ingest::TOKEN_PATHS.contains(&path) {
-        return true;
-    }
-    takes_token(path)
-        && request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().starts_with("bearer "))
 }
 
 /// The token from the header, or from the form body (which is read and

@@ -1,43 +1,22 @@
 //! Access as a type: handlers ask for a [`CurrentUser`] or a
 //! [`RequireAdmin`], and cannot be reached without one.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
-use super::session::signed_in_user;
+use super::gate::Gate;
 use super::tokens::{self, TokenGrant, TokenScope};
-use super::{User, csrf, is_public, takes_token, users};
-use crate::app::AppState;
+use super::{User, csrf, users};
 use crate::audit::{ActorSlot, Note};
 use crate::error::AppError;
-use crate::model::Action;
-use crate::model::Scope;
-
-/// The logged-in, enabled user making this request.
-#[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
+use crate::model::{Access, Action, CurrentUser, Scope};
 
 /// A logged-in admin; any other user gets 403.
 #[derive(Debug, Clone)]
 pub struct RequireAdmin(pub User);
-
-impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // Put there by `require_login`; absent only on public paths, where
-        // a handler asking for a user is a bug we refuse loudly.
-        parts
-            .extensions
-            .get::<CurrentUser>()
-            .cloned()
-            .ok_or_else(|| StatusCode::UNAUTHORIZED.into_response())
-    }
-}
 
 impl<S: Send + Sync> FromRequestParts<S> for RequireAdmin {
     type Rejection = Response;
@@ -57,14 +36,16 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireAdmin {
 #[derive(Debug, Clone)]
 pub struct IngestToken(pub TokenGrant);
 
-impl FromRequestParts<AppState> for IngestToken {
+impl<S> FromRequestParts<S> for IngestToken
+where
+    S: Send + Sync,
+    Gate: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let grant = bearer_grant(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = Gate::from_ref(state);
+        let grant = bearer_grant(parts, &state).await?;
         if grant.scope != TokenScope::Ingest {
             return Err(token_error(
                 StatusCode::FORBIDDEN,
@@ -73,7 +54,6 @@ impl FromRequestParts<AppState> for IngestToken {
         }
         let now_ms = state.clock.now().as_millisecond();
         if let Err(wait_s) = state.ingest_limit.take(grant.token, now_ms) {
-            state.metrics.rate_limited();
             let message = format!(
                 "rate limit: at most {} requests per second per token (bursts of twice that); \
                  retry after {wait_s} s",
@@ -93,7 +73,7 @@ impl FromRequestParts<AppState> for IngestToken {
     }
 }
 
-fn has_bearer(parts_headers: &axum::http::HeaderMap) -> bool {
+pub(super) fn has_bearer(parts_headers: &axum::http::HeaderMap) -> bool {
     parts_headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -101,7 +81,7 @@ fn has_bearer(parts_headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// The grant of the request's bearer token; records its use.
-async fn bearer_grant(parts: &Parts, state: &AppState) -> Result<TokenGrant, Response> {
+async fn bearer_grant(parts: &Parts, state: &Gate) -> Result<TokenGrant, Response> {
     let presented = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -148,7 +128,7 @@ async fn bearer_grant(parts: &Parts, state: &AppState) -> Result<TokenGrant, Res
     Ok(grant)
 }
 
-fn token_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn token_error(status: StatusCode, message: &str) -> Response {
     let mut response =
         (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -160,94 +140,6 @@ fn token_error(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// The middleware in front of every route: public paths pass, and so do
-/// bearer-token requests on token paths (their handlers cannot run without
-/// the token extractor succeeding); any other request needs a session of
-/// an enabled user, whose [`CurrentUser`] it attaches for the handler.
-pub async fn require_login(
-    State(state): State<AppState>,
-    session: Session,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    // Ingest takes only a token; a GET on the same path (`/api/v1/events`)
-    // is a read, which a session may make too.
-    let token_only =
-        request.method() == axum::http::Method::POST && crate::ingest::TOKEN_PATHS.contains(&path);
-    if is_public(path) || token_only || (takes_token(path) && has_bearer(request.headers())) {
-        return next.run(request).await;
-    }
-    match session_user(&state, &session).await {
-        Ok(Some(user)) => {
-            request.extensions_mut().insert(CurrentUser(user));
-            next.run(request).await
-        }
-        Ok(None) => login_redirect(&request),
-        Err(e) => e.into_response(),
-    }
-}
-
-/// The enabled user behind this session, if any, within its timeouts. A
-/// session that points to a missing or disabled user is ended.
-async fn session_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
-    let now = state.now_unix();
-    let Some(user_id) = signed_in_user(session, &state.sessions, now).await? else {
-        return Ok(None);
-    };
-    let user = state
-        .db
-        .read(move |conn| users::by_id(conn, user_id))
-        .await?;
-    match user {
-        Some(user) if !user.disabled => Ok(Some(user)),
-        _ => {
-            session
-                .flush()
-                .await
-                .map_err(|e| AppError::Internal(format!("session: {e}")))?;
-            Ok(None)
-        }
-    }
-}
-
-/// Pages send the visitor to the login page (and back afterwards); API
-/// clients get a plain 401.
-fn login_redirect(request: &Request) -> Response {
-    let path = request.uri().path();
-    if super::is_api_path(path) || takes_token(path) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(serde_json::json!({"error": "login required"})),
-        )
-            .into_response();
-    }
-    let wanted = request
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    if wanted == "/" {
-        return Redirect::to("/login").into_response();
-    }
-    let next = url_encode(wanted);
-    Redirect::to(&format!("/login?next={next}")).into_response()
-}
-
-fn url_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(char::from(byte))
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
 /// Where to go after login: only a path on this site, never another one.
 /// `//evil.example` or `https://…` would be an open redirect, and browsers
 /// also strip tabs and newlines from a URL and read `\` as `/`, so
@@ -256,7 +148,7 @@ fn url_encode(value: &str) -> String {
 /// backslashes, and the path still so once percent-decoded (`/%2f%2f…`,
 /// `/%5c…`, `/%09/…`). Anything else goes to `/`. The answer is always a
 /// valid `Location` value.
-pub(super) fn safe_next(next: Option<&str>) -> String {
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path)
             if path.bytes().all(|b| b.is_ascii_graphic())
@@ -316,13 +208,10 @@ pub struct Viewer {
     pub csrf: String,
 }
 
-impl FromRequestParts<AppState> for Viewer {
+impl<S: Send + Sync> FromRequestParts<S> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
         let session = Session::from_request_parts(parts, state)
             .await
@@ -359,13 +248,15 @@ impl Reader {
     }
 }
 
-impl FromRequestParts<AppState> for Reader {
+impl<S> FromRequestParts<S> for Reader
+where
+    S: Send + Sync,
+    Gate: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = &Gate::from_ref(state);
         let user = match parts.extensions.get::<CurrentUser>() {
             Some(CurrentUser(user)) => user.clone(),
             None => {
@@ -380,7 +271,8 @@ impl FromRequestParts<AppState> for Reader {
             }
         };
         let view = view_param(parts.uri.query());
-        let api = super::is_api_path(parts.uri.path());
+        // Programs (the read group) get JSON; pages get a page.
+        let api = parts.extensions.get::<Access>().is_some_and(|a| a.is_api());
         resolve_view(state, user, view).await.map_err(|refusal| {
             // Pages get an error page; programs get JSON naming `view`.
             match refusal {
@@ -415,7 +307,7 @@ fn view_param(query: Option<&str>) -> Option<String> {
 }
 
 async fn resolve_view(
-    state: &AppState,
+    state: &Gate,
     user: User,
     view: Option<String>,
 ) -> Result<Reader, ViewRefusal> {
@@ -529,13 +421,5 @@ mod tests {
             let response = axum::response::Redirect::to(&safe).into_response();
             proptest::prop_assert!(response.status().is_redirection());
         }
-    }
-
-    #[test]
-    fn encodes_next() {
-        assert_eq!(
-            url_encode("/events?a=b&c=d e"),
-            "/events%3Fa%3Db%26c%3Dd%20e"
-        );
     }
 }

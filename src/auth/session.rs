@@ -48,7 +48,7 @@ pub(crate) fn session_error(e: tower_sessions::session::Error) -> AppError {
 
 /// Binds the session to `user`, under a new session id: an id planted
 /// before login (session fixation) is worthless afterwards.
-pub(super) async fn sign_in(session: &Session, user: UserId, now: i64) -> Result<(), AppError> {
+pub async fn sign_in(session: &Session, user: UserId, now: i64) -> Result<(), AppError> {
     session.cycle_id().await.map_err(session_error)?;
     session
         .insert(USER_ID_KEY, user)

@@ -6,12 +6,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
+use super::IngestState;
 use super::Sender;
 use super::body;
 use super::error::IngestError;
 use super::event;
 use super::pipeline::{self, Attribution, Mapped};
-use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
 
@@ -33,7 +33,7 @@ pub struct IngestOutcome {
 }
 
 pub async fn post_events(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,

@@ -14,9 +14,9 @@ use flate2::read::GzDecoder;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+use super::IngestState;
 use super::error::IngestError;
 use super::pipeline::Item;
-use crate::app::AppState;
 
 /// Largest body accepted on the wire (compressed or not).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -162,10 +162,10 @@ pub struct BudgetedBody {
     pub reservation: Reservation,
 }
 
-impl FromRequest<AppState> for BudgetedBody {
+impl FromRequest<IngestState> for BudgetedBody {
     type Rejection = IngestError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &IngestState) -> Result<Self, Self::Rejection> {
         let length = request
             .headers()
             .get(header::CONTENT_LENGTH)

@@ -31,13 +31,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::IngestState;
 use super::Sender;
 use super::api::MAX_EVENTS;
 use super::body::{self, Framing};
 use super::error::IngestError;
 use super::event::{ApiEvent, EventFields, Problem, number_micros, parse_time, whole_number};
 use super::pipeline::{self, Attribution, Mapped};
-use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
 
@@ -57,7 +57,7 @@ pub struct LiteLlmOutcome {
 }
 
 pub async fn post_litellm(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,

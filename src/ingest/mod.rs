@@ -11,38 +11,72 @@ pub mod api;
 pub mod body;
 pub mod error;
 pub mod event;
-pub mod limit;
 pub mod litellm;
 pub mod otlp;
-pub use limit::RateLimiter;
 pub mod pipeline;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{MethodRouter, post};
 
 pub use error::{FieldError, IngestError};
 
-use crate::app::AppState;
+use crate::auth::{Gate, access};
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::usage::budget::NameLimits;
 
-/// Paths that take an API token (`Authorization: Bearer tt_…`) instead of
-/// a session; `auth::require_login` lets them through to their extractor.
-pub const TOKEN_PATHS: &[&str] = &[
-    "/api/v1/events",
-    "/api/v1/ingest/litellm",
-    "/v1/metrics",
-    "/v1/logs",
-    "/v1/traces",
-];
+/// The handles ingestion works with, handed out by the application.
+#[derive(Clone)]
+pub struct IngestState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The memory that ingest bodies and their decompression share.
+    pub decode_budget: body::DecodeBudget,
+    /// Which of Claude Code's OTLP signals counts its usage.
+    pub claude_code_signal: otlp::ClaudeCodeSignal,
+    /// How many new names ingestion may create a day (usage::budget).
+    pub name_limits: NameLimits,
+    pub gate: Gate,
+}
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/events", post(api::post_events))
-        .route("/api/v1/ingest/litellm", post(litellm::post_litellm))
-        .route("/v1/metrics", post(otlp::post_metrics))
-        .route("/v1/logs", post(otlp::post_logs))
-        .route("/v1/traces", post(otlp::post_traces))
-        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+impl FromRef<IngestState> for Gate {
+    fn from_ref(state: &IngestState) -> Gate {
+        state.gate.clone()
+    }
+}
+
+/// The ingest endpoints. The router is built from this table, and
+/// [`paths`] reads it (the API description's test compares the two).
+fn endpoints() -> [(&'static str, MethodRouter<IngestState>); 5] {
+    [
+        ("/api/v1/events", post(api::post_events)),
+        ("/api/v1/ingest/litellm", post(litellm::post_litellm)),
+        ("/v1/metrics", post(otlp::post_metrics)),
+        ("/v1/logs", post(otlp::post_logs)),
+        ("/v1/traces", post(otlp::post_traces)),
+    ]
+}
+
+/// The paths this module serves.
+pub fn paths() -> Vec<&'static str> {
+    endpoints().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The ingest endpoints: an ingest-scope API token each, nothing else.
+pub fn routes(state: IngestState) -> Router {
+    let routes = endpoints()
+        .into_iter()
+        .fold(Router::new(), |routes, (path, handler)| {
+            routes.route(path, handler)
+        })
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES));
+    access::ingest_token(routes, &state.gate).with_state(state)
 }
 
 /// Who sent an ingest request, and through which endpoint. Its audit
@@ -60,7 +94,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(
-        state: &crate::app::AppState,
+        state: &IngestState,
         grant: &crate::auth::tokens::TokenGrant,
         meta: crate::audit::RequestMeta,
         endpoint: &'static str,

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::IngestState;
 use super::Sender;
 use super::error::{FieldError, IngestError};
 use super::event::{ApiEvent, Problem};
-use crate::app::AppState;
 use crate::audit::chain;
 use crate::auth::tokens::TokenGrant;
 use crate::auth::users;
@@ -91,7 +91,7 @@ pub struct Attributed {
 /// Whose events these are: the token's owner's, or, for an admin's token,
 /// any named user's.
 pub async fn attribute(
-    state: &AppState,
+    state: &IngestState,
     grant: &TokenGrant,
     events: Vec<ApiEvent>,
     policy: Attribution,
@@ -153,7 +153,7 @@ pub async fn attribute(
 }
 
 async fn known_users(
-    state: &AppState,
+    state: &IngestState,
     names: Vec<String>,
 ) -> Result<HashMap<String, UserId>, IngestError> {
     Ok(state
@@ -173,7 +173,7 @@ async fn known_users(
 /// Stores the events and the request's audit entry in one writer job;
 /// answered after the commit.
 pub async fn store(
-    state: &AppState,
+    state: &IngestState,
     events: Vec<NewEvent>,
     sender: Sender,
     rejected: i64,

@@ -6,12 +6,14 @@
 //! `audit`, `ingest`, `web`, …); they all depend downwards on it.
 //! `.ci/modgraph.py` prints the import graph and fails on a cycle.
 
+pub mod access;
 pub mod action;
 pub mod format;
 pub mod limits;
 pub mod totals;
 pub mod user;
 
+pub use access::Access;
 pub use action::{Action, Actor, Outcome};
 pub use totals::{Overflow, Totals};
 pub use user::{CurrentUser, Role, Scope, TokenId, User, UserId};

@@ -209,7 +209,7 @@ async fn serve_metrics(
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr()?;
     println!("metrics on http://{local}/metrics");
-    let router = crate::metrics::separate_router(state);
+    let router = crate::metrics::separate_router(state.metrics());
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "the metrics listener failed");

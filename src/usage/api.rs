@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
+use super::UsageState;
 use super::events::{self, EventRow, EventsPage};
 use super::params::{self, ParamError, ReadParams, dim_name};
 use super::query::{self, QueryError, Rank};
 use super::report::Report;
-use crate::app::AppState;
 use crate::auth::Reader;
 use crate::db::DbError;
 use crate::model::Action;
@@ -87,7 +87,7 @@ impl IntoResponse for ReadError {
 }
 
 fn read_params(
-    state: &AppState,
+    state: &UsageState,
     reader: &Reader,
     query: Option<&str>,
 ) -> Result<ReadParams, ReadError> {
@@ -103,7 +103,7 @@ fn read_params(
 /// `GET /api/v1/usage`: a series (the `tokentally report` JSON shape) plus
 /// what was asked.
 pub async fn usage(
-    State(state): State<AppState>,
+    State(state): State<UsageState>,
     reader: Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {
@@ -179,7 +179,7 @@ fn timestamp(ts_ms: i64) -> String {
 
 /// `GET /api/v1/usage/events`: one keyset page of the events table.
 pub async fn events_page(
-    State(state): State<AppState>,
+    State(state): State<UsageState>,
     reader: Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {
@@ -204,7 +204,7 @@ pub async fn events_page(
 /// `GET /api/v1/usage/events.csv`: the same rows as the events table for
 /// these parameters (all pages), as CSV.
 pub async fn events_csv(
-    State(state): State<AppState>,
+    State(state): State<UsageState>,
     reader: Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {

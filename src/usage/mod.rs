@@ -19,10 +19,15 @@ pub mod reprice;
 pub mod rollup;
 pub mod store;
 
-use axum::Router;
-use axum::routing::get;
+use std::sync::Arc;
 
-use crate::app::AppState;
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{MethodRouter, get};
+
+use crate::auth::{Gate, access};
+use crate::clock::Clock;
+use crate::db::Db;
 
 /// The fields of one event, as the ingest API takes them and the read API
 /// and CSV export give them back. Part of the product: add, never rename.
@@ -42,26 +47,48 @@ pub const EVENT_FIELDS: [&str; 13] = [
     "cost",
 ];
 
-/// Read paths that take a read-scope API token as well as a session.
-pub const READ_TOKEN_PATHS: &[&str] = &[
-    "/metrics",
-    "/api/v1/usage",
-    "/api/v1/usage/events",
-    "/api/v1/usage/events.csv",
-    "/api/v1/events",
-    "/api/v1/events.csv",
-];
+/// What the read API needs, handed out by the application.
+#[derive(Clone)]
+pub struct UsageState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub gate: Gate,
+}
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/usage", get(api::usage))
-        .route("/api/v1/usage/events", get(api::events_page))
-        .route("/api/v1/usage/events.csv", get(api::events_csv))
+impl FromRef<UsageState> for Gate {
+    fn from_ref(state: &UsageState) -> Gate {
+        state.gate.clone()
+    }
+}
+
+/// The read API. The router is built from this table, and [`paths`]
+/// reads it (the API description's test compares the two).
+fn endpoints() -> [(&'static str, MethodRouter<UsageState>); 5] {
+    [
+        ("/api/v1/usage", get(api::usage)),
+        ("/api/v1/usage/events", get(api::events_page)),
+        ("/api/v1/usage/events.csv", get(api::events_csv)),
         // The names the read API was specified with; GET beside the ingest
         // POST on the same path. The `usage/` forms above stay for scripts
         // written against them.
-        .route("/api/v1/events", get(api::events_page))
-        .route("/api/v1/events.csv", get(api::events_csv))
+        ("/api/v1/events", get(api::events_page)),
+        ("/api/v1/events.csv", get(api::events_csv)),
+    ]
+}
+
+/// The paths this module serves.
+pub fn paths() -> Vec<&'static str> {
+    endpoints().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The read API: a session, or a read-scope API token.
+pub fn routes(state: UsageState) -> Router {
+    let routes = endpoints()
+        .into_iter()
+        .fold(Router::new(), |routes, (path, handler)| {
+            routes.route(path, handler)
+        });
+    access::read_token(routes, &state.gate).with_state(state)
 }
 
 pub use crate::model::{Overflow, Scope, Totals};

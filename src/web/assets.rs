@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
-use crate::app::AppState;
+use crate::web::WebState;
 
 #[derive(RustEmbed)]
 #[folder = "ui/"]
@@ -112,7 +112,7 @@ fn hashed_name(path: &str, hash: &str) -> String {
 }
 
 pub async fn serve(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(requested): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -123,7 +123,7 @@ pub async fn serve(
 }
 
 /// Browsers ask for `/favicon.ico` by themselves; answer with our icon.
-pub async fn favicon(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn favicon(State(state): State<WebState>, headers: HeaderMap) -> Response {
     respond(
         &state.assets,
         "favicon.svg",

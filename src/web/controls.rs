@@ -9,13 +9,13 @@ use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
 use super::url::UrlState;
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::{Reader, Viewer};
 use crate::error::AppError;
 use crate::model::Action;
 use crate::model::Scope;
 use crate::usage::params::{self, Preset, ReadParams};
+use crate::web::WebState;
 
 /// A data page's request: the viewer, the scope they may read, and the
 /// parameters of the URL.
@@ -38,12 +38,12 @@ fn page_parameters(path: &str) -> &'static [&'static str] {
     }
 }
 
-impl FromRequestParts<AppState> for DataPage {
+impl FromRequestParts<WebState> for DataPage {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &WebState,
     ) -> Result<Self, Self::Rejection> {
         let viewer = Viewer::from_request_parts(parts, state).await?;
         let reader = Reader::from_request_parts(parts, state).await?;

@@ -9,12 +9,12 @@ use maud::{Markup, html};
 use super::controls::{DataPage, time_controls, view_switcher};
 use super::overview::cost_cell;
 use super::{format, layout};
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::users;
 use crate::error::AppError;
 use crate::model::Totals;
 use crate::usage::events::{self, EventRow, EventsPage, SortColumn};
+use crate::web::WebState;
 
 const PAGE_ROWS: usize = 50;
 
@@ -44,7 +44,7 @@ const FILTERS: [(&str, &str); 5] = [
 ];
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     page: DataPage,
 ) -> Result<(Note, Markup), AppError> {
     let scope = page.reader.scope;

@@ -17,8 +17,12 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// or `--secure-cookies` behind a TLS proxy).
 const HSTS: &str = "max-age=31536000";
 
+/// Whether to send HSTS: users reach us over HTTPS.
+#[derive(Debug, Clone, Copy)]
+pub struct Hsts(pub bool);
+
 pub async fn security_headers(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    axum::extract::State(Hsts(hsts)): axum::extract::State<Hsts>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -33,7 +37,7 @@ pub async fn security_headers(
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "same-origin");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    if state.secure_cookies {
+    if hsts {
         set(headers, header::STRICT_TRANSPORT_SECURITY, HSTS);
     }
     response

@@ -1,8 +1,11 @@
-//! The pages people look at: the shared layout, embedded assets, number
-//! and date formatting, the URL state and time controls every data page
-//! shares, the charts, and the pages themselves.
+//! The pages people look at — the dashboard, events, team, prices, the
+//! audit log, sign-in, setup, profile, tokens and users — with the shared
+//! layout, embedded assets, the URL state and time controls every data
+//! page shares, and the charts.
 
+pub mod account;
 pub mod assets;
+mod audit;
 mod chart;
 mod controls;
 mod events;
@@ -15,18 +18,93 @@ mod prices;
 mod team;
 pub mod url;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 
-use crate::app::AppState;
+use crate::auth::{Gate, LoginThrottle, Passwords, access};
+use crate::clock::Clock;
+use crate::db::Db;
+use assets::AssetIndex;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// What the pages need, handed out by the application (`app`).
+#[derive(Clone)]
+pub struct WebState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub assets: Arc<AssetIndex>,
+    pub passwords: Passwords,
+    /// Failed sign-ins per account and per address.
+    pub throttle: LoginThrottle,
+    /// The instance's time zone, for users without their own.
+    pub time_zone: Option<String>,
+    pub gate: Gate,
+}
+
+impl WebState {
+    /// Unix seconds from the injected clock.
+    pub fn now_unix(&self) -> i64 {
+        self.clock.now().as_second()
+    }
+}
+
+impl FromRef<WebState> for Gate {
+    fn from_ref(state: &WebState) -> Gate {
+        state.gate.clone()
+    }
+}
+
+/// Every page, in its access group.
+pub fn routes(state: WebState) -> Router {
+    let gate = &state.gate;
+    let public = Router::new()
+        .route(
+            "/login",
+            get(account::login::login_page).post(account::login::login),
+        )
+        .route(
+            "/setup",
+            get(account::login::setup_page).post(account::login::setup),
+        )
+        .route("/assets/{*path}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon));
+    let signed_in = Router::new()
         .route("/", get(overview::page))
         .route("/events", get(events::page))
+        .route("/logout", post(account::login::logout))
+        .route(
+            "/profile",
+            get(account::profile::page).post(account::profile::update),
+        )
+        .route("/profile/password", post(account::profile::change_password))
+        .route(
+            "/profile/sessions/revoke",
+            post(account::profile::sign_out_everywhere),
+        )
+        .route(
+            "/tokens",
+            get(account::tokens::page).post(account::tokens::create),
+        )
+        .route("/tokens/{id}/revoke", post(account::tokens::revoke));
+    let admin = Router::new()
         .route("/team", get(team::page))
         .route("/admin/prices", get(prices::page).post(prices::set))
         .route("/admin/prices/remove", post(prices::remove))
-        .route("/assets/{*path}", get(assets::serve))
-        .route("/favicon.ico", get(assets::favicon))
+        .route("/admin/audit", get(audit::page))
+        .route("/admin/audit.csv", get(audit::export))
+        .route(
+            "/admin/users",
+            get(account::admin::page).post(account::admin::create),
+        )
+        .route(
+            "/admin/users/{username}/{action}",
+            post(account::admin::act),
+        );
+    Router::new()
+        .merge(access::public(public, gate))
+        .merge(access::signed_in(signed_in, gate))
+        .merge(access::admin(admin, gate))
+        .with_state(state)
 }

@@ -10,13 +10,13 @@ use super::chart::{self, Chart, Metric};
 use super::controls::{DataPage, time_controls, view_switcher};
 use super::url::UrlState;
 use super::{format, layout};
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::users;
 use crate::error::AppError;
 use crate::model::Totals;
 use crate::usage::query::{self, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
 use crate::usage::rollup::Dim;
+use crate::web::WebState;
 
 /// Rows of the top models and activities tables (then one "Other" row).
 const TOP: usize = 8;
@@ -52,7 +52,7 @@ fn split(url: &UrlState) -> (Dim, Dim, &'static str, &'static str) {
 }
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     page: DataPage,
 ) -> Result<(Note, Markup), AppError> {
     let scope = page.reader.scope;

@@ -13,7 +13,6 @@ use tower_sessions::Session;
 
 use super::flash::{flash, notices, take_flash};
 use super::{format, layout};
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::{RequireAdmin, Viewer};
 use crate::error::AppError;
@@ -22,9 +21,10 @@ use crate::model::format::decimal;
 use crate::usage::params;
 use crate::usage::prices::{Price, parse_micros};
 use crate::usage::reprice;
+use crate::web::WebState;
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     viewer: Viewer,
     session: Session,
@@ -42,7 +42,7 @@ pub async fn page(
 }
 
 fn render(
-    state: &AppState,
+    state: &WebState,
     viewer: &Viewer,
     prices: &[Price],
     flash: Option<&str>,
@@ -165,7 +165,7 @@ fn repriced_message(repriced: usize, examined: usize) -> String {
 }
 
 pub async fn set(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     viewer: Viewer,
     session: Session,
@@ -210,7 +210,7 @@ pub struct RemoveForm {
 }
 
 pub async fn remove(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     session: Session,
     Form(form): Form<RemoveForm>,

@@ -8,13 +8,13 @@ use super::chart::{self, Chart, Metric};
 use super::controls::{DataPage, time_controls};
 use super::overview::cost_cell;
 use super::{format, layout};
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::RequireAdmin;
 use crate::error::AppError;
 use crate::model::{Scope, Totals};
 use crate::usage::query::{self, Series, SeriesQuery};
 use crate::usage::rollup::Dim;
+use crate::web::WebState;
 
 /// Users shown in the table, in the chosen order; the rest are one row.
 const TABLE_ROWS: usize = 100;
@@ -30,7 +30,7 @@ const COLUMNS: [(&str, &str, bool); 6] = [
 ];
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     page: DataPage,
 ) -> Result<(Note, Markup), AppError> {

@@ -39,9 +39,9 @@ use super::body;
 use super::error::IngestError;
 use super::event::{ApiEvent, EventFields};
 use super::pipeline::{self, Attribution};
-use crate::app::AppState;
 use crate::audit::{RequestMeta, chain};
 use crate::auth::IngestToken;
+use crate::ingest::IngestState;
 use crate::ingest::Sender;
 use crate::usage::store::{InsertOutcome, Inserter};
 
@@ -108,7 +108,7 @@ impl Rejections {
 }
 
 pub async fn post_metrics(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
@@ -156,7 +156,7 @@ pub async fn post_metrics(
 }
 
 pub async fn post_logs(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
@@ -198,7 +198,7 @@ pub async fn post_logs(
 }
 
 pub async fn post_traces(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     IngestToken(grant): IngestToken,
     meta: RequestMeta,
     headers: HeaderMap,
@@ -309,7 +309,7 @@ impl Stored {
     /// user) with the request's audit entry; the partial-success message.
     async fn store(
         self,
-        state: &AppState,
+        state: &IngestState,
         grant: &crate::auth::tokens::TokenGrant,
         meta: RequestMeta,
         events: Vec<ApiEvent>,

@@ -11,7 +11,6 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::{flash, notices, take_flash, when};
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::Viewer;
 use crate::auth::users;
@@ -21,14 +20,15 @@ use crate::auth::{
 use crate::error::AppError;
 use crate::model::Action;
 use crate::model::TokenId;
+use crate::web::WebState;
 use crate::web::layout;
 
-async fn visible_tokens(state: &AppState, viewer: &Viewer) -> Result<Vec<TokenInfo>, AppError> {
+async fn visible_tokens(state: &WebState, viewer: &Viewer) -> Result<Vec<TokenInfo>, AppError> {
     let owner = (!viewer.user.is_admin()).then_some(viewer.user.id);
     Ok(state.db.read(move |conn| tokens::list(conn, owner)).await?)
 }
 
-async fn usernames(state: &AppState, viewer: &Viewer) -> Result<Vec<String>, AppError> {
+async fn usernames(state: &WebState, viewer: &Viewer) -> Result<Vec<String>, AppError> {
     if !viewer.user.is_admin() {
         return Ok(vec![viewer.user.username.clone()]);
     }
@@ -37,7 +37,7 @@ async fn usernames(state: &AppState, viewer: &Viewer) -> Result<Vec<String>, App
 }
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     viewer: Viewer,
     session: Session,
 ) -> Result<(Note, Markup), AppError> {
@@ -52,7 +52,7 @@ pub async fn page(
 }
 
 fn render(
-    state: &AppState,
+    state: &WebState,
     viewer: &Viewer,
     list: &[TokenInfo],
     names: &[String],
@@ -148,7 +148,7 @@ pub struct CreateForm {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     viewer: Viewer,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
@@ -199,7 +199,7 @@ pub async fn create(
 }
 
 pub async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     viewer: Viewer,
     session: Session,
     Path(id): Path<i64>,

@@ -3,6 +3,7 @@
 //! over the limit gets 429 with `Retry-After`, before its body is read.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::model::TokenId;
@@ -21,6 +22,8 @@ pub struct RateLimiter {
     /// Requests per second; 0 means no limit.
     rate: u32,
     buckets: Arc<Mutex<HashMap<TokenId, Bucket>>>,
+    /// Requests refused so far, for `/metrics`.
+    refused: Arc<AtomicU64>,
 }
 
 impl RateLimiter {
@@ -28,11 +31,17 @@ impl RateLimiter {
         RateLimiter {
             rate,
             buckets: Arc::default(),
+            refused: Arc::default(),
         }
     }
 
     pub fn rate(&self) -> u32 {
         self.rate
+    }
+
+    /// How many requests the limit has refused since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Takes one request from `token`'s bucket at `now_ms`; `Err` with the
@@ -60,6 +69,7 @@ impl RateLimiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             Err(((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64)
         }
     }

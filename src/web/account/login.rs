@@ -7,15 +7,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::extract::safe_next;
-use super::session::{USER_ID_KEY, session_error, sign_in};
-use super::setup::{self, SetupError};
-use super::users::{self, UserError, UserId};
-use super::{check_new_password, csrf, views};
-use crate::app::AppState;
+use super::login_views as views;
 use crate::audit::{Note, RequestMeta};
+use crate::auth::session::{USER_ID_KEY, session_error, sign_in};
+use crate::auth::setup::{self, SetupError};
+use crate::auth::users::{self, UserError, UserId};
+use crate::auth::{check_new_password, csrf, safe_next};
 use crate::error::AppError;
 use crate::model::{Action, Actor, Outcome};
+use crate::web::WebState;
 
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
@@ -39,7 +39,7 @@ async fn logged_in(session: &Session) -> Result<bool, AppError> {
 }
 
 pub async fn login_page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Query(query): Query<NextQuery>,
 ) -> Result<Response, AppError> {
@@ -58,7 +58,7 @@ pub async fn login_page(
 }
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     meta: RequestMeta,
     Form(form): Form<LoginForm>,
@@ -152,7 +152,7 @@ pub struct SetupForm {
 }
 
 pub async fn setup_page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Query(query): Query<SetupQuery>,
 ) -> Result<Response, AppError> {
@@ -178,7 +178,7 @@ pub async fn setup_page(
 }
 
 pub async fn setup(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, AppError> {
@@ -231,7 +231,7 @@ pub async fn setup(
 
 /// A wrong or spent setup link: refused, and audited (someone is trying
 /// to become the first admin).
-fn setup_refused(state: &AppState) -> Response {
+fn setup_refused(state: &WebState) -> Response {
     let note = Note::new(Action::AccessDenied).target("setup");
     (
         StatusCode::FORBIDDEN,

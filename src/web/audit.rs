@@ -8,14 +8,15 @@ use maud::{Markup, html};
 use rusqlite::{Connection, params};
 use serde_json::json;
 
-use super::chain::{COLUMNS, StoredEntry, from_row};
-use super::{Action, Note};
-use crate::app::AppState;
+use crate::audit::Note;
+use crate::audit::chain::{COLUMNS, StoredEntry, from_row};
 use crate::auth::{RequireAdmin, Viewer};
 use crate::db::DbError;
 use crate::error::AppError;
+use crate::model::Action;
 use crate::model::format::csv_cell;
 use crate::usage::params as usage_params;
+use crate::web::WebState;
 use crate::web::layout;
 
 const PAGE_ROWS: i64 = 100;
@@ -147,7 +148,7 @@ fn select(
 }
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     viewer: Viewer,
     RawQuery(query): RawQuery,
@@ -169,7 +170,7 @@ fn time(at_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn render(state: &AppState, viewer: &Viewer, filter: &Filter, rows: &[StoredEntry]) -> Markup {
+fn render(state: &WebState, viewer: &Viewer, filter: &Filter, rows: &[StoredEntry]) -> Markup {
     let next = (rows.len() as i64 == PAGE_ROWS)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
@@ -235,7 +236,7 @@ fn render(state: &AppState, viewer: &Viewer, filter: &Filter, rows: &[StoredEntr
 }
 
 pub async fn export(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {

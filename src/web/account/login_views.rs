@@ -2,7 +2,7 @@
 
 use maud::{Markup, html};
 
-use super::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+use crate::auth::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::web::assets::AssetIndex;
 use crate::web::layout;
 

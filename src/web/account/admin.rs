@@ -12,7 +12,6 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::{flash, notices, take_flash, when};
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::session_store::delete_user_sessions;
 use crate::auth::{RequireAdmin, Viewer, check_new_password};
@@ -21,10 +20,11 @@ use crate::error::AppError;
 use crate::model::Action;
 use crate::model::{Role, User};
 use crate::secret::random_password;
+use crate::web::WebState;
 use crate::web::layout;
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     viewer: Viewer,
     session: Session,
@@ -45,7 +45,7 @@ struct Issued<'a> {
 }
 
 fn render(
-    state: &AppState,
+    state: &WebState,
     viewer: &Viewer,
     all: &[User],
     flash: Option<&str>,
@@ -156,7 +156,7 @@ fn optional(text: Option<&str>) -> Option<String> {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
     viewer: Viewer,
     Form(form): Form<CreateForm>,
@@ -213,7 +213,7 @@ pub async fn create(
 }
 
 async fn refuse(
-    state: &AppState,
+    state: &WebState,
     viewer: &Viewer,
     note: Note,
     message: &str,
@@ -223,43 +223,102 @@ async fn refuse(
     Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response())
 }
 
+/// What an admin can do to a user: the last path segment of
+/// `/admin/users/{username}/{action}`. Every match on it is exhaustive, so
+/// an action added here must be handled wherever actions are dispatched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserAction {
+    /// A change of the user's row (or sessions), made in the writer.
+    Change(UserChange),
+    /// A new generated password, hashed before the write and shown once.
+    ResetPassword,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserChange {
+    Disable,
+    Enable,
+    Promote,
+    Demote,
+    SignOutEverywhere,
+}
+
+impl UserAction {
+    const ALL: [UserAction; 6] = [
+        UserAction::Change(UserChange::Disable),
+        UserAction::Change(UserChange::Enable),
+        UserAction::Change(UserChange::Promote),
+        UserAction::Change(UserChange::Demote),
+        UserAction::Change(UserChange::SignOutEverywhere),
+        UserAction::ResetPassword,
+    ];
+
+    fn parse(segment: &str) -> Option<UserAction> {
+        UserAction::ALL.into_iter().find(|a| a.segment() == segment)
+    }
+
+    fn segment(self) -> &'static str {
+        match self {
+            UserAction::Change(UserChange::Disable) => "disable",
+            UserAction::Change(UserChange::Enable) => "enable",
+            UserAction::Change(UserChange::Promote) => "promote",
+            UserAction::Change(UserChange::Demote) => "demote",
+            UserAction::Change(UserChange::SignOutEverywhere) => "sessions",
+            UserAction::ResetPassword => "password",
+        }
+    }
+}
+
+impl UserChange {
+    /// The audit code, and how the notice ends ("ada is enabled.").
+    fn code_and_outcome(self) -> (Action, &'static str) {
+        match self {
+            UserChange::Disable => (Action::UserDisable, "is disabled and signed out"),
+            UserChange::Enable => (Action::UserEnable, "is enabled"),
+            UserChange::Promote => (Action::UserRoleChange, "is now an admin"),
+            UserChange::Demote => (Action::UserRoleChange, "is now a member"),
+            UserChange::SignOutEverywhere => (Action::SessionsRevoke, "is signed out everywhere"),
+        }
+    }
+
+    /// Makes the change to the user `name`, in the writer.
+    fn apply(self, conn: &rusqlite::Connection, name: &str, now: i64) -> Result<(), UserError> {
+        match self {
+            UserChange::Disable => users::set_disabled(conn, name, true, now).map(|_| ()),
+            UserChange::Enable => users::set_disabled(conn, name, false, now).map(|_| ()),
+            UserChange::Promote => users::set_role(conn, name, Role::Admin, now).map(|_| ()),
+            UserChange::Demote => users::set_role(conn, name, Role::Member, now).map(|_| ()),
+            UserChange::SignOutEverywhere => {
+                let user = users::by_name(conn, name)?
+                    .ok_or_else(|| UserError::NotFound(name.to_owned()))?;
+                delete_user_sessions(conn, user.id)?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One admin action on one user, named by the last path segment.
 pub async fn act(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     RequireAdmin(admin): RequireAdmin,
     viewer: Viewer,
     session: Session,
-    Path((username, action)): Path<(String, String)>,
+    Path((username, segment)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let target = format!("user:{username}");
-    let (code, done) = match action.as_str() {
-        "disable" => (Action::UserDisable, "is disabled and signed out"),
-        "enable" => (Action::UserEnable, "is enabled"),
-        "promote" => (Action::UserRoleChange, "is now an admin"),
-        "demote" => (Action::UserRoleChange, "is now a member"),
-        "password" => return reset_password(state, viewer, username).await,
-        "sessions" => (Action::SessionsRevoke, "is signed out everywhere"),
-        _ => return Err(AppError::NotFound),
+    let change = match UserAction::parse(&segment).ok_or(AppError::NotFound)? {
+        UserAction::ResetPassword => return reset_password(state, viewer, username).await,
+        UserAction::Change(change) => change,
     };
+    let (code, done) = change.code_and_outcome();
     let note = Note::new(code)
-        .target(target)
-        .details(json!({"change": action}));
+        .target(format!("user:{username}"))
+        .details(json!({"change": segment}));
     let now = state.now_unix();
     let name = username.clone();
     let changed = state
         .db
-        .write(move |conn| match action.as_str() {
-            "disable" => users::set_disabled(conn, &name, true, now).map(|_| ()),
-            "enable" => users::set_disabled(conn, &name, false, now).map(|_| ()),
-            "promote" => users::set_role(conn, &name, Role::Admin, now).map(|_| ()),
-            "demote" => users::set_role(conn, &name, Role::Member, now).map(|_| ()),
-            _ => {
-                let user = users::by_name(conn, &name)?
-                    .ok_or_else(|| UserError::NotFound(name.clone()))?;
-                delete_user_sessions(conn, user.id)?;
-                Ok(())
-            }
-        })
+        .write(move |conn| change.apply(conn, &name, now))
         .await;
     match changed {
         Ok(()) => {
@@ -275,7 +334,7 @@ pub async fn act(
 
 /// Sets a generated password (shown once) and ends the user's sessions.
 async fn reset_password(
-    state: AppState,
+    state: WebState,
     viewer: Viewer,
     username: String,
 ) -> Result<Response, AppError> {
@@ -304,5 +363,19 @@ async fn reset_password(
         }
         Err(UserError::NotFound(_)) => Ok((note, AppError::NotFound).into_response()),
         Err(e) => Err(AppError::Internal(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UserAction;
+
+    #[test]
+    fn every_action_round_trips_through_its_path_segment() {
+        for action in UserAction::ALL {
+            assert_eq!(UserAction::parse(action.segment()), Some(action));
+        }
+        assert_eq!(UserAction::parse("delete"), None);
+        assert_eq!(UserAction::parse(""), None);
     }
 }

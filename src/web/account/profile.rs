@@ -11,7 +11,6 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::{flash, notices, take_flash};
-use crate::app::AppState;
 use crate::audit::Note;
 use crate::auth::session::{session_error, sign_in};
 use crate::auth::session_store::delete_user_sessions;
@@ -19,10 +18,11 @@ use crate::auth::users::{self, Profile};
 use crate::auth::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Viewer, check_new_password};
 use crate::error::AppError;
 use crate::model::Action;
+use crate::web::WebState;
 use crate::web::layout;
 
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     viewer: Viewer,
     session: Session,
 ) -> Result<(Note, Markup), AppError> {
@@ -33,7 +33,7 @@ pub async fn page(
     ))
 }
 
-fn render(state: &AppState, viewer: &Viewer, flash: Option<&str>, error: Option<&str>) -> Markup {
+fn render(state: &WebState, viewer: &Viewer, flash: Option<&str>, error: Option<&str>) -> Markup {
     let user = &viewer.user;
     let body = html! {
         h1 { "Your profile" }
@@ -99,7 +99,7 @@ fn optional(text: &str) -> Option<String> {
 }
 
 pub async fn update(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     viewer: Viewer,
     session: Session,
     Form(form): Form<ProfileForm>,
@@ -133,7 +133,7 @@ pub struct PasswordForm {
 }
 
 pub async fn change_password(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     viewer: Viewer,
     session: Session,
     Form(form): Form<PasswordForm>,
@@ -180,7 +180,7 @@ pub async fn change_password(
 }
 
 pub async fn sign_out_everywhere(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     viewer: Viewer,
     session: Session,
 ) -> Result<Response, AppError> {
