@@ -6,7 +6,7 @@
 //!
 //! Usage: `cargo bench --bench ingest -- BINARY SOURCE_DB [EVENTS]`, where
 //! BINARY is a release build of tokentally and SOURCE_DB a database written
-//! by `tokentally demo` (`just bench-ingest` does all of it). The events
+//! by `tokentally demo` (`just bench` does all of it). The events
 //! are the standard generator's (users, models, activities, token sizes),
 //! stamped over the last day, as live traffic would be.
 

@@ -1,4 +1,4 @@
-//! The reference queries of shared/DATASET.md, through the query layer and,
+//! The reference queries of docs/WORKLOAD.md, through the query layer and,
 //! in the same run on the same database, as a plain GROUP BY over the raw
 //! `events` table (the architecture of the system tokentally grew from).
 //!

@@ -1,4 +1,4 @@
-//! The standard synthetic workload (see `shared/DATASET.md`), first
+//! The standard synthetic workload (defined in `docs/WORKLOAD.md`), first
 //! version: a year of usage with a daily rhythm, quiet weekends, growth over
 //! the year, skewed users, eight models (one deliberately without a price),
 //! twelve activities, log-normal token counts and cache reads on about half
