@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Print the import graph between the top-level modules of src/ and its cycles.
 
-Usage: python3 .ci/modgraph.py [SRC_DIR] [--dot]
+Usage: python3 .ci/modgraph.py [SRC_DIR] [--dot] [--inside MODULE]
 
 An edge A -> B means a file under src/A (or src/A.rs) names `crate::B`
 (in a `use` line, grouped or not, or inline in code). `super::` paths stay
 inside a module by construction and are not edges. Comments are ignored.
 Exit status 1 when the graph between top-level modules has a cycle.
+With `--inside MODULE` (e.g. `--inside usage`), the graph between that
+module's children instead (`super::X` from a child file is an edge too).
 """
 import os
 import re
@@ -106,10 +108,44 @@ def strongly_connected(edges):
     return result
 
 
+def inside_graph(src, module):
+    """The graph between the children of src/MODULE."""
+    base = os.path.join(src, module)
+    children = {f[:-3] if f.endswith(".rs") else f for f in os.listdir(base)
+                if f.endswith(".rs") or os.path.isdir(os.path.join(base, f))} - {"mod"}
+    edges = {c: set() for c in children}
+    for root, _, files in os.walk(base):
+        for name in files:
+            if not name.endswith(".rs") or os.path.join(root, name) == os.path.join(base, "mod.rs"):
+                continue
+            path = os.path.join(root, name)
+            child = top_module(path, base)
+            depth = len(os.path.relpath(path, base).split(os.sep)) - (1 if name == "mod.rs" else 0)
+            sup = "::".join(["super"] * depth)
+            with open(path, encoding="utf-8") as file:
+                text = strip_comments(file.read())
+            found = set(re.findall(r"crate::" + module + r"::([a-z_][a-z0-9_]*)", text))
+            found |= set(re.findall(r"(?<![a-z_:])" + sup + r"::([a-z_][a-z0-9_]*)", text))
+            for match in re.finditer(r"(?<![a-z_:])" + sup + r"::\{", text):
+                start, level, end = match.end(), 1, match.end()
+                while end < len(text) and level:
+                    level += {"{": 1, "}": -1}.get(text[end], 0)
+                    end += 1
+                found.update(names_in_group(text[start:end - 1]))
+            edges[child] |= {t for t in found if t in children and t != child}
+    return edges
+
+
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    argv = sys.argv[1:]
+    inside = None
+    if "--inside" in argv:
+        at = argv.index("--inside")
+        inside = argv[at + 1]
+        del argv[at:at + 2]
+    args = [a for a in argv if not a.startswith("--")]
     src = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "src")
-    edges = graph(src)
+    edges = inside_graph(src, inside) if inside else graph(src)
     if "--dot" in sys.argv:
         print("digraph modules {")
         for a in sorted(edges):
@@ -123,7 +159,7 @@ def main():
     for part in cycles:
         print(f"CYCLE: {' <-> '.join(part)}")
     if not cycles:
-        print("no cycles between top-level modules")
+        print("no cycles between " + (f"the children of {inside}" if inside else "top-level modules"))
     return 1 if cycles else 0
 
 

@@ -6,9 +6,11 @@
 //!
 //! Each group, outermost first: marks the request with its
 //! [`Access`] (the audit trail and the extractors read it), then its
-//! checks (a session; an admin; the CSRF token of a cookie request), then
-//! the audit trail, then the handler. A request a check turns away never
-//! reaches the trail. Token groups check their token in the handler's
+//! checks (a session; the CSRF token of a cookie request), then the audit
+//! trail, then (admin group) the admin check, then the handler. A request
+//! turned away for want of a session or a CSRF token never reaches the
+//! trail, as before the groups; a member refused an admin route is
+//! recorded. Token groups check their token in the handler's
 //! extractor ([`IngestToken`](super::IngestToken),
 //! [`Reader`](super::Reader)), which cannot run without one.
 
@@ -53,10 +55,12 @@ pub fn signed_in<S: Clone + Send + Sync + 'static>(routes: Router<S>, gate: &Gat
 /// [`RequireAdmin`](super::RequireAdmin), so that a route moved out of
 /// this group by mistake stays closed.
 pub fn admin<S: Clone + Send + Sync + 'static>(routes: Router<S>, gate: &Gate) -> Router<S> {
+    // The admin check runs inside the trail: a member's attempt is
+    // recorded (`access.denied`).
     routes
+        .layer(middleware::from_fn(require_admin))
         .layer(middleware::from_fn_with_state(gate.trail.clone(), trail))
         .layer(middleware::from_fn(csrf::protect))
-        .layer(middleware::from_fn(require_admin))
         .layer(middleware::from_fn_with_state(
             gate.clone(),
             require_session,

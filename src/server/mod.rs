@@ -217,29 +217,47 @@ async fn serve_metrics(
     }))
 }
 
-/// Waits for SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Waits for SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C). The handlers
+/// are installed here, before the listener takes its first request: a
+/// handler installed on the future's first poll left a window after
+/// start-up in which SIGTERM still killed the process outright, with no
+/// drain and no audit head checkpoint (a test that stopped the server
+/// right after `/readyz` saw it under load).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (terminate, interrupt) = handlers;
+            tokio::select! {
+                () = received(terminate) => {},
+                () = received(interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        tracing::info!("shutdown requested");
     }
-    tracing::info!("shutdown requested");
+}
+
+/// The next delivery of `signal`; never, if it could not be installed.
+#[cfg(unix)]
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// How often the audit chain's head is checkpointed while it changes

@@ -81,7 +81,7 @@ impl NameBudget {
                          but {whose} has created {limit} new names (models, activities, projects, \
                          providers, sources) today, its limit; nothing of this request was stored. \
                          The budget renews at 00:00 UTC; an administrator can raise it with {option}",
-                        super::params::dim_name(dim)
+                        dim.name()
                     ),
                     retry_after_s: u64::try_from(renew_in_s.max(1)).unwrap_or(1),
                 });

@@ -223,14 +223,7 @@ impl ReadParams {
 }
 
 pub fn dim_name(dim: Dim) -> &'static str {
-    match dim {
-        Dim::User => "user",
-        Dim::Model => "model",
-        Dim::Activity => "activity",
-        Dim::Project => "project",
-        Dim::Source => "source",
-        Dim::Provider => "provider",
-    }
+    dim.name()
 }
 
 /// Parses `query` (the raw query string) for a user whose zone is

@@ -3,7 +3,8 @@
 //! whose sum is exactly the bucket's total. See [`super::rollup`] for why.
 
 use super::rollup::{
-    Level, MS_PER_BLOCK, MS_PER_DAY, MS_PER_HOUR, MS_PER_QUARTER, first_day_of_month, month_of_day,
+    Level, MS_PER_BLOCK, MS_PER_DAY, MS_PER_HOUR, MS_PER_QUARTER, WithinDay, first_day_of_month,
+    month_of_day,
 };
 
 /// What a piece reads.
@@ -32,43 +33,6 @@ fn rollup(level: Level, period: i64, slot: i64) -> Source {
         level,
         period,
         slot,
-    }
-}
-
-/// Which within-day levels a cuboid keeps (month and day it always has).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WithinDay {
-    pub hour: bool,
-    pub quarter: bool,
-}
-
-impl WithinDay {
-    pub const ALL: WithinDay = WithinDay {
-        hour: true,
-        quarter: true,
-    };
-    pub const NONE: WithinDay = WithinDay {
-        hour: false,
-        quarter: false,
-    };
-
-    fn has(self, level: Level) -> bool {
-        match level {
-            Level::Month | Level::Day => true,
-            Level::Block | Level::Hour => self.hour,
-            Level::Quarter => self.quarter,
-        }
-    }
-
-    /// The finest block rollups hold: a quarter, an hour or a whole day.
-    fn granule(self) -> i64 {
-        if self.quarter {
-            MS_PER_QUARTER
-        } else if self.hour {
-            MS_PER_HOUR
-        } else {
-            MS_PER_DAY
-        }
     }
 }
 

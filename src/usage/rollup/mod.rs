@@ -72,7 +72,6 @@ mod check;
 pub use check::{Mismatch, rebuild_sql, verify};
 
 use super::Totals;
-use super::plan::WithinDay;
 use crate::db::DbError;
 
 pub const MS_PER_QUARTER: i64 = 900_000;
@@ -93,6 +92,18 @@ pub enum Dim {
 }
 
 impl Dim {
+    /// The name the API, pages and messages use (`group_by=model`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Dim::User => "user",
+            Dim::Model => "model",
+            Dim::Activity => "activity",
+            Dim::Project => "project",
+            Dim::Source => "source",
+            Dim::Provider => "provider",
+        }
+    }
+
     pub const ALL: [Dim; 6] = [
         Dim::User,
         Dim::Model,
@@ -483,6 +494,43 @@ fn upsert_sql(level: Level) -> String {
         table = level.table(),
         metrics = METRIC_COLUMNS.join(", "),
     )
+}
+
+/// Which within-day levels a cuboid keeps (month and day it always has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WithinDay {
+    pub hour: bool,
+    pub quarter: bool,
+}
+
+impl WithinDay {
+    pub const ALL: WithinDay = WithinDay {
+        hour: true,
+        quarter: true,
+    };
+    pub const NONE: WithinDay = WithinDay {
+        hour: false,
+        quarter: false,
+    };
+
+    pub(crate) fn has(self, level: Level) -> bool {
+        match level {
+            Level::Month | Level::Day => true,
+            Level::Block | Level::Hour => self.hour,
+            Level::Quarter => self.quarter,
+        }
+    }
+
+    /// The finest block rollups hold: a quarter, an hour or a whole day.
+    pub(crate) fn granule(self) -> i64 {
+        if self.quarter {
+            MS_PER_QUARTER
+        } else if self.hour {
+            MS_PER_HOUR
+        } else {
+            MS_PER_DAY
+        }
+    }
 }
 
 #[cfg(test)]
