@@ -586,29 +586,43 @@ fn zeros_array() -> Vec<u8> {
 
 #[test]
 fn parallel_huge_json_arrays_are_refused_before_they_are_built() {
-    let (_dir, server, token) = ingest_server();
+    let (dir, server, token) = ingest_server();
     let body = Arc::new(zeros_array());
     let senders: Vec<_> = (0..16)
         .map(|_| {
             let (url, token, body) = (server.url("/api/v1/events"), token.clone(), body.clone());
             std::thread::spawn(move || {
-                let mut response = common::server::agent()
+                let sent = common::server::agent()
                     .post(&url)
                     .header("authorization", &format!("Bearer {token}"))
                     .header("content-type", "application/json")
-                    .send(&body[..])
-                    .expect("an answer");
-                let status = response.status().as_u16();
-                (
-                    status,
-                    response.body_mut().read_to_string().unwrap_or_default(),
-                )
+                    .send(&body[..]);
+                match sent {
+                    Ok(mut response) => (
+                        response.status().as_u16(),
+                        response.body_mut().read_to_string().unwrap_or_default(),
+                    ),
+                    // The server may answer and close before the client has
+                    // written all 15 MiB (a refusal before the body was
+                    // read): the client then sees a broken pipe or a reset
+                    // instead of the answer.
+                    Err(ureq::Error::Io(e))
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        (0, String::new())
+                    }
+                    Err(e) => panic!("an answer: {e}"),
+                }
             })
         })
         .collect();
     for sender in senders {
         let (status, body) = sender.join().expect("join");
         match status {
+            0 => {}
             413 => assert!(body.contains("send at most 10000"), "{body}"),
             503 => assert!(body.contains("error"), "{body}"),
             other => panic!("unexpected {other}: {body}"),
@@ -620,4 +634,9 @@ fn parallel_huge_json_arrays_are_refused_before_they_are_built() {
     // the ingest memory budget) are what the peak holds. Built as values
     // first, each took ~500 MB.
     assert!(peak < 768, "peak RSS {peak} MiB");
+    let conn = rusqlite::Connection::open(dir.path().join("tokentally.db")).expect("open");
+    let events: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(events, 0, "nothing of a refused array is stored");
 }
