@@ -60,8 +60,8 @@ bench-memory extra="":
 # Long forms: the usage properties with CASES cases each (CI runs 36 and 12),
 # then crash safety: SIGKILL the server KILLS times under concurrent ingest
 soak kills="200" cases="2000":
-    PROPTEST_CASES={{cases}} cargo test --release --test usage
-    TOKENTALLY_CRASH_KILLS={{kills}} cargo test --release --test crash -- --nocapture
+    PROPTEST_CASES={{cases}} cargo test --release --test it usage:: -- --skip cli_usage::
+    TOKENTALLY_CRASH_KILLS={{kills}} cargo test --release --test it crash:: -- --nocapture
 
 # Fuzz every decoder of outside input for SECONDS each (cargo-fuzz; the
 # corpus grows in fuzz/corpus, crashes land in fuzz/artifacts: copy each into

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 #[allow(dead_code)] // the tests use more of it
-#[path = "../tests/common/browser.rs"]
+#[path = "../tests/it/common/browser.rs"]
 mod browser;
 mod support;
 

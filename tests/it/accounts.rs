@@ -2,10 +2,8 @@
 //! throttling, timeouts, the last-admin rule, disabled users, password
 //! changes, and the profile, token and user pages.
 
-mod common;
-
+use crate::common::{PASSWORD, TestApp, csrf_token};
 use axum::http::StatusCode;
-use common::{PASSWORD, TestApp, csrf_token};
 use jiff::SignedDuration;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;

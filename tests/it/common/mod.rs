@@ -3,7 +3,7 @@
 //! accept loop would give it: [`DEFAULT_PEER`] or one chosen with
 //! [`TestApp::client_at`]) and [`Server`] (the real binary).
 
-#![allow(dead_code)] // each test crate uses a different part
+#![allow(dead_code)] // helpers no test calls yet (today only `Browser::set_window`)
 
 pub mod browser;
 pub mod clients;

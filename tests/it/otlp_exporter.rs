@@ -2,12 +2,10 @@
 //! exporter (protobuf and JSON, delta and cumulative), as an instrumented
 //! program would send: whatever the SDK encodes, tokentally must read.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::TestApp;
+use crate::common::TestApp;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};

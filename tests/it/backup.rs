@@ -3,14 +3,13 @@
 //! chain verified), and the documented restore (the copy as the data
 //! directory's database) brings it back to serve.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use common::clients::{BATCH, Ledger, admin_ingest_token, spawn_clients};
-use common::server::{Server, run_cli};
+use crate::common;
+use crate::common::clients::{BATCH, Ledger, admin_ingest_token, spawn_clients};
+use crate::common::server::{Server, run_cli};
 
 #[test]
 fn a_backup_taken_during_ingest_is_consistent_and_restores() {

@@ -2,12 +2,10 @@
 //! what is accepted, what is refused (and then nothing is written), and
 //! that re-sending never counts twice.
 
-mod common;
-
 use std::io::Write;
 
+use crate::common::{self, TestApp, TestResponse};
 use axum::http::StatusCode;
-use common::{TestApp, TestResponse};
 use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::{self, TokenId, TokenScope};

@@ -5,12 +5,10 @@
 //! else's `X-Forwarded-For` is believed, so it can neither forge the
 //! recorded address nor escape the throttle.
 
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 
+use crate::common::{self, DEFAULT_PEER, PASSWORD, Peer, TestApp};
 use axum::http::StatusCode;
-use common::{DEFAULT_PEER, PASSWORD, Peer, TestApp};
 use jiff::SignedDuration;
 use tokentally::auth::Role;
 

@@ -1,9 +1,7 @@
 //! Handler tests: the real router over a real temporary database.
 
-mod common;
-
+use crate::common::{self, PASSWORD, TestApp};
 use axum::http::StatusCode;
-use common::{PASSWORD, TestApp};
 use tokentally::auth::setup;
 use tokentally::auth::{Role, UserId};
 use tokentally::demo::{self, Workload};

@@ -16,9 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-mod common;
-
-use common::store::Store;
+use crate::common::store::Store;
 use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;

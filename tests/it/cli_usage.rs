@@ -1,9 +1,7 @@
 //! The usage commands of the real binary: `demo`, `report`, `verify` and
 //! `price`, with the JSON shape that scripts rely on.
 
-mod common;
-
-use common::server::run_cli;
+use crate::common::server::run_cli;
 use serde_json::Value;
 
 const END: &str = "2026-11-01T00:00:00Z";
@@ -244,7 +242,7 @@ fn price_commands_set_list_and_remove_with_repricing() {
 /// and totals for the same question: one shape, one query layer.
 #[tokio::test]
 async fn the_report_is_the_read_api_series() {
-    use common::{PASSWORD, TestApp};
+    use crate::common::{PASSWORD, TestApp};
     use tokentally::auth::Role;
     use tokentally::auth::tokens::TokenScope;
     let app = TestApp::new().await;

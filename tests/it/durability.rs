@@ -1,10 +1,10 @@
 //! "A crash or power loss loses no acknowledged event", proven against the
 //! failure it names: a power cut, which loses every write the disk was not
-//! made to keep (`fsync`). The crash test (`tests/crash.rs`) cannot see
+//! made to keep (`fsync`). The crash test (`tests/it/crash.rs`) cannot see
 //! that: after SIGKILL the kernel still holds everything.
 //!
 //! The app runs in-process over the power-cut VFS
-//! (`tests/common/powercut.rs`); several clients post NDJSON batches
+//! (`tests/it/common/powercut.rs`); several clients post NDJSON batches
 //! through the router, and a batch counts as acknowledged only on a 200.
 //! The power goes off at a random moment; the database as the disk holds
 //! it must then have every acknowledged batch whole, no batch in part, no
@@ -15,8 +15,6 @@
 //! `TOKENTALLY_POWERCUT_SEED` replays a run (the seed is printed at the
 //! start and in every failure); `TOKENTALLY_POWERCUT_ROUNDS` sets the
 //! number of cuts (3 by default, for CI).
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -39,8 +37,9 @@ use tokentally::clock::ManualClock;
 use tokentally::db::{DbError, DbOptions};
 use tower::ServiceExt;
 
-use common::clients::{BATCH, CLIENTS, batch_body};
-use common::powercut::PowerCut;
+use crate::common;
+use crate::common::clients::{BATCH, CLIENTS, batch_body};
+use crate::common::powercut::PowerCut;
 
 /// How long anything awaited may take before the test gives up.
 const PATIENCE: Duration = Duration::from_secs(120);

@@ -2,9 +2,7 @@
 //! used by a client against the running server, listed without their
 //! secret, revoked.
 
-mod common;
-
-use common::server::{Server, agent, run_cli};
+use crate::common::server::{Server, agent, run_cli};
 use serde_json::{Value, json};
 
 fn cli(data: &str, args: &[&str]) -> (bool, String, String) {

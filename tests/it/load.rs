@@ -3,12 +3,11 @@
 //! from signed-in sessions with ingest batches; every answer must be a
 //! success. Figures belong in BENCHMARKS.md, not here.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::clients::admin_ingest_token;
-use common::server::{Server, run_cli, session_cookie};
+use crate::common;
+use crate::common::clients::admin_ingest_token;
+use crate::common::server::{Server, run_cli, session_cookie};
 
 const CLIENTS: usize = 8;
 const REQUESTS: usize = 40;

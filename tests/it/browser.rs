@@ -7,19 +7,17 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
 //! them); without them the tests say so and pass, except in CI.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use common::browser::{self, Browser, keys};
-use common::{PASSWORD, TestApp};
+use crate::common::browser::{self, Browser, keys};
+use crate::common::{PASSWORD, TestApp};
 use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::clock::Clock as _;
 use tokentally::demo::{self, Workload};
 
-const AXE: &str = include_str!("vendor/axe-core/axe.min.js");
+const AXE: &str = include_str!("../vendor/axe-core/axe.min.js");
 
 /// The app on a real socket with a month of two people's usage.
 async fn served_app() -> (TestApp, String) {

@@ -2,10 +2,8 @@
 //! tokens normalised, users mapped or kept under the token's owner, and
 //! re-sent batches counted once.
 
-mod common;
-
+use crate::common::TestApp;
 use axum::http::StatusCode;
-use common::TestApp;
 use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;

@@ -1,8 +1,7 @@
 //! The real binary: start, serve, sign in, stop on SIGTERM; the CLI.
 
-mod common;
-
-use common::server::{Server, agent, run_cli, session_cookie};
+use crate::common;
+use crate::common::server::{Server, agent, run_cli, session_cookie};
 
 fn body(response: ureq::http::Response<ureq::Body>) -> String {
     response.into_body().read_to_string().unwrap_or_default()

@@ -3,10 +3,8 @@
 //! into a page. Names that carry SQL or HTML are valid data: they are
 //! stored as given (parameters, never SQL text) and always shown escaped.
 
-mod common;
-
+use crate::common::{self, PASSWORD, TestApp, TestResponse};
 use axum::http::StatusCode;
-use common::{PASSWORD, TestApp, TestResponse};
 use serde_json::json;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
@@ -229,7 +227,7 @@ async fn hostile_urls_and_parameters_get_a_clear_4xx() {
             "{path} reflected a script"
         );
     }
-    // (Header size limits are the listener's: tests/edge.rs.)
+    // (Header size limits are the listener's: tests/it/edge.rs.)
 }
 
 // ---------------------------------------------------------------------------

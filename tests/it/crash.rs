@@ -14,21 +14,20 @@
 //! CI; `just soak` runs many more). The kill moments come from a seeded
 //! RNG; the seed is printed at the start and with every failure, and
 //! `TOKENTALLY_CRASH_SEED` replays it. (Losing what was never synced is
-//! the power-cut test's part: `tests/durability.rs`.)
+//! the power-cut test's part: `tests/it/durability.rs`.)
 
-mod common;
-
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Once, RwLock};
 use std::time::Duration;
 
-use common::server::{Server, run_cli};
+use crate::common::server::{Server, run_cli};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use common::clients::{BATCH, CLIENTS, Ledger, admin_ingest_token, spawn_clients};
+use crate::common::clients::{BATCH, CLIENTS, Ledger, admin_ingest_token, spawn_clients};
 
 fn kills() -> usize {
     std::env::var("TOKENTALLY_CRASH_KILLS")
@@ -44,15 +43,39 @@ fn seed() -> u64 {
         .unwrap_or_else(rand::random)
 }
 
-/// Names the seed in every failure, also those raised in the helpers
-/// (this crate has this one test, so the hook is its own).
-fn announce_seed(seed: u64) {
+thread_local! {
+    /// The seed of the crash test running on this thread, if any.
+    static SEED: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Names the seed in every failure on the test's own thread, also those
+/// raised in the helpers it calls, while the returned guard lives. The
+/// panic hook is process-wide and every integration test shares this
+/// process, so the hook (installed once) says nothing for a panic on any
+/// other thread; a client thread's panic is named by the join that finds it.
+fn announce_seed(seed: u64) -> SeedNamed {
     eprintln!("crash test: seed {seed} (TOKENTALLY_CRASH_SEED={seed} replays it)");
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        eprintln!("crash test failed with seed {seed} (TOKENTALLY_CRASH_SEED={seed})");
-        default(info);
-    }));
+    SEED.set(Some(seed));
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(Some(seed)) = SEED.try_with(Cell::get) {
+                eprintln!("crash test failed with seed {seed} (TOKENTALLY_CRASH_SEED={seed})");
+            }
+            default(info);
+        }));
+    });
+    SeedNamed
+}
+
+/// While alive, panics on this thread name the seed.
+struct SeedNamed;
+
+impl Drop for SeedNamed {
+    fn drop(&mut self) {
+        SEED.set(None);
+    }
 }
 
 /// Checks what a stopped server left in `data` on a copy of its database
@@ -131,7 +154,7 @@ fn check(data: &Path, ledger: &Ledger, seed: u64) {
 #[test]
 fn acknowledged_events_survive_sigkill_exactly_once() {
     let seed = seed();
-    announce_seed(seed);
+    let _named = announce_seed(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8").to_owned();
     let token = admin_ingest_token(&data);

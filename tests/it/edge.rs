@@ -2,8 +2,6 @@
 //! slow or silent clients cut off, the connection cap, and the client
 //! address behind a trusted proxy.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -11,7 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::server::Server;
+use crate::common;
+use crate::common::server::Server;
 
 /// A self-signed certificate for localhost/127.0.0.1, made by openssl.
 fn make_cert(dir: &Path, name: &str) -> (String, String) {

@@ -1,11 +1,9 @@
 //! Running it: `/metrics` for Prometheus (who may read it, what it counts)
 //! and the per-token ingest rate limit.
 
-mod common;
-
+use crate::common::{PASSWORD, TestApp};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{PASSWORD, TestApp};
 use jiff::SignedDuration;
 use tokentally::auth::RateLimiter;
 use tokentally::auth::Role;

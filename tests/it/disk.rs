@@ -6,10 +6,8 @@
 //! message, pages still read, nothing is half-written, and it all recovers
 //! by itself once the trouble is gone.
 
-mod common;
-
+use crate::common::{PASSWORD, TestApp};
 use axum::http::StatusCode;
-use common::{PASSWORD, TestApp};
 use serde_json::json;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;

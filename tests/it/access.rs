@@ -3,11 +3,9 @@
 //! pair is written down; then what B (and B's token) receives from every
 //! data route is searched for A's numbers, which must never appear.
 
-mod common;
-
+use crate::common::{self, Browser, PASSWORD, TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{Browser, PASSWORD, TestApp, TestResponse};
 use serde_json::json;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;

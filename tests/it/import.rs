@@ -3,12 +3,10 @@
 //! message, a huge snapshot line), our own JSONL and CSV, incremental
 //! re-runs, and every unusable line named.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::server::run_cli;
+use crate::common::server::run_cli;
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(
@@ -296,7 +294,7 @@ fn our_jsonl_and_csv_import_with_every_bad_line_named() {
 
 #[test]
 fn import_into_a_remote_server_through_its_api() {
-    use common::server::Server;
+    use crate::common::server::Server;
     let server_side = Workspace::new(&["ada"]);
     let (ok, token, err) = server_side.cli(
         &["token", "create", "--user", "ada", "--scope", "ingest"],

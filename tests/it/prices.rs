@@ -1,9 +1,7 @@
 //! Prices: setting, replacing and removing a price re-prices exactly the
 //! events it applies to, raw rows and rollups together.
 
-mod common;
-
-use common::store::Store;
+use crate::common::store::Store;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tokentally::usage::buckets::BucketSize;

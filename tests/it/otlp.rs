@@ -2,10 +2,8 @@
 //! Gemini CLI and GenAI-instrumented apps export: protobuf and JSON, delta
 //! and cumulative, retried exports, and points that cannot be used.
 
-mod common;
-
+use crate::common::TestApp;
 use axum::http::StatusCode;
-use common::TestApp;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };

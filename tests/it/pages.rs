@@ -3,10 +3,8 @@
 //! table pages and sorts like the CSV export, and a price change says what
 //! it re-priced.
 
-mod common;
-
+use crate::common::{self, PASSWORD, TestApp};
 use axum::http::StatusCode;
-use common::{PASSWORD, TestApp};
 use serde_json::json;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;

@@ -3,12 +3,10 @@
 //! `tokentally verify`; the retention purge keeps the rest verifiable; the
 //! admin's audit page and export.
 
-mod common;
-
+use crate::common::server::run_cli;
+use crate::common::{Browser, PASSWORD, TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::server::run_cli;
-use common::{Browser, PASSWORD, TestApp, TestResponse};
 use serde_json::Value;
 use tokentally::audit::chain;
 use tokentally::auth::Role;

@@ -4,13 +4,11 @@
 //! content type and a body valid against the documented schema; and the
 //! event schema says yes and no to the same events the ingest API does.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::common::{PASSWORD, TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use common::{PASSWORD, TestApp, TestResponse};
 use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;

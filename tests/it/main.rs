@@ -1,0 +1,44 @@
+//! The integration tests, as one test binary: each file here was once its
+//! own `tests/X.rs` crate and is now the module `X`, with the fixtures they
+//! share in `common`. One binary links the whole program once, instead of
+//! once per file.
+//!
+//! The tests share one process and run on parallel threads, so anything
+//! process-wide must be safe for that: the crash test's panic hook speaks
+//! only for its own thread (`crash.rs`), and each power-cut VFS registers
+//! under a name of its own (`common/powercut.rs`). No test sets environment
+//! variables or changes the working directory.
+//!
+//! One file's tests: `cargo test --test it crash::` (a name filter; for
+//! `usage::` add `-- --skip cli_usage::`, which it also matches).
+
+mod common;
+
+mod access;
+mod accounts;
+mod addresses;
+mod audit;
+mod backup;
+mod binary;
+mod browser;
+mod cli_token;
+mod cli_usage;
+mod crash;
+mod db;
+mod disk;
+mod durability;
+mod edge;
+mod fuzz_corpus;
+mod hostile;
+mod http;
+mod import;
+mod ingest;
+mod litellm;
+mod load;
+mod openapi;
+mod operations;
+mod otlp;
+mod otlp_exporter;
+mod pages;
+mod prices;
+mod usage;
