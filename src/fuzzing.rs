@@ -1,5 +1,5 @@
 //! One entry point per decoder of outside input, for the fuzz targets in
-//! `fuzz/` and for `tests/fuzz_corpus.rs`, which runs every saved input
+//! `fuzz/` and for `tests/it/fuzz_corpus.rs`, which runs every saved input
 //! (corpus and past crashes) through the same functions in `cargo test`.
 //! Each must return, whatever the bytes: an error is a fine answer, a
 //! panic, a hang or an overflow is a bug.

@@ -1,6 +1,6 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3.1 description of every API
 //! endpoint, ingest included. Written by hand, next to nothing; kept true
-//! by `tests/openapi.rs`, which checks that every documented path is served,
+//! by `tests/it/openapi.rs`, which checks that every documented path is served,
 //! every served API path is documented, and that real answers and requests
 //! validate against the schemas given here.
 

@@ -131,7 +131,7 @@ pub struct DbOptions {
     pub max_batch: usize,
     /// The SQLite VFS the connections open the file with (registered by
     /// name beforehand); `None` for SQLite's default. Tests use it to put
-    /// a simulated disk under the app (`tests/common/powercut.rs`).
+    /// a simulated disk under the app (`tests/it/common/powercut.rs`).
     pub vfs: Option<String>,
 }
 

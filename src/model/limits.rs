@@ -9,7 +9,7 @@
 //! database file is capped at [`MAX_DATABASE_BYTES`] (128 GiB = 2³⁷ bytes,
 //! `PRAGMA max_page_count` on every connection that writes), and each
 //! stored event takes at least [`MIN_BYTES_PER_EVENT`] (64 = 2⁶) bytes of it
-//! (its row and its entries in the `events` indexes; `tests/hostile.rs`
+//! (its row and its entries in the `events` indexes; `tests/it/hostile.rs`
 //! measures it), so the file holds at most 2³¹ events.
 //!
 //! Hence any sum of one metric over any set of events — a rollup cell, a
