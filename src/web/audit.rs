@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::audit::Note;
 use crate::audit::chain::{COLUMNS, StoredEntry, from_row};
-use crate::auth::{RequireAdmin, Viewer};
+use crate::auth::RequireAdmin;
 use crate::db::DbError;
 use crate::error::AppError;
 use crate::model::Action;
@@ -18,6 +18,7 @@ use crate::model::format::csv_cell;
 use crate::usage::params as usage_params;
 use crate::web::WebState;
 use crate::web::layout;
+use crate::web::page::PageContext;
 
 const PAGE_ROWS: i64 = 100;
 const MAX_EXPORT_ROWS: i64 = 1_000_000;
@@ -150,7 +151,7 @@ fn select(
 pub async fn page(
     State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
-    viewer: Viewer,
+    context: PageContext,
     RawQuery(query): RawQuery,
 ) -> Result<(Note, Markup), AppError> {
     let filter = Filter::parse(query.as_deref())?;
@@ -161,7 +162,7 @@ pub async fn page(
         .read(move |conn| select(conn, &selection, range, PAGE_ROWS))
         .await?;
     let note = Note::new(Action::AuditRead).details(filter.details());
-    Ok((note, render(&state, &viewer, &filter, &rows)))
+    Ok((note, render(&context, &filter, &rows)))
 }
 
 fn time(at_ms: i64) -> String {
@@ -170,7 +171,7 @@ fn time(at_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn render(state: &WebState, viewer: &Viewer, filter: &Filter, rows: &[StoredEntry]) -> Markup {
+fn render(context: &PageContext, filter: &Filter, rows: &[StoredEntry]) -> Markup {
     let next = (rows.len() as i64 == PAGE_ROWS)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
@@ -232,7 +233,7 @@ fn render(state: &WebState, viewer: &Viewer, filter: &Filter, rows: &[StoredEntr
             }
         }
     };
-    layout::page(&state.assets, Some(viewer), "Audit log", body)
+    layout::page(context, "Audit log", body)
 }
 
 pub async fn export(

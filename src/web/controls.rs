@@ -1,5 +1,5 @@
 //! What every data page shares: the request turned into a [`DataPage`]
-//! (who is looking, whose usage, the parsed URL state), and the time
+//! (the page context, whose usage, the parsed URL state), and the time
 //! controls and view switcher rendered from it.
 
 use axum::extract::{FromRequestParts, RawQuery};
@@ -8,19 +8,20 @@ use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
+use super::page::PageContext;
 use super::url::UrlState;
 use crate::audit::Note;
-use crate::auth::{Reader, Viewer};
+use crate::auth::Reader;
 use crate::error::AppError;
 use crate::model::Action;
 use crate::model::Scope;
 use crate::usage::params::{self, Preset, ReadParams};
 use crate::web::WebState;
 
-/// A data page's request: the viewer, the scope they may read, and the
-/// parameters of the URL.
+/// A data page's request: the page context (with the viewer), the scope
+/// they may read, and the parameters of the URL.
 pub struct DataPage {
-    pub viewer: Viewer,
+    pub context: PageContext,
     pub reader: Reader,
     pub params: ReadParams,
     pub url: UrlState,
@@ -45,7 +46,7 @@ impl FromRequestParts<WebState> for DataPage {
         parts: &mut Parts,
         state: &WebState,
     ) -> Result<Self, Self::Rejection> {
-        let viewer = Viewer::from_request_parts(parts, state).await?;
+        let context = PageContext::from_request_parts(parts, state).await?;
         let reader = Reader::from_request_parts(parts, state).await?;
         let RawQuery(query) = RawQuery::from_request_parts(parts, state)
             .await
@@ -59,7 +60,7 @@ impl FromRequestParts<WebState> for DataPage {
         let params = params::parse_with(query.as_deref(), extra, zone, state.clock.now())
             .map_err(|e| AppError::BadRequest(e.to_string()).into_response())?;
         Ok(DataPage {
-            viewer,
+            context,
             reader,
             params,
             url: UrlState::parse(query.as_deref()),
@@ -151,7 +152,8 @@ pub fn time_controls(page: &DataPage, path: &str) -> Markup {
 
 /// The admin's switch between their own usage, everyone's and one user's.
 pub fn view_switcher(page: &DataPage, path: &str, usernames: &[String]) -> Markup {
-    if !page.viewer.user.is_admin() {
+    let user = &page.context.viewer.user;
+    if !user.is_admin() {
         return html! {};
     }
     let current = page.url.get("view").unwrap_or("everyone");
@@ -161,9 +163,9 @@ pub fn view_switcher(page: &DataPage, path: &str, usernames: &[String]) -> Marku
             label for="view" { "Whose usage" }
             select #view name="view" {
                 option value="everyone" selected[current == "everyone"] { "Everyone" }
-                option value="me" selected[current == "me" || current == page.viewer.user.username] { "Me" }
+                option value="me" selected[current == "me" || current == user.username] { "Me" }
                 @for name in usernames {
-                    @if *name != page.viewer.user.username {
+                    @if *name != user.username {
                         option value=(name) selected[current == name.as_str()] { (name) }
                     }
                 }

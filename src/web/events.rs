@@ -52,7 +52,7 @@ pub async fn page(
     if page.url.get("limit").is_none() {
         query.limit = PAGE_ROWS;
     }
-    let admin = page.viewer.user.is_admin();
+    let admin = page.context.viewer.user.is_admin();
     let (rows, usernames): (EventsPage, Vec<String>) = state
         .db
         .read(move |conn| {
@@ -68,10 +68,7 @@ pub async fn page(
     let body = render(&page, &rows, &usernames);
     let mut note = page.note("events");
     note.details["rows"] = rows.rows.len().into();
-    Ok((
-        note,
-        layout::page(&state.assets, Some(&page.viewer), "Events", body),
-    ))
+    Ok((note, layout::page(&page.context, "Events", body)))
 }
 
 fn render(page: &DataPage, rows: &EventsPage, usernames: &[String]) -> Markup {
@@ -203,8 +200,8 @@ fn event_row(page: &DataPage, row: &EventRow) -> Markup {
 }
 
 fn filters_form(page: &DataPage) -> Markup {
-    let admin_everyone =
-        page.viewer.user.is_admin() && matches!(page.reader.scope, crate::model::Scope::Everyone);
+    let admin_everyone = page.context.viewer.user.is_admin()
+        && matches!(page.reader.scope, crate::model::Scope::Everyone);
     html! {
         form.filters method="get" action="/events" aria-label="Filters" {
             (page.url.hidden_inputs(&["user", "model", "activity", "project", "source"]))

@@ -3,6 +3,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets::AssetIndex;
+use super::page::{PageContext, PublicPageContext};
 use crate::auth::Viewer;
 use crate::auth::csrf;
 
@@ -11,9 +12,21 @@ pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name=(csrf::FIELD) value=(token); }
 }
 
-/// Wraps `content` in the document, header and navigation. `viewer` is the
-/// signed-in user, or `None` on public pages (login, setup).
-pub fn page(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: Markup) -> Markup {
+/// Wraps a signed-in page's `content` in the document, header and
+/// navigation.
+pub fn page(page: &PageContext, title: &str, content: Markup) -> Markup {
+    document(&page.assets, Some(&page.viewer), title, content)
+}
+
+/// Wraps a public page's `content` (login, setup) in the document and a
+/// header without navigation.
+pub fn public_page(page: &PublicPageContext, title: &str, content: Markup) -> Markup {
+    document(&page.assets, None, title, content)
+}
+
+/// The document, header and navigation. `viewer` is the signed-in user,
+/// or `None` on public pages.
+fn document(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {

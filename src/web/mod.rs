@@ -1,7 +1,7 @@
 //! The pages people look at — the dashboard, events, team, prices, the
-//! audit log, sign-in, setup, profile, tokens and users — with the shared
-//! layout, embedded assets, the URL state and time controls every data
-//! page shares, and the charts.
+//! audit log, sign-in, setup, profile, tokens and users — with the page
+//! context each is rendered with, the shared layout, embedded assets, the
+//! URL state and time controls every data page shares, and the charts.
 
 pub mod account;
 pub mod assets;
@@ -14,6 +14,7 @@ pub use crate::model::format;
 pub mod headers;
 pub mod layout;
 mod overview;
+pub mod page;
 mod prices;
 mod team;
 pub mod url;

@@ -58,7 +58,7 @@ pub async fn page(
     let scope = page.reader.scope;
     let query = page.params.series.clone();
     let (split_dim, other_dim, _, _) = split(&page.url);
-    let admin = page.viewer.user.is_admin();
+    let admin = page.context.viewer.user.is_admin();
     // The chart keeps its largest series by what it shows.
     let rank = Metric::parse(page.url.get("metric")).rank();
     let data = state
@@ -98,7 +98,7 @@ pub async fn page(
     let body = render(&page, &data);
     Ok((
         page.note("overview"),
-        layout::page(&state.assets, Some(&page.viewer), "Overview", body),
+        layout::page(&page.context, "Overview", body),
     ))
 }
 

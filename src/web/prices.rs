@@ -11,10 +11,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::flash::{flash, notices, take_flash};
+use super::flash::{flash, notices};
+use super::page::PageContext;
 use super::{format, layout};
 use crate::audit::Note;
-use crate::auth::{RequireAdmin, Viewer};
+use crate::auth::RequireAdmin;
 use crate::error::AppError;
 use crate::model::Action;
 use crate::model::format::decimal;
@@ -26,36 +27,27 @@ use crate::web::WebState;
 pub async fn page(
     State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
-    viewer: Viewer,
-    session: Session,
+    mut context: PageContext,
     RawQuery(query): RawQuery,
 ) -> Result<(Note, Markup), AppError> {
     // The page takes no parameters: a misspelt one is refused, not ignored.
     params::check_names(query.as_deref(), &[]).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let flash = take_flash(&session).await?;
+    context.take_flash().await?;
     let prices = state.db.read(reprice::list).await?;
     let note = Note::new(Action::PageView).details(json!({"page": "prices"}));
-    Ok((
-        note,
-        render(&state, &viewer, &prices, flash.as_deref(), None),
-    ))
+    Ok((note, render(&context, &prices, None)))
 }
 
-fn render(
-    state: &WebState,
-    viewer: &Viewer,
-    prices: &[Price],
-    flash: Option<&str>,
-    error: Option<&str>,
-) -> Markup {
+fn render(context: &PageContext, prices: &[Price], error: Option<&str>) -> Markup {
+    let csrf = &context.viewer.csrf;
     let body = html! {
         h1 { "Prices" }
         p.subtitle { "Per million tokens, in your currency. An event without a reported cost is priced from this table; a change re-prices the events it applies to." }
-        (notices(flash, error))
+        (notices(context.flash.as_deref(), error))
         section.card aria-labelledby="set-price" {
             h2 #set-price { "Add or change a price" }
             form.price-form method="post" action="/admin/prices" {
-                (layout::csrf_field(&viewer.csrf))
+                (layout::csrf_field(csrf))
                 div { label for="p-model" { "Model" } input #p-model type="text" name="model" required placeholder="claude-sonnet-4-5"; }
                 div { label for="p-provider" { "Provider (empty: any)" } input #p-provider type="text" name="provider"; }
                 div { label for="p-from" { "In force from (UTC date; empty: always)" } input #p-from type="date" name="from"; }
@@ -89,7 +81,7 @@ fn render(
                                 @for amount in price.per_mtok { td.num { (decimal(amount)) } }
                                 td {
                                     form method="post" action="/admin/prices/remove" {
-                                        (layout::csrf_field(&viewer.csrf))
+                                        (layout::csrf_field(csrf))
                                         input type="hidden" name="model" value=(price.model);
                                         input type="hidden" name="provider" value=(price.provider);
                                         input type="hidden" name="from_ms" value=(price.effective_from_ms);
@@ -103,7 +95,7 @@ fn render(
             }
         }
     };
-    layout::page(&state.assets, Some(viewer), "Prices", body)
+    layout::page(context, "Prices", body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,7 +159,7 @@ fn repriced_message(repriced: usize, examined: usize) -> String {
 pub async fn set(
     State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
-    viewer: Viewer,
+    context: PageContext,
     session: Session,
     Form(form): Form<PriceForm>,
 ) -> Result<Response, AppError> {
@@ -176,7 +168,7 @@ pub async fn set(
         Ok(price) => price,
         Err(message) => {
             let prices = state.db.read(reprice::list).await?;
-            let page = render(&state, &viewer, &prices, None, Some(&message));
+            let page = render(&context, &prices, Some(&message));
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response());
         }
     };

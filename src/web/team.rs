@@ -73,10 +73,7 @@ pub async fn page(
     };
     rows.truncate(TABLE_ROWS);
     let body = render(&page, &series, &rows, rest.as_ref(), sort, descending);
-    Ok((
-        page.note("team"),
-        layout::page(&state.assets, Some(&page.viewer), "Team", body),
-    ))
+    Ok((page.note("team"), layout::page(&page.context, "Team", body)))
 }
 
 fn team_sort(page: &DataPage) -> (&'static str, bool) {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::{flash, notices, take_flash, when};
+use super::{flash, notices, when};
 use crate::audit::Note;
 use crate::auth::session_store::delete_user_sessions;
 use crate::auth::{RequireAdmin, Viewer, check_new_password};
@@ -22,20 +22,17 @@ use crate::model::{Role, User};
 use crate::secret::random_password;
 use crate::web::WebState;
 use crate::web::layout;
+use crate::web::page::PageContext;
 
 pub async fn page(
     State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
-    viewer: Viewer,
-    session: Session,
+    mut context: PageContext,
 ) -> Result<(Note, Markup), AppError> {
-    let flash = take_flash(&session).await?;
+    context.take_flash().await?;
     let all = state.db.read(users::list).await?;
     let note = Note::new(Action::PageView).details(json!({"page": "admin.users"}));
-    Ok((
-        note,
-        render(&state, &viewer, &all, flash.as_deref(), None, None),
-    ))
+    Ok((note, render(&context, &all, None, None)))
 }
 
 /// A password generated for someone, shown once to the admin.
@@ -45,16 +42,15 @@ struct Issued<'a> {
 }
 
 fn render(
-    state: &WebState,
-    viewer: &Viewer,
+    context: &PageContext,
     all: &[User],
-    flash: Option<&str>,
     error: Option<&str>,
     issued: Option<&Issued<'_>>,
 ) -> Markup {
+    let viewer = &context.viewer;
     let body = html! {
         h1 { "Users" }
-        (notices(flash, error))
+        (notices(context.flash.as_deref(), error))
         @if let Some(issued) = issued {
             section.card aria-labelledby="issued-title" {
                 h2 #issued-title { "Password for " (issued.username) ": copy it now" }
@@ -101,7 +97,7 @@ fn render(
             }
         }
     };
-    layout::page(&state.assets, Some(viewer), "Users", body)
+    layout::page(context, "Users", body)
 }
 
 fn action_form(viewer: &Viewer, user: &User, action: &str, label: &str) -> Markup {
@@ -158,14 +154,14 @@ fn optional(text: Option<&str>) -> Option<String> {
 pub async fn create(
     State(state): State<WebState>,
     RequireAdmin(_): RequireAdmin,
-    viewer: Viewer,
+    context: PageContext,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
     let username = form.username.trim().to_owned();
     let note = Note::new(Action::UserCreate).target(format!("user:{username}"));
     let role: Role = match form.role.parse() {
         Ok(role) => role,
-        Err(reason) => return refuse(&state, &viewer, note, &format!("role: {reason}")).await,
+        Err(reason) => return refuse(&state, &context, note, &format!("role: {reason}")).await,
     };
     let profile = Profile {
         display_name: optional(form.display_name.as_deref()),
@@ -173,7 +169,7 @@ pub async fn create(
         time_zone: None,
     };
     if let Err(e) = users::validate_username(&username).and(users::validate_profile(&profile)) {
-        return refuse(&state, &viewer, note, &e.to_string()).await;
+        return refuse(&state, &context, note, &e.to_string()).await;
     }
     let password = random_password();
     let hash = state
@@ -204,22 +200,22 @@ pub async fn create(
                 username: &username,
                 password: &password,
             };
-            let page = render(&state, &viewer, &all, None, None, Some(&issued));
+            let page = render(&context, &all, None, Some(&issued));
             Ok((StatusCode::CREATED, note, page).into_response())
         }
         Err(UserError::Db(e)) => Err(e.into()),
-        Err(e) => refuse(&state, &viewer, note, &e.to_string()).await,
+        Err(e) => refuse(&state, &context, note, &e.to_string()).await,
     }
 }
 
 async fn refuse(
     state: &WebState,
-    viewer: &Viewer,
+    context: &PageContext,
     note: Note,
     message: &str,
 ) -> Result<Response, AppError> {
     let all = state.db.read(users::list).await?;
-    let page = render(state, viewer, &all, None, Some(message), None);
+    let page = render(context, &all, Some(message), None);
     Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response())
 }
 
@@ -302,12 +298,12 @@ impl UserChange {
 pub async fn act(
     State(state): State<WebState>,
     RequireAdmin(admin): RequireAdmin,
-    viewer: Viewer,
+    context: PageContext,
     session: Session,
     Path((username, segment)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let change = match UserAction::parse(&segment).ok_or(AppError::NotFound)? {
-        UserAction::ResetPassword => return reset_password(state, viewer, username).await,
+        UserAction::ResetPassword => return reset_password(state, context, username).await,
         UserAction::Change(change) => change,
     };
     let (code, done) = change.code_and_outcome();
@@ -328,14 +324,14 @@ pub async fn act(
         }
         Err(UserError::NotFound(_)) => Ok((note, AppError::NotFound).into_response()),
         Err(UserError::Db(e)) => Err(e.into()),
-        Err(e) => refuse(&state, &viewer, note, &e.to_string()).await,
+        Err(e) => refuse(&state, &context, note, &e.to_string()).await,
     }
 }
 
 /// Sets a generated password (shown once) and ends the user's sessions.
 async fn reset_password(
     state: WebState,
-    viewer: Viewer,
+    context: PageContext,
     username: String,
 ) -> Result<Response, AppError> {
     let note = Note::new(Action::UserPasswordReset).target(format!("user:{username}"));
@@ -358,7 +354,7 @@ async fn reset_password(
                 username: &username,
                 password: &password,
             };
-            let page = render(&state, &viewer, &all, None, None, Some(&issued));
+            let page = render(&context, &all, None, Some(&issued));
             Ok((note, page).into_response())
         }
         Err(UserError::NotFound(_)) => Ok((note, AppError::NotFound).into_response()),

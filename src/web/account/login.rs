@@ -12,10 +12,11 @@ use crate::audit::{Note, RequestMeta};
 use crate::auth::session::{USER_ID_KEY, session_error, sign_in};
 use crate::auth::setup::{self, SetupError};
 use crate::auth::users::{self, UserError, UserId};
-use crate::auth::{check_new_password, csrf, safe_next};
+use crate::auth::{check_new_password, safe_next};
 use crate::error::AppError;
 use crate::model::{Action, Actor, Outcome};
 use crate::web::WebState;
+use crate::web::page::PublicPageContext;
 
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
@@ -39,7 +40,7 @@ async fn logged_in(session: &Session) -> Result<bool, AppError> {
 }
 
 pub async fn login_page(
-    State(state): State<WebState>,
+    page: PublicPageContext,
     session: Session,
     Query(query): Query<NextQuery>,
 ) -> Result<Response, AppError> {
@@ -47,18 +48,19 @@ pub async fn login_page(
     if logged_in(&session).await? {
         return Ok(Redirect::to(&next).into_response());
     }
-    let csrf = csrf::token(&session).await?;
+    let csrf = page.csrf().await?;
     let form = views::LoginView {
         csrf: &csrf,
         next: &next,
         error: None,
         username: "",
     };
-    Ok(views::login_page(&state.assets, &form).into_response())
+    Ok(views::login_page(&page, &form).into_response())
 }
 
 pub async fn login(
     State(state): State<WebState>,
+    page: PublicPageContext,
     session: Session,
     meta: RequestMeta,
     Form(form): Form<LoginForm>,
@@ -67,7 +69,7 @@ pub async fn login(
     let username = form.username.trim().to_owned();
     let now = state.now_unix();
     let address = meta.client_addr.as_deref();
-    let csrf = csrf::token(&session).await?;
+    let csrf = page.csrf().await?;
     let refuse = |status: StatusCode, message: &str, note: Note| {
         let view = views::LoginView {
             csrf: &csrf,
@@ -75,7 +77,7 @@ pub async fn login(
             error: Some(message),
             username: &username,
         };
-        (status, note, views::login_page(&state.assets, &view)).into_response()
+        (status, note, views::login_page(&page, &view)).into_response()
     };
     let target = format!("user:{username}");
     let attempt = match state.throttle.begin(&username, address, now).await {
@@ -153,7 +155,7 @@ pub struct SetupForm {
 
 pub async fn setup_page(
     State(state): State<WebState>,
-    session: Session,
+    page: PublicPageContext,
     Query(query): Query<SetupQuery>,
 ) -> Result<Response, AppError> {
     let token = query.token.unwrap_or_default();
@@ -171,22 +173,23 @@ pub async fn setup_page(
         return Ok(Redirect::to("/login").into_response());
     }
     if !valid {
-        return Ok(setup_refused(&state));
+        return Ok(setup_refused(&page));
     }
-    let csrf = csrf::token(&session).await?;
-    Ok(views::setup_page(&state.assets, &csrf, &token, None, "").into_response())
+    let csrf = page.csrf().await?;
+    Ok(views::setup_page(&page, &csrf, &token, None, "").into_response())
 }
 
 pub async fn setup(
     State(state): State<WebState>,
+    page: PublicPageContext,
     session: Session,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, AppError> {
     let username = form.username.trim().to_owned();
-    let csrf = csrf::token(&session).await?;
+    let csrf = page.csrf().await?;
     let refuse = |message: String| {
-        let page = views::setup_page(&state.assets, &csrf, &form.token, Some(&message), &username);
-        Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        let markup = views::setup_page(&page, &csrf, &form.token, Some(&message), &username);
+        Ok((StatusCode::UNPROCESSABLE_ENTITY, markup).into_response())
     };
     if let Err(e) = users::validate_username(&username) {
         return refuse(e.to_string());
@@ -220,7 +223,7 @@ pub async fn setup(
                 });
             Ok((note, Redirect::to("/")).into_response())
         }
-        Err(SetupError::InvalidToken) => Ok(setup_refused(&state)),
+        Err(SetupError::InvalidToken) => Ok(setup_refused(&page)),
         Err(SetupError::AlreadyDone) => Ok(Redirect::to("/login").into_response()),
         Err(SetupError::User(e @ (UserError::Exists(_) | UserError::InvalidName))) => {
             refuse(e.to_string())
@@ -231,12 +234,7 @@ pub async fn setup(
 
 /// A wrong or spent setup link: refused, and audited (someone is trying
 /// to become the first admin).
-fn setup_refused(state: &WebState) -> Response {
+fn setup_refused(page: &PublicPageContext) -> Response {
     let note = Note::new(Action::AccessDenied).target("setup");
-    (
-        StatusCode::FORBIDDEN,
-        note,
-        views::setup_invalid(&state.assets),
-    )
-        .into_response()
+    (StatusCode::FORBIDDEN, note, views::setup_invalid(page)).into_response()
 }

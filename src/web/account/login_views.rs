@@ -3,8 +3,8 @@
 use maud::{Markup, html};
 
 use crate::auth::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
-use crate::web::assets::AssetIndex;
 use crate::web::layout;
+use crate::web::page::PublicPageContext;
 
 fn error_box(error: Option<&str>) -> Markup {
     html! {
@@ -30,7 +30,7 @@ pub struct LoginView<'a> {
     pub username: &'a str,
 }
 
-pub fn login_page(assets: &AssetIndex, view: &LoginView<'_>) -> Markup {
+pub fn login_page(page: &PublicPageContext, view: &LoginView<'_>) -> Markup {
     let body = html! {
         section.card.narrow aria-labelledby="login-title" {
             h1 #login-title { "Sign in" }
@@ -46,11 +46,11 @@ pub fn login_page(assets: &AssetIndex, view: &LoginView<'_>) -> Markup {
             }
         }
     };
-    layout::page(assets, None, "Sign in", body)
+    layout::public_page(page, "Sign in", body)
 }
 
 pub fn setup_page(
-    assets: &AssetIndex,
+    page: &PublicPageContext,
     csrf: &str,
     token: &str,
     error: Option<&str>,
@@ -76,10 +76,10 @@ pub fn setup_page(
             }
         }
     };
-    layout::page(assets, None, "Set up tokentally", body)
+    layout::public_page(page, "Set up tokentally", body)
 }
 
-pub fn setup_invalid(assets: &AssetIndex) -> Markup {
+pub fn setup_invalid(page: &PublicPageContext) -> Markup {
     let body = html! {
         section.card.narrow aria-labelledby="setup-title" {
             h1 #setup-title { "This setup link does not work" }
@@ -87,5 +87,5 @@ pub fn setup_invalid(assets: &AssetIndex) -> Markup {
             pre { code { "tokentally user add NAME --role admin" } }
         }
     };
-    layout::page(assets, None, "Set up tokentally", body)
+    layout::public_page(page, "Set up tokentally", body)
 }

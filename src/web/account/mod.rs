@@ -9,7 +9,7 @@ mod login_views;
 pub mod profile;
 pub mod tokens;
 
-pub(super) use crate::web::flash::{flash, notices, take_flash};
+pub(super) use crate::web::flash::{flash, notices};
 
 /// A date and time for lists ("2026-06-15 12:00 UTC"), or a dash.
 pub(super) fn when(unix: Option<i64>) -> String {

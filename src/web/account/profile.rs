@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::{flash, notices, take_flash};
+use super::{flash, notices};
 use crate::audit::Note;
 use crate::auth::session::{session_error, sign_in};
 use crate::auth::session_store::delete_user_sessions;
@@ -20,24 +20,22 @@ use crate::error::AppError;
 use crate::model::Action;
 use crate::web::WebState;
 use crate::web::layout;
+use crate::web::page::PageContext;
 
-pub async fn page(
-    State(state): State<WebState>,
-    viewer: Viewer,
-    session: Session,
-) -> Result<(Note, Markup), AppError> {
-    let flash = take_flash(&session).await?;
+pub async fn page(mut context: PageContext) -> Result<(Note, Markup), AppError> {
+    context.take_flash().await?;
     Ok((
         Note::new(Action::PageView).details(json!({"page": "profile"})),
-        render(&state, &viewer, flash.as_deref(), None),
+        render(&context, None),
     ))
 }
 
-fn render(state: &WebState, viewer: &Viewer, flash: Option<&str>, error: Option<&str>) -> Markup {
+fn render(context: &PageContext, error: Option<&str>) -> Markup {
+    let viewer = &context.viewer;
     let user = &viewer.user;
     let body = html! {
         h1 { "Your profile" }
-        (notices(flash, error))
+        (notices(context.flash.as_deref(), error))
         section.card aria-labelledby="details-title" {
             h2 #details-title { "Details" }
             p.hint { "Signed in as " strong { (user.username) } " (" (user.role) ")." }
@@ -83,7 +81,7 @@ fn render(state: &WebState, viewer: &Viewer, flash: Option<&str>, error: Option<
             }
         }
     };
-    layout::page(&state.assets, Some(viewer), "Profile", body)
+    layout::page(context, "Profile", body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,10 +98,11 @@ fn optional(text: &str) -> Option<String> {
 
 pub async fn update(
     State(state): State<WebState>,
-    viewer: Viewer,
+    context: PageContext,
     session: Session,
     Form(form): Form<ProfileForm>,
 ) -> Result<Response, AppError> {
+    let viewer = &context.viewer;
     let profile = Profile {
         display_name: optional(&form.display_name),
         email: optional(&form.email),
@@ -111,7 +110,7 @@ pub async fn update(
     };
     let note = Note::new(Action::ProfileUpdate).target(format!("user:{}", viewer.user.username));
     if let Err(e) = users::validate_profile(&profile) {
-        let page = render(&state, &viewer, None, Some(&e.to_string()));
+        let page = render(&context, Some(&e.to_string()));
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response());
     }
     let (id, now) = (viewer.user.id, state.now_unix());
@@ -134,13 +133,14 @@ pub struct PasswordForm {
 
 pub async fn change_password(
     State(state): State<WebState>,
-    viewer: Viewer,
+    context: PageContext,
     session: Session,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
+    let viewer = &context.viewer;
     let note = Note::new(Action::PasswordChange).target(format!("user:{}", viewer.user.username));
     let refuse = |message: &str| {
-        let page = render(&state, &viewer, None, Some(message));
+        let page = render(&context, Some(message));
         (StatusCode::UNPROCESSABLE_ENTITY, note.clone(), page).into_response()
     };
     let id = viewer.user.id;

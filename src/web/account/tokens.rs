@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::{flash, notices, take_flash, when};
+use super::{flash, notices, when};
 use crate::audit::Note;
 use crate::auth::Viewer;
 use crate::auth::users;
@@ -22,6 +22,7 @@ use crate::model::Action;
 use crate::model::TokenId;
 use crate::web::WebState;
 use crate::web::layout;
+use crate::web::page::PageContext;
 
 async fn visible_tokens(state: &WebState, viewer: &Viewer) -> Result<Vec<TokenInfo>, AppError> {
     let owner = (!viewer.user.is_admin()).then_some(viewer.user.id);
@@ -38,33 +39,28 @@ async fn usernames(state: &WebState, viewer: &Viewer) -> Result<Vec<String>, App
 
 pub async fn page(
     State(state): State<WebState>,
-    viewer: Viewer,
-    session: Session,
+    mut context: PageContext,
 ) -> Result<(Note, Markup), AppError> {
-    let flash = take_flash(&session).await?;
-    let list = visible_tokens(&state, &viewer).await?;
-    let names = usernames(&state, &viewer).await?;
+    context.take_flash().await?;
+    let list = visible_tokens(&state, &context.viewer).await?;
+    let names = usernames(&state, &context.viewer).await?;
     let note = Note::new(Action::PageView).details(json!({"page": "tokens"}));
-    Ok((
-        note,
-        render(&state, &viewer, &list, &names, flash.as_deref(), None, None),
-    ))
+    Ok((note, render(&context, &list, &names, None, None)))
 }
 
 fn render(
-    state: &WebState,
-    viewer: &Viewer,
+    context: &PageContext,
     list: &[TokenInfo],
     names: &[String],
-    flash: Option<&str>,
     error: Option<&str>,
     created: Option<&CreatedToken>,
 ) -> Markup {
+    let viewer = &context.viewer;
     let admin = viewer.user.is_admin();
     let body = html! {
         h1 { "API tokens" }
         p.subtitle { "Tokens let exporters, proxies and scripts send usage (ingest) or read it (read)." }
-        (notices(flash, error))
+        (notices(context.flash.as_deref(), error))
         @if let Some(created) = created {
             section.card aria-labelledby="created-title" {
                 h2 #created-title { "New token: copy it now" }
@@ -137,7 +133,7 @@ fn render(
             }
         }
     };
-    layout::page(&state.assets, Some(viewer), "API tokens", body)
+    layout::page(context, "API tokens", body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,9 +145,10 @@ pub struct CreateForm {
 
 pub async fn create(
     State(state): State<WebState>,
-    viewer: Viewer,
+    context: PageContext,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, AppError> {
+    let viewer = &context.viewer;
     // A member's token is always their own, whatever the form says.
     let owner = match form.user.as_deref().map(str::trim) {
         Some(name) if viewer.user.is_admin() && !name.is_empty() => name.to_owned(),
@@ -178,8 +175,8 @@ pub async fn create(
             form.scope
         ))),
     };
-    let list = visible_tokens(&state, &viewer).await?;
-    let names = usernames(&state, &viewer).await?;
+    let list = visible_tokens(&state, viewer).await?;
+    let names = usernames(&state, viewer).await?;
     match created {
         Ok(created) => {
             let note = note.details(json!({
@@ -187,12 +184,12 @@ pub async fn create(
                 "scope": created.info.scope.as_str(),
                 "name": created.info.name,
             }));
-            let page = render(&state, &viewer, &list, &names, None, None, Some(&created));
+            let page = render(&context, &list, &names, None, Some(&created));
             Ok((StatusCode::CREATED, note, page).into_response())
         }
         Err(Err(internal)) => Err(internal),
         Err(Ok(message)) => {
-            let page = render(&state, &viewer, &list, &names, None, Some(&message), None);
+            let page = render(&context, &list, &names, Some(&message), None);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response())
         }
     }
