@@ -1,12 +1,26 @@
-//! The error type of the web layer. What a user reads is kept apart from
-//! what is logged: internal details go to the log, never to the client.
+//! How an HTTP error is written, in one place: [`ApiError`] is the JSON
+//! error of every API path, [`error_page`] the page of every page, and
+//! [`DbVerdict`] what a database error means for whoever asked. What a
+//! user reads is kept apart from what is logged: internal details go to
+//! the log (once, where the response is made), never to the client.
 
-use axum::http::StatusCode;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
+use serde_json::{Map, Value};
 
 use crate::db::DbError;
 
+/// Any error, kept whole for the log.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What an API answers when something of ours broke; the details are
+/// logged.
+pub const INTERNAL_MESSAGE: &str = "internal error; the details are in the server log";
+
+/// The error of a page (HTML through [`IntoResponse`]), which also has a
+/// JSON form for programs ([`AppError::into_api`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("not found")]
@@ -21,32 +35,37 @@ pub enum AppError {
     /// A form whose input is refused; the string is shown.
     #[error("unprocessable: {0}")]
     Unprocessable(String),
-    /// The storage refuses writes for now (disk full, read-only).
-    #[error("unavailable: {0}")]
-    Unavailable(&'static str),
-    /// Something broke on our side; the string is for the log only.
+    /// The storage refuses writes for now (disk full, read-only): the
+    /// reason is shown, the error it came from logged.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        reason: &'static str,
+        source: DbError,
+    },
+    /// Something broke on our side; the error is for the log only.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        match e.storage_trouble() {
-            Some(reason) => {
-                tracing::error!(error = %e, "request refused: storage trouble");
-                AppError::Unavailable(reason)
+        match DbVerdict::from(e) {
+            DbVerdict::Unavailable { reason, source } => AppError::Unavailable { reason, source },
+            // A page offers no retry: the message says what to do.
+            DbVerdict::Refused(message) | DbVerdict::OverBudget { message, .. } => {
+                AppError::Unprocessable(message)
             }
-            None => match e {
-                DbError::Refused(message) | DbError::OverBudget { message, .. } => {
-                    AppError::Unprocessable(message)
-                }
-                other => AppError::Internal(other.to_string()),
-            },
+            DbVerdict::Internal(source) => AppError::internal(source),
         }
     }
 }
 
 impl AppError {
+    /// Something of ours broke: `source` is logged, never shown.
+    pub fn internal(source: impl Into<BoxError>) -> AppError {
+        AppError::Internal(source.into())
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
@@ -54,7 +73,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,7 +86,7 @@ impl AppError {
             AppError::BadRequest(why)
             | AppError::PayloadTooLarge(why)
             | AppError::Unprocessable(why) => why.clone(),
-            AppError::Unavailable(reason) => format!(
+            AppError::Unavailable { reason, .. } => format!(
                 "The server cannot save changes right now ({reason}). Nothing was changed; try again later."
             ),
             AppError::Internal(_) => {
@@ -75,31 +94,45 @@ impl AppError {
             }
         }
     }
-}
 
-impl AppError {
+    /// What goes to the log rather than to the user.
+    fn into_logged(self) -> Option<Logged> {
+        match self {
+            AppError::Internal(source) => Some(Logged::new("request failed", source)),
+            AppError::Unavailable { source, .. } => Some(Logged::new(
+                "request refused: storage trouble",
+                Box::new(source),
+            )),
+            _ => None,
+        }
+    }
+
     /// The same error for a program (the API, `/metrics`): JSON with the
     /// user-facing message, never the logged detail.
-    pub fn into_json_response(self) -> Response {
-        if let AppError::Internal(detail) = &self {
-            tracing::error!(error = %detail, "request failed");
-        }
+    pub fn into_api(self) -> ApiError {
         let message = match &self {
             AppError::Forbidden => "your account may not read this".to_owned(),
             other => other.public_message(),
         };
-        let body = axum::Json(serde_json::json!({ "error": message }));
-        (self.status(), body).into_response()
+        let mut api = ApiError::new(self.status(), message);
+        api.log = self.into_logged();
+        api
+    }
+
+    /// [`AppError::into_api`], answered.
+    pub fn into_json_response(self) -> Response {
+        self.into_api().into_response()
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let AppError::Internal(detail) = &self {
-            tracing::error!(error = %detail, "request failed");
-        }
         let status = self.status();
-        (status, error_page(status, &self.public_message())).into_response()
+        let message = self.public_message();
+        if let Some(logged) = self.into_logged() {
+            logged.emit();
+        }
+        (status, error_page(status, &message)).into_response()
     }
 }
 
@@ -123,5 +156,574 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The error a program gets from any API path: its status, the body
+/// `{"error": message}` (with `"field"` and `"reason"` when one field is at
+/// fault, and any further members), `WWW-Authenticate` on a missing or
+/// refused credential and `Retry-After` when waiting helps. What caused it
+/// is logged when the response is made, never sent.
+#[derive(Debug)]
+#[must_use]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+    reason: Option<String>,
+    more: Map<String, Value>,
+    www_authenticate: Option<&'static str>,
+    retry_after_s: Option<u64>,
+    log: Option<Logged>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+            reason: None,
+            more: Map::new(),
+            www_authenticate: None,
+            retry_after_s: None,
+            log: None,
+        }
+    }
+
+    /// 401 with the `Bearer` challenge: a token or a session is needed.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError {
+            www_authenticate: Some("Bearer"),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, message)
+        }
+    }
+
+    /// 500: something of ours broke. `source` is logged under `event`;
+    /// the client reads [`INTERNAL_MESSAGE`].
+    pub fn internal(event: &'static str, source: impl Into<BoxError>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE).logged(event, source)
+    }
+
+    /// The field at fault and why (`"field"` and `"reason"` of the body).
+    pub fn field(mut self, field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// One more member of the body.
+    pub fn with(mut self, key: &str, value: Value) -> ApiError {
+        self.more.insert(key.to_owned(), value);
+        self
+    }
+
+    /// `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// Logs `source` under `event` when the response is made.
+    pub fn logged(mut self, event: &'static str, source: impl Into<BoxError>) -> ApiError {
+        self.log = Some(Logged::new(event, source.into()));
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Some(logged) = &self.log {
+            logged.emit();
+        }
+        let mut body = Map::new();
+        body.insert("error".into(), Value::String(self.message));
+        if let Some(field) = self.field {
+            body.insert("field".into(), Value::String(field));
+        }
+        if let Some(reason) = self.reason {
+            body.insert("reason".into(), Value::String(reason));
+        }
+        body.extend(self.more);
+        let mut response = (self.status, Json(Value::Object(body))).into_response();
+        let headers = response.headers_mut();
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if let Some(seconds) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        e.into_api()
+    }
+}
+
+/// An error for the log only, with what it stopped.
+#[derive(Debug)]
+struct Logged {
+    event: &'static str,
+    source: BoxError,
+}
+
+impl Logged {
+    fn new(event: &'static str, source: BoxError) -> Logged {
+        Logged { event, source }
+    }
+
+    fn emit(&self) {
+        tracing::error!(error = %self.source, "{}", self.event);
+    }
+}
+
+/// `source` with what was being done ("csv", "session"), for the log; the
+/// error itself stays its source.
+pub fn context(what: &'static str, source: impl Into<BoxError>) -> BoxError {
+    Box::new(Context {
+        what,
+        source: source.into(),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+struct Context {
+    what: &'static str,
+    source: BoxError,
+}
+
+/// What a stored total out of range means for the client (only a database
+/// written before the per-event limits can hold one).
+const OVERFLOW_REASON: &str = "a stored total is out of range (a database written by an older \
+                               release); an administrator must run `tokentally verify --repair`";
+
+/// What a database error means for whoever asked, decided here once for
+/// pages, ingestion and reads; each says it in its own words.
+#[derive(Debug)]
+pub enum DbVerdict {
+    /// Nothing was changed and nothing can be for now: the storage refuses
+    /// writes (disk full or at its size limit, read-only, I/O error) or a
+    /// stored total is out of range. `reason` is shown, `source` logged.
+    Unavailable {
+        reason: &'static str,
+        source: DbError,
+    },
+    /// Refused for what it asks (a limit): the message is for the client.
+    Refused(String),
+    /// Over a budget that renews after `retry_after_s`.
+    OverBudget { message: String, retry_after_s: u64 },
+    /// Anything else is ours to fix: logged, never shown.
+    Internal(DbError),
+}
+
+impl From<DbError> for DbVerdict {
+    fn from(e: DbError) -> Self {
+        if let Some(reason) = e.storage_trouble() {
+            return DbVerdict::Unavailable { reason, source: e };
+        }
+        match e {
+            DbError::Overflow(_) => DbVerdict::Unavailable {
+                reason: OVERFLOW_REASON,
+                source: e,
+            },
+            DbError::Refused(message) => DbVerdict::Refused(message),
+            DbError::OverBudget {
+                message,
+                retry_after_s,
+            } => DbVerdict::OverBudget {
+                message,
+                retry_after_s,
+            },
+            other => DbVerdict::Internal(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rusqlite::ffi;
+
+    use super::*;
+
+    async fn answer(response: Response) -> (StatusCode, Vec<(String, String)>, Value) {
+        let status = response.status();
+        let mut headers: Vec<_> = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| *name != header::CONTENT_TYPE)
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().expect("ASCII").to_owned(),
+                )
+            })
+            .collect();
+        headers.sort();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/json",
+            "JSON"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes).expect("a JSON body");
+        (status, headers, body)
+    }
+
+    fn header_list(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn api_errors_have_one_shape() {
+        // name, error, status, headers but Content-Type, body
+        type Case = (
+            &'static str,
+            ApiError,
+            StatusCode,
+            &'static [(&'static str, &'static str)],
+            Value,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "error only",
+                ApiError::new(StatusCode::FORBIDDEN, "no"),
+                StatusCode::FORBIDDEN,
+                &[],
+                serde_json::json!({"error": "no"}),
+            ),
+            (
+                "field and reason",
+                ApiError::new(StatusCode::BAD_REQUEST, "view: no user named \"x\"")
+                    .field("view", "no user named \"x\""),
+                StatusCode::BAD_REQUEST,
+                &[],
+                serde_json::json!({"error": "view: no user named \"x\"",
+                                   "field": "view", "reason": "no user named \"x\""}),
+            ),
+            (
+                "WWW-Authenticate",
+                ApiError::unauthorized("login required"),
+                StatusCode::UNAUTHORIZED,
+                &[("www-authenticate", "Bearer")],
+                serde_json::json!({"error": "login required"}),
+            ),
+            (
+                "Retry-After",
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "slow down").retry_after(7),
+                StatusCode::TOO_MANY_REQUESTS,
+                &[("retry-after", "7")],
+                serde_json::json!({"error": "slow down"}),
+            ),
+            (
+                "more members",
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+                    .with("errors_truncated", Value::Bool(false)),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &[],
+                serde_json::json!({"error": "invalid", "errors_truncated": false}),
+            ),
+            (
+                "internal: the source is logged, never sent",
+                ApiError::internal("test failed", "secret detail"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &[],
+                serde_json::json!({"error": INTERNAL_MESSAGE}),
+            ),
+        ];
+        for (name, error, status, headers, body) in cases {
+            let got = answer(error.into_response()).await;
+            assert_eq!(got, (status, header_list(headers), body), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn app_errors_in_json_keep_their_messages() {
+        let cases: Vec<(AppError, StatusCode, &str)> = vec![
+            (
+                AppError::Forbidden,
+                StatusCode::FORBIDDEN,
+                "your account may not read this",
+            ),
+            (
+                AppError::NotFound,
+                StatusCode::NOT_FOUND,
+                "There is nothing at this address.",
+            ),
+            (
+                AppError::internal("the detail"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. The details are in the server log.",
+            ),
+        ];
+        for (error, status, message) in cases {
+            let got = answer(error.into_json_response()).await;
+            assert_eq!(got, (status, vec![], serde_json::json!({"error": message})));
+        }
+    }
+
+    fn sqlite(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    fn commit(code: i32) -> DbError {
+        DbError::Commit(Arc::new(sqlite(code)))
+    }
+
+    /// What each layer answers for a database error, told by its SQLite
+    /// code (never by the text of a message) and by its variant: the
+    /// reason shown, the page's status, and ingestion's and the read API's
+    /// status and `Retry-After`.
+    #[tokio::test]
+    async fn database_errors_map_by_code() {
+        use crate::ingest::error::IngestError;
+        use crate::usage::api::ReadError;
+
+        type Answer = (StatusCode, Option<u64>);
+        let (unavailable, internal) = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
+        );
+        let retry_30: Answer = (unavailable, Some(30));
+        let broken: Answer = (internal, None);
+        let down: Answer = (unavailable, None);
+        let refused: Answer = (StatusCode::UNPROCESSABLE_ENTITY, None);
+        let full = "the disk is full, or the database reached its size limit (128 GiB)";
+        let read_only = "the database is read-only";
+        let io = "the disk reported an I/O error";
+        #[rustfmt::skip]
+        // name, error, reason shown, page, ingest, read
+        type Case = (&'static str, fn() -> DbError, Option<&'static str>, StatusCode, Answer, Answer);
+        let cases: Vec<Case> = vec![
+            (
+                "SQLITE_FULL",
+                || DbError::Sqlite(sqlite(ffi::SQLITE_FULL)),
+                Some(full),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "SQLITE_READONLY",
+                || DbError::Sqlite(sqlite(ffi::SQLITE_READONLY)),
+                Some(read_only),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "SQLITE_IOERR",
+                || DbError::Sqlite(sqlite(ffi::SQLITE_IOERR)),
+                Some(io),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "SQLITE_IOERR_FSYNC",
+                || DbError::Sqlite(sqlite(ffi::SQLITE_IOERR_FSYNC)),
+                Some(io),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "SQLITE_CONSTRAINT",
+                || DbError::Sqlite(sqlite(ffi::SQLITE_CONSTRAINT)),
+                None,
+                internal,
+                broken,
+                broken,
+            ),
+            (
+                "SQLITE_CORRUPT",
+                || DbError::Sqlite(sqlite(ffi::SQLITE_CORRUPT)),
+                None,
+                internal,
+                broken,
+                broken,
+            ),
+            (
+                "SQLITE_BUSY",
+                || DbError::Sqlite(sqlite(ffi::SQLITE_BUSY)),
+                None,
+                internal,
+                broken,
+                broken,
+            ),
+            (
+                "a message that only reads like trouble",
+                || {
+                    DbError::Sqlite(rusqlite::Error::SqliteFailure(
+                        ffi::Error::new(ffi::SQLITE_ERROR),
+                        Some("database or disk is full; disk I/O error; readonly database".into()),
+                    ))
+                },
+                None,
+                internal,
+                broken,
+                broken,
+            ),
+            (
+                "COMMIT: SQLITE_FULL",
+                || commit(ffi::SQLITE_FULL),
+                Some("the disk is full"),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "COMMIT: SQLITE_READONLY",
+                || commit(ffi::SQLITE_READONLY),
+                Some(read_only),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "COMMIT: SQLITE_IOERR_WRITE",
+                || commit(ffi::SQLITE_IOERR_WRITE),
+                Some(io),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "COMMIT: SQLITE_CONSTRAINT_FOREIGNKEY",
+                || commit(ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                None,
+                internal,
+                broken,
+                broken,
+            ),
+            (
+                "rolled back by SQLite",
+                || DbError::RolledBack,
+                Some("the disk is full or failing"),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "a total out of range",
+                || DbError::Overflow(crate::model::Overflow),
+                Some(OVERFLOW_REASON),
+                unavailable,
+                retry_30,
+                down,
+            ),
+            (
+                "refused",
+                || DbError::Refused("too many".into()),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                refused,
+                refused,
+            ),
+            (
+                "over budget",
+                || DbError::OverBudget {
+                    message: "wait".into(),
+                    retry_after_s: 60,
+                },
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                (StatusCode::TOO_MANY_REQUESTS, Some(60)),
+                (StatusCode::TOO_MANY_REQUESTS, Some(60)),
+            ),
+            (
+                "writer gone",
+                || DbError::WriterGone,
+                None,
+                internal,
+                broken,
+                broken,
+            ),
+            (
+                "check",
+                || DbError::Check("bad copy".into()),
+                None,
+                internal,
+                broken,
+                broken,
+            ),
+        ];
+        let answered = |response: Response| -> Answer {
+            let retry = response.headers().get(header::RETRY_AFTER).map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .expect("Retry-After in seconds")
+            });
+            (response.status(), retry)
+        };
+        for (name, error, reason, page, ingest, read) in cases {
+            let shown = match DbVerdict::from(error()) {
+                DbVerdict::Unavailable { reason, .. } => Some(reason),
+                _ => None,
+            };
+            assert_eq!(shown, reason, "{name}: reason");
+            let app = AppError::from(error());
+            if let Some(reason) = reason {
+                assert!(
+                    app.public_message().contains(reason),
+                    "{name}: page message"
+                );
+            }
+            assert_eq!(app.into_response().status(), page, "{name}: page");
+            let ingested = IngestError::from(error());
+            if let Some(reason) = reason {
+                assert!(
+                    ingested.to_string().contains(reason),
+                    "{name}: ingest message"
+                );
+            }
+            assert_eq!(answered(ingested.into_response()), ingest, "{name}: ingest");
+            let response = ReadError::from(error()).into_response();
+            assert_eq!(answered(response), read, "{name}: read");
+        }
+    }
+
+    /// Internal details stay in the log: the body says only where to look.
+    #[tokio::test]
+    async fn internal_errors_are_never_echoed() {
+        let detail = "SELECT secret FROM t";
+        let source = || DbError::Check(detail.to_owned());
+        let responses = [
+            AppError::from(source()).into_json_response(),
+            crate::ingest::error::IngestError::from(source()).into_response(),
+            crate::usage::api::ReadError::from(source()).into_response(),
+        ];
+        for response in responses {
+            let (status, _, body) = answer(response).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(!body.to_string().contains(detail), "{body}");
+        }
+        let page = AppError::from(source()).into_response();
+        let bytes = axum::body::to_bytes(page.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert!(!String::from_utf8_lossy(&bytes).contains(detail));
     }
 }

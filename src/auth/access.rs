@@ -16,17 +16,16 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
 use super::extract::has_bearer;
 use super::gate::Gate;
-use super::session::signed_in_user;
+use super::session::{session_error, signed_in_user};
 use super::{User, csrf, users};
 use crate::audit::trail;
-use crate::error::AppError;
+use crate::error::{ApiError, AppError};
 use crate::model::{Access, CurrentUser};
 
 /// Anyone may call these: sign-in, first-run setup, health checks,
@@ -129,8 +128,7 @@ async fn require_session_or_bearer(
     }
     // The session layer (`app::router`) puts it there for every request.
     let Some(session) = request.extensions().get::<Session>().cloned() else {
-        return AppError::Internal("no session layer in front of the read routes".into())
-            .into_response();
+        return AppError::internal("no session layer in front of the read routes").into_response();
     };
     require_session(State(gate), session, request, next).await
 }
@@ -156,10 +154,7 @@ async fn session_user(state: &Gate, session: &Session) -> Result<Option<User>, A
     match user {
         Some(user) if !user.disabled => Ok(Some(user)),
         _ => {
-            session
-                .flush()
-                .await
-                .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+            session.flush().await.map_err(session_error)?;
             Ok(None)
         }
     }
@@ -173,12 +168,7 @@ fn login_redirect(request: &Request) -> Response {
         .get::<Access>()
         .is_some_and(|a| a.is_api());
     if api {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(serde_json::json!({"error": "login required"})),
-        )
-            .into_response();
+        return ApiError::unauthorized("login required").into_response();
     }
     let wanted = request
         .uri()

@@ -11,7 +11,7 @@ use super::gate::Gate;
 use super::tokens::{self, TokenGrant, TokenScope};
 use super::{User, csrf, users};
 use crate::audit::{ActorSlot, Note};
-use crate::error::AppError;
+use crate::error::{ApiError, AppError};
 use crate::model::{Access, Action, CurrentUser, Scope};
 
 /// A logged-in admin; any other user gets 403.
@@ -59,15 +59,9 @@ where
                  retry after {wait_s} s",
                 state.ingest_limit.rate()
             );
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(serde_json::json!({ "error": message })),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait_s));
-            return Err(response);
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+                .retry_after(wait_s)
+                .into_response());
         }
         Ok(IngestToken(grant))
     }
@@ -128,16 +122,13 @@ async fn bearer_grant(parts: &Parts, state: &Gate) -> Result<TokenGrant, Respons
     Ok(grant)
 }
 
+/// A refused token: 401 with the `Bearer` challenge, or 403.
 pub(super) fn token_error(status: StatusCode, message: &str) -> Response {
-    let mut response =
-        (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
+    match status {
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized(message),
+        _ => ApiError::new(status, message),
     }
-    response
+    .into_response()
 }
 
 /// Where to go after login: only a path on this site, never another one.
@@ -280,10 +271,9 @@ where
                 ViewRefusal::App(e) => e.into_response(),
                 ViewRefusal::NoSuchUser(name) if api => {
                     let reason = format!("no user named {name:?}");
-                    let body = serde_json::json!({
-                        "error": format!("view: {reason}"), "field": "view", "reason": reason,
-                    });
-                    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+                    ApiError::new(StatusCode::BAD_REQUEST, format!("view: {reason}"))
+                        .field("view", reason)
+                        .into_response()
                 }
                 ViewRefusal::NoSuchUser(name) => {
                     AppError::BadRequest(format!("view: no user named {name:?}")).into_response()

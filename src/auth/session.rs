@@ -43,7 +43,7 @@ impl SessionPolicy {
 }
 
 pub(crate) fn session_error(e: tower_sessions::session::Error) -> AppError {
-    AppError::Internal(format!("session: {e}"))
+    AppError::internal(crate::error::context("session", e))
 }
 
 /// Binds the session to `user`, under a new session id: an id planted

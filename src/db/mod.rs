@@ -38,8 +38,21 @@ pub const APPLICATION_ID: i32 = 0x746b_746c;
 pub enum DbError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// `BEGIN` or `COMMIT` of the writer's transaction failed: SQLite's
+    /// error, the same for every job of the batch.
     #[error("the transaction could not be committed: {0}")]
-    Commit(String),
+    Commit(#[source] Arc<rusqlite::Error>),
+    /// SQLite rolled the writer's whole transaction back on its own (it
+    /// does on a full disk or an I/O error) when a later job of the batch
+    /// failed: this job's work was undone with it.
+    #[error(
+        "the write transaction was rolled back by SQLite (storage trouble: disk full or I/O error)"
+    )]
+    RolledBack,
+    /// A check of ours failed (a copy that is not intact, a dimension
+    /// without a name table); the message says which.
+    #[error("{0}")]
+    Check(String),
     #[error("migration failed: {0}")]
     Migration(String),
     #[error(
@@ -84,27 +97,15 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// When the storage refuses writes (disk full, read-only file or file
-    /// system, I/O error): what to tell the client. Such a failure is
-    /// temporary from the client's point of view: nothing was written, and
-    /// the same request succeeds once space returns.
+    /// When the storage refuses writes (disk full or at its size limit,
+    /// read-only file or file system, I/O error): what to tell the client.
+    /// Such a failure is temporary from the client's point of view: nothing
+    /// was written, and the same request succeeds once space returns. Told
+    /// by SQLite's error code, never by the text of a message.
     pub fn storage_trouble(&self) -> Option<&'static str> {
         use rusqlite::ErrorCode;
-        let from_message = |message: &str| {
-            if message.contains("database or disk is full") {
-                Some("the disk is full")
-            } else if message.contains("readonly database") {
-                Some("the database is read-only")
-            } else if message.contains("disk I/O error") {
-                Some("the disk reported an I/O error")
-            } else if message.contains("storage trouble") {
-                Some("the disk is full or failing")
-            } else {
-                None
-            }
-        };
         match self {
-            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+            DbError::Sqlite(e) => match e.sqlite_error_code()? {
                 ErrorCode::DiskFull => {
                     Some("the disk is full, or the database reached its size limit (128 GiB)")
                 }
@@ -112,11 +113,13 @@ impl DbError {
                 ErrorCode::SystemIoFailure => Some("the disk reported an I/O error"),
                 _ => None,
             },
-            DbError::Commit(message) => from_message(message),
-            DbError::Overflow(_) => Some(
-                "a stored total is out of range (a database written by an older release); an \
-                 administrator must run `tokentally verify --repair`",
-            ),
+            DbError::Commit(e) => match e.sqlite_error_code()? {
+                ErrorCode::DiskFull => Some("the disk is full"),
+                ErrorCode::ReadOnly => Some("the database is read-only"),
+                ErrorCode::SystemIoFailure => Some("the disk reported an I/O error"),
+                _ => None,
+            },
+            DbError::RolledBack => Some("the disk is full or failing"),
             _ => None,
         }
     }
@@ -308,7 +311,7 @@ pub fn backup(source: &Path, target: &Path) -> Result<(), DbError> {
     let check = Connection::open_with_flags(target, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let verdict: String = check.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
     if verdict != "ok" {
-        return Err(DbError::Commit(format!(
+        return Err(DbError::Check(format!(
             "the copy failed its integrity check: {verdict}"
         )));
     }

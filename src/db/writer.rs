@@ -25,7 +25,25 @@ trait WriteJob: Send {
     /// the batch are then undone too.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller once the transaction's fate is known.
-    fn finish(self: Box<Self>, commit: Result<(), String>);
+    fn finish(self: Box<Self>, commit: Result<(), BatchFailure>);
+}
+
+/// Why every job of a batch failed together.
+#[derive(Debug, Clone)]
+enum BatchFailure {
+    /// `BEGIN` or `COMMIT` failed with this error.
+    Sqlite(Arc<rusqlite::Error>),
+    /// SQLite rolled the transaction back on its own.
+    RolledBack,
+}
+
+impl From<BatchFailure> for DbError {
+    fn from(failure: BatchFailure) -> Self {
+        match failure {
+            BatchFailure::Sqlite(e) => DbError::Commit(e),
+            BatchFailure::RolledBack => DbError::RolledBack,
+        }
+    }
 }
 
 struct TypedJob<F, T, E> {
@@ -67,12 +85,12 @@ where
         !conn.is_autocommit()
     }
 
-    fn finish(self: Box<Self>, commit: Result<(), String>) {
+    fn finish(self: Box<Self>, commit: Result<(), BatchFailure>) {
         let answer = match (self.outcome, commit) {
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (Some(Ok(_)), Err(reason)) => Err(E::from(DbError::Commit(reason))),
+            (Some(Ok(_)), Err(failure)) => Err(E::from(DbError::from(failure))),
             (Some(Err(e)), _) => Err(e),
-            (None, Err(reason)) => Err(E::from(DbError::Commit(reason))),
+            (None, Err(failure)) => Err(E::from(DbError::from(failure))),
             (None, Ok(())) => Err(E::from(DbError::WriterGone)),
         };
         // The caller may have gone away (client disconnected); the work is
@@ -208,16 +226,11 @@ fn writer_loop(
     checkpoint(&conn);
 }
 
-/// Why the jobs of a batch that SQLite rolled back failed; `storage
-/// trouble` is what [`DbError::storage_trouble`] recognises.
-pub(super) const ROLLED_BACK: &str =
-    "the write transaction was rolled back by SQLite (storage trouble: disk full or I/O error)";
-
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let reason = e.to_string();
+        let failure = BatchFailure::Sqlite(Arc::new(e));
         for job in batch {
-            job.finish(Err(reason.clone()));
+            job.finish(Err(failure.clone()));
         }
         return;
     }
@@ -228,7 +241,7 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
             // a transaction of their own.
             let rest = batch.split_off(index + 1);
             for job in batch {
-                job.finish(Err(ROLLED_BACK.to_owned()));
+                job.finish(Err(BatchFailure::RolledBack));
             }
             if !rest.is_empty() {
                 run_batch(conn, rest);
@@ -239,7 +252,7 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
     let commit = conn.execute_batch("COMMIT").map_err(|e| {
         tracing::error!(error = %e, jobs = batch.len(), "write transaction failed to commit");
         let _ = conn.execute_batch("ROLLBACK");
-        e.to_string()
+        BatchFailure::Sqlite(Arc::new(e))
     });
     for job in batch {
         job.finish(commit.clone());

@@ -62,7 +62,7 @@ pub async fn post_events(
         Ok(events)
     })
     .await
-    .map_err(|e| IngestError::Internal(format!("parse task: {e}")))??;
+    .map_err(|e| IngestError::internal(crate::error::context("parse task", e)))??;
     let attributed = pipeline::attribute(&state, &grant, events, Attribution::Strict).await?;
     let sender = Sender::new(&state, &grant, meta, "events");
     let outcome = pipeline::store(&state, attributed.events, sender, 0).await?;

@@ -118,8 +118,8 @@ impl Reservation {
             return Ok(());
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Err(IngestError::Internal(
-                "the decode budget needs a Tokio runtime".into(),
+            return Err(IngestError::internal(
+                "the decode budget needs a Tokio runtime",
             ));
         };
         let acquired = runtime.block_on(async {

@@ -1,14 +1,14 @@
-//! The error type of ingestion endpoints: JSON bodies that name what is
-//! wrong, since the clients are programs. Internal details are logged,
-//! never sent.
+//! The error type of ingestion endpoints: what went wrong, answered as an
+//! [`ApiError`] (JSON that names what is wrong, since the clients are
+//! programs). Internal details are logged, never sent.
 
-use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::db::DbError;
+use crate::error::{ApiError, BoxError, DbVerdict};
 
 /// At most this many problems are listed in one answer.
 pub const MAX_LISTED_ERRORS: usize = 100;
@@ -46,47 +46,53 @@ pub enum IngestError {
     OverBudget { message: String, retry_after_s: u64 },
     #[error("{} invalid event(s)", .0.len())]
     Invalid(Vec<FieldError>),
-    /// The storage refuses writes for now (disk full, read-only).
+    /// The storage refuses writes for now (disk full, read-only): the
+    /// reason is shown, the error it came from logged.
     #[error(
-        "the server cannot store events right now: {0}; nothing of this request was stored, send it again later"
+        "the server cannot store events right now: {reason}; nothing of this request was stored, send it again later"
     )]
-    Unavailable(&'static str),
+    Unavailable {
+        reason: &'static str,
+        source: DbError,
+    },
     /// Too much is being decoded at once: try again shortly.
     #[error("{0}")]
     Busy(String),
     /// For the log only.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 /// Seconds a client is asked to wait before retrying after a 503.
-const RETRY_AFTER_S: u32 = 30;
+const RETRY_AFTER_S: u64 = 30;
 /// …and after a 503 because too much was being decoded at once.
-const BUSY_RETRY_AFTER_S: u32 = 2;
+const BUSY_RETRY_AFTER_S: u64 = 2;
 
 impl From<DbError> for IngestError {
     fn from(e: DbError) -> Self {
-        match e.storage_trouble() {
-            Some(reason) => {
-                tracing::error!(error = %e, "ingest refused: storage trouble");
-                IngestError::Unavailable(reason)
+        match DbVerdict::from(e) {
+            DbVerdict::Unavailable { reason, source } => {
+                IngestError::Unavailable { reason, source }
             }
-            None => match e {
-                DbError::Refused(message) => IngestError::Refused(message),
-                DbError::OverBudget {
-                    message,
-                    retry_after_s,
-                } => IngestError::OverBudget {
-                    message,
-                    retry_after_s,
-                },
-                other => IngestError::Internal(other.to_string()),
+            DbVerdict::Refused(message) => IngestError::Refused(message),
+            DbVerdict::OverBudget {
+                message,
+                retry_after_s,
+            } => IngestError::OverBudget {
+                message,
+                retry_after_s,
             },
+            DbVerdict::Internal(source) => IngestError::internal(source),
         }
     }
 }
 
 impl IngestError {
+    /// Something of ours broke: `source` is logged, never sent.
+    pub fn internal(source: impl Into<BoxError>) -> IngestError {
+        IngestError::Internal(source.into())
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -96,50 +102,53 @@ impl IngestError {
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             IngestError::Invalid(_) | IngestError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::Unavailable(_) | IngestError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Unavailable { .. } | IngestError::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        let status = e.status();
+        let message = e.to_string();
+        match e {
+            IngestError::Internal(source) => ApiError::internal("ingest request failed", source),
+            IngestError::Invalid(errors) => {
+                ApiError::new(status, "invalid events; nothing of this request was stored")
+                    .with(
+                        "invalid_events",
+                        json!(
+                            errors
+                                .iter()
+                                .map(|e| e.index)
+                                .collect::<std::collections::BTreeSet<_>>()
+                                .len()
+                        ),
+                    )
+                    .with(
+                        "errors",
+                        json!(errors.iter().take(MAX_LISTED_ERRORS).collect::<Vec<_>>()),
+                    )
+                    .with("errors_truncated", json!(errors.len() > MAX_LISTED_ERRORS))
+            }
+            IngestError::Unauthorized(_) => ApiError::unauthorized(message),
+            IngestError::OverBudget { retry_after_s, .. } => {
+                ApiError::new(status, message).retry_after(retry_after_s)
+            }
+            IngestError::Unavailable { source, .. } => ApiError::new(status, message)
+                .retry_after(RETRY_AFTER_S)
+                .logged("ingest refused: storage trouble", source),
+            IngestError::Busy(_) => ApiError::new(status, message).retry_after(BUSY_RETRY_AFTER_S),
+            _ => ApiError::new(status, message),
         }
     }
 }
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let body = match &self {
-            IngestError::Internal(detail) => {
-                tracing::error!(error = %detail, "ingest request failed");
-                json!({"error": "internal error; the details are in the server log"})
-            }
-            IngestError::Invalid(errors) => json!({
-                "error": "invalid events; nothing of this request was stored",
-                "invalid_events": errors.iter().map(|e| e.index).collect::<std::collections::BTreeSet<_>>().len(),
-                "errors": errors.iter().take(MAX_LISTED_ERRORS).collect::<Vec<_>>(),
-                "errors_truncated": errors.len() > MAX_LISTED_ERRORS,
-            }),
-            other => json!({"error": other.to_string()}),
-        };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        if let IngestError::OverBudget { retry_after_s, .. } = &self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(*retry_after_s),
-            );
-        }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            let seconds = match self {
-                IngestError::Busy(_) => BUSY_RETRY_AFTER_S,
-                _ => RETRY_AFTER_S,
-            };
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
-        }
-        response
+        ApiError::from(self).into_response()
     }
 }

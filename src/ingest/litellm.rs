@@ -81,7 +81,7 @@ pub async fn post_litellm(
         pipeline::parse_items(items, MAX_EVENTS, |value| parse(value, now))
     })
     .await
-    .map_err(|e| IngestError::Internal(format!("parse task: {e}")))??;
+    .map_err(|e| IngestError::internal(crate::error::context("parse task", e)))??;
     let attributed =
         pipeline::attribute(&state, &grant, events, Attribution::OwnerFallback).await?;
     let skipped: BTreeMap<&'static str, usize> = skipped.into_iter().collect();

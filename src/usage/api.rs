@@ -16,6 +16,7 @@ use super::query::{self, QueryError, Rank};
 use super::report::Report;
 use crate::auth::Reader;
 use crate::db::DbError;
+use crate::error::{ApiError, BoxError, DbVerdict, context};
 use crate::model::Action;
 use crate::model::format::csv_cell;
 use crate::model::format::decimal;
@@ -23,25 +24,50 @@ use crate::model::format::decimal;
 /// Most rows in one CSV export; past it the export says so in a header.
 pub const MAX_EXPORT_ROWS: usize = 200_000;
 
-/// The error of a read: a JSON body naming the field (for bad parameters),
-/// never the internal cause.
+/// The error of a read, answered as an [`ApiError`]: a JSON body naming
+/// the field (for bad parameters), never the internal cause.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error(transparent)]
     Param(#[from] ParamError),
     #[error("internal: {0}")]
-    Internal(String),
-    /// The data cannot be read as it is (a total out of range): the
-    /// message says what an administrator must do.
+    Internal(#[source] BoxError),
+    /// The data cannot be read as it is (a total out of range, or the
+    /// storage failing): the reason says what an administrator must do;
+    /// the error it came from is logged.
+    #[error("{reason}")]
+    Unavailable {
+        reason: &'static str,
+        source: DbError,
+    },
+    /// Refused for what it asks (a read asks for no write, so a limit on
+    /// writes never refuses it).
     #[error("{0}")]
-    Unavailable(&'static str),
+    Refused(String),
+    /// Over a budget that renews (likewise for writes only).
+    #[error("{message}")]
+    OverBudget { message: String, retry_after_s: u64 },
+}
+
+impl ReadError {
+    fn internal(source: impl Into<BoxError>) -> ReadError {
+        ReadError::Internal(source.into())
+    }
 }
 
 impl From<DbError> for ReadError {
     fn from(e: DbError) -> Self {
-        match e.storage_trouble() {
-            Some(reason) => ReadError::Unavailable(reason),
-            None => ReadError::Internal(e.to_string()),
+        match DbVerdict::from(e) {
+            DbVerdict::Unavailable { reason, source } => ReadError::Unavailable { reason, source },
+            DbVerdict::Refused(message) => ReadError::Refused(message),
+            DbVerdict::OverBudget {
+                message,
+                retry_after_s,
+            } => ReadError::OverBudget {
+                message,
+                retry_after_s,
+            },
+            DbVerdict::Internal(source) => ReadError::internal(source),
         }
     }
 }
@@ -58,31 +84,30 @@ impl From<QueryError> for ReadError {
     }
 }
 
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Param(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string()).field(e.field, e.reason)
+            }
+            ReadError::Unavailable { reason, source } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read usage: {reason}"),
+            )
+            .logged("usage read refused", source),
+            ReadError::Refused(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message),
+            ReadError::OverBudget {
+                message,
+                retry_after_s,
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry_after(retry_after_s),
+            ReadError::Internal(source) => ApiError::internal("usage read failed", source),
+        }
+    }
+}
+
 impl IntoResponse for ReadError {
     fn into_response(self) -> Response {
-        match self {
-            ReadError::Param(e) => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.to_string(), "field": e.field, "reason": e.reason})),
-            )
-                .into_response(),
-            ReadError::Unavailable(reason) => {
-                tracing::error!(error = %reason, "usage read refused");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"error": format!("cannot read usage: {reason}")})),
-                )
-                    .into_response()
-            }
-            ReadError::Internal(detail) => {
-                tracing::error!(error = %detail, "usage read failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({"error": "internal error; the details are in the server log"})),
-                )
-                    .into_response()
-            }
-        }
+        ApiError::from(self).into_response()
     }
 }
 
@@ -251,7 +276,7 @@ fn export_csv(
     mut query: events::EventsQuery,
 ) -> Result<(String, usize, bool), ReadError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let csv_error = |e: csv::Error| ReadError::Internal(format!("csv: {e}"));
+    let csv_error = |e: csv::Error| ReadError::internal(context("csv", e));
     writer.write_record(CSV_HEADER).map_err(csv_error)?;
     let mut rows = 0;
     loop {
@@ -293,7 +318,7 @@ fn finish(
 ) -> Result<(String, usize, bool), ReadError> {
     let bytes = writer
         .into_inner()
-        .map_err(|e| ReadError::Internal(format!("csv: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| ReadError::Internal(e.to_string()))?;
+        .map_err(|e| ReadError::internal(context("csv", e.into_error())))?;
+    let text = String::from_utf8(bytes).map_err(ReadError::internal)?;
     Ok((text, rows, truncated))
 }

@@ -35,7 +35,7 @@ impl Interner {
             return Ok(*id);
         }
         let Some(table) = table(dim) else {
-            return Err(DbError::Commit(format!("{dim:?} has no name table")));
+            return Err(DbError::Check(format!("{dim:?} has no name table")));
         };
         // `table` is one of our constant names, never user input.
         let created = conn

@@ -12,7 +12,7 @@ use crate::audit::Note;
 use crate::audit::chain::{COLUMNS, StoredEntry, from_row};
 use crate::auth::RequireAdmin;
 use crate::db::DbError;
-use crate::error::AppError;
+use crate::error::{AppError, context};
 use crate::model::Action;
 use crate::model::format::csv_cell;
 use crate::usage::params as usage_params;
@@ -268,7 +268,7 @@ pub async fn export(
 }
 
 fn to_csv(rows: &[StoredEntry]) -> Result<String, AppError> {
-    let failed = |e: csv::Error| AppError::Internal(format!("csv: {e}"));
+    let failed = |e: csv::Error| AppError::internal(context("csv", e));
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer
         .write_record([
@@ -312,6 +312,6 @@ fn to_csv(rows: &[StoredEntry]) -> Result<String, AppError> {
     }
     let bytes = writer
         .into_inner()
-        .map_err(|e| AppError::Internal(format!("csv: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| AppError::Internal(e.to_string()))
+        .map_err(|e| AppError::internal(context("csv", e.into_error())))?;
+    String::from_utf8(bytes).map_err(AppError::internal)
 }

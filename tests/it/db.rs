@@ -221,7 +221,10 @@ async fn a_batch_whose_commit_fails_fails_every_job_and_leaves_nothing() {
     for (i, job) in jobs.into_iter().enumerate() {
         match job.await.expect("join") {
             Err(DbError::Commit(reason)) => {
-                assert!(reason.contains("FOREIGN KEY"), "job {i}: {reason}");
+                assert!(
+                    reason.to_string().contains("FOREIGN KEY"),
+                    "job {i}: {reason}"
+                );
             }
             other => panic!("job {i} of the failed batch was answered {other:?}"),
         }

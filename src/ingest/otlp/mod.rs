@@ -267,7 +267,7 @@ where
         Ok((map(&request), encoding))
     })
     .await
-    .map_err(|e| IngestError::Internal(format!("decode task: {e}")))?
+    .map_err(|e| IngestError::internal(crate::error::context("decode task", e)))?
 }
 
 /// The data points of a metrics export.

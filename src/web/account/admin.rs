@@ -176,7 +176,7 @@ pub async fn create(
         .passwords
         .hash(password.clone())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     let (name, now) = (username.clone(), state.now_unix());
     let created = state
         .db
@@ -336,12 +336,12 @@ async fn reset_password(
 ) -> Result<Response, AppError> {
     let note = Note::new(Action::UserPasswordReset).target(format!("user:{username}"));
     let password = random_password();
-    check_new_password(&password).map_err(|e| AppError::Internal(e.to_string()))?;
+    check_new_password(&password).map_err(AppError::internal)?;
     let hash = state
         .passwords
         .hash(password.clone())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     let (name, now) = (username.clone(), state.now_unix());
     let changed = state
         .db
@@ -358,7 +358,7 @@ async fn reset_password(
             Ok((note, page).into_response())
         }
         Err(UserError::NotFound(_)) => Ok((note, AppError::NotFound).into_response()),
-        Err(e) => Err(AppError::Internal(e.to_string())),
+        Err(e) => Err(AppError::internal(e)),
     }
 }
 

@@ -204,7 +204,7 @@ pub async fn setup(
         .passwords
         .hash(form.password.clone())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     let now = state.now_unix();
     let (token, name) = (form.token.clone(), username.clone());
     let created = state
@@ -228,7 +228,7 @@ pub async fn setup(
         Err(SetupError::User(e @ (UserError::Exists(_) | UserError::InvalidName))) => {
             refuse(e.to_string())
         }
-        Err(SetupError::User(e)) => Err(AppError::Internal(e.to_string())),
+        Err(SetupError::User(e)) => Err(AppError::internal(e)),
     }
 }
 

@@ -118,7 +118,7 @@ pub async fn update(
         .db
         .write(move |conn| users::update_profile(conn, id, &profile, now))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     flash(&session, "Your details are saved.").await?;
     Ok((note, Redirect::to("/profile")).into_response())
 }
@@ -161,14 +161,14 @@ pub async fn change_password(
         .passwords
         .hash(form.new_password)
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     let (name, now) = (viewer.user.username.clone(), state.now_unix());
     // Ends every session of the user (the others are the point)…
     state
         .db
         .write(move |conn| users::set_password(conn, &name, &hash, now))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     // …then keeps this one signed in, under a new id.
     sign_in(&session, id, now).await?;
     flash(

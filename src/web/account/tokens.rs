@@ -222,6 +222,6 @@ pub async fn revoke(
             AppError::NotFound,
         )
             .into_response()),
-        Err(e) => Err(AppError::Internal(e.to_string())),
+        Err(e) => Err(AppError::internal(e)),
     }
 }
