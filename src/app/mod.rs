@@ -235,3 +235,6 @@ pub fn router(state: AppState) -> Router {
             observe::log_request,
         ))
 }
+
+#[cfg(test)]
+mod error_tests;
