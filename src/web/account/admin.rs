@@ -171,12 +171,7 @@ pub async fn create(
     if let Err(e) = users::validate_username(&username).and(users::validate_profile(&profile)) {
         return refuse(&state, &context, note, &e.to_string()).await;
     }
-    let password = random_password();
-    let hash = state
-        .passwords
-        .hash(password.clone())
-        .await
-        .map_err(AppError::internal)?;
+    let (password, hash) = generated_password(&state).await?;
     let (name, now) = (username.clone(), state.now_unix());
     let created = state
         .db
@@ -329,19 +324,26 @@ pub async fn act(
 }
 
 /// Sets a generated password (shown once) and ends the user's sessions.
-async fn reset_password(
-    state: WebState,
-    context: PageContext,
-    username: String,
-) -> Result<Response, AppError> {
-    let note = Note::new(Action::UserPasswordReset).target(format!("user:{username}"));
+/// A new random password (shown once to the admin) and its hash.
+async fn generated_password(state: &WebState) -> Result<(String, String), AppError> {
     let password = random_password();
+    // A generated password meets the rules a typed one must meet.
     check_new_password(&password).map_err(AppError::internal)?;
     let hash = state
         .passwords
         .hash(password.clone())
         .await
         .map_err(AppError::internal)?;
+    Ok((password, hash))
+}
+
+async fn reset_password(
+    state: WebState,
+    context: PageContext,
+    username: String,
+) -> Result<Response, AppError> {
+    let note = Note::new(Action::UserPasswordReset).target(format!("user:{username}"));
+    let (password, hash) = generated_password(&state).await?;
     let (name, now) = (username.clone(), state.now_unix());
     let changed = state
         .db
