@@ -177,6 +177,7 @@ impl Samplers {
                 },
             ],
             reported_cost_micros: None,
+            identity: None,
         }
     }
 }

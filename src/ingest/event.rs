@@ -127,6 +127,7 @@ impl ApiEvent {
             project: fields.project,
             tokens: fields.tokens,
             reported_cost_micros: fields.cost_micros,
+            identity: None,
         }
     }
 }

@@ -9,11 +9,13 @@
 pub mod access;
 pub mod action;
 pub mod format;
+pub mod identity;
 pub mod limits;
 pub mod totals;
 pub mod user;
 
 pub use access::Access;
 pub use action::{Action, Actor, Outcome};
+pub use identity::{IdentityKey, IdentityKind};
 pub use totals::{Overflow, Totals};
 pub use user::{CurrentUser, Role, Scope, TokenId, User, UserId};

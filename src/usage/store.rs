@@ -8,6 +8,7 @@ use super::prices::PriceBook;
 use super::rollup::{self, Delta, Dim, DimValues};
 use super::{Totals, limits};
 use crate::db::DbError;
+use crate::model::IdentityKey;
 use crate::model::UserId;
 
 /// How an event's cost was determined (the `cost_origin` column).
@@ -37,6 +38,10 @@ pub struct NewEvent {
     pub tokens: [i64; 4],
     /// The producer's own cost, if it sent one.
     pub reported_cost_micros: Option<i64>,
+    /// The producer's name for the person (collector tokens): when set,
+    /// the store attributes the event by it — to the account it is linked
+    /// to, or held as unassigned — instead of to `user`.
+    pub identity: Option<IdentityKey>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

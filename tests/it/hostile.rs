@@ -1458,6 +1458,7 @@ async fn many_series(f: &Fixture, count: usize) -> Totals {
             project: Some(format!("project-{}", i % count)),
             tokens,
             reported_cost_micros: Some(cost),
+            identity: None,
         });
     }
     f.app

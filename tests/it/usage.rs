@@ -135,6 +135,7 @@ fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
         project: PROJECTS[spec.project].map(str::to_owned),
         tokens: spec.tokens,
         reported_cost_micros: None,
+        identity: None,
     }
 }
 
