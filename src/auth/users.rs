@@ -123,7 +123,8 @@ pub fn credentials(
 
 pub fn list(conn: &Connection) -> Result<Vec<User>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        // Holders of unassigned identities (`usage::identities`) are not people.
+        "SELECT {USER_COLUMNS} FROM users WHERE kind = 'person' ORDER BY username"
     ))?;
     let users = stmt
         .query_map([], user_from_row)?

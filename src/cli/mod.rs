@@ -6,6 +6,7 @@
 //! [`config`] layers the file and the defaults under them.
 
 mod config;
+mod identity;
 mod import;
 mod price;
 mod systemd;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Manage API tokens (for the event API, OTLP exporters, LiteLLM, remote import)
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// List the identities producers send, and link them to people
+    #[command(subcommand)]
+    Identity(identity::IdentityCommand),
     /// Check the database: recompute every rollup from the raw events, look for values out of range and walk the audit chain
     Verify(usage::VerifyArgs),
     /// Print the version, the schema version and the SQLite version
@@ -218,6 +222,8 @@ pub enum CliError {
     #[error(transparent)]
     Token(#[from] token::TokenCommandError),
     #[error(transparent)]
+    Identity(#[from] identity::IdentityCommandError),
+    #[error(transparent)]
     Import(#[from] import::ImportCommandError),
     #[error("{0}")]
     Usage(String),
@@ -294,6 +300,9 @@ fn run_command(
         }
         Command::Token(command) => {
             Ok(runtime()?.block_on(token::run(command, &data_dir.join(DB_FILE)))?)
+        }
+        Command::Identity(command) => {
+            Ok(runtime()?.block_on(identity::run(command, &data_dir.join(DB_FILE)))?)
         }
         Command::Verify(args) => {
             Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE), args))?)

@@ -36,10 +36,12 @@ pub enum Action {
     AuditPurge,
     DataRepair,
     AuditKeyed,
+    IdentityLink,
+    IdentityUnlink,
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 31] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -69,6 +71,8 @@ impl Action {
         Action::AuditPurge,
         Action::DataRepair,
         Action::AuditKeyed,
+        Action::IdentityLink,
+        Action::IdentityUnlink,
     ];
 
     pub fn code(self) -> &'static str {
@@ -102,6 +106,8 @@ impl Action {
             Action::AuditPurge => "audit.purge",
             Action::DataRepair => "data.repair",
             Action::AuditKeyed => "audit.keyed",
+            Action::IdentityLink => "identity.link",
+            Action::IdentityUnlink => "identity.unlink",
         }
     }
 

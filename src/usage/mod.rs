@@ -8,6 +8,7 @@ pub mod buckets;
 pub mod budget;
 pub mod dims;
 pub mod events;
+pub mod identities;
 pub use crate::model::limits;
 pub mod params;
 pub mod plan;

@@ -4,23 +4,14 @@
 use rusqlite::{Connection, params};
 
 use super::dims::Interner;
+use super::limits;
 use super::prices::PriceBook;
 use super::rollup::{self, Delta, Dim, DimValues};
-use super::{Totals, limits};
 use crate::db::DbError;
 use crate::model::IdentityKey;
 use crate::model::UserId;
 
-/// How an event's cost was determined (the `cost_origin` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CostOrigin {
-    /// No price known: stored, flagged, re-priced when a price appears.
-    Unpriced = 0,
-    /// From the price table.
-    PriceTable = 1,
-    /// Reported by the producer; never re-priced.
-    Reported = 2,
-}
+pub use super::rollup::{CostOrigin, event_metrics};
 
 /// An event as a producer describes it, validated and attributed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +53,8 @@ pub struct InsertOutcome {
 pub struct Inserter {
     interner: Interner,
     prices: PriceBook,
+    /// Identities resolved by this inserter: (identity id, owner).
+    identities: std::collections::HashMap<IdentityKey, (i64, UserId)>,
 }
 
 impl Inserter {
@@ -69,6 +62,7 @@ impl Inserter {
         Ok(Inserter {
             interner: Interner::default(),
             prices: PriceBook::load(conn)?,
+            identities: Default::default(),
         })
     }
 
@@ -87,14 +81,16 @@ impl Inserter {
         let mut insert = conn.prepare_cached(
             "INSERT OR IGNORE INTO events (ts_ms, user_id, source_id, external_id, model_id,
                  provider_id, activity_id, project_id, input_tokens, output_tokens,
-                 cache_read_tokens, cache_write_tokens, cost_micros, cost_origin)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 cache_read_tokens, cache_write_tokens, cost_micros, cost_origin, identity_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         let mut outcome = InsertOutcome::default();
         let mut deltas = Vec::with_capacity(events.len());
         for event in events {
             check_limits(event)?;
-            let dims = self.dim_values(conn, event)?;
+            let (identity, owner) = self.owner(conn, event)?;
+            let mut dims = self.dim_values(conn, event)?;
+            dims.user = owner.0;
             let (cost, origin) = self.cost_of(event)?;
             let null_if_none = |id: i64| (id != 0).then_some(id);
             let stored = insert.execute(params![
@@ -112,6 +108,7 @@ impl Inserter {
                 event.tokens[3],
                 cost,
                 origin as i64,
+                identity,
             ])?;
             if stored == 0 {
                 outcome.duplicates += 1;
@@ -129,6 +126,25 @@ impl Inserter {
         }
         rollup::apply(conn, &deltas)?;
         Ok(outcome)
+    }
+
+    /// Whose event it is: `event.user`, or the account its identity's
+    /// usage goes to (resolved once per identity and inserter).
+    fn owner(
+        &mut self,
+        conn: &Connection,
+        event: &NewEvent,
+    ) -> Result<(Option<i64>, UserId), DbError> {
+        let Some(key) = &event.identity else {
+            return Ok((None, event.user));
+        };
+        if let Some(&(id, owner)) = self.identities.get(key) {
+            return Ok((Some(id), owner));
+        }
+        let budget = self.interner.budget.as_ref();
+        let (id, owner) = super::identities::resolve(conn, key, event.ts_ms, budget)?;
+        self.identities.insert(key.clone(), (id, owner));
+        Ok((Some(id), owner))
     }
 
     fn dim_values(&mut self, conn: &Connection, event: &NewEvent) -> Result<DimValues, DbError> {
@@ -217,17 +233,4 @@ pub(crate) fn checked_price(model: &str, cost_micros: i64) -> Result<i64, DbErro
             crate::model::format::decimal(cost_micros)
         ))
     })
-}
-
-/// What one event adds to the rollups.
-pub fn event_metrics(tokens: &[i64; 4], cost_micros: i64, origin: CostOrigin) -> Totals {
-    Totals {
-        calls: 1,
-        input_tokens: tokens[0],
-        output_tokens: tokens[1],
-        cache_read_tokens: tokens[2],
-        cache_write_tokens: tokens[3],
-        cost_micros,
-        unpriced_calls: i64::from(origin == CostOrigin::Unpriced),
-    }
 }

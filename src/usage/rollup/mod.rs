@@ -383,6 +383,30 @@ pub struct Delta {
 
 type RowKey = (Cuboid, TimeKey, DimValues);
 
+/// How an event's cost was determined (the `cost_origin` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostOrigin {
+    /// No price known: stored, flagged, re-priced when a price appears.
+    Unpriced = 0,
+    /// From the price table.
+    PriceTable = 1,
+    /// Reported by the producer; never re-priced.
+    Reported = 2,
+}
+
+/// What one event adds to the rollups.
+pub fn event_metrics(tokens: &[i64; 4], cost_micros: i64, origin: CostOrigin) -> Totals {
+    Totals {
+        calls: 1,
+        input_tokens: tokens[0],
+        output_tokens: tokens[1],
+        cache_read_tokens: tokens[2],
+        cache_write_tokens: tokens[3],
+        cost_micros,
+        unpriced_calls: i64::from(origin == CostOrigin::Unpriced),
+    }
+}
+
 /// Folds `deltas` into every rollup table with additive upserts. Runs in
 /// the caller's transaction: together with the event rows or not at all.
 pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
@@ -474,6 +498,21 @@ const METRIC_COLUMNS: [&str; 7] = [
 
 /// The upsert for one level. Parameters: cuboid, the six dimensions,
 /// period, slot (ignored by month and day), the seven metrics.
+/// Removes `user`'s rollup rows that count no call: what is left where
+/// events were moved away (`usage::identities`). Such a row is all zeros
+/// (every metric of an event is at least zero), and the raw events give
+/// no row for it.
+pub fn remove_empty_rows(conn: &Connection, user: crate::model::UserId) -> Result<(), DbError> {
+    for level in Level::ALL {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {} WHERE user_id = ?1 AND calls = 0",
+            level.table()
+        ))?
+        .execute([user.0])?;
+    }
+    Ok(())
+}
+
 fn upsert_sql(level: Level) -> String {
     let period = level.period_column();
     let (slot_column, slot_value) = if level.is_within_day() {

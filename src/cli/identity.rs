@@ -1,0 +1,161 @@
+//! `tokentally identity …`: the identities producers send (`user.email`,
+//! `enduser.id`, LiteLLM's end user…), and linking them to people. A link
+//! moves the identity's past events to the person, exactly and in one
+//! transaction; an unlink moves them back to unassigned.
+
+use std::path::Path;
+
+use clap::Subcommand;
+
+use super::usage::{UsageCommandError, open};
+use crate::audit;
+use crate::db::Db;
+use crate::model::format::decimal;
+use crate::model::{Action, IdentityKey, IdentityKind};
+use crate::usage::identities::{self, IdentityError, IdentityUsage, Moved};
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// List identities: unassigned first, with their events and cost
+    List {
+        /// JSON, one object per identity
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link an identity to a person: its past and future usage is theirs
+    Link {
+        /// enduser, email, account, install, litellm_user or litellm_key
+        kind: String,
+        value: String,
+        /// The person's username
+        #[arg(long)]
+        user: String,
+    },
+    /// Unlink an identity: its usage goes back to unassigned
+    Unlink { kind: String, value: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityCommandError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Open(#[from] UsageCommandError),
+    #[error(
+        "unknown identity kind {0:?}: one of enduser, email, account, install, litellm_user, \
+         litellm_key"
+    )]
+    Kind(String),
+}
+
+pub async fn run(command: IdentityCommand, db_path: &Path) -> Result<(), IdentityCommandError> {
+    let db = open(db_path).await?;
+    let outcome = dispatch(&db, command).await;
+    db.shutdown().await;
+    outcome
+}
+
+fn key(kind: &str, value: &str) -> Result<IdentityKey, IdentityCommandError> {
+    let kind = IdentityKind::parse(kind).ok_or_else(|| IdentityCommandError::Kind(kind.into()))?;
+    Ok(IdentityKey::new(kind, value))
+}
+
+async fn dispatch(db: &Db, command: IdentityCommand) -> Result<(), IdentityCommandError> {
+    match command {
+        IdentityCommand::List { json } => {
+            let all = db
+                .read(|conn| identities::list(conn).map_err(IdentityError::from))
+                .await?;
+            print_list(&all, json);
+        }
+        IdentityCommand::Link { kind, value, user } => {
+            let key = key(&kind, &value)?;
+            let target = key.to_string();
+            let moved = db
+                .write(move |conn| {
+                    let moved = identities::link(conn, &key, &user)?;
+                    record(conn, Action::IdentityLink, &target, Some(&user), moved)?;
+                    Ok::<_, IdentityError>(moved)
+                })
+                .await?;
+            println!(
+                "linked {kind}:{value}: {} events moved{}",
+                moved.events,
+                merged_note(moved)
+            );
+        }
+        IdentityCommand::Unlink { kind, value } => {
+            let key = key(&kind, &value)?;
+            let target = key.to_string();
+            let moved = db
+                .write(move |conn| {
+                    let moved = identities::unlink(conn, &key)?;
+                    record(conn, Action::IdentityUnlink, &target, None, moved)?;
+                    Ok::<_, IdentityError>(moved)
+                })
+                .await?;
+            println!(
+                "unlinked {kind}:{value}: {} events are unassigned again{}",
+                moved.events,
+                merged_note(moved)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The audit entry of a link or unlink, in its transaction.
+fn record(
+    conn: &rusqlite::Connection,
+    action: Action,
+    identity: &str,
+    user: Option<&str>,
+    moved: Moved,
+) -> Result<(), IdentityError> {
+    let details = serde_json::json!({
+        "user": user,
+        "events_moved": moved.events,
+        "events_merged": moved.merged,
+    });
+    audit::record_cli(conn, action, format!("identity:{identity}"), details)?;
+    Ok(())
+}
+
+fn merged_note(moved: Moved) -> String {
+    if moved.merged == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({} already stored for that person under the same id were kept once)",
+            moved.merged
+        )
+    }
+}
+
+fn print_list(all: &[IdentityUsage], json: bool) {
+    for row in all {
+        let identity = &row.identity;
+        let linked = identity.linked.as_ref().map(|(_, name)| name.as_str());
+        if json {
+            let line = serde_json::json!({
+                "kind": identity.key.kind.as_str(),
+                "value": identity.key.value,
+                "user": linked,
+                "ignored": identity.ignored,
+                "first_seen_ms": identity.first_seen_ms,
+                "last_seen_ms": identity.last_seen_ms,
+                "events": row.events,
+                "cost": decimal(row.cost_micros),
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{:<44} {:<16} {:>10} events {:>14}",
+                identity.key.to_string(),
+                linked.unwrap_or("(unassigned)"),
+                row.events,
+                decimal(row.cost_micros)
+            );
+        }
+    }
+}

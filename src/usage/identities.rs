@@ -1,0 +1,336 @@
+//! Identities: a producer's name for a person (`user.email`, `enduser.id`,
+//! LiteLLM's end user…), and whose usage it is.
+//!
+//! Every identity owns a *holder* account (`users.kind = 'identity'`:
+//! disabled, no password, never listed as a person). Until an admin links
+//! the identity to a person, its events are stored on the holder, so
+//! unassigned usage is in the rollups (and every total) from the first
+//! event, and never dropped. An identity whose email is a person's email
+//! links itself when it is first seen.
+//!
+//! Linking moves the identity's events (`events.identity_id`) from the
+//! holder to the person, and their rollup rows with them, in the caller's
+//! transaction: the link happens whole or not at all. Unlinking moves them
+//! back. Later events of a linked identity go to the person directly.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::budget::NameBudget;
+use super::rollup::{self, CostOrigin, Delta, Dim, DimValues, event_metrics};
+use crate::db::DbError;
+use crate::model::{IdentityKey, IdentityKind, UserId};
+
+/// An identity as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub id: i64,
+    pub key: IdentityKey,
+    /// The account that holds its usage while it is unassigned.
+    pub holder: UserId,
+    /// The person it is linked to, and their username.
+    pub linked: Option<(UserId, String)>,
+    pub ignored: bool,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+impl Identity {
+    /// The account its events are on now.
+    pub fn owner(&self) -> UserId {
+        self.linked.as_ref().map_or(self.holder, |(id, _)| *id)
+    }
+}
+
+/// An identity with the usage attributed by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityUsage {
+    pub identity: Identity,
+    pub events: i64,
+    pub cost_micros: i64,
+}
+
+/// What a link or unlink did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Events that now belong to the new owner.
+    pub events: usize,
+    /// Events the new owner already had under the same source and id (the
+    /// same call, reported twice): kept once, the identity's copy removed.
+    pub merged: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("no identity {0} has been seen")]
+    NotFound(IdentityKey),
+    #[error("no person named {0:?}")]
+    NoSuchUser(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for IdentityError {
+    fn from(e: rusqlite::Error) -> Self {
+        IdentityError::Db(DbError::from(e))
+    }
+}
+
+const IDENTITY_COLUMNS: &str = "i.id, i.kind, i.value, i.holder_id, i.user_id, u.username, \
+                                i.ignored, i.first_seen_ms, i.last_seen_ms";
+
+fn identity_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
+    let kind: String = row.get(1)?;
+    let value: String = row.get(2)?;
+    let kind = IdentityKind::parse(&kind).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown identity kind {kind:?}").into(),
+        )
+    })?;
+    let linked = match (
+        row.get::<_, Option<i64>>(4)?,
+        row.get::<_, Option<String>>(5)?,
+    ) {
+        (Some(id), Some(name)) => Some((UserId(id), name)),
+        _ => None,
+    };
+    Ok(Identity {
+        id: row.get(0)?,
+        key: IdentityKey { kind, value },
+        holder: UserId(row.get(3)?),
+        linked,
+        ignored: row.get(6)?,
+        first_seen_ms: row.get(7)?,
+        last_seen_ms: row.get(8)?,
+    })
+}
+
+pub fn find(conn: &Connection, key: &IdentityKey) -> Result<Option<Identity>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {IDENTITY_COLUMNS} FROM identities i LEFT JOIN users u ON u.id = i.user_id
+         WHERE i.kind = ?1 AND i.value = ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![key.kind.as_str(), key.value], identity_from_row)
+        .optional()?)
+}
+
+/// Every identity with its events and cost, unassigned ones first, then
+/// by the last time they were seen.
+pub fn list(conn: &Connection) -> Result<Vec<IdentityUsage>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {IDENTITY_COLUMNS},
+                (SELECT COUNT(*) FROM events e WHERE e.identity_id = i.id),
+                (SELECT COALESCE(SUM(cost_micros), 0) FROM events e WHERE e.identity_id = i.id)
+         FROM identities i LEFT JOIN users u ON u.id = i.user_id
+         ORDER BY i.user_id IS NOT NULL, i.last_seen_ms DESC, i.id"
+    ))?;
+    let rows = stmt.query_map([], |row| {
+        Ok(IdentityUsage {
+            identity: identity_from_row(row)?,
+            events: row.get(9)?,
+            cost_micros: row.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// In the writer: the identity `key` stands for and the account its usage
+/// goes to now, creating the identity (with its holder, or linked to the
+/// person whose email it is) when it is new. A new identity is a new name,
+/// charged to `budget`.
+pub fn resolve(
+    conn: &Connection,
+    key: &IdentityKey,
+    seen_ms: i64,
+    budget: Option<&NameBudget>,
+) -> Result<(i64, UserId), DbError> {
+    if let Some(identity) = find(conn, key)? {
+        conn.prepare_cached(
+            "UPDATE identities SET last_seen_ms = max(last_seen_ms, ?2),
+                                   first_seen_ms = min(first_seen_ms, ?2)
+             WHERE id = ?1",
+        )?
+        .execute(params![identity.id, seen_ms])?;
+        return Ok((identity.id, identity.owner()));
+    }
+    if let Some(budget) = budget {
+        budget.charge(conn, Dim::User, &key.to_string())?;
+    }
+    let holder = create_holder(conn, key, seen_ms)?;
+    let person = match key.kind {
+        IdentityKind::Email => person_with_email(conn, &key.value)?,
+        _ => None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO identities (kind, value, holder_id, user_id, first_seen_ms, last_seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![
+        key.kind.as_str(),
+        key.value,
+        holder.0,
+        person.map(|p| p.0),
+        seen_ms
+    ])?;
+    Ok((conn.last_insert_rowid(), person.unwrap_or(holder)))
+}
+
+/// The holder account of a new identity. Its name starts with `~`, which
+/// no person's name may (`auth::users::validate_username`), and is fixed
+/// by the identity, so it never collides.
+fn create_holder(conn: &Connection, key: &IdentityKey, now_ms: i64) -> Result<UserId, DbError> {
+    let digest = Sha256::digest(format!("{}\n{}", key.kind, key.value));
+    let username = format!("~{}-{}", key.kind, crate::secret::hex(&digest[..12]));
+    let now_s = now_ms.div_euclid(1000);
+    conn.prepare_cached(
+        "INSERT INTO users (username, display_name, role, password_hash, disabled, created_at,
+                            updated_at, kind)
+         VALUES (?1, ?2, 'member', NULL, 1, ?3, ?3, 'identity')",
+    )?
+    .execute(params![username, key.to_string(), now_s])?;
+    Ok(UserId(conn.last_insert_rowid()))
+}
+
+/// The one enabled person whose email is `email` (case aside), if exactly
+/// one has it.
+fn person_with_email(conn: &Connection, email: &str) -> Result<Option<UserId>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM users WHERE kind = 'person' AND disabled = 0 AND lower(email) = lower(?1)
+         LIMIT 2",
+    )?;
+    let ids: Vec<i64> = stmt
+        .query_map([email], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(match ids.as_slice() {
+        [one] => Some(UserId(*one)),
+        _ => None,
+    })
+}
+
+/// Links `key` to the person `username`: its events (from wherever they
+/// are) move to them. Idempotent.
+pub fn link(conn: &Connection, key: &IdentityKey, username: &str) -> Result<Moved, IdentityError> {
+    let identity = find(conn, key)?.ok_or_else(|| IdentityError::NotFound(key.clone()))?;
+    let person: Option<i64> = conn
+        .prepare_cached("SELECT id FROM users WHERE username = ?1 AND kind = 'person'")?
+        .query_row([username], |row| row.get(0))
+        .optional()?;
+    let person = UserId(person.ok_or_else(|| IdentityError::NoSuchUser(username.to_owned()))?);
+    let moved = move_events(conn, identity.id, identity.owner(), person)?;
+    conn.prepare_cached("UPDATE identities SET user_id = ?2, ignored = 0 WHERE id = ?1")?
+        .execute(params![identity.id, person.0])?;
+    Ok(moved)
+}
+
+/// Unlinks `key`: its events move back to its holder, unassigned.
+/// Idempotent.
+pub fn unlink(conn: &Connection, key: &IdentityKey) -> Result<Moved, IdentityError> {
+    let identity = find(conn, key)?.ok_or_else(|| IdentityError::NotFound(key.clone()))?;
+    let moved = move_events(conn, identity.id, identity.owner(), identity.holder)?;
+    conn.prepare_cached("UPDATE identities SET user_id = NULL WHERE id = ?1")?
+        .execute([identity.id])?;
+    Ok(moved)
+}
+
+/// One event of an identity, as its rollup rows see it.
+struct Held {
+    id: i64,
+    ts_ms: i64,
+    dims: DimValues,
+    metrics: crate::model::Totals,
+    external_id: String,
+}
+
+/// Moves the events of identity `identity` on account `from` to `to`, and
+/// their rollup rows: minus on `from`, plus on `to`, then `from`'s rows
+/// that are left empty are removed (the rollups hold no row that the raw
+/// events do not give). An event `to` already has under the same source
+/// and id is the same call: the identity's copy is removed.
+fn move_events(
+    conn: &Connection,
+    identity: i64,
+    from: UserId,
+    to: UserId,
+) -> Result<Moved, DbError> {
+    if from == to {
+        return Ok(Moved::default());
+    }
+    let held = held_events(conn, identity, from)?;
+    let mut already = conn.prepare_cached(
+        "SELECT 1 FROM events e JOIN events mine ON mine.id = ?1
+         WHERE e.user_id = ?2 AND e.source_id = mine.source_id AND e.external_id = ?3",
+    )?;
+    let mut remove = conn.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+    let mut reassign = conn.prepare_cached("UPDATE events SET user_id = ?2 WHERE id = ?1")?;
+    let mut deltas = Vec::with_capacity(held.len() * 2);
+    let mut moved = Moved::default();
+    for event in held {
+        let mut minus = crate::model::Totals::default();
+        minus.checked_add_signed(&event.metrics, -1)?;
+        deltas.push(Delta {
+            ts_ms: event.ts_ms,
+            dims: DimValues {
+                user: from.0,
+                ..event.dims
+            },
+            metrics: minus,
+        });
+        let duplicate = already
+            .query_row(params![event.id, to.0, event.external_id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if duplicate {
+            remove.execute([event.id])?;
+            moved.merged += 1;
+            continue;
+        }
+        reassign.execute(params![event.id, to.0])?;
+        deltas.push(Delta {
+            ts_ms: event.ts_ms,
+            dims: DimValues {
+                user: to.0,
+                ..event.dims
+            },
+            metrics: event.metrics,
+        });
+        moved.events += 1;
+    }
+    rollup::apply(conn, &deltas)?;
+    rollup::remove_empty_rows(conn, from)?;
+    Ok(moved)
+}
+
+fn held_events(conn: &Connection, identity: i64, owner: UserId) -> Result<Vec<Held>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, ts_ms, model_id, activity_id, project_id, source_id, provider_id,
+                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros,
+                cost_origin, external_id
+         FROM events WHERE identity_id = ?1 AND user_id = ?2",
+    )?;
+    let rows = stmt.query_map(params![identity, owner.0], |row| {
+        let tokens = [row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?];
+        let origin = match row.get::<_, i64>(12)? {
+            0 => CostOrigin::Unpriced,
+            1 => CostOrigin::PriceTable,
+            _ => CostOrigin::Reported,
+        };
+        Ok(Held {
+            id: row.get(0)?,
+            ts_ms: row.get(1)?,
+            dims: DimValues {
+                user: owner.0,
+                model: row.get(2)?,
+                activity: row.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                project: row.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                source: row.get(5)?,
+                provider: row.get::<_, Option<i64>>(6)?.unwrap_or(0),
+            },
+            metrics: event_metrics(&tokens, row.get(11)?, origin),
+            external_id: row.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
