@@ -51,6 +51,11 @@ bench-import megabytes="1024":
     cd target/bench/ccusage && (npm install --no-audit --no-fund ccusage@20.0.24 @ccusage/ccusage-linux-x64@20.0.24 >/dev/null 2>&1 || echo "ccusage not installed; comparing nothing")
     cargo bench --bench import -- target/perf/tokentally target/bench/import-{{megabytes}} {{megabytes}} $(find target/bench/ccusage/node_modules/@ccusage -name ccusage -type f -perm -u+x 2>/dev/null | head -1)
 
+# Linking an identity with N held events to a person, and unlinking it
+# (one transaction each, verify after both); default 100k and 1M
+bench-link *events:
+    cargo bench --bench link -- {{events}}
+
 # Server memory under 64 parallel maximal gzip requests, with and without
 # the ingest memory budget (BENCHMARKS.md); EXTRA: another binary to compare
 bench-memory extra="":

@@ -439,3 +439,132 @@ fn seed_carol(db_path: &std::path::Path, count: usize) {
         db.shutdown().await;
     });
 }
+
+/// `tokentally identity link` killed with SIGKILL at growing delays while
+/// it moves 100,000 events: after every kill `verify` passes, and the link
+/// either happened whole or not at all. Then it runs to the end.
+#[test]
+fn a_link_killed_midway_is_whole_or_absent() {
+    use crate::common::server::{BINARY, run_cli};
+    const EVENTS: usize = 100_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let (ok, _, err) = run_cli(
+        &[
+            "--data-dir",
+            &data,
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        &[],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let db_path = dir.path().join("tokentally.db");
+    seed_carol(&db_path, 1);
+    copy_carols_first_event(&db_path, EVENTS - 1);
+    let (ok, out, err) = run_cli(&["--data-dir", &data, "verify"], &[], None);
+    assert!(ok, "the seeded database verifies: {out}{err}");
+    let link = [
+        "--data-dir",
+        &data,
+        "identity",
+        "link",
+        "email",
+        "carol@example.com",
+        "--user",
+        "bob",
+    ];
+    let mut outcomes = Vec::new();
+    for delay_ms in [100, 400, 1_000, 2_000] {
+        let mut child = std::process::Command::new(BINARY)
+            .args(link)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let killed = child.try_wait().expect("try_wait").is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        let (ok, out, err) = run_cli(&["--data-dir", &data, "verify"], &[], None);
+        assert!(ok, "after a kill at {delay_ms} ms: {out}{err}");
+        let state = link_state(&db_path, EVENTS);
+        outcomes.push((delay_ms, killed, state));
+        if state == "whole" {
+            // Undo it, so the next kill meets a link to make again.
+            let (ok, _, err) = run_cli(
+                &[
+                    "--data-dir",
+                    &data,
+                    "identity",
+                    "unlink",
+                    "email",
+                    "carol@example.com",
+                ],
+                &[],
+                None,
+            );
+            assert!(ok, "{err}");
+        }
+    }
+    eprintln!("kills (delay ms, still running when killed, state): {outcomes:?}");
+    let (ok, out, err) = run_cli(&link, &[], None);
+    assert!(ok && out.contains("100000 events moved"), "{out}{err}");
+    assert_eq!(link_state(&db_path, EVENTS), "whole");
+}
+
+/// `copies` more events of carol's identity, like her first one an hour
+/// apart, written by SQL (a debug build inserts 100,000 events through the
+/// store slowly); the rollups are then rebuilt from the raw events with
+/// the store's own rebuild (what `verify --repair` runs).
+fn copy_carols_first_event(db_path: &std::path::Path, copies: usize) {
+    let conn = rusqlite::Connection::open(db_path).expect("open");
+    let mut sql = format!(
+        "BEGIN;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {copies})
+         INSERT INTO events (ts_ms, user_id, source_id, external_id, model_id, provider_id,
+                             activity_id, project_id, input_tokens, output_tokens,
+                             cache_read_tokens, cache_write_tokens, cost_micros, cost_origin,
+                             identity_id)
+         SELECT e.ts_ms + n.i * 3600000, e.user_id, e.source_id, 'copy-' || n.i, e.model_id,
+                e.provider_id, e.activity_id, e.project_id, e.input_tokens + n.i % 97,
+                e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.cost_micros,
+                e.cost_origin, e.identity_id
+         FROM n, (SELECT * FROM events WHERE identity_id IS NOT NULL LIMIT 1) e;\n"
+    );
+    for level in tokentally::usage::rollup::Level::ALL {
+        sql.push_str(&format!("DELETE FROM {};\n", level.table()));
+        sql.push_str(&tokentally::usage::rollup::rebuild_sql(level));
+    }
+    sql.push_str("COMMIT;");
+    conn.execute_batch(&sql).expect("copies");
+}
+
+/// Where carol's events are: all on bob and the identity linked
+/// ("whole"), all on her holder and unlinked ("absent"); anything else
+/// fails the test.
+fn link_state(db_path: &std::path::Path, events: usize) -> &'static str {
+    let conn = rusqlite::Connection::open(db_path).expect("open");
+    let (on_bob, on_holder, linked): (i64, i64, Option<i64>) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM events e JOIN users u ON u.id = e.user_id
+                     WHERE e.identity_id = i.id AND u.username = 'bob'),
+                    (SELECT COUNT(*) FROM events e WHERE e.identity_id = i.id
+                     AND e.user_id = i.holder_id),
+                    i.user_id
+             FROM identities i WHERE i.kind = 'email' AND i.value = 'carol@example.com'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("state");
+    match (on_bob as usize, on_holder as usize, linked) {
+        (n, 0, Some(_)) if n == events => "whole",
+        (0, n, None) if n == events => "absent",
+        other => panic!("a half-made link: {other:?}"),
+    }
+}
