@@ -112,5 +112,7 @@ fn event(i: usize, n: usize, owner: UserId, key: &IdentityKey) -> NewEvent {
         tokens: [1_000 + (i as i64 % 977), 200, 5_000, 0],
         reported_cost_micros: None,
         identity: Some(key.clone()),
+        session: None,
+        machine: None,
     }
 }

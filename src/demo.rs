@@ -177,6 +177,8 @@ impl Samplers {
                 },
             ],
             reported_cost_micros: None,
+            session: None,
+            machine: None,
             identity: None,
         }
     }

@@ -87,7 +87,7 @@ fn csv(data: &[u8]) {
         return;
     };
     for line in lines {
-        let _ = formats::map_csv(&header, line, now());
+        let _ = formats::map_csv(&header, line, &Default::default(), now());
     }
 }
 
@@ -110,8 +110,8 @@ pub fn run(target: &str, data: &[u8]) {
         "csv_import" => csv(data),
         "claude_code_line" => {
             for line in data.split(|b| *b == b'\n') {
-                let _ = claude_code::map(line, now());
-                let _ = formats::map_jsonl(line, now());
+                let _ = claude_code::map(line, &Default::default(), now());
+                let _ = formats::map_jsonl(line, &Default::default(), now());
             }
         }
         "query_string" => query(data),

@@ -44,6 +44,10 @@ pub struct ImportArgs {
     /// [default: $XDG_STATE_HOME/tokentally/import-<server>.json]
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// The machine the events come from, for events that name none
+    /// ("" for none) [default: this host's name]
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,7 @@ pub enum ImportCommandError {
 }
 
 pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandError> {
+    let machine = machine(args.machine.as_deref())?;
     let (files, format) = files_to_read(&args)?;
     let db = match &args.server {
         Some(_) => None,
@@ -77,7 +82,7 @@ pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandEr
     let (dry_run, bar) = (args.dry_run, progress.clone());
     let reports = tokio::task::spawn_blocking(move || {
         let sink = sink(tokio::runtime::Handle::current())?;
-        let importer = Importer::new(sink, dry_run, bar.clone());
+        let importer = Importer::new(sink, dry_run, bar.clone()).with_machine(machine);
         let mut reports = Vec::new();
         for file in &files {
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -104,6 +109,45 @@ pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandEr
         )));
     }
     Ok(())
+}
+
+/// The machine of the events that name none: `--machine`, else this
+/// host's name; checked by the rules of every name, so that a host name
+/// no event could carry is refused once, here, rather than on every line.
+fn machine(given: Option<&str>) -> Result<Option<String>, ImportCommandError> {
+    let Some(name) = given.map(str::to_owned).or_else(host_name) else {
+        return Ok(None);
+    };
+    match crate::ingest::event::check_text(&name) {
+        Ok(name) if name.is_empty() => Ok(None),
+        Ok(name) => Ok(Some(name)),
+        Err(reason) if given.is_some() => Err(ImportCommandError::Incomplete(format!(
+            "--machine: {reason}"
+        ))),
+        Err(reason) => Err(ImportCommandError::Incomplete(format!(
+            "this host's name {name:?} {reason}: pass --machine NAME"
+        ))),
+    }
+}
+
+/// This host's name, as `hostname` prints it.
+#[cfg(unix)]
+fn host_name() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length, which is passed;
+    // gethostname writes at most that many bytes.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    String::from_utf8(buffer[..end].to_vec()).ok()
+}
+
+/// This host's name, as Windows names it.
+#[cfg(not(unix))]
+fn host_name() -> Option<String> {
+    std::env::var("COMPUTERNAME").ok()
 }
 
 type SinkFactory = Box<dyn FnOnce(tokio::runtime::Handle) -> Result<Sink, ImportError> + Send>;

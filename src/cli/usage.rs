@@ -239,6 +239,7 @@ fn series_query(args: &ReportArgs) -> Result<SeriesQuery, UsageCommandError> {
             activities: args.activity.clone(),
             projects: args.project.clone(),
             sources: args.source.clone(),
+            ..Filters::default()
         },
     })
 }

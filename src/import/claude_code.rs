@@ -8,8 +8,14 @@
 //!   counted once;
 //! - `<synthetic>` messages are Claude Code's own, not model calls: skipped;
 //! - Anthropic's `input_tokens` already excludes cache reads and writes.
+//!
+//! The project is the last component of the line's `cwd` (the repository
+//! directory's name, not the path to it); a line without `cwd` takes the
+//! project of its folder ([`LineContext::folder_project`]). The session is
+//! the line's `sessionId`; the machine the one the import runs for.
 
-use std::path::Path;
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -27,6 +33,111 @@ pub enum Mapped {
     Skipped(&'static str),
     /// A line that should hold usage but cannot be read: a problem.
     Invalid(String),
+}
+
+/// What a line does not say, but its file and the import do.
+#[derive(Debug, Default)]
+pub struct LineContext {
+    /// The machine every event of the import comes from (unless an event
+    /// names its own).
+    pub machine: Option<String>,
+    /// The transcript's folder under `projects/`, as Claude Code named it.
+    folder: Option<String>,
+    /// Its project, worked out when a line first needs it.
+    folder_project: OnceCell<Option<String>>,
+}
+
+impl LineContext {
+    /// The context of the lines of the file at `path`.
+    pub fn for_file(path: &Path, machine: Option<String>) -> LineContext {
+        LineContext {
+            machine,
+            folder: project_folder(path),
+            folder_project: OnceCell::new(),
+        }
+    }
+
+    /// The project of the transcript's folder (see [`folder_project`]).
+    pub fn folder_project(&self) -> Option<String> {
+        self.folder_project
+            .get_or_init(|| self.folder.as_deref().and_then(folder_project))
+            .clone()
+    }
+}
+
+/// The folder of a transcript under Claude Code's `projects/`: the
+/// component after the last `projects` of its path, when a file lies below
+/// it (`…/projects/-home-ada-src-web-shop/<session>.jsonl`, or deeper).
+fn project_folder(path: &Path) -> Option<String> {
+    let parts: Vec<&std::ffi::OsStr> = path.parent()?.iter().collect();
+    let at = parts.iter().rposition(|part| *part == "projects")?;
+    parts.get(at + 1)?.to_str().map(str::to_owned)
+}
+
+/// The project a transcript folder stands for. Claude Code names the
+/// folder of a working directory after its path with every character that
+/// is not an ASCII letter or digit made a `-` (`/home/ada/src/web-shop` is
+/// `-home-ada-src-web-shop`), which cannot be read back alone (`web-shop`,
+/// or `web/shop`?). The directories of this machine decide: the folder
+/// names the existing directory whose path encodes to it, and the project
+/// is that directory's name. When none does (the directory is gone, or the
+/// transcripts came from another machine), the folder's last `-` part.
+pub fn folder_project(folder: &str) -> Option<String> {
+    let mut budget = MAX_DIRECTORIES_READ;
+    let found = folder
+        .strip_prefix('-')
+        .and_then(|rest| find_encoded(Path::new("/"), rest, &mut budget));
+    match found {
+        Some(dir) => dir.file_name()?.to_str().map(str::to_owned),
+        None => folder
+            .rsplit('-')
+            .find(|part| !part.is_empty())
+            .map(str::to_owned),
+    }
+}
+
+/// Directories [`folder_project`] may list for one folder.
+const MAX_DIRECTORIES_READ: usize = 64;
+
+/// A name as Claude Code puts it in a folder name: every character that is
+/// not an ASCII letter or digit becomes `-` (one per UTF-16 unit, as
+/// JavaScript counts).
+fn encode(name: &str) -> String {
+    name.chars()
+        .flat_map(|c| {
+            let dashes = if c.is_ascii_alphanumeric() {
+                0
+            } else {
+                c.len_utf16()
+            };
+            let keep = (dashes == 0).then_some(c);
+            keep.into_iter().chain(std::iter::repeat_n('-', dashes))
+        })
+        .collect()
+}
+
+/// The directory below `dir` whose path below `dir` encodes to `rest`;
+/// longer names are tried first, and other readings after them.
+fn find_encoded(dir: &Path, rest: &str, budget: &mut usize) -> Option<PathBuf> {
+    if rest.is_empty() {
+        return Some(dir.to_path_buf());
+    }
+    *budget = budget.checked_sub(1)?;
+    let mut candidates: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            let encoded = encode(&name);
+            let matches = rest == encoded || rest.starts_with(&format!("{encoded}-"));
+            (matches && entry.path().is_dir()).then(|| (encoded, entry.path()))
+        })
+        .collect();
+    candidates.sort_by_key(|(encoded, _)| std::cmp::Reverse(encoded.len()));
+    candidates.into_iter().find_map(|(encoded, path)| {
+        let after = rest[encoded.len()..].strip_prefix('-').unwrap_or("");
+        find_encoded(&path, after, budget)
+    })
 }
 
 /// Where to find transcripts when no path is given, as Claude Code does:
@@ -72,8 +183,8 @@ fn text(value: Option<&Value>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// One transcript line, checked as at `now`.
-pub fn map(line: &[u8], now: Timestamp) -> Mapped {
+/// One transcript line of a file with `context`, checked as at `now`.
+pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
     let Ok(value) = serde_json::from_slice::<Value>(line) else {
         return Mapped::Invalid("not JSON".into());
     };
@@ -148,10 +259,14 @@ pub fn map(line: &[u8], now: Timestamp) -> Mapped {
             }
             .into(),
         ),
-        project: text(value.get("cwd")).map(|cwd| project_name(&cwd)),
+        project: text(value.get("cwd"))
+            .map(|cwd| project_name(&cwd))
+            .or_else(|| context.folder_project()),
         source: SOURCE.into(),
         tokens,
         cost_micros,
+        session: text(value.get("sessionId")),
+        machine: context.machine.clone(),
     };
     match ApiEvent::new(fields, now) {
         Ok(event) => Mapped::Event(Box::new(event)),
@@ -178,6 +293,10 @@ mod tests {
     }
     use serde_json::json;
 
+    fn none() -> LineContext {
+        LineContext::default()
+    }
+
     fn line(value: Value) -> Vec<u8> {
         value.to_string().into_bytes()
     }
@@ -194,6 +313,7 @@ mod tests {
                                       "cache_creation_input_tokens": 1200,
                                       "cache_creation": {"ephemeral_5m_input_tokens": 1200}}}
             })),
+            &none(),
             now(),
         );
         let Mapped::Event(event) = mapped else {
@@ -204,6 +324,53 @@ mod tests {
         assert_eq!(event.project.as_deref(), Some("web-shop"));
         assert_eq!(event.activity.as_deref(), Some("claude-code"));
         assert_eq!(event.cost_micros, None);
+        assert_eq!(event.session.as_deref(), Some("s1"));
+        assert_eq!(event.machine, None);
+    }
+
+    #[test]
+    fn a_line_without_cwd_takes_the_project_of_its_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("src").join("web-shop.v2_x");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        // A shorter reading of the same folder name, which leads nowhere.
+        std::fs::create_dir_all(dir.path().join("src/web")).expect("mkdir");
+        let folder = encode(&repo.to_string_lossy());
+        assert!(folder.ends_with("-src-web-shop-v2-x"), "{folder}");
+        assert_eq!(folder_project(&folder).as_deref(), Some("web-shop.v2_x"));
+        // A directory that is not on this machine: the folder's last part.
+        assert_eq!(
+            folder_project("-nonexistent-tokentally-src-web-shop").as_deref(),
+            Some("shop")
+        );
+        assert_eq!(folder_project("C--Users-ada-api").as_deref(), Some("api"));
+
+        let transcript = dir
+            .path()
+            .join(".claude/projects")
+            .join(&folder)
+            .join("5c1a/subagents/agent-1.jsonl");
+        let context = LineContext::for_file(&transcript, Some("laptop-7".into()));
+        let usage = json!({"type": "assistant", "sessionId": "5c1a", "requestId": "r",
+                           "timestamp": "2026-05-01T10:00:00Z",
+                           "message": {"id": "m", "model": "claude-sonnet-4-5",
+                                       "usage": {"input_tokens": 1}}});
+        let Mapped::Event(event) = map(&line(usage.clone()), &context, now()) else {
+            panic!("not an event")
+        };
+        assert_eq!(event.project.as_deref(), Some("web-shop.v2_x"));
+        assert_eq!(event.session.as_deref(), Some("5c1a"));
+        assert_eq!(event.machine.as_deref(), Some("laptop-7"));
+        // A `cwd` wins over the folder.
+        let mut with_cwd = usage;
+        with_cwd["cwd"] = json!("/home/ada/src/api");
+        let Mapped::Event(event) = map(&line(with_cwd), &context, now()) else {
+            panic!("not an event")
+        };
+        assert_eq!(event.project.as_deref(), Some("api"));
+        // A file outside any `projects/` folder has no folder project.
+        let loose = LineContext::for_file(Path::new("/tmp/session.jsonl"), None);
+        assert_eq!(loose.folder_project(), None);
     }
 
     #[test]
@@ -211,6 +378,7 @@ mod tests {
         assert_eq!(
             map(
                 b"{\"type\":\"user\",\"message\":{\"role\":\"user\"}}",
+                &none(),
                 now()
             ),
             Mapped::Skipped("no usage (user turns, summaries, snapshots)")
@@ -221,13 +389,17 @@ mod tests {
                     json!({"type": "assistant", "timestamp": "2026-05-01T10:00:00Z",
                 "message": {"id": "m", "model": "<synthetic>", "usage": {"input_tokens": 0}}})
                 ),
+                &none(),
                 now()
             ),
             Mapped::Skipped("<synthetic> messages")
         );
-        assert!(matches!(map(b"{not json", now()), Mapped::Invalid(_)));
         assert!(matches!(
-            map(&line(json!({"message": {"id": "m", "model": "x", "usage": {}}})), now()),
+            map(b"{not json", &none(), now()),
+            Mapped::Invalid(_)
+        ));
+        assert!(matches!(
+            map(&line(json!({"message": {"id": "m", "model": "x", "usage": {}}})), &none(), now()),
             Mapped::Invalid(reason) if reason.contains("timestamp")
         ));
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::claude_code::{self, Mapped};
+use super::claude_code::{self, LineContext, Mapped};
 use crate::ingest::event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,13 +67,26 @@ pub fn is_importable(path: &Path) -> bool {
 }
 
 /// One line of our JSONL.
-pub fn map_jsonl(line: &[u8], now: Timestamp) -> Mapped {
+pub fn map_jsonl(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Mapped::Skipped("empty lines");
     }
     match serde_json::from_slice::<Value>(line) {
-        Ok(value) => from_event(&value, now),
+        Ok(mut value) => {
+            if let Value::Object(object) = &mut value {
+                default_machine(object, context);
+            }
+            from_event(&value, now)
+        }
         Err(e) => Mapped::Invalid(format!("not JSON: {e}")),
+    }
+}
+
+/// An event that names no machine is from the import's.
+fn default_machine(object: &mut Map<String, Value>, context: &LineContext) {
+    let named = object.get("machine").is_some_and(|v| !v.is_null());
+    if let (false, Some(machine)) = (named, &context.machine) {
+        object.insert("machine".into(), Value::from(machine.as_str()));
     }
 }
 
@@ -105,7 +118,7 @@ const INTEGER_FIELDS: [&str; 4] = [
 ];
 
 /// One CSV row, validated like an API event.
-pub fn map_csv(header: &CsvHeader, line: &[u8], now: Timestamp) -> Mapped {
+pub fn map_csv(header: &CsvHeader, line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Mapped::Skipped("empty lines");
     }
@@ -132,6 +145,7 @@ pub fn map_csv(header: &CsvHeader, line: &[u8], now: Timestamp) -> Mapped {
         };
         object.insert(name.clone(), value);
     }
+    default_machine(&mut object, context);
     from_event(&Value::Object(object), now)
 }
 
@@ -167,9 +181,11 @@ mod tests {
         let header =
             CsvHeader::parse(b"id,timestamp,model,activity,input_tokens,output_tokens,cost")
                 .expect("header");
+        let laptop = LineContext::for_file(Path::new("usage.csv"), Some("laptop".into()));
         let Mapped::Event(event) = map_csv(
             &header,
             b"r1,2026-05-01T10:00:00Z,gpt-5,\"chat, long\",100,20,0.5",
+            &laptop,
             now(),
         ) else {
             panic!("not an event")
@@ -177,16 +193,38 @@ mod tests {
         assert_eq!(event.activity.as_deref(), Some("chat, long"));
         assert_eq!(event.tokens, [100, 20, 0, 0]);
         assert_eq!(event.cost_micros, Some(500_000));
-        let Mapped::Invalid(reason) =
-            map_csv(&header, b"r2,2026-05-01T10:00:00Z,gpt-5,,ten,20,", now())
-        else {
+        assert_eq!(event.machine.as_deref(), Some("laptop"));
+        let Mapped::Invalid(reason) = map_csv(
+            &header,
+            b"r2,2026-05-01T10:00:00Z,gpt-5,,ten,20,",
+            &laptop,
+            now(),
+        ) else {
             panic!("accepted")
         };
         assert!(reason.contains("input_tokens"), "{reason}");
         assert!(
-            matches!(map_csv(&header, b"r3,x", now()), Mapped::Invalid(r) if r.contains("fields"))
+            matches!(map_csv(&header, b"r3,x", &laptop, now()), Mapped::Invalid(r) if r.contains("fields"))
         );
         assert!(CsvHeader::parse(b"when,model").is_err());
+    }
+
+    #[test]
+    fn an_event_of_our_own_keeps_its_machine_and_session() {
+        let laptop = LineContext::for_file(Path::new("usage.csv"), Some("laptop".into()));
+        let line = br#"{"id":"1","timestamp":"2026-05-01T10:00:00Z","model":"m","session":"s-9","machine":"ci-runner"}"#;
+        let Mapped::Event(event) = map_jsonl(line, &laptop, now()) else {
+            panic!("not an event")
+        };
+        assert_eq!(
+            (event.session.as_deref(), event.machine.as_deref()),
+            (Some("s-9"), Some("ci-runner"))
+        );
+        let line = br#"{"id":"2","timestamp":"2026-05-01T10:00:00Z","model":"m"}"#;
+        let Mapped::Event(event) = map_jsonl(line, &laptop, now()) else {
+            panic!("not an event")
+        };
+        assert_eq!(event.machine.as_deref(), Some("laptop"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 use jiff::Timestamp;
 
-use self::claude_code::Mapped;
+use self::claude_code::{LineContext, Mapped};
 use self::formats::{CsvHeader, Format};
 use self::lines::{Line, LineReader};
 use self::sink::Sink;
@@ -91,6 +91,8 @@ pub struct Importer {
     dry_run: bool,
     now: Timestamp,
     progress: ProgressBar,
+    /// The machine of every event that names none (this host, by default).
+    machine: Option<String>,
 }
 
 impl Importer {
@@ -101,7 +103,14 @@ impl Importer {
             dry_run,
             now: Timestamp::now(),
             progress,
+            machine: None,
         }
+    }
+
+    /// Events that name no machine are `machine`'s.
+    pub fn with_machine(mut self, machine: Option<String>) -> Importer {
+        self.machine = machine;
+        self
     }
 
     /// Imports one file from where the last run stopped.
@@ -138,6 +147,9 @@ impl Importer {
             },
             _ => None,
         };
+        // The folder as given: Claude Code's `projects/<folder>/` may be a
+        // link to elsewhere.
+        let context = LineContext::for_file(path, self.machine.clone());
         let file = File::open(&canonical).map_err(io_error(path))?;
         let mut reader = LineReader::at(file, start.offset, start.lines).map_err(io_error(path))?;
         let mut batch = Vec::new();
@@ -147,10 +159,12 @@ impl Importer {
             let mapped = match (&line, &header) {
                 (Line::TooLong(_), _) => Mapped::Skipped("lines over 16 MiB"),
                 (Line::Text(_), Some(_)) if number == 1 => Mapped::Skipped("CSV header"),
-                (Line::Text(text), Some(header)) => formats::map_csv(header, text, self.now),
+                (Line::Text(text), Some(header)) => {
+                    formats::map_csv(header, text, &context, self.now)
+                }
                 (Line::Text(text), None) => match format {
-                    Format::ClaudeCode => claude_code::map(text, self.now),
-                    _ => formats::map_jsonl(text, self.now),
+                    Format::ClaudeCode => claude_code::map(text, &context, self.now),
+                    _ => formats::map_jsonl(text, &context, self.now),
                 },
             };
             match mapped {

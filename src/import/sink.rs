@@ -145,6 +145,8 @@ impl Remote {
             ("activity", event.activity.clone()),
             ("project", event.project.clone()),
             ("cost", event.cost_micros.map(decimal)),
+            ("session", event.session.clone()),
+            ("machine", event.machine.clone()),
         ];
         for (field, value) in optional {
             if let Some(value) = value {

@@ -46,6 +46,10 @@ pub struct EventFields {
     pub source: String,
     pub tokens: [i64; 4],
     pub cost_micros: Option<i64>,
+    /// The producer's session or conversation id (raw events only).
+    pub session: Option<String>,
+    /// The host the event came from (raw events only).
+    pub machine: Option<String>,
 }
 
 /// One valid event; the user is still a name. Built only by
@@ -87,6 +91,8 @@ impl ApiEvent {
             ("provider", &mut fields.provider),
             ("activity", &mut fields.activity),
             ("project", &mut fields.project),
+            ("session", &mut fields.session),
+            ("machine", &mut fields.machine),
         ] {
             if let Some(value) = text.take() {
                 match check_text(&value) {
@@ -127,6 +133,8 @@ impl ApiEvent {
             project: fields.project,
             tokens: fields.tokens,
             reported_cost_micros: fields.cost_micros,
+            session: fields.session,
+            machine: fields.machine,
             identity: None,
         }
     }
@@ -271,6 +279,8 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
     let source = fields.text("source");
     let tokens = TOKEN_FIELDS.map(|field| fields.tokens(field));
     let cost_micros = fields.cost();
+    let session = fields.text("session");
+    let machine = fields.text("machine");
     let draft = EventFields {
         id: id.unwrap_or_default(),
         ts_ms: ts_ms.unwrap_or(now.as_millisecond()),
@@ -282,6 +292,8 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
         source: source.unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
         tokens,
         cost_micros,
+        session,
+        machine,
     };
     let checked = ApiEvent::new(draft, now);
     // Type problems first; a field already named is not named twice.
@@ -452,7 +464,8 @@ mod tests {
                 "id": "msg_1", "timestamp": "2026-03-08T14:05:00+01:00", "user": "ada",
                 "model": "claude-sonnet-4-5", "provider": "anthropic", "activity": "code review",
                 "project": "web", "source": "cli", "input_tokens": 1200, "output_tokens": 300,
-                "cache_read_tokens": 5000, "cache_write_tokens": 0, "cost": "0.012345"
+                "cache_read_tokens": 5000, "cache_write_tokens": 0, "cost": "0.012345",
+                "session": " 5c1a7f0e ", "machine": "ada-laptop"
             }),
             now(),
         )
@@ -467,6 +480,10 @@ mod tests {
         assert_eq!(event.tokens, [1200, 300, 5000, 0]);
         assert_eq!(event.cost_micros, Some(12_345));
         assert_eq!(event.source, "cli");
+        assert_eq!(
+            (event.session.as_deref(), event.machine.as_deref()),
+            (Some("5c1a7f0e"), Some("ada-laptop"))
+        );
     }
 
     #[test]
@@ -554,6 +571,26 @@ mod tests {
             (
                 json!({"id": 7, "timestamp": "2026-03-08T14:05:00Z", "model": "m"}),
                 "id",
+                "string",
+            ),
+            (
+                json!({"id": "1", "timestamp": "2026-03-08T14:05:00Z", "model": "m", "session": "s\u{7}"}),
+                "session",
+                "control",
+            ),
+            (
+                json!({"id": "1", "timestamp": "2026-03-08T14:05:00Z", "model": "m", "machine": "m".repeat(257)}),
+                "machine",
+                "256",
+            ),
+            (
+                json!({"id": "1", "timestamp": "2026-03-08T14:05:00Z", "model": "m", "machine": "host\u{200b}"}),
+                "machine",
+                "invisible",
+            ),
+            (
+                json!({"id": "1", "timestamp": "2026-03-08T14:05:00Z", "model": "m", "session": 5}),
+                "session",
                 "string",
             ),
         ];

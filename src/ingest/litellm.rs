@@ -17,8 +17,13 @@
 //!   admin's token names an existing tokentally user; otherwise the token's
 //!   owner (counted as `unattributed`: a proxy's webhook must not lose data
 //!   because a name is unknown here).
-//! - activity: the first of `request_tags`, else `call_type`; project:
-//!   `metadata.user_api_key_team_alias`, else `user_api_key_team_id`.
+//! - project, the first present of: `metadata.project`,
+//!   `metadata.project_name`, the same two in `metadata.requester_metadata`
+//!   (the metadata a client sent with its request), a request tag
+//!   `project:NAME`, `metadata.user_api_key_team_alias`,
+//!   `metadata.user_api_key_team_id`.
+//! - activity: the first of `request_tags` that is not a `project:` tag,
+//!   else `call_type`.
 //! - a failed call (`status` = `failure`) with no tokens is skipped and
 //!   counted; one with tokens is stored.
 
@@ -111,7 +116,6 @@ fn payload_field(ours: &str) -> &str {
         "cost" => "response_cost",
         "user" => "metadata.user_api_key_user_id",
         "activity" => "request_tags",
-        "project" => "metadata.user_api_key_team_alias",
         "provider" => "custom_llm_provider",
         other => other,
     }
@@ -192,13 +196,45 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
     }
     let user = text(metadata.and_then(|m| m.get("user_api_key_user_id")))
         .or_else(|| text(payload.get("end_user")));
-    let activity = payload
+    let tags: &[Value] = payload
         .get("request_tags")
         .and_then(Value::as_array)
-        .and_then(|tags| text(tags.first()))
+        .map_or(&[], Vec::as_slice);
+    let activity = tags
+        .iter()
+        .filter(|tag| !is_project_tag(tag))
+        .find_map(|tag| text(Some(tag)))
         .or_else(|| text(payload.get("call_type")));
-    let project = text(metadata.and_then(|m| m.get("user_api_key_team_alias")))
-        .or_else(|| text(metadata.and_then(|m| m.get("user_api_key_team_id"))));
+    let requester = metadata.and_then(|m| m.get("requester_metadata"));
+    let in_metadata = |within: Option<&Value>, key: &str| text(within.and_then(|m| m.get(key)));
+    // Where the project came from, to name it in a refusal.
+    let (project, project_field) = [
+        (in_metadata(metadata, "project"), "metadata.project"),
+        (
+            in_metadata(metadata, "project_name"),
+            "metadata.project_name",
+        ),
+        (
+            in_metadata(requester, "project"),
+            "metadata.requester_metadata.project",
+        ),
+        (
+            in_metadata(requester, "project_name"),
+            "metadata.requester_metadata.project_name",
+        ),
+        (tags.iter().find_map(project_tag), "request_tags"),
+        (
+            in_metadata(metadata, "user_api_key_team_alias"),
+            "metadata.user_api_key_team_alias",
+        ),
+        (
+            in_metadata(metadata, "user_api_key_team_id"),
+            "metadata.user_api_key_team_id",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(project, field)| project.map(|p| (Some(p), field)))
+    .unwrap_or((None, "project"));
     let fields = EventFields {
         id: id.unwrap_or_default(),
         ts_ms,
@@ -217,15 +253,36 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
             cache_write,
         ],
         cost_micros,
+        session: None,
+        machine: None,
     };
     ApiEvent::new(fields, now)
         .map(Mapped::Event)
         .map_err(|problems| {
             problems
                 .into_iter()
-                .map(|(field, reason)| (field.map(|f| payload_field(&f).to_owned()), reason))
+                .map(|(field, reason)| {
+                    let field = field.map(|f| match f.as_str() {
+                        "project" => project_field.to_owned(),
+                        other => payload_field(other).to_owned(),
+                    });
+                    (field, reason)
+                })
                 .collect()
         })
+}
+
+/// Whether a request tag is a `project:` tag (never the activity).
+fn is_project_tag(tag: &Value) -> bool {
+    tag.as_str()
+        .is_some_and(|t| t.trim_start().starts_with("project:"))
+}
+
+/// The project a request tag names (`project:NAME`), if it is one; a tag
+/// `project:` with no name names none.
+fn project_tag(tag: &Value) -> Option<String> {
+    let name = tag.as_str()?.trim().strip_prefix("project:")?.trim();
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// Epoch seconds (a float) or an RFC 3339 string, as milliseconds.

@@ -176,6 +176,8 @@ struct ApiEventRow<'a> {
     cache_write_tokens: i64,
     /// Decimal string; null when no price was known.
     cost: Option<String>,
+    session: Option<&'a str>,
+    machine: Option<&'a str>,
 }
 
 fn api_row(row: &EventRow) -> ApiEventRow<'_> {
@@ -193,6 +195,8 @@ fn api_row(row: &EventRow) -> ApiEventRow<'_> {
         cache_read_tokens: row.tokens[2],
         cache_write_tokens: row.tokens[3],
         cost: row.priced.then(|| decimal(row.cost_micros)),
+        session: row.session.as_deref(),
+        machine: row.machine.as_deref(),
     }
 }
 
@@ -268,7 +272,7 @@ pub async fn events_csv(
 
 /// Column names of the CSV export: the event fields of the ingest API, so
 /// an export can be imported elsewhere.
-pub const CSV_HEADER: [&str; 13] = super::EVENT_FIELDS;
+pub const CSV_HEADER: [&str; 15] = super::EVENT_FIELDS;
 
 fn export_csv(
     conn: &rusqlite::Connection,
@@ -299,6 +303,8 @@ fn export_csv(
                     &r.cache_read_tokens.to_string(),
                     &r.cache_write_tokens.to_string(),
                     r.cost.as_deref().unwrap_or(""),
+                    &csv_cell(r.session.unwrap_or("")),
+                    &csv_cell(r.machine.unwrap_or("")),
                 ])
                 .map_err(csv_error)?;
         }

@@ -1,5 +1,6 @@
 //! The events page: the per-call list (id, time, user, model, activity,
-//! tokens, cost), filtered, sorted on any column, keyset-paginated.
+//! tokens, cost, session, machine), filtered, sorted on any column,
+//! keyset-paginated.
 //!
 //! Keyset pagination (`WHERE (sort value, id) > cursor`) keeps every page
 //! as cheap as the first, however deep, and never skips or repeats a row
@@ -33,10 +34,12 @@ pub enum SortColumn {
     CacheRead,
     CacheWrite,
     Cost,
+    Session,
+    Machine,
 }
 
 impl SortColumn {
-    pub const ALL: [SortColumn; 12] = [
+    pub const ALL: [SortColumn; 14] = [
         SortColumn::Id,
         SortColumn::Time,
         SortColumn::User,
@@ -49,6 +52,8 @@ impl SortColumn {
         SortColumn::CacheRead,
         SortColumn::CacheWrite,
         SortColumn::Cost,
+        SortColumn::Session,
+        SortColumn::Machine,
     ];
 
     /// The name used in URLs and the API.
@@ -66,6 +71,8 @@ impl SortColumn {
             SortColumn::CacheRead => "cache_read_tokens",
             SortColumn::CacheWrite => "cache_write_tokens",
             SortColumn::Cost => "cost",
+            SortColumn::Session => "session",
+            SortColumn::Machine => "machine",
         }
     }
 
@@ -88,6 +95,8 @@ impl SortColumn {
             SortColumn::CacheRead => "e.cache_read_tokens",
             SortColumn::CacheWrite => "e.cache_write_tokens",
             SortColumn::Cost => "e.cost_micros",
+            SortColumn::Session => "COALESCE(ss.name, '')",
+            SortColumn::Machine => "COALESCE(mc.name, '')",
         }
     }
 
@@ -100,6 +109,8 @@ impl SortColumn {
                 | SortColumn::Activity
                 | SortColumn::Project
                 | SortColumn::Source
+                | SortColumn::Session
+                | SortColumn::Machine
         )
     }
 }
@@ -182,6 +193,8 @@ pub struct EventRow {
     pub cost_micros: i64,
     /// `false` when no price was known: the cost is not a real zero.
     pub priced: bool,
+    pub session: Option<String>,
+    pub machine: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,14 +214,16 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
     let mut sql = String::from(
         "SELECT e.id, e.external_id, e.ts_ms, u.username, m.name, pv.name, a.name, p.name, s.name,
                 e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens,
-                e.cost_micros, e.cost_origin
+                e.cost_micros, e.cost_origin, ss.name, mc.name
          FROM events e
          JOIN users u ON u.id = e.user_id
          JOIN models m ON m.id = e.model_id
          JOIN sources s ON s.id = e.source_id
          LEFT JOIN providers pv ON pv.id = e.provider_id
          LEFT JOIN activities a ON a.id = e.activity_id
-         LEFT JOIN projects p ON p.id = e.project_id",
+         LEFT JOIN projects p ON p.id = e.project_id
+         LEFT JOIN event_sessions ss ON ss.id = e.session_id
+         LEFT JOIN event_machines mc ON mc.id = e.machine_id",
     );
     let Some(constraints) = resolve_filters(conn, scope, &query.filters)? else {
         return Ok(EventsPage {
@@ -221,10 +236,15 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
     // of rows. Without statistics SQLite prefers a time-range or model
     // index and sorts everything it finds; a unary `+` takes the other
     // terms out of index selection.
+    //
+    // A session or a machine is narrower still: its own index (label,
+    // time) finds the rows, so the dimensions are taken out instead.
+    let by_label = !constraints.labels.is_empty();
     let one_user = constraints
+        .dims
         .iter()
         .any(|(dim, ids)| *dim == Dim::User && ids.len() == 1);
-    let steer = one_user && matches!(query.sort, SortColumn::Cost | SortColumn::Time);
+    let steer = !by_label && one_user && matches!(query.sort, SortColumn::Cost | SortColumn::Time);
     let time = if steer && query.sort == SortColumn::Cost {
         "+e.ts_ms"
     } else {
@@ -235,13 +255,20 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
         Value::Integer(query.from.as_millisecond()),
         Value::Integer(query.to.as_millisecond()),
     ];
-    for (dim, ids) in &constraints {
-        let unindexed = if steer && *dim != Dim::User { "+" } else { "" };
+    for (dim, ids) in &constraints.dims {
+        let unindexed = if by_label || (steer && *dim != Dim::User) {
+            "+"
+        } else {
+            ""
+        };
         let column = match dim {
             Dim::User | Dim::Model | Dim::Source => format!("{unindexed}e.{}", dim.column()),
             _ => format!("COALESCE(e.{}, 0)", dim.column()),
         };
         let _ = write!(sql, " AND {column} IN ({})", in_list(ids));
+    }
+    for (label, ids) in &constraints.labels {
+        let _ = write!(sql, " AND e.{} IN ({})", label.column(), in_list(ids));
     }
     let sort = query.sort.expression();
     let (cmp, order) = if query.descending {
@@ -284,6 +311,8 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
                 tokens: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
                 cost_micros: row.get(13)?,
                 priced: row.get::<_, i64>(14)? != 0,
+                session: row.get(15)?,
+                machine: row.get(16)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -314,6 +343,8 @@ fn sort_value(row: &EventRow, sort: SortColumn) -> CursorValue {
         SortColumn::CacheRead => CursorValue::Number(row.tokens[2]),
         SortColumn::CacheWrite => CursorValue::Number(row.tokens[3]),
         SortColumn::Cost => CursorValue::Number(row.cost_micros),
+        SortColumn::Session => text(&row.session),
+        SortColumn::Machine => text(&row.machine),
     }
 }
 

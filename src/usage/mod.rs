@@ -32,7 +32,7 @@ use crate::db::Db;
 
 /// The fields of one event, as the ingest API takes them and the read API
 /// and CSV export give them back. Part of the product: add, never rename.
-pub const EVENT_FIELDS: [&str; 13] = [
+pub const EVENT_FIELDS: [&str; 15] = [
     "id",
     "timestamp",
     "user",
@@ -46,6 +46,8 @@ pub const EVENT_FIELDS: [&str; 13] = [
     "cache_read_tokens",
     "cache_write_tokens",
     "cost",
+    "session",
+    "machine",
 ];
 
 /// What the read API needs, handed out by the application.

@@ -9,7 +9,8 @@
 //! day, week, month; default hour for `today`, month for `12m`, else day.
 //! `week_start`: monday, sunday, saturday. `group_by`:
 //! model, activity, user, project, source. Filters `user`, `model`,
-//! `activity`, `project`, `source`: repeatable or comma-separated.
+//! `activity`, `project`, `source`, and `session`, `machine` (labels of
+//! raw events, read from them): repeatable or comma-separated.
 //! Events: `sort`, `order` (asc|desc), `limit`, `after` (cursor). A
 //! grouped series: `limit`, the most groups answered (the rest summed as
 //! one "other"). `view` is read by the access extractor, not here. Any
@@ -135,7 +136,7 @@ fn refuse(field: &'static str, reason: impl Into<String>) -> ParamError {
 
 /// Every parameter [`parse`] reads, plus `view` (read by the access
 /// extractor) and `tz` (the API's first name for `zone`).
-pub const NAMES: [&str; 18] = [
+pub const NAMES: [&str; 20] = [
     "range",
     "from",
     "to",
@@ -154,6 +155,8 @@ pub const NAMES: [&str; 18] = [
     "limit",
     "after",
     "view",
+    "session",
+    "machine",
 ];
 
 /// Refuses the first parameter of `query` whose name is in none of
@@ -217,6 +220,7 @@ impl ReadParams {
             "filters": {
                 "user": f.users, "model": f.models, "activity": f.activities,
                 "project": f.projects, "source": f.sources,
+                "session": f.sessions, "machine": f.machines,
             },
         })
     }
@@ -383,6 +387,8 @@ pub fn parse_with(
                 activities: many("activity"),
                 projects: many("project"),
                 sources: many("source"),
+                sessions: many("session"),
+                machines: many("machine"),
             },
         },
         preset,

@@ -1,6 +1,12 @@
 //! The one query layer: usage series, totals with the change against the
 //! previous period, and top-N breakdowns. Every function takes a
 //! [`Scope`]; the rollups are read through the planner ([`super::plan`]).
+//!
+//! A filter on a session or a machine ([`Label`]) cannot be answered from
+//! the rollups, which do not hold them: such a read takes every range from
+//! the raw events (through their session and machine indexes), exactly,
+//! at a cost that grows with the events it selects rather than with the
+//! number of buckets.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -10,6 +16,7 @@ use jiff::tz::TimeZone;
 use rusqlite::Connection;
 
 use super::buckets::{self, Bucket, BucketError, BucketSize};
+use super::dims::Label;
 use super::plan::{self, Source};
 use super::rollup::{Cuboid, Dim, Level};
 use super::{Scope, Totals, dims};
@@ -24,6 +31,9 @@ pub struct Filters {
     pub activities: Vec<String>,
     pub projects: Vec<String>,
     pub sources: Vec<String>,
+    /// Sessions and machines: labels of raw events, not rollup dimensions.
+    pub sessions: Vec<String>,
+    pub machines: Vec<String>,
 }
 
 impl Filters {
@@ -34,6 +44,13 @@ impl Filters {
             (Dim::Activity, &self.activities),
             (Dim::Project, &self.projects),
             (Dim::Source, &self.sources),
+        ]
+    }
+
+    fn by_label(&self) -> [(Label, &Vec<String>); 2] {
+        [
+            (Label::Session, &self.sessions),
+            (Label::Machine, &self.machines),
         ]
     }
 }
@@ -178,9 +195,9 @@ pub fn series_top(
     // Only the kept groups, per bucket.
     let kept: Vec<i64> = ranked.ids[..limit].to_vec();
     let mut narrowed = constraints.clone();
-    match narrowed.iter_mut().find(|(d, _)| *d == dim) {
+    match narrowed.dims.iter_mut().find(|(d, _)| *d == dim) {
         Some((_, ids)) => *ids = kept,
-        None => narrowed.push((dim, kept)),
+        None => narrowed.dims.push((dim, kept)),
     }
     let cells = read_cells(conn, &narrowed, Some(dim), &ranges)?;
     let grid = name_groups(Some(dim), ranges.len(), cells, &names, rank)?;
@@ -292,16 +309,36 @@ struct Grid {
     totals: Totals,
 }
 
-/// The ids each filtered dimension may take.
-pub(super) type Constraints = Vec<(Dim, Vec<i64>)>;
+/// The ids each filter may take.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Constraints {
+    /// Filtered dimensions, the scope's user among them.
+    pub dims: Vec<(Dim, Vec<i64>)>,
+    /// Filtered labels (sessions, machines): only raw events hold them.
+    pub labels: Vec<(Label, Vec<i64>)>,
+}
 
-/// Which ids each filtered dimension may take; `None` when a filter
-/// matches nothing at all.
+/// Which ids each filter may take; `None` when a filter matches nothing
+/// at all.
 pub(super) fn resolve_filters(
     conn: &Connection,
     scope: Scope,
     filters: &Filters,
 ) -> Result<Option<Constraints>, DbError> {
+    let mut labels = Vec::new();
+    for (label, names) in filters.by_label() {
+        if names.is_empty() {
+            continue;
+        }
+        let mut ids = Vec::new();
+        for name in names {
+            ids.extend(dims::find_label(conn, label, name)?);
+        }
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        labels.push((label, ids));
+    }
     let mut constraints = Vec::new();
     for (dim, names) in filters.by_dim() {
         if names.is_empty() {
@@ -327,7 +364,10 @@ pub(super) fn resolve_filters(
     if constraints.iter().any(|(_, ids)| ids.is_empty()) {
         return Ok(None);
     }
-    Ok(Some(constraints))
+    Ok(Some(Constraints {
+        dims: constraints,
+        labels,
+    }))
 }
 
 /// Past this many values, a grouped dimension is scanned rather than
@@ -397,12 +437,12 @@ fn compute(
 /// The cells of every group within `constraints`, per range.
 fn read_cells(
     conn: &Connection,
-    constraints: &[(Dim, Vec<i64>)],
+    constraints: &Constraints,
     group_by: Option<Dim>,
     ranges: &[(i64, i64)],
 ) -> Result<HashMap<i64, Vec<Totals>>, QueryError> {
     let mut cells_by_group: HashMap<i64, Vec<Totals>> = HashMap::new();
-    let mut needed: Vec<Dim> = constraints.iter().map(|(dim, _)| *dim).collect();
+    let mut needed: Vec<Dim> = constraints.dims.iter().map(|(dim, _)| *dim).collect();
     needed.extend(group_by);
     let reader = Reader {
         conn,
@@ -495,7 +535,7 @@ struct Reader<'a> {
     conn: &'a Connection,
     cuboid: Cuboid,
     group_by: Option<Dim>,
-    constraints: &'a [(Dim, Vec<i64>)],
+    constraints: &'a Constraints,
     ranges: usize,
 }
 
@@ -510,6 +550,12 @@ impl Reader<'_> {
         let mut wanted: Wanted = HashMap::new();
         let mut raw = Vec::new();
         for (index, (from, to)) in ranges.iter().enumerate() {
+            if !self.constraints.labels.is_empty() {
+                // The rollups hold no sessions or machines: the whole range
+                // from the raw events.
+                raw.push((index, 1, *from, *to));
+                continue;
+            }
             for piece in plan::plan(*from, *to, self.cuboid.within_day()) {
                 match piece.source {
                     Source::Rollup {
@@ -555,7 +601,7 @@ impl Reader<'_> {
         let mut terms = String::new();
         for dim in Dim::ALL {
             let column = dim.column();
-            let filtered = self.constraints.iter().find(|(d, _)| *d == dim);
+            let filtered = self.constraints.dims.iter().find(|(d, _)| *d == dim);
             let term = match (self.cuboid.has(dim), filtered) {
                 (false, _) => format!("{column} = 0"),
                 (true, Some((_, ids))) => format!("{column} IN ({})", id_list(ids)),
@@ -641,8 +687,23 @@ impl Reader<'_> {
         out: &mut HashMap<i64, Vec<Totals>>,
     ) -> Result<(), QueryError> {
         let mut terms = String::new();
-        for (dim, ids) in self.constraints {
-            let _ = write!(terms, " AND {} IN ({})", event_column(*dim), id_list(ids));
+        // With a session or machine, their index finds the rows: a unary
+        // `+` takes the dimensions out of SQLite's choice of index.
+        let unindexed = if self.constraints.labels.is_empty() {
+            ""
+        } else {
+            "+"
+        };
+        for (dim, ids) in &self.constraints.dims {
+            let _ = write!(
+                terms,
+                " AND {unindexed}{} IN ({})",
+                event_column(*dim),
+                id_list(ids)
+            );
+        }
+        for (label, ids) in &self.constraints.labels {
+            let _ = write!(terms, " AND {} IN ({})", label.column(), id_list(ids));
         }
         let sql = format!(
             "SELECT {group}, {EVENT_SUMS} FROM events

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::dims::Interner;
+use super::dims::{Interner, Label};
 use super::limits;
 use super::prices::PriceBook;
 use super::rollup::{self, Delta, Dim, DimValues};
@@ -29,6 +29,12 @@ pub struct NewEvent {
     pub tokens: [i64; 4],
     /// The producer's own cost, if it sent one.
     pub reported_cost_micros: Option<i64>,
+    /// Where the call was made: the producer's session and the machine.
+    /// Stored on the raw event only, never rolled up; not part of what
+    /// makes a re-sent event a conflict (the same call seen from another
+    /// machine is still the same call).
+    pub session: Option<String>,
+    pub machine: Option<String>,
     /// The producer's name for the person (collector tokens): when set,
     /// the store attributes the event by it — to the account it is linked
     /// to, or held as unassigned — instead of to `user`.
@@ -81,8 +87,9 @@ impl Inserter {
         let mut insert = conn.prepare_cached(
             "INSERT OR IGNORE INTO events (ts_ms, user_id, source_id, external_id, model_id,
                  provider_id, activity_id, project_id, input_tokens, output_tokens,
-                 cache_read_tokens, cache_write_tokens, cost_micros, cost_origin, identity_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 cache_read_tokens, cache_write_tokens, cost_micros, cost_origin,
+                 session_id, machine_id, identity_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
         let mut outcome = InsertOutcome::default();
         let mut deltas = Vec::with_capacity(events.len());
@@ -92,6 +99,12 @@ impl Inserter {
             let mut dims = self.dim_values(conn, event)?;
             dims.user = owner.0;
             let (cost, origin) = self.cost_of(event)?;
+            let session = self
+                .interner
+                .label_id(conn, Label::Session, event.session.as_deref())?;
+            let machine = self
+                .interner
+                .label_id(conn, Label::Machine, event.machine.as_deref())?;
             let null_if_none = |id: i64| (id != 0).then_some(id);
             let stored = insert.execute(params![
                 event.ts_ms,
@@ -108,6 +121,8 @@ impl Inserter {
                 event.tokens[3],
                 cost,
                 origin as i64,
+                session,
+                machine,
                 identity,
             ])?;
             if stored == 0 {

@@ -1,7 +1,7 @@
 //! The events table: one row per call, sortable by every column
 //! (descending, ascending, none), filtered by user, model, activity,
-//! project and source, a page at a time (keyset), with a CSV export of
-//! exactly this view. Every bit of state is in the URL.
+//! project, source, session and machine, a page at a time (keyset), with a
+//! CSV export of exactly this view. Every bit of state is in the URL.
 
 use axum::extract::State;
 use maud::{Markup, html};
@@ -19,7 +19,7 @@ use crate::web::WebState;
 const PAGE_ROWS: usize = 50;
 
 /// The columns, their header and whether they hold numbers.
-const COLUMNS: [(SortColumn, &str, bool); 12] = [
+const COLUMNS: [(SortColumn, &str, bool); 14] = [
     (SortColumn::Time, "Time", false),
     (SortColumn::User, "User", false),
     (SortColumn::Model, "Model", false),
@@ -31,16 +31,25 @@ const COLUMNS: [(SortColumn, &str, bool); 12] = [
     (SortColumn::CacheRead, "Cache read", true),
     (SortColumn::CacheWrite, "Cache write", true),
     (SortColumn::Cost, "Cost", true),
+    (SortColumn::Machine, "Machine", false),
+    (SortColumn::Session, "Session", false),
     (SortColumn::Id, "Id", false),
 ];
 
 /// The filters of the form, by URL name and label.
-const FILTERS: [(&str, &str); 5] = [
+const FILTERS: [(&str, &str); 7] = [
     ("user", "User"),
     ("model", "Model"),
     ("activity", "Activity"),
     ("project", "Project"),
     ("source", "Source"),
+    ("machine", "Machine"),
+    ("session", "Session"),
+];
+
+/// The URL names of the filters.
+const FILTER_NAMES: [&str; 7] = [
+    "user", "model", "activity", "project", "source", "machine", "session",
 ];
 
 pub async fn page(
@@ -120,6 +129,8 @@ fn render(page: &DataPage, rows: &EventsPage, usernames: &[String]) -> Markup {
                             td.num { (format::integer(sum.cache_write_tokens)) }
                             td.num { (cost_cell(&sum)) }
                             td {}
+                            td {}
+                            td {}
                         } }
                     }
                 }
@@ -194,7 +205,20 @@ fn event_row(page: &DataPage, row: &EventRow) -> Markup {
             td.num { (format::integer(row.tokens[2])) }
             td.num { (format::integer(row.tokens[3])) }
             td.num { @if row.priced { (format::money(row.cost_micros)) } @else { span.unpriced { "unpriced" } } }
+            td { (label_link(page, "machine", row.machine.as_deref())) }
+            td.session { (label_link(page, "session", row.session.as_deref())) }
             td.id { code { (row.id) } }
+        }
+    }
+}
+
+/// A session or machine, linking to this view filtered by it.
+fn label_link(page: &DataPage, name: &str, value: Option<&str>) -> Markup {
+    match value {
+        None => html! {},
+        Some(value) => {
+            let href = page.url.with(&[(name, Some(value))]).href("/events");
+            html! { a href=(href) title={ "Only the calls of this " (name) } { code { (value) } } }
         }
     }
 }
@@ -204,7 +228,7 @@ fn filters_form(page: &DataPage) -> Markup {
         && matches!(page.reader.scope, crate::model::Scope::Everyone);
     html! {
         form.filters method="get" action="/events" aria-label="Filters" {
-            (page.url.hidden_inputs(&["user", "model", "activity", "project", "source"]))
+            (page.url.hidden_inputs(&FILTER_NAMES))
             @for (name, label) in FILTERS {
                 @if name != "user" || admin_everyone {
                     div {
@@ -216,7 +240,7 @@ fn filters_form(page: &DataPage) -> Markup {
             }
             div.filter-actions {
                 button type="submit" { "Filter" }
-                a href=(page.url.with(&[("user", None), ("model", None), ("activity", None), ("project", None), ("source", None)]).href("/events")) { "Clear filters" }
+                a href=(page.url.with(&FILTER_NAMES.map(|name| (name, None))).href("/events")) { "Clear filters" }
             }
         }
     }

@@ -386,6 +386,8 @@ async fn every_route_answers_every_caller_as_written_down() {
 const A_INPUT: i64 = 7_654_321;
 const A_MODEL: &str = "model-only-a-uses";
 const A_PROJECT: &str = "project-secret-of-a";
+const A_SESSION: &str = "session-secret-of-a";
+const A_MACHINE: &str = "machine-of-a";
 
 async fn send_events(world: &World, token: &str, events: serde_json::Value) {
     let response = world
@@ -409,6 +411,7 @@ async fn what_b_receives_never_contains_a_s_usage() {
         &ingest_a,
         json!([{"id": "a-1", "timestamp": "2026-06-10T10:00:00Z", "model": A_MODEL,
                  "project": A_PROJECT, "activity": "a-activity",
+                 "session": A_SESSION, "machine": A_MACHINE,
                  "input_tokens": A_INPUT, "output_tokens": 1234567, "cost": "987.654321"}]),
     )
     .await;
@@ -431,6 +434,8 @@ async fn what_b_receives_never_contains_a_s_usage() {
         A_MODEL.to_owned(),
         A_PROJECT.to_owned(),
         "a-activity".to_owned(),
+        A_SESSION.to_owned(),
+        A_MACHINE.to_owned(),
     ];
     let data_paths = [
         "/",
@@ -452,6 +457,15 @@ async fn what_b_receives_never_contains_a_s_usage() {
         "/api/v1/events?user=a&sort=input_tokens",
         "/api/v1/events.csv",
         "/api/v1/events.csv?model=model-only-a-uses&tz=Asia/Kolkata",
+        // Sessions and machines are read from raw events: the same fence.
+        "/?session=session-secret-of-a",
+        "/events?session=session-secret-of-a",
+        "/events?machine=machine-of-a&sort=session",
+        "/api/v1/usage?session=session-secret-of-a&group_by=user",
+        "/api/v1/usage?machine=machine-of-a&bucket=hour&range=7d",
+        "/api/v1/events?session=session-secret-of-a",
+        "/api/v1/events?sort=machine",
+        "/api/v1/events.csv?machine=machine-of-a",
         "/tokens",
         "/profile",
     ];
@@ -478,6 +492,20 @@ async fn what_b_receives_never_contains_a_s_usage() {
         }
         assert_eq!(by_session.status, StatusCode::OK, "{path}");
     }
+    // Filtering by A's session or machine gives B nothing at all.
+    for path in [
+        "/api/v1/events?session=session-secret-of-a",
+        "/api/v1/events?machine=machine-of-a",
+    ] {
+        let answer = world.app.get(path, Some(&b.cookie)).await.json();
+        assert_eq!(answer["events"], json!([]), "{path}");
+    }
+    let answer = world
+        .app
+        .get("/api/v1/usage?session=session-secret-of-a", Some(&b.cookie))
+        .await
+        .json();
+    assert_eq!(answer["totals"]["events"], 0, "{answer}");
     // And B's own numbers are there, so the search above looked at real data.
     let own = world.app.get("/api/v1/usage", Some(&b.cookie)).await.json();
     assert_eq!(own["totals"]["input_tokens"], 1000);
@@ -489,6 +517,18 @@ async fn what_b_receives_never_contains_a_s_usage() {
         .await
         .json();
     assert_eq!(all["totals"]["input_tokens"], A_INPUT + 1000);
+    let a_session = world
+        .app
+        .get(
+            "/api/v1/usage?session=session-secret-of-a",
+            Some(&admin.cookie),
+        )
+        .await
+        .json();
+    assert_eq!(
+        a_session["totals"]["input_tokens"], A_INPUT,
+        "the filter works"
+    );
     let a_view = world
         .app
         .get("/api/v1/usage?view=a", Some(&admin.cookie))

@@ -1458,6 +1458,8 @@ async fn many_series(f: &Fixture, count: usize) -> Totals {
             project: Some(format!("project-{}", i % count)),
             tokens,
             reported_cost_micros: Some(cost),
+            session: None,
+            machine: None,
             identity: None,
         });
     }

@@ -82,6 +82,8 @@ fn events(store: &Store) -> Vec<(Sender, NewEvent)> {
                 tokens: [1 + next(5_000), next(2_000), next(9_000), next(700)],
                 reported_cost_micros: Some(next(40_000)),
                 identity,
+                session: None,
+                machine: None,
             };
             (sender, event)
         })
@@ -430,6 +432,8 @@ fn seed_carol(db_path: &std::path::Path, count: usize) {
                     tokens: [100, 10, 0, 0],
                     reported_cost_micros: Some(1_000),
                     identity: Some(carol()),
+                    session: None,
+                    machine: None,
                 })
                 .collect();
             tokentally::usage::store::Inserter::new(conn)?.insert(conn, &events)

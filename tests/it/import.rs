@@ -75,6 +75,35 @@ impl Workspace {
     }
 }
 
+/// An event's id, project, session and machine.
+type Labels = (String, Option<String>, Option<String>, Option<String>);
+
+/// The [`Labels`] of every event in the database of the data directory
+/// `data`, ordered by id.
+fn labels_in(data: &Path) -> Vec<Labels> {
+    let conn = rusqlite::Connection::open(data.join("tokentally.db")).expect("open");
+    let mut stmt = conn
+        .prepare(
+            "SELECT e.external_id, p.name, s.name, m.name FROM events e
+             LEFT JOIN projects p ON p.id = e.project_id
+             LEFT JOIN event_sessions s ON s.id = e.session_id
+             LEFT JOIN event_machines m ON m.id = e.machine_id ORDER BY 1",
+        )
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows")
+}
+
+/// This host's name, as the import sends it by default (Linux).
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
 /// The oracle: unique (message id, request id) usages of a transcript,
 /// computed straight from its lines, without `<synthetic>` ones.
 fn expected_from_transcript(path: &Path) -> [i64; 5] {
@@ -383,6 +412,116 @@ fn import_into_a_remote_server_through_its_api() {
     assert!(status.success());
     let totals = server_side.totals();
     assert_eq!(totals["events"], 4, "{totals}");
+    // Each event went with its session and this machine's name.
+    let stored = labels_in(server_side.dir.path());
+    assert_eq!(stored.len(), 4);
+    let sessions: Vec<Option<&str>> = stored.iter().map(|e| e.2.as_deref()).collect();
+    let session = Some("5c1a7f0e-8a55-4f7e-9a55-0d3c3b2b9e11");
+    assert_eq!(sessions, [session, session, session, None], "{stored:?}");
+    if let Some(host) = host_name() {
+        assert!(
+            stored.iter().all(|e| e.3.as_deref() == Some(host.as_str())),
+            "{stored:?} from {host}"
+        );
+    }
+}
+
+/// What Claude Code names a working directory's folder under `projects/`.
+fn claude_folder(path: &Path) -> String {
+    path.to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+#[test]
+fn transcripts_name_their_project_session_and_machine() {
+    let work = Workspace::new(&["ada"]);
+    // A repository directory that exists on this machine, named by its
+    // folder only: the lines of this (older) transcript carry no `cwd`.
+    let repo = work.dir.path().join("src").join("web-shop.v2");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    let folder = work
+        .dir
+        .path()
+        .join(".claude/projects")
+        .join(claude_folder(&repo));
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let line = |request: &str, cwd: Option<&str>| {
+        let mut value = serde_json::json!({
+            "type": "assistant", "sessionId": "s-42", "requestId": request,
+            "timestamp": "2026-05-01T10:00:00Z",
+            "message": {"id": format!("msg-{request}"), "model": "claude-sonnet-4-5",
+                        "usage": {"input_tokens": 10, "output_tokens": 1}}
+        });
+        if let Some(cwd) = cwd {
+            value["cwd"] = serde_json::json!(cwd);
+        }
+        value.to_string()
+    };
+    std::fs::write(
+        folder.join("s-42.jsonl"),
+        format!(
+            "{}\n{}\n",
+            line("r1", None),
+            line("r2", Some("/home/ada/src/api"))
+        ),
+    )
+    .expect("write");
+    let events = work.dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"id":"j1","timestamp":"2026-05-02T08:00:00Z","model":"gpt-5","session":"chat-7"}"#, "\n",
+            r#"{"id":"j2","timestamp":"2026-05-02T08:00:00Z","model":"gpt-5","machine":"ci-runner"}"#, "\n",
+        ),
+    )
+    .expect("write");
+    let (ok, out, err) = work.cli(
+        &[
+            "import",
+            "--machine",
+            "build-box",
+            work.dir.path().join(".claude").to_str().expect("utf-8"),
+            events.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let text = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        labels_in(work.dir.path()),
+        vec![
+            ("j1".into(), None, text("chat-7"), text("build-box")),
+            ("j2".into(), None, None, text("ci-runner")),
+            (
+                "msg-r1:r1".into(),
+                text("web-shop.v2"),
+                text("s-42"),
+                text("build-box")
+            ),
+            (
+                "msg-r2:r2".into(),
+                text("api"),
+                text("s-42"),
+                text("build-box")
+            ),
+        ]
+    );
+    // A machine name no event could carry is refused before anything is read.
+    let (ok, _, err) = work.cli(
+        &[
+            "import",
+            "--machine",
+            "box\u{202e}",
+            events.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains("--machine: must not contain invisible"),
+        "{err}"
+    );
 }
 
 #[test]

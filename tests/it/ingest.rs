@@ -453,3 +453,197 @@ async fn a_token_records_when_it_was_last_used() {
     }
     assert_eq!(last_used().await, Some(app.state.now_unix()));
 }
+
+/// GET `path` with a bearer token.
+async fn read_with(app: &TestApp, token: &str, path: &str) -> TestResponse {
+    app.request(
+        axum::http::Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .expect("request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn sessions_and_machines_are_stored_filtered_and_exported() {
+    let app = TestApp::new().await;
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    let read = app.create_token("ada", TokenScope::Read).await;
+    let at = |id: &str, time: &str, model: &str, input: i64| json!({"id": id, "timestamp": time, "model": model, "input_tokens": input});
+    let mut a1 = at("a1", "2026-06-10T09:10:00Z", "m1", 100);
+    a1["session"] = json!("sess-1");
+    a1["machine"] = json!("laptop");
+    let mut a2 = at("a2", "2026-06-10T23:50:00Z", "m2", 200);
+    a2["session"] = json!(" sess-1 ");
+    a2["machine"] = json!("laptop");
+    let mut a3 = at("a3", "2026-06-11T00:20:00Z", "m1", 400);
+    a3["session"] = json!("sess-2");
+    a3["machine"] = json!("desktop");
+    let a4 = at("a4", "2026-06-11T05:00:00Z", "m1", 800);
+    let response = post_json(&app, &token, &json!([a1, a2, a3, a4])).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+
+    // Filtered and shown by the events API.
+    let page = read_with(
+        &app,
+        &read,
+        "/api/v1/events?session=sess-1&sort=input_tokens&order=asc&range=30d",
+    )
+    .await
+    .json();
+    let rows: Vec<(&str, &str, &str)> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap_or(""),
+                e["session"].as_str().unwrap_or(""),
+                e["machine"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("a1", "sess-1", "laptop"), ("a2", "sess-1", "laptop")]
+    );
+    let count = |page: Value| page["events"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        count(
+            read_with(&app, &read, "/api/v1/events?machine=desktop,laptop")
+                .await
+                .json()
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            read_with(&app, &read, "/api/v1/events?machine=laptop&session=sess-2")
+                .await
+                .json()
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            read_with(&app, &read, "/api/v1/events?session=sess-unknown")
+                .await
+                .json()
+        ),
+        0
+    );
+    let sorted = read_with(&app, &read, "/api/v1/events?sort=machine&order=desc")
+        .await
+        .json();
+    let machines: Vec<&Value> = sorted["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| &e["machine"])
+        .collect();
+    assert_eq!(
+        machines,
+        [
+            &json!("laptop"),
+            &json!("laptop"),
+            &json!("desktop"),
+            &Value::Null
+        ]
+    );
+
+    // A series filtered by them comes from the raw events, exactly, in
+    // any zone and bucket.
+    let series = read_with(
+        &app,
+        &read,
+        "/api/v1/usage?session=sess-1&from=2026-06-10&to=2026-06-12&tz=Asia/Kolkata&group_by=model",
+    )
+    .await
+    .json();
+    assert_eq!(series["totals"]["input_tokens"], 300, "{series}");
+    let cells: Vec<(&str, &str, i64)> = series["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["events"] != 0)
+        .map(|r| {
+            (
+                r["bucket"].as_str().unwrap_or(""),
+                r["group"].as_str().unwrap_or(""),
+                r["input_tokens"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        vec![("2026-06-10", "m1", 100), ("2026-06-11", "m2", 200)]
+    );
+    let hour = read_with(
+        &app,
+        &read,
+        "/api/v1/usage?machine=laptop&from=2026-06-10T09:00:00Z&to=2026-06-10T09:30:00Z&bucket=hour",
+    )
+    .await
+    .json();
+    assert_eq!(hour["totals"]["input_tokens"], 100, "{hour}");
+
+    // The CSV export ends with the two columns.
+    let csv = read_with(&app, &read, "/api/v1/events.csv?session=sess-2").await;
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(lines[0].ends_with(",cost,session,machine"), "{}", csv.body);
+    assert_eq!(lines.len(), 2, "{}", csv.body);
+    assert!(lines[1].starts_with("a3,") && lines[1].ends_with(",sess-2,desktop"));
+
+    // The events page shows them as columns and filters by them.
+    let cookie = app.login("ada", common::PASSWORD).await;
+    let events_page = app
+        .get("/events?machine=desktop&range=30d", Some(&cookie))
+        .await;
+    assert_eq!(events_page.status, StatusCode::OK);
+    assert!(events_page.body.contains(">Session<") && events_page.body.contains(">Machine<"));
+    assert!(events_page.body.contains("sess-2") && !events_page.body.contains("sess-1"));
+    let overview = app
+        .get("/?session=sess-1&split=activity", Some(&cookie))
+        .await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+
+    // A re-sent event seen from another machine is the same call: a plain
+    // duplicate, and the stored machine stands.
+    let mut again = at("a1", "2026-06-10T09:10:00Z", "m1", 100);
+    again["session"] = json!("sess-1");
+    again["machine"] = json!("other-host");
+    let response = post_json(&app, &token, &json!([again])).await;
+    assert_eq!(
+        response.json(),
+        json!({"accepted": 0, "duplicates": 1, "conflicts": 0})
+    );
+
+    // Names that only look right, or are too long, are refused whole,
+    // naming the field.
+    let mut hidden = at("h1", "2026-06-10T09:10:00Z", "m1", 1);
+    hidden["session"] = json!("sess-1\u{202e}");
+    let mut long = at("h2", "2026-06-10T09:10:00Z", "m1", 1);
+    long["machine"] = json!("m".repeat(257));
+    let mut typed = at("h3", "2026-06-10T09:10:00Z", "m1", 1);
+    typed["machine"] = json!(["laptop"]);
+    let response = post_json(&app, &token, &json!([hidden, long, typed])).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors: Vec<(u64, String)> = response.json()["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap_or(99), e["field"].to_string()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (0, "\"session\"".to_owned()),
+            (1, "\"machine\"".to_owned()),
+            (2, "\"machine\"".to_owned())
+        ]
+    );
+    assert_eq!(app.stored_by_user().await, vec![("ada".into(), 4, 1500)]);
+    app.assert_rollups_exact().await;
+}

@@ -139,3 +139,63 @@ async fn an_invalid_payload_writes_nothing_and_says_why() {
     let no_token = app.post_bytes(PATH, None, &[JSON], b"[]".to_vec()).await;
     assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_project_comes_from_metadata_then_a_tag_then_the_team() {
+    let app = TestApp::new().await;
+    app.create_user("proxy", Role::Admin).await;
+    let token = app.create_token("proxy", TokenScope::Ingest).await;
+    // Every payload has the team alias `support`; what comes before it wins.
+    let mut named = payload("p1", "proxy");
+    named["metadata"]["project"] = json!("checkout");
+    named["request_tags"] = json!(["project:ignored", "review"]);
+    let mut requested = payload("p2", "proxy");
+    requested["metadata"]["requester_metadata"] = json!({"project_name": "mobile-app"});
+    let mut tagged = payload("p3", "proxy");
+    tagged["request_tags"] = json!(["project:api", "review"]);
+    let team = payload("p4", "proxy");
+    let batch = json!([named, requested, tagged, team]).to_string();
+    let (status, body) = send(&app, &token, batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let stored: Vec<(String, String, String)> = app
+        .state
+        .db
+        .read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT e.external_id, p.name, a.name FROM events e
+                 JOIN projects p ON p.id = e.project_id
+                 JOIN activities a ON a.id = e.activity_id ORDER BY 1",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, tokentally::db::DbError>(rows)
+        })
+        .await
+        .expect("events");
+    let row = |id: &str, project: &str, activity: &str| {
+        (id.to_owned(), project.to_owned(), activity.to_owned())
+    };
+    assert_eq!(
+        stored,
+        vec![
+            row("p1", "checkout", "review"),
+            row("p2", "mobile-app", "triage"),
+            // A `project:` tag is never the activity.
+            row("p3", "api", "review"),
+            row("p4", "support", "triage"),
+        ]
+    );
+
+    // A project that only looks right is refused, naming where it was.
+    let mut hostile = payload("p5", "proxy");
+    hostile["request_tags"] = json!(["project:web\u{202e}"]);
+    let (status, body) = send(&app, &token, json!([hostile]).to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "request_tags", "{body}");
+    let mut hostile = payload("p6", "proxy");
+    hostile["metadata"]["project"] = json!("p".repeat(257));
+    let (status, body) = send(&app, &token, json!([hostile]).to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "metadata.project", "{body}");
+}

@@ -249,6 +249,8 @@ fn events_ndjson() -> Vec<u8> {
                 "input_tokens": 100 * (i + 1),
                 "output_tokens": 10,
                 "cost": if i == 0 { json!("0.012") } else { Value::Null },
+                "session": if i < 2 { json!(format!("docs-session-{i}")) } else { Value::Null },
+                "machine": if i == 0 { json!("docs-host") } else { Value::Null },
             })
             .to_string(),
         );
@@ -353,6 +355,8 @@ async fn real_answers_match_the_document() {
         Case::get("/api/v1/usage", "/api/v1/usage", As::Nobody, 401),
         Case::get("/api/v1/usage", "/api/v1/usage?view=nobody", As::Cookie(admin), 400),
         Case::get("/api/v1/events", "/api/v1/events?limit=2&sort=cost", As::Cookie(admin), 200),
+        Case::get("/api/v1/events", "/api/v1/events?session=docs-session-0,docs-session-1&sort=machine", As::Token(read), 200),
+        Case::get("/api/v1/usage", "/api/v1/usage?machine=docs-host&group_by=project&bucket=hour&range=7d", As::Cookie(admin), 200),
         Case::get("/api/v1/events", "/api/v1/events?sort=colour", As::Token(read), 400),
         Case::get("/api/v1/events", "/api/v1/events", As::Token(ingest), 403),
         Case::get("/api/v1/usage/events", "/api/v1/usage/events?model=house-small", As::Token(read), 200),
@@ -488,6 +492,9 @@ async fn the_event_schema_accepts_what_the_api_accepts() {
         with(12, json!({"activity": "a".repeat(257)})),
         with(13, json!({"id": 7})),
         with(14, json!({"input_tokens": 1_000_000_000_001_i64})),
+        with(15, json!({"session": "s-1", "machine": "ci-runner-3"})),
+        with(16, json!({"machine": "m".repeat(257)})),
+        with(17, json!({"session": 5})),
         json!({"timestamp": "2026-06-15T10:00:00Z", "model": "m"}),
         json!("an event"),
     ];
@@ -515,5 +522,32 @@ async fn the_event_schema_accepts_what_the_api_accepts() {
             agreed.1 += 1;
         }
     }
-    assert_eq!(agreed, (3, 14), "(accepted, refused)");
+    assert_eq!(agreed, (4, 16), "(accepted, refused)");
+}
+
+/// Every read of usage documents every filter the query layer takes.
+#[test]
+fn every_read_operation_documents_every_filter() {
+    let doc = Doc::load();
+    let filters = [
+        "user", "model", "activity", "project", "source", "session", "machine",
+    ];
+    for path in tokentally::usage::paths() {
+        let parameters: Vec<String> = doc.0["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"))
+            .iter()
+            .filter_map(|p| doc.resolve(p)["name"].as_str().map(str::to_owned))
+            .collect();
+        for filter in filters {
+            assert!(
+                tokentally::usage::params::NAMES.contains(&filter),
+                "{filter} is a parameter of the query layer"
+            );
+            assert!(
+                parameters.iter().any(|p| p == filter),
+                "{path} does not document {filter}"
+            );
+        }
+    }
 }

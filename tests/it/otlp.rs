@@ -515,3 +515,238 @@ async fn claude_code_log_events_count_only_when_chosen() {
     }
     assert_eq!(totals(&app).await, [2, 80, 14, 1800, 0, 420]);
 }
+
+/// (project, session, machine) of every stored event, ordered.
+async fn labels(app: &TestApp) -> Vec<(Option<String>, Option<String>, Option<String>)> {
+    app.state
+        .db
+        .read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT p.name, s.name, m.name FROM events e
+                 LEFT JOIN projects p ON p.id = e.project_id
+                 LEFT JOIN event_sessions s ON s.id = e.session_id
+                 LEFT JOIN event_machines m ON m.id = e.machine_id
+                 ORDER BY 1, 2, 3",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, tokentally::db::DbError>(rows)
+        })
+        .await
+        .expect("labels")
+}
+
+fn some(values: (&str, &str, &str)) -> (Option<String>, Option<String>, Option<String>) {
+    let text = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+    (text(values.0), text(values.1), text(values.2))
+}
+
+fn resource_with(attrs: Vec<KeyValue>) -> Option<Resource> {
+    Some(Resource {
+        attributes: attrs,
+        ..Resource::default()
+    })
+}
+
+fn metrics_of(resource: Option<Resource>, metric: Metric) -> ResourceMetrics {
+    ResourceMetrics {
+        resource,
+        scope_metrics: vec![ScopeMetrics {
+            metrics: vec![metric],
+            ..ScopeMetrics::default()
+        }],
+        ..ResourceMetrics::default()
+    }
+}
+
+#[tokio::test]
+async fn the_project_session_and_machine_come_from_the_point_or_else_its_resource() {
+    let (app, token) = setup().await;
+    let delta = AggregationTemporality::Delta;
+    let claude = |attrs: Vec<KeyValue>, value: f64| {
+        let mut attrs = attrs;
+        attrs.extend([kv("model", "claude-sonnet-4-5"), kv("type", "input")]);
+        sum(
+            "claude_code.token.usage",
+            delta,
+            vec![point(attrs, T0, T0 + MINUTE, value)],
+        )
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![
+            // Everything on the resource (an SDK's way): the repository,
+            // with its owner, is the project.
+            metrics_of(
+                resource_with(vec![
+                    kv("service.name", "claude-code"),
+                    kv("vcs.repository.name", "web-shop"),
+                    kv("vcs.owner.name", "acme"),
+                    kv("host.name", "ada-laptop"),
+                    kv("session.id", "sess-a"),
+                ]),
+                claude(Vec::new(), 100.0),
+            ),
+            // The point's attribute wins over the resource's.
+            metrics_of(
+                resource_with(vec![
+                    kv("project.name", "billing"),
+                    kv("host.name", "build-1"),
+                ]),
+                claude(
+                    vec![kv("project.name", "checkout"), kv("session.id", "sess-b")],
+                    50.0,
+                ),
+            ),
+            // A named project beats a repository, wherever each is; Codex's
+            // conversation is its session.
+            metrics_of(
+                resource_with(vec![
+                    kv("project", "from-resource"),
+                    kv("conversation.id", "conv-c"),
+                ]),
+                sum(
+                    "codex.turn.token_usage",
+                    delta,
+                    vec![point(
+                        vec![
+                            kv("model", "gpt-5-codex"),
+                            kv("token_type", "input"),
+                            kv("vcs.repository.name", "repo-on-point"),
+                        ],
+                        T0,
+                        T0 + MINUTE,
+                        20.0,
+                    )],
+                ),
+            ),
+        ],
+    };
+    let answer = export_metrics(&app, &token, &request).await;
+    assert_eq!(answer.partial_success, None);
+    assert_eq!(
+        labels(&app).await,
+        vec![
+            some(("acme/web-shop", "sess-a", "ada-laptop")),
+            some(("checkout", "sess-b", "build-1")),
+            some(("from-resource", "conv-c", "")),
+        ]
+    );
+    // Filterable through the read API, and shown there.
+    let read = app.create_token("ada", TokenScope::Read).await;
+    let page = app
+        .request(
+            axum::http::Request::get("/api/v1/events?session=sess-b&from=2026-01-01")
+                .header("authorization", format!("Bearer {read}"))
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .json();
+    let events = page["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{page}");
+    assert_eq!(
+        (
+            &events[0]["project"],
+            &events[0]["session"],
+            &events[0]["machine"]
+        ),
+        (&json!("checkout"), &json!("sess-b"), &json!("build-1"))
+    );
+    assert_eq!(events[0]["input_tokens"], 50);
+}
+
+#[tokio::test]
+async fn logs_and_spans_read_the_same_attributes_and_hostile_ones_are_rejected() {
+    let mut app = TestApp::new().await;
+    app.state.claude_code_signal = tokentally::ingest::otlp::ClaudeCodeSignal::Logs;
+    app.rebuild_router();
+    app.create_user("ada", Role::Member).await;
+    let token = app.create_token("ada", TokenScope::Ingest).await;
+    // Claude Code's log event: session on the record, the repository and
+    // the host on the resource.
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource_with(vec![
+                kv("vcs.repository.name", "api"),
+                kv("host.name", "ada-desktop"),
+            ]),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![api_request_record("p1")],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    };
+    let response = app
+        .post_bytes("/v1/logs", Some(&token), &[PROTOBUF], logs.encode_to_vec())
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    // A GenAI span: the GenAI conversation is its session.
+    let spans = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource_with(vec![kv("project", "support-bot")]),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![genai_span(
+                    1,
+                    vec![
+                        kv("gen_ai.request.model", "claude-sonnet-4-5"),
+                        kv("gen_ai.conversation.id", "conv-9"),
+                        int("gen_ai.usage.input_tokens", 10),
+                    ],
+                )],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let response = app
+        .post_bytes(
+            "/v1/traces",
+            Some(&token),
+            &[PROTOBUF],
+            spans.encode_to_vec(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(
+        labels(&app).await,
+        vec![
+            some(("api", "5c1a7f0e", "ada-desktop")),
+            some(("support-bot", "conv-9", "")),
+        ]
+    );
+
+    // Names that only look right are refused like any other name, and the
+    // reason names the field.
+    let hostile = ExportMetricsServiceRequest {
+        resource_metrics: vec![metrics_of(
+            resource_with(vec![kv("host.name", "laptop\u{202e}")]),
+            sum(
+                "gemini_cli.token.usage",
+                AggregationTemporality::Delta,
+                vec![point(
+                    vec![
+                        kv("model", "gemini-2.5-pro"),
+                        kv("type", "input"),
+                        kv("session.id", &"s".repeat(300)),
+                    ],
+                    T0,
+                    T0 + MINUTE,
+                    5.0,
+                )],
+            ),
+        )],
+    };
+    let answer = export_metrics(&app, &token, &hostile).await;
+    let partial = answer.partial_success.expect("rejected");
+    assert_eq!(partial.rejected_data_points, 1);
+    for needle in ["session: must be at most 256", "machine: must not contain"] {
+        assert!(
+            partial.error_message.contains(needle),
+            "{needle}: {}",
+            partial.error_message
+        );
+    }
+    assert_eq!(labels(&app).await.len(), 2, "nothing more was stored");
+}

@@ -44,6 +44,8 @@ fn events(store: &Store) -> Vec<NewEvent> {
             project: None,
             tokens: [1_000 * (week + 1), 100 * (week + 1), 7 * week, 3],
             reported_cost_micros: (week % 5 == 4).then_some(42),
+            session: None,
+            machine: None,
             identity: None,
         })
         .collect()

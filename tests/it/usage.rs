@@ -11,7 +11,10 @@
 //! quick. The events and ranges roam over 2011–2030, clustered around
 //! instants where bugs live: every DST change of every zone below (both
 //! hemispheres, changes at midnight, half-hour changes), the day Samoa
-//! skipped, New Year and leap days in each zone.
+//! skipped, New Year and leap days in each zone. Events carry sessions and
+//! machines too, which the rollups do not hold: a query filtered by them is
+//! answered from the raw events, and must agree with the oracle all the
+//! same.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -62,6 +65,9 @@ const MODELS: [&str; 3] = ["claude-sonnet-4-5", "gpt-5-mini", "llama-local"];
 const ACTIVITIES: [Option<&str>; 3] = [Some("chat"), Some("code review"), None];
 const PROJECTS: [Option<&str>; 2] = [Some("web"), None];
 const SOURCES: [&str; 2] = ["api", "otlp"];
+/// Labels of raw events only (not rollup dimensions).
+const SESSIONS: [Option<&str>; 3] = [Some("s-1"), Some("s-2"), None];
+const MACHINES: [Option<&str>; 2] = [Some("laptop"), None];
 
 const MS_PER_DAY: i64 = 86_400_000;
 const QUARTER: i64 = 900_000;
@@ -121,6 +127,8 @@ struct Spec {
     project: usize,
     source: usize,
     tokens: [i64; 4],
+    session: usize,
+    machine: usize,
 }
 
 fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
@@ -135,6 +143,8 @@ fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
         project: PROJECTS[spec.project].map(str::to_owned),
         tokens: spec.tokens,
         reported_cost_micros: None,
+        session: SESSIONS[spec.session].map(str::to_owned),
+        machine: MACHINES[spec.machine].map(str::to_owned),
         identity: None,
     }
 }
@@ -158,6 +168,8 @@ struct OracleEvent {
     activity: &'static str,
     project: &'static str,
     source: &'static str,
+    session: Option<&'static str>,
+    machine: Option<&'static str>,
     metrics: Totals,
 }
 
@@ -189,6 +201,8 @@ fn oracle_events(specs: &[Spec]) -> Vec<OracleEvent> {
                 activity: ACTIVITIES[s.activity].unwrap_or(NONE_LABEL),
                 project: PROJECTS[s.project].unwrap_or(NONE_LABEL),
                 source: SOURCES[s.source],
+                session: SESSIONS[s.session],
+                machine: MACHINES[s.machine],
                 metrics: Totals {
                     calls: 1,
                     input_tokens: s.tokens[0],
@@ -305,6 +319,10 @@ fn selected<'e>(
     filters: &Filters,
 ) -> impl Iterator<Item = &'e OracleEvent> {
     let ok = |list: &Vec<String>, value: &str| list.is_empty() || list.iter().any(|v| v == value);
+    // A label filter names labels: an event without one never matches.
+    let label_ok = |list: &Vec<String>, value: Option<&str>| {
+        list.is_empty() || value.is_some_and(|value| list.iter().any(|v| v == value))
+    };
     events.iter().filter(move |e| {
         e.ts_ms >= from
             && e.ts_ms < to
@@ -314,6 +332,8 @@ fn selected<'e>(
             && ok(&filters.activities, e.activity)
             && ok(&filters.projects, e.project)
             && ok(&filters.sources, e.source)
+            && label_ok(&filters.sessions, e.session)
+            && label_ok(&filters.machines, e.machine)
     })
 }
 
@@ -508,16 +528,21 @@ fn specs(foci: Vec<i64>) -> impl Strategy<Value = Vec<Spec>> {
         0..2usize,
         0..2usize,
         (0..5000i64, 0..800i64, 0..9000i64, 0..500i64),
+        (0..3usize, 0..2usize),
     )
         .prop_map(
-            |(ts_ms, user, model, activity, project, source, (i, o, r, w))| Spec {
-                ts_ms,
-                user,
-                model,
-                activity,
-                project,
-                source,
-                tokens: [i, o, r, w],
+            |(ts_ms, user, model, activity, project, source, (i, o, r, w), (session, machine))| {
+                Spec {
+                    ts_ms,
+                    user,
+                    model,
+                    activity,
+                    project,
+                    source,
+                    tokens: [i, o, r, w],
+                    session,
+                    machine,
+                }
             },
         );
     prop::collection::vec(spec, 1..250)
@@ -560,6 +585,8 @@ fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = ScopedQuery
             filter_values(&["chat", "code review", NONE_LABEL]),
             filter_values(&["web", NONE_LABEL]),
             filter_values(&SOURCES),
+            filter_values(&["s-1", "s-2", "s-unknown"]),
+            filter_values(&["laptop", "desktop"]),
         ),
     )
         .prop_filter("a non-empty range", |(_, a, b, ..)| a != b)
@@ -571,7 +598,7 @@ fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = ScopedQuery
                 zone,
                 bucket,
                 group_by,
-                (users, models, activities, projects, sources),
+                (users, models, activities, projects, sources, sessions, machines),
             )| {
                 let (from, to) = (a.min(b), a.max(b));
                 // Bounded work per query: hours over at most 20 days, days
@@ -598,6 +625,8 @@ fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = ScopedQuery
                             activities,
                             projects,
                             sources,
+                            sessions,
+                            machines,
                         },
                     },
                 )
@@ -652,6 +681,8 @@ fn every_ten_minutes(store: &Store, around: &str) -> Vec<OracleEvent> {
             project: 0,
             source: 0,
             tokens: [100, 10, 0, 0],
+            session: 0,
+            machine: 0,
         })
         .collect();
     insert_specs(store, &specs, 3);
@@ -770,6 +801,8 @@ fn batch_of_events(users: &[UserId], batch: i64) -> Vec<NewEvent> {
                 project: (i % 2) as usize,
                 source: ((i / 2) % 2) as usize,
                 tokens: [i, 2 * i, 3 * i, i % 7],
+                session: (i % 3) as usize,
+                machine: (i % 2) as usize,
             };
             new_event(&spec, users, (batch * 1000 + i) as usize)
         })
@@ -880,7 +913,8 @@ proptest! {
         }
         // Exactly the generated events the query selects, each as generated.
         let oracle = oracle_events(&specs);
-        let wanted: BTreeMap<&str, (i64, [i64; 4], i64, bool)> = selected(
+        type Row<'a> = (i64, [i64; 4], i64, bool, Option<&'a str>, Option<&'a str>);
+        let wanted: BTreeMap<&str, Row<'_>> = selected(
             &oracle,
             scope_index.map(|i| USERS[i]),
             query.from.as_millisecond(),
@@ -890,12 +924,16 @@ proptest! {
         .map(|e| {
             let m = &e.metrics;
             let tokens = [m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens];
-            (e.id.as_str(), (e.ts_ms, tokens, m.cost_micros, m.unpriced_calls == 0))
+            let row = (e.ts_ms, tokens, m.cost_micros, m.unpriced_calls == 0, e.session, e.machine);
+            (e.id.as_str(), row)
         })
         .collect();
-        let got: BTreeMap<&str, (i64, [i64; 4], i64, bool)> = rows
+        let got: BTreeMap<&str, Row<'_>> = rows
             .iter()
-            .map(|r| (r.id.as_str(), (r.ts_ms, r.tokens, r.cost_micros, r.priced)))
+            .map(|r| {
+                let row = (r.ts_ms, r.tokens, r.cost_micros, r.priced, r.session.as_deref(), r.machine.as_deref());
+                (r.id.as_str(), row)
+            })
             .collect();
         prop_assert_eq!(&got, &wanted);
         let mut ids: Vec<i64> = rows.iter().map(|r| r.row_id).collect();
@@ -927,6 +965,8 @@ proptest! {
                 SortColumn::CacheRead => number(r.tokens[2]),
                 SortColumn::CacheWrite => number(r.tokens[3]),
                 SortColumn::Cost => number(r.cost_micros),
+                SortColumn::Session => text(&r.session),
+                SortColumn::Machine => text(&r.machine),
             };
             (value, r.row_id)
         };

@@ -25,6 +25,56 @@ pub fn first_text(attrs: &[KeyValue], keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|key| text(attrs, key))
 }
 
+/// Where an item's project, session and machine are read, in this order
+/// of keys; for each key the item's own attribute (data point, log record,
+/// span) wins over its resource's. Producers differ in where they put them:
+/// Claude Code copies `OTEL_RESOURCE_ATTRIBUTES` onto its data points,
+/// SDKs keep them on the resource.
+///
+/// - project: `project.name`, then `project` (named by whoever set up the
+///   producer), then the repository: `vcs.repository.name`, as
+///   `OWNER/NAME` when the same attribute set has `vcs.owner.name`.
+/// - session: `session.id` (Claude Code, Gemini CLI), `conversation.id`
+///   (Codex), `gen_ai.conversation.id` (the GenAI conventions).
+/// - machine: `host.name` (the OpenTelemetry resource convention).
+pub const PROJECT_KEYS: [&str; 2] = ["project.name", "project"];
+pub const SESSION_KEYS: [&str; 3] = ["session.id", "conversation.id", "gen_ai.conversation.id"];
+pub const MACHINE_KEYS: [&str; 1] = ["host.name"];
+
+/// The first of `keys` present as text, each looked up on the item, then
+/// on its resource.
+pub fn layered(item: &[KeyValue], resource: &[KeyValue], keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|key| text(item, key).or_else(|| text(resource, key)))
+}
+
+/// The project of an item ([`PROJECT_KEYS`], then the repository).
+pub fn project(item: &[KeyValue], resource: &[KeyValue]) -> Option<String> {
+    layered(item, resource, &PROJECT_KEYS)
+        .or_else(|| repository(item))
+        .or_else(|| repository(resource))
+}
+
+/// `vcs.repository.name`, prefixed by `vcs.owner.name` of the same
+/// attributes (unless the name already starts with it).
+fn repository(attrs: &[KeyValue]) -> Option<String> {
+    let name = text(attrs, "vcs.repository.name")?;
+    Some(match text(attrs, "vcs.owner.name") {
+        Some(owner) if !name.starts_with(&format!("{owner}/")) => format!("{owner}/{name}"),
+        _ => name,
+    })
+}
+
+/// The session of an item ([`SESSION_KEYS`]).
+pub fn session(item: &[KeyValue], resource: &[KeyValue]) -> Option<String> {
+    layered(item, resource, &SESSION_KEYS)
+}
+
+/// The machine of an item ([`MACHINE_KEYS`]).
+pub fn machine(item: &[KeyValue], resource: &[KeyValue]) -> Option<String> {
+    layered(item, resource, &MACHINE_KEYS)
+}
+
 /// A number sent as an int, a double or a decimal string.
 pub fn number(attrs: &[KeyValue], key: &str) -> Option<f64> {
     match get(attrs, key)? {

@@ -94,7 +94,7 @@ fn event(resource: &[KeyValue], record: &LogRecord) -> Result<EventFields, Strin
         model,
         provider: Some("anthropic".into()),
         activity: Some("claude-code".into()),
-        project: None,
+        project: attrs::project(a, resource),
         source: super::series::SOURCE.into(),
         tokens: [
             count("input_tokens")?,
@@ -103,5 +103,7 @@ fn event(resource: &[KeyValue], record: &LogRecord) -> Result<EventFields, Strin
             count("cache_creation_tokens")?,
         ],
         cost_micros,
+        session: attrs::session(a, resource),
+        machine: attrs::machine(a, resource),
     })
 }

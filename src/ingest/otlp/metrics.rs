@@ -9,7 +9,8 @@
 //! | `gen_ai.client.token.usage` | `gen_ai.token.type`: input, output | histogram: its `sum`; not counted when the same resource sends one of the metrics above (it describes the same calls) |
 //!
 //! Every other data point is rejected and reported, with its reason, in the
-//! response's partial success.
+//! response's partial success. Project, session and machine are read from
+//! the point and its resource ([`attrs::project`]).
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -308,5 +309,8 @@ fn sample(
             .activity
             .map(str::to_owned)
             .or_else(|| attrs::first_text(point.attributes, family.activity_keys)),
+        project: attrs::project(point.attributes, resource),
+        session: attrs::session(point.attributes, resource),
+        machine: attrs::machine(point.attributes, resource),
     }))
 }

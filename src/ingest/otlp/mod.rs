@@ -6,9 +6,11 @@
 //! and the GenAI conventions ([`metrics`]); Claude Code's
 //! `claude_code.api_request` log events ([`logs`]); GenAI spans
 //! ([`traces`]). Everything becomes events of the token's owner, source
-//! `otlp`. A retried export adds nothing: delta points and spans have
-//! stable ids, cumulative series are differenced against the last value
-//! stored with the events ([`series`]). Metric points that cannot be used
+//! `otlp`, with the project, session and machine each item or its
+//! resource names ([`attrs::project`], [`attrs::session`],
+//! [`attrs::machine`]). A retried export adds nothing: delta points and
+//! spans have stable ids, cumulative series are differenced against the
+//! last value stored with the events ([`series`]). Metric points that cannot be used
 //! are counted, with their reasons, in the response's partial success;
 //! log records and spans that carry no usage are mentioned there too.
 

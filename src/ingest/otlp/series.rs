@@ -47,6 +47,10 @@ pub struct Sample {
     pub model: String,
     pub provider: Option<String>,
     pub activity: Option<String>,
+    /// The same for every point of a group: its attributes are part of it.
+    pub project: Option<String>,
+    pub session: Option<String>,
+    pub machine: Option<String>,
 }
 
 struct SeriesState {
@@ -207,10 +211,12 @@ pub fn to_events(
             model: first.model.clone(),
             provider: first.provider.clone(),
             activity: first.activity.clone(),
-            project: None,
+            project: first.project.clone(),
             source: SOURCE.into(),
             tokens,
             cost_micros,
+            session: first.session.clone(),
+            machine: first.machine.clone(),
         };
         match ApiEvent::new(fields, now) {
             Ok(event) => events.push(event.into_new_event(user)),

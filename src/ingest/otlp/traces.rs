@@ -42,12 +42,18 @@ pub fn events(
     let mut events = Vec::new();
     let mut rejected = Rejections::default();
     let mut not_usage = 0;
-    for span in request
-        .resource_spans
-        .iter()
-        .flat_map(|r| r.scope_spans.iter())
-        .flat_map(|s| s.spans.iter())
-    {
+    let spans = request.resource_spans.iter().flat_map(|r| {
+        let resource: &[KeyValue] = r
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        r.scope_spans
+            .iter()
+            .flat_map(|s| s.spans.iter())
+            .map(move |span| (resource, span))
+    });
+    for (resource, span) in spans {
         let a = &span.attributes;
         let (input, output) = match (first_count(a, &INPUT), first_count(a, &OUTPUT)) {
             (Ok(None), Ok(None)) => {
@@ -60,7 +66,7 @@ pub fn events(
                 continue;
             }
         };
-        match event(span, input, output).and_then(|fields| super::checked(fields, now)) {
+        match event(resource, span, input, output).and_then(|fields| super::checked(fields, now)) {
             Ok(event) => events.push(event),
             Err(reason) => rejected.add(1, reason),
         }
@@ -68,7 +74,12 @@ pub fn events(
     (events, rejected, not_usage)
 }
 
-fn event(span: &Span, input: i64, output: i64) -> Result<EventFields, String> {
+fn event(
+    resource: &[KeyValue],
+    span: &Span,
+    input: i64,
+    output: i64,
+) -> Result<EventFields, String> {
     let a = &span.attributes;
     let model = attrs::first_text(a, &["gen_ai.response.model", "gen_ai.request.model"])
         .ok_or("a GenAI span without gen_ai.response.model or gen_ai.request.model")?;
@@ -90,7 +101,7 @@ fn event(span: &Span, input: i64, output: i64) -> Result<EventFields, String> {
         model,
         provider: attrs::first_text(a, &["gen_ai.provider.name", "gen_ai.system"]),
         activity: attrs::text(a, "gen_ai.operation.name"),
-        project: None,
+        project: attrs::project(a, resource),
         source: super::series::SOURCE.into(),
         tokens: [
             (input - cache_read - cache_write).max(0),
@@ -99,5 +110,7 @@ fn event(span: &Span, input: i64, output: i64) -> Result<EventFields, String> {
             cache_write,
         ],
         cost_micros: None,
+        session: attrs::session(a, resource),
+        machine: attrs::machine(a, resource),
     })
 }
