@@ -71,6 +71,8 @@ async fn dispatch(db: &Db, command: IdentityCommand) -> Result<(), IdentityComma
         IdentityCommand::Link { kind, value, user } => {
             let key = key(&kind, &value)?;
             let target = key.to_string();
+            // On standard error: standard output is the result alone.
+            eprintln!("linking {target} to {user}…");
             let moved = db
                 .write(move |conn| {
                     let moved = identities::link(conn, &key, &user)?;

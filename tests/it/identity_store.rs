@@ -484,17 +484,29 @@ fn a_link_killed_midway_is_whole_or_absent() {
         "bob",
     ];
     let mut outcomes = Vec::new();
-    for delay_ms in [100, 400, 1_000, 2_000] {
+    for delay_ms in [0, 300, 1_200] {
         let mut child = std::process::Command::new(BINARY)
             .args(link)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the binary starts");
+        // Killed only once it says it is linking: the database is open and
+        // the move is about to begin (or under way), not before.
+        let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        // Kept open until the child is gone: a closed pipe would fail its
+        // next write to standard error, not our kill.
+        let mut lines = std::io::BufRead::lines(stderr);
+        let said = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|line| line.contains("linking email:carol@example.com"));
+        assert!(said.is_some(), "the link never started");
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let killed = child.try_wait().expect("try_wait").is_none();
         let _ = child.kill();
         let _ = child.wait();
+        drop(lines);
         let (ok, out, err) = run_cli(&["--data-dir", &data, "verify"], &[], None);
         assert!(ok, "after a kill at {delay_ms} ms: {out}{err}");
         let state = link_state(&db_path, EVENTS);
