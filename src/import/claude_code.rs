@@ -152,6 +152,7 @@ pub fn map(line: &[u8], now: Timestamp) -> Mapped {
         source: SOURCE.into(),
         tokens,
         cost_micros,
+        identity: None,
     };
     match ApiEvent::new(fields, now) {
         Ok(event) => Mapped::Event(Box::new(event)),

@@ -14,8 +14,8 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::model::UserId;
 use crate::model::limits;
+use crate::model::{IdentityKey, UserId};
 use crate::usage::prices::parse_micros;
 use crate::usage::store::NewEvent;
 
@@ -46,6 +46,9 @@ pub struct EventFields {
     pub source: String,
     pub tokens: [i64; 4],
     pub cost_micros: Option<i64>,
+    /// The person the producer names (`ingest::identity`), read only for
+    /// a collector token; the pipeline keeps it only for one.
+    pub identity: Option<IdentityKey>,
 }
 
 /// One valid event; the user is still a name. Built only by
@@ -95,6 +98,9 @@ impl ApiEvent {
                 }
             }
         }
+        if let Some(Err(reason)) = fields.identity.as_ref().map(|i| check_text(&i.value)) {
+            problems.push(problem("identity", reason));
+        }
         if let Err(reason) = check_time(fields.ts_ms, now) {
             problems.push(problem("timestamp", reason));
         }
@@ -113,7 +119,8 @@ impl ApiEvent {
         }
     }
 
-    /// The event for the store, as `user`'s.
+    /// The event for the store, as `user`'s (or, with an identity, as the
+    /// identity's: see `NewEvent::identity`).
     pub fn into_new_event(self, user: UserId) -> NewEvent {
         let fields = self.0;
         NewEvent {
@@ -127,7 +134,7 @@ impl ApiEvent {
             project: fields.project,
             tokens: fields.tokens,
             reported_cost_micros: fields.cost_micros,
-            identity: None,
+            identity: fields.identity,
         }
     }
 }
@@ -282,6 +289,7 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
         source: source.unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
         tokens,
         cost_micros,
+        identity: None,
     };
     let checked = ApiEvent::new(draft, now);
     // Type problems first; a field already named is not named twice.

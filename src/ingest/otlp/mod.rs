@@ -6,7 +6,10 @@
 //! and the GenAI conventions ([`metrics`]); Claude Code's
 //! `claude_code.api_request` log events ([`logs`]); GenAI spans
 //! ([`traces`]). Everything becomes events of the token's owner, source
-//! `otlp`. A retried export adds nothing: delta points and spans have
+//! `otlp`; a collector token's items go to the person each names
+//! (`ingest::identity`: `enduser.id`, `user.email`, account, install id,
+//! from the item and its resource), and to its owner when they name no
+//! one. A retried export adds nothing: delta points and spans have
 //! stable ids, cumulative series are differenced against the last value
 //! stored with the events ([`series`]). Metric points that cannot be used
 //! are counted, with their reasons, in the response's partial success;
@@ -115,11 +118,12 @@ pub async fn post_metrics(
     body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
+    let by_identity = grant.attributes_by_identity();
     let ((samples, mut rejected), encoding) = decode_and_map(
         headers,
         body,
         |request: &ExportMetricsServiceRequest| count_points(request),
-        move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal),
+        move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal, by_identity),
     )
     .await?;
     let (owner, now) = (grant.user.id, state.clock.now());
@@ -164,6 +168,7 @@ pub async fn post_logs(
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
     let now = state.clock.now();
+    let by_identity = grant.attributes_by_identity();
     let ((events, rejected, not_usage), encoding) = decode_and_map(
         headers,
         body,
@@ -175,7 +180,7 @@ pub async fn post_logs(
                 .map(|s| s.log_records.len())
                 .sum()
         },
-        move |request: &ExportLogsServiceRequest| logs::events(request, signal, now),
+        move |request: &ExportLogsServiceRequest| logs::events(request, signal, now, by_identity),
     )
     .await?;
     let message = Stored {
@@ -205,6 +210,7 @@ pub async fn post_traces(
     body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let now = state.clock.now();
+    let by_identity = grant.attributes_by_identity();
     let ((events, rejected, not_usage), encoding) = decode_and_map(
         headers,
         body,
@@ -216,7 +222,7 @@ pub async fn post_traces(
                 .map(|s| s.spans.len())
                 .sum()
         },
-        move |request: &ExportTraceServiceRequest| traces::events(request, now),
+        move |request: &ExportTraceServiceRequest| traces::events(request, now, by_identity),
     )
     .await?;
     let message = Stored {
@@ -306,7 +312,8 @@ struct Stored {
 
 impl Stored {
     /// Stores the events as the token owner's (OTLP names no tokentally
-    /// user) with the request's audit entry; the partial-success message.
+    /// user), or a collector token's as their identities', with the
+    /// request's audit entry; the partial-success message.
     async fn store(
         self,
         state: &IngestState,

@@ -9,6 +9,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use super::Rejections;
 use super::attrs;
 use crate::ingest::event::{ApiEvent, EventFields};
+use crate::ingest::identity;
 
 const INPUT: [&str; 2] = ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"];
 const OUTPUT: [&str; 2] = [
@@ -35,19 +36,27 @@ fn first_count(attributes: &[KeyValue], keys: &[&str]) -> Result<Option<i64>, St
 }
 
 /// The events of a request; spans without token usage are only counted.
+/// `by_identity`: read each span's identity (a collector token's export).
 pub fn events(
     request: &ExportTraceServiceRequest,
     now: jiff::Timestamp,
+    by_identity: bool,
 ) -> (Vec<ApiEvent>, Rejections, usize) {
     let mut events = Vec::new();
     let mut rejected = Rejections::default();
     let mut not_usage = 0;
-    for span in request
-        .resource_spans
-        .iter()
-        .flat_map(|r| r.scope_spans.iter())
-        .flat_map(|s| s.spans.iter())
-    {
+    let spans = request.resource_spans.iter().flat_map(|r| {
+        let resource: &[KeyValue] = r
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        r.scope_spans
+            .iter()
+            .flat_map(|s| s.spans.iter())
+            .map(move |span| (resource, span))
+    });
+    for (resource, span) in spans {
         let a = &span.attributes;
         let (input, output) = match (first_count(a, &INPUT), first_count(a, &OUTPUT)) {
             (Ok(None), Ok(None)) => {
@@ -60,7 +69,8 @@ pub fn events(
                 continue;
             }
         };
-        match event(span, input, output).and_then(|fields| super::checked(fields, now)) {
+        let event = event(resource, span, input, output, by_identity);
+        match event.and_then(|fields| super::checked(fields, now)) {
             Ok(event) => events.push(event),
             Err(reason) => rejected.add(1, reason),
         }
@@ -68,8 +78,19 @@ pub fn events(
     (events, rejected, not_usage)
 }
 
-fn event(span: &Span, input: i64, output: i64) -> Result<EventFields, String> {
+fn event(
+    resource: &[KeyValue],
+    span: &Span,
+    input: i64,
+    output: i64,
+    by_identity: bool,
+) -> Result<EventFields, String> {
     let a = &span.attributes;
+    let identity = if by_identity {
+        identity::from_otlp(resource, a)?
+    } else {
+        None
+    };
     let model = attrs::first_text(a, &["gen_ai.response.model", "gen_ai.request.model"])
         .ok_or("a GenAI span without gen_ai.response.model or gen_ai.request.model")?;
     if span.trace_id.is_empty() || span.span_id.is_empty() {
@@ -99,5 +120,6 @@ fn event(span: &Span, input: i64, output: i64) -> Result<EventFields, String> {
             cache_write,
         ],
         cost_micros: None,
+        identity,
     })
 }
