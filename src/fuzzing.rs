@@ -38,9 +38,11 @@ fn events(framing: Framing, data: &[u8], litellm_payloads: bool) {
     let Ok(items) = body::split(framing, data, crate::ingest::api::MAX_EVENTS) else {
         return;
     };
+    // Read as a collector token's items (the `true`s below), so that the
+    // identity readers are fuzzed too.
     let _ = pipeline::parse_items(items, 10_000, |value| {
         if litellm_payloads {
-            litellm::parse(value, now())
+            litellm::parse(value, now(), true)
         } else {
             event::parse(value, now()).map(Mapped::Event)
         }
@@ -65,17 +67,17 @@ fn otlp(target: &str, data: &[u8]) {
     match target {
         "otlp_metrics" => {
             if let Ok((request, _)) = codec::decode::<ExportMetricsServiceRequest>(&headers, body) {
-                let _ = metrics::samples(&request, ClaudeCodeSignal::Metrics);
+                let _ = metrics::samples(&request, ClaudeCodeSignal::Metrics, true);
             }
         }
         "otlp_logs" => {
             if let Ok((request, _)) = codec::decode::<ExportLogsServiceRequest>(&headers, body) {
-                let _ = logs::events(&request, ClaudeCodeSignal::Logs, now());
+                let _ = logs::events(&request, ClaudeCodeSignal::Logs, now(), true);
             }
         }
         _ => {
             if let Ok((request, _)) = codec::decode::<ExportTraceServiceRequest>(&headers, body) {
-                let _ = traces::events(&request, now());
+                let _ = traces::events(&request, now(), true);
             }
         }
     }

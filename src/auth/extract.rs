@@ -31,8 +31,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireAdmin {
     }
 }
 
-/// A valid, unrevoked API token of the `ingest` scope whose user is
-/// enabled, from `Authorization: Bearer …`.
+/// A valid, unrevoked API token that may send events (the `ingest` scope,
+/// or `collector` while its owner is an admin) whose user is enabled, from
+/// `Authorization: Bearer …`.
 #[derive(Debug, Clone)]
 pub struct IngestToken(pub TokenGrant);
 
@@ -46,10 +47,23 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Gate::from_ref(state);
         let grant = bearer_grant(parts, &state).await?;
-        if grant.scope != TokenScope::Ingest {
+        if !grant.scope.sends_events() {
             return Err(token_error(
                 StatusCode::FORBIDDEN,
                 "this token has the read scope; sending events needs an ingest token",
+            ));
+        }
+        // The role is read at each use: a collector token whose owner was
+        // demoted would otherwise put a whole team's usage on one member
+        // (who would then see it as theirs).
+        if grant.scope == TokenScope::Collector && !grant.attributes_by_identity() {
+            return Err(token_error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "this collector token belongs to {:?}, who is no longer an admin; a \
+                     collector token works only for an admin: create a new one",
+                    grant.user.username
+                ),
             ));
         }
         let now_ms = state.clock.now().as_millisecond();
@@ -255,7 +269,10 @@ where
                 if grant.scope != TokenScope::Read {
                     return Err(token_error(
                         StatusCode::FORBIDDEN,
-                        "this token has the ingest scope; reading usage needs a read token",
+                        &format!(
+                            "this token has the {} scope; reading usage needs a read token",
+                            grant.scope.as_str()
+                        ),
                     ));
                 }
                 grant.user

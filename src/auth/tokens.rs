@@ -29,6 +29,11 @@ pub enum TokenScope {
     Ingest,
     /// Read usage through the API.
     Read,
+    /// Send usage events for a team, attributed by the identity each item
+    /// names (`user.email`, `enduser.id`, LiteLLM's key user…): the token
+    /// of a shared telemetry set-up. Only an admin may hold one, and it
+    /// works only while its owner is an admin.
+    Collector,
 }
 
 impl TokenScope {
@@ -36,7 +41,13 @@ impl TokenScope {
         match self {
             TokenScope::Ingest => "ingest",
             TokenScope::Read => "read",
+            TokenScope::Collector => "collector",
         }
+    }
+
+    /// Whether the token may send usage events.
+    pub fn sends_events(self) -> bool {
+        matches!(self, TokenScope::Ingest | TokenScope::Collector)
     }
 }
 
@@ -46,6 +57,7 @@ impl FromStr for TokenScope {
         match s {
             "ingest" => Ok(TokenScope::Ingest),
             "read" => Ok(TokenScope::Read),
+            "collector" => Ok(TokenScope::Collector),
             other => Err(format!("unknown token scope {other:?}")),
         }
     }
@@ -83,6 +95,15 @@ pub struct TokenGrant {
 }
 
 impl TokenGrant {
+    /// Whether this token attributes events by the identities they name
+    /// (`NewEvent::identity`): a collector token whose owner is an admin
+    /// now (the role is read at each use, so a demoted owner's collector
+    /// token stops). Every other token's events are its owner's, or, for
+    /// an admin's token, the user an event names.
+    pub fn attributes_by_identity(&self) -> bool {
+        self.scope == TokenScope::Collector && self.user.is_admin()
+    }
+
     /// The token as the audit trail names it.
     pub fn actor(&self) -> crate::model::Actor {
         crate::model::Actor::Token {
@@ -99,6 +120,11 @@ pub enum TokenError {
     UnknownUser(String),
     #[error("token names are 1 to 100 characters")]
     BadName,
+    #[error(
+        "{0:?} is not an admin: a collector token attributes a whole team's usage, so only an \
+         admin may hold one (create it for an admin, or use the ingest scope)"
+    )]
+    CollectorNeedsAdmin(String),
     #[error("no token with id {0}")]
     UnknownToken(TokenId),
     #[error(transparent)]
@@ -111,7 +137,8 @@ impl From<rusqlite::Error> for TokenError {
     }
 }
 
-/// Creates a token for `username`; the secret is returned only here.
+/// Creates a token for `username`; the secret is returned only here. A
+/// collector token is created only for an admin.
 pub fn create(
     conn: &Connection,
     username: &str,
@@ -125,6 +152,9 @@ pub fn create(
     }
     let user = users::by_name(conn, username)?
         .ok_or_else(|| TokenError::UnknownUser(username.to_owned()))?;
+    if scope == TokenScope::Collector && !user.is_admin() {
+        return Err(TokenError::CollectorNeedsAdmin(user.username));
+    }
     let secret = format!("{TOKEN_PREFIX}{}", secret::random_token());
     let prefix: String = secret.chars().take(SHOWN_PREFIX_LEN).collect();
     conn.prepare_cached(

@@ -267,6 +267,7 @@ pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
         cost_micros,
         session: text(value.get("sessionId")),
         machine: context.machine.clone(),
+        identity: None,
     };
     match ApiEvent::new(fields, now) {
         Ok(event) => Mapped::Event(Box::new(event)),

@@ -14,8 +14,8 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::model::UserId;
 use crate::model::limits;
+use crate::model::{IdentityKey, UserId};
 use crate::usage::prices::parse_micros;
 use crate::usage::store::NewEvent;
 
@@ -50,6 +50,9 @@ pub struct EventFields {
     pub session: Option<String>,
     /// The host the event came from (raw events only).
     pub machine: Option<String>,
+    /// The person the producer names (`ingest::identity`), read only for
+    /// a collector token; the pipeline keeps it only for one.
+    pub identity: Option<IdentityKey>,
 }
 
 /// One valid event; the user is still a name. Built only by
@@ -101,6 +104,9 @@ impl ApiEvent {
                 }
             }
         }
+        if let Some(Err(reason)) = fields.identity.as_ref().map(|i| check_text(&i.value)) {
+            problems.push(problem("identity", reason));
+        }
         if let Err(reason) = check_time(fields.ts_ms, now) {
             problems.push(problem("timestamp", reason));
         }
@@ -119,7 +125,8 @@ impl ApiEvent {
         }
     }
 
-    /// The event for the store, as `user`'s.
+    /// The event for the store, as `user`'s (or, with an identity, as the
+    /// identity's: see `NewEvent::identity`).
     pub fn into_new_event(self, user: UserId) -> NewEvent {
         let fields = self.0;
         NewEvent {
@@ -135,7 +142,7 @@ impl ApiEvent {
             reported_cost_micros: fields.cost_micros,
             session: fields.session,
             machine: fields.machine,
-            identity: None,
+            identity: fields.identity,
         }
     }
 }
@@ -294,6 +301,7 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
         cost_micros,
         session,
         machine,
+        identity: None,
     };
     let checked = ApiEvent::new(draft, now);
     // Type problems first; a field already named is not named twice.

@@ -17,6 +17,11 @@
 //!   admin's token names an existing tokentally user; otherwise the token's
 //!   owner (counted as `unattributed`: a proxy's webhook must not lose data
 //!   because a name is unknown here).
+//! - identity, for a collector token only (`ingest::identity`): the end
+//!   user (`end_user`, `metadata.user_api_key_end_user_id`) or the key's
+//!   user (`metadata.user_api_key_user_id`) as `litellm_user`, else the
+//!   key (`metadata.user_api_key_alias`, or a digest of its hash) as
+//!   `litellm_key`; a payload naming none is the token owner's.
 //! - project, the first present of: `metadata.project`,
 //!   `metadata.project_name`, the same two in `metadata.requester_metadata`
 //!   (the metadata a client sent with its request), a request tag
@@ -42,6 +47,7 @@ use super::api::MAX_EVENTS;
 use super::body::{self, Framing};
 use super::error::IngestError;
 use super::event::{ApiEvent, EventFields, Problem, number_micros, parse_time, whole_number};
+use super::identity;
 use super::pipeline::{self, Attribution, Mapped};
 use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
@@ -73,6 +79,7 @@ pub async fn post_litellm(
         mut reservation,
     } = body;
     let now = state.clock.now();
+    let by_identity = grant.attributes_by_identity();
     let (events, skipped) = tokio::task::spawn_blocking(move || {
         // LiteLLM labels NDJSON application/json too: look at the body.
         let framing = match body::framing(&headers)? {
@@ -83,7 +90,7 @@ pub async fn post_litellm(
         let items = body::split(framing, &body, MAX_EVENTS)?;
         // The bodies are gone once split: their share goes back.
         drop((body, reservation));
-        pipeline::parse_items(items, MAX_EVENTS, |value| parse(value, now))
+        pipeline::parse_items(items, MAX_EVENTS, |value| parse(value, now, by_identity))
     })
     .await
     .map_err(|e| IngestError::internal(crate::error::context("parse task", e)))??;
@@ -121,12 +128,21 @@ fn payload_field(ours: &str) -> &str {
     }
 }
 
-/// One `StandardLoggingPayload` as an event.
-pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
+/// One `StandardLoggingPayload` as an event. `by_identity`: read the
+/// identity it names (a collector token's payload).
+pub fn parse(value: &Value, now: Timestamp, by_identity: bool) -> Result<Mapped, Vec<Problem>> {
     let Some(payload) = value.as_object() else {
         return Err(vec![(None, "a payload must be a JSON object".into())]);
     };
     let mut problems = Vec::new();
+    let identity = if by_identity {
+        identity::from_litellm(payload).unwrap_or_else(|problem| {
+            problems.push(problem);
+            None
+        })
+    } else {
+        None
+    };
     let mut problem = |field: &str, reason: String| problems.push((Some(field.to_owned()), reason));
     // Length and characters are checked by `ApiEvent::new`, as for every
     // producer: never cut short here (two long ids could become one).
@@ -255,6 +271,7 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<Mapped, Vec<Problem>> {
         cost_micros,
         session: None,
         machine: None,
+        identity,
     };
     ApiEvent::new(fields, now)
         .map(Mapped::Event)
@@ -309,7 +326,7 @@ mod tests {
     }
 
     fn event(value: Value) -> ApiEvent {
-        match parse(&value, now()) {
+        match parse(&value, now(), false) {
             Ok(Mapped::Event(event)) => event,
             Ok(Mapped::Skipped(why)) => panic!("skipped: {why}"),
             Err(problems) => panic!("{problems:?}"),
@@ -364,13 +381,18 @@ mod tests {
         assert!(matches!(
             parse(
                 &json!({"id": "f", "startTime": 1780000000, "model": "m", "status": "failure"}),
-                now()
+                now(),
+                false
             ),
             Ok(Mapped::Skipped(_))
         ));
-        let problems = parse(&json!({"startTime": "soon", "prompt_tokens": -1}), now())
-            .err()
-            .expect("invalid");
+        let problems = parse(
+            &json!({"startTime": "soon", "prompt_tokens": -1}),
+            now(),
+            false,
+        )
+        .err()
+        .expect("invalid");
         let fields: Vec<_> = problems.iter().filter_map(|(f, _)| f.as_deref()).collect();
         assert_eq!(fields, vec!["id", "model", "startTime", "prompt_tokens"]);
     }

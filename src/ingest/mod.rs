@@ -11,6 +11,7 @@ pub mod api;
 pub mod body;
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod litellm;
 pub mod otlp;
 pub mod pipeline;

@@ -88,8 +88,12 @@ pub struct Attributed {
     pub unattributed: usize,
 }
 
-/// Whose events these are: the token's owner's, or, for an admin's token,
-/// any named user's.
+/// Whose events these are. A collector token's event that names an
+/// identity is the identity's (`NewEvent::identity`; the store resolves
+/// it); every other event is the token owner's or, for an admin's token
+/// (a collector's included), the user it names. Identities from any other
+/// token are dropped: a member's token always sends its owner's usage,
+/// whoever the body names.
 pub async fn attribute(
     state: &IngestState,
     grant: &TokenGrant,
@@ -97,10 +101,12 @@ pub async fn attribute(
     policy: Attribution,
 ) -> Result<Attributed, IngestError> {
     let owner = grant.user.clone();
+    let by_identity = grant.attributes_by_identity();
     let is_owner = |name: &str| name.eq_ignore_ascii_case(&owner.username);
     // Each name once: a batch of a thousand events names a few users.
     let named: Vec<String> = events
         .iter()
+        .filter(|e| !(by_identity && e.identity.is_some()))
         .filter_map(|e| e.user.as_deref())
         .filter(|name| !is_owner(name))
         .map(str::to_lowercase)
@@ -115,7 +121,16 @@ pub async fn attribute(
     let mut errors = Vec::new();
     let mut unattributed = 0;
     let mut attributed = Vec::with_capacity(events.len());
+    let owned = |event: ApiEvent, user| NewEvent {
+        identity: None,
+        ..event.into_new_event(user)
+    };
     for (index, event) in events.into_iter().enumerate() {
+        if by_identity && event.identity.is_some() {
+            // `user` is the owner; the store attributes it by the identity.
+            attributed.push(event.into_new_event(owner.id));
+            continue;
+        }
         let user = match &event.user {
             None => Ok(owner.id),
             Some(name) if is_owner(name) => Ok(owner.id),
@@ -130,10 +145,10 @@ pub async fn attribute(
             )),
         };
         match (user, policy) {
-            (Ok(user), _) => attributed.push(event.into_new_event(user)),
+            (Ok(user), _) => attributed.push(owned(event, user)),
             (Err(_), Attribution::OwnerFallback) => {
                 unattributed += 1;
-                attributed.push(event.into_new_event(owner.id));
+                attributed.push(owned(event, owner.id));
             }
             (Err(reason), Attribution::Strict) => errors.push(FieldError {
                 index,

@@ -1,7 +1,9 @@
 //! Every route × every kind of caller: anonymous, member A, member B, an
 //! admin, A's ingest token and A's read token. The expected status of each
-//! pair is written down; then what B (and B's token) receives from every
-//! data route is searched for A's numbers, which must never appear.
+//! pair is written down (and an admin's collector token must be answered
+//! as A's ingest token is, everywhere); then what B (and B's token)
+//! receives from every data route is searched for A's numbers, which must
+//! never appear.
 
 use crate::common::{self, Browser, PASSWORD, TestApp, TestResponse};
 use axum::body::Body;
@@ -19,6 +21,9 @@ enum Caller {
     Admin,
     IngestTokenA,
     ReadTokenA,
+    /// The admin's collector token: not a column of its own, it is
+    /// expected to be answered as `IngestTokenA` is.
+    CollectorAdmin,
 }
 
 const CALLERS: [Caller; 6] = [
@@ -276,6 +281,7 @@ struct World {
     ingest_a: String,
     read_a: String,
     ingest_b: String,
+    collector: String,
 }
 
 async fn world() -> World {
@@ -286,11 +292,13 @@ async fn world() -> World {
     let ingest_a = app.create_token("a", TokenScope::Ingest).await;
     let read_a = app.create_token("a", TokenScope::Read).await;
     let ingest_b = app.create_token("b", TokenScope::Ingest).await;
+    let collector = app.create_token("root", TokenScope::Collector).await;
     World {
         app,
         ingest_a,
         read_a,
         ingest_b,
+        collector,
     }
 }
 
@@ -311,6 +319,7 @@ impl World {
         match caller {
             Caller::IngestTokenA => Some(&self.ingest_a),
             Caller::ReadTokenA => Some(&self.read_a),
+            Caller::CollectorAdmin => Some(&self.collector),
             _ => None,
         }
     }
@@ -380,6 +389,29 @@ async fn every_route_answers_every_caller_as_written_down() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[tokio::test]
+async fn a_collector_token_is_answered_as_an_ingest_token_everywhere() {
+    let world = world().await;
+    let ingest = CALLERS
+        .iter()
+        .position(|c| *c == Caller::IngestTokenA)
+        .expect("a column");
+    let mut failures = Vec::new();
+    for (method, path, payload, expected) in cases() {
+        let want = expected[ingest];
+        let response = world
+            .call(Caller::CollectorAdmin, method.clone(), path, payload)
+            .await;
+        if response.status.as_u16() != want {
+            failures.push(format!(
+                "{method} {path} as the collector token: got {}, want {want}",
+                response.status
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Numbers and names that only A's usage contains.

@@ -32,6 +32,7 @@ mod edge;
 mod fuzz_corpus;
 mod hostile;
 mod http;
+mod identities;
 mod identity_store;
 mod import;
 mod ingest;

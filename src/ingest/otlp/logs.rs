@@ -11,6 +11,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use super::attrs;
 use super::{ClaudeCodeSignal, Rejections};
 use crate::ingest::event::{ApiEvent, EventFields};
+use crate::ingest::identity;
 
 const API_REQUEST: &str = "claude_code.api_request";
 
@@ -28,10 +29,12 @@ fn is_api_request(record: &LogRecord) -> bool {
 }
 
 /// The events of a request; records that are not usage are only counted.
+/// `by_identity`: read each record's identity (a collector token's export).
 pub fn events(
     request: &ExportLogsServiceRequest,
     claude_code_from: ClaudeCodeSignal,
     now: Timestamp,
+    by_identity: bool,
 ) -> (Vec<ApiEvent>, Rejections, usize) {
     let mut events = Vec::new();
     let mut rejected = Rejections::default();
@@ -60,7 +63,8 @@ pub fn events(
                 );
                 continue;
             }
-            match event(resource, record).and_then(|fields| super::checked(fields, now)) {
+            let event = event(resource, record, by_identity);
+            match event.and_then(|fields| super::checked(fields, now)) {
                 Ok(event) => events.push(event),
                 Err(reason) => rejected.add(1, reason),
             }
@@ -69,8 +73,17 @@ pub fn events(
     (events, rejected, not_usage)
 }
 
-fn event(resource: &[KeyValue], record: &LogRecord) -> Result<EventFields, String> {
+fn event(
+    resource: &[KeyValue],
+    record: &LogRecord,
+    by_identity: bool,
+) -> Result<EventFields, String> {
     let a = &record.attributes;
+    let identity = if by_identity {
+        identity::from_otlp(resource, a)?
+    } else {
+        None
+    };
     let model = attrs::text(a, "model").ok_or("claude_code.api_request without a model")?;
     let time_ns = [record.time_unix_nano, record.observed_time_unix_nano]
         .into_iter()
@@ -105,5 +118,6 @@ fn event(resource: &[KeyValue], record: &LogRecord) -> Result<EventFields, Strin
         cost_micros,
         session: attrs::session(a, resource),
         machine: attrs::machine(a, resource),
+        identity,
     })
 }

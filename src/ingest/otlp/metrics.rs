@@ -11,6 +11,10 @@
 //! Every other data point is rejected and reported, with its reason, in the
 //! response's partial success. Project, session and machine are read from
 //! the point and its resource ([`attrs::project`]).
+//!
+//! For a collector token each point also names its person
+//! (`ingest::identity`, from the point's attributes and its resource's): a
+//! point with an unusable identity is rejected like any other.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -21,6 +25,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use super::attrs;
 use super::series::{Quantity, Sample};
 use super::{ClaudeCodeSignal, Rejections};
+use crate::ingest::identity;
 
 const VENDOR_TOKEN_METRICS: [&str; 3] = [
     "claude_code.token.usage",
@@ -153,9 +158,11 @@ fn family(name: &str) -> Option<Family> {
 }
 
 /// The samples of a request, and the points that could not be used.
+/// `by_identity`: read each point's identity (a collector token's export).
 pub fn samples(
     request: &ExportMetricsServiceRequest,
     claude_code_from: ClaudeCodeSignal,
+    by_identity: bool,
 ) -> (Vec<Sample>, Rejections) {
     let mut samples = Vec::new();
     let mut rejected = Rejections::default();
@@ -213,7 +220,7 @@ pub fn samples(
                 continue;
             };
             for point in points {
-                match sample(&metric.name, &family, resource, &point) {
+                match sample(&metric.name, &family, resource, &point, by_identity) {
                     Ok(Some(sample)) => samples.push(sample),
                     Ok(None) => {}
                     Err(reason) => rejected.add(1, reason),
@@ -277,6 +284,7 @@ fn sample(
     family: &Family,
     resource: &[KeyValue],
     point: &Point<'_>,
+    by_identity: bool,
 ) -> Result<Option<Sample>, String> {
     let kind = family
         .kind_attribute
@@ -290,11 +298,24 @@ fn sample(
     let Some(model) = attrs::first_text(point.attributes, family.model_keys) else {
         return Err(format!("{metric} without a model attribute"));
     };
+    let identity = if by_identity {
+        identity::from_otlp(resource, point.attributes)?
+    } else {
+        None
+    };
     let parts = [resource, point.attributes];
     let skip: Vec<&str> = family.kind_attribute.into_iter().collect();
+    // The identity is part of the series and of the group: two people's
+    // points never share a counter's state nor an event, even where
+    // their attribute sets look alike (the same attributes, one on the
+    // resource and one on the point, for instance).
+    let salted = |salt: &str| match &identity {
+        Some(identity) => format!("{salt}\0{identity}"),
+        None => salt.to_owned(),
+    };
     Ok(Some(Sample {
-        series: attrs::digest(&parts, &[], metric),
-        group: attrs::digest(&parts, &skip, family.name),
+        series: attrs::digest(&parts, &[], &salted(metric)),
+        group: attrs::digest(&parts, &skip, &salted(family.name)),
         quantity,
         value: point.value,
         cumulative: point.cumulative,
@@ -312,5 +333,6 @@ fn sample(
         project: attrs::project(point.attributes, resource),
         session: attrs::session(point.attributes, resource),
         machine: attrs::machine(point.attributes, resource),
+        identity,
     }))
 }

@@ -8,9 +8,12 @@
 //! ([`traces`]). Everything becomes events of the token's owner, source
 //! `otlp`, with the project, session and machine each item or its
 //! resource names ([`attrs::project`], [`attrs::session`],
-//! [`attrs::machine`]). A retried export adds nothing: delta points and
-//! spans have stable ids, cumulative series are differenced against the
-//! last value stored with the events ([`series`]). Metric points that cannot be used
+//! [`attrs::machine`]); a collector token's items go to the person each
+//! names (`ingest::identity`: `enduser.id`, `user.email`, account, install
+//! id, from the item and its resource), and to its owner when they name no
+//! one. A retried export adds nothing: delta points and spans have stable
+//! ids, cumulative series are differenced against the last value stored
+//! with the events ([`series`]). Metric points that cannot be used
 //! are counted, with their reasons, in the response's partial success;
 //! log records and spans that carry no usage are mentioned there too.
 
@@ -117,11 +120,12 @@ pub async fn post_metrics(
     body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
+    let by_identity = grant.attributes_by_identity();
     let ((samples, mut rejected), encoding) = decode_and_map(
         headers,
         body,
         |request: &ExportMetricsServiceRequest| count_points(request),
-        move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal),
+        move |request: &ExportMetricsServiceRequest| metrics::samples(request, signal, by_identity),
     )
     .await?;
     let (owner, now) = (grant.user.id, state.clock.now());
@@ -166,6 +170,7 @@ pub async fn post_logs(
 ) -> Result<Response, IngestError> {
     let signal = state.claude_code_signal;
     let now = state.clock.now();
+    let by_identity = grant.attributes_by_identity();
     let ((events, rejected, not_usage), encoding) = decode_and_map(
         headers,
         body,
@@ -177,7 +182,7 @@ pub async fn post_logs(
                 .map(|s| s.log_records.len())
                 .sum()
         },
-        move |request: &ExportLogsServiceRequest| logs::events(request, signal, now),
+        move |request: &ExportLogsServiceRequest| logs::events(request, signal, now, by_identity),
     )
     .await?;
     let message = Stored {
@@ -207,6 +212,7 @@ pub async fn post_traces(
     body: body::BudgetedBody,
 ) -> Result<Response, IngestError> {
     let now = state.clock.now();
+    let by_identity = grant.attributes_by_identity();
     let ((events, rejected, not_usage), encoding) = decode_and_map(
         headers,
         body,
@@ -218,7 +224,7 @@ pub async fn post_traces(
                 .map(|s| s.spans.len())
                 .sum()
         },
-        move |request: &ExportTraceServiceRequest| traces::events(request, now),
+        move |request: &ExportTraceServiceRequest| traces::events(request, now, by_identity),
     )
     .await?;
     let message = Stored {
@@ -308,7 +314,8 @@ struct Stored {
 
 impl Stored {
     /// Stores the events as the token owner's (OTLP names no tokentally
-    /// user) with the request's audit entry; the partial-success message.
+    /// user), or a collector token's as their identities', with the
+    /// request's audit entry; the partial-success message.
     async fn store(
         self,
         state: &IngestState,

@@ -2,6 +2,14 @@
 //! increments; cumulative points are differenced against the last value of
 //! their series, with resets detected), then one event per group of series
 //! and export time. Runs inside the writer's transaction.
+//!
+//! A series' state (`otlp_series`) is kept per person: its key is the
+//! digest of the metric, the resource's and the point's attributes and,
+//! for a collector token's point that names one, the identity
+//! ([`Sample::series`]); a point attributed to the token's owner has that
+//! digest qualified by the owner ([`state_key`]). Two people sending alike
+//! series, through one collector token or through their own tokens, never
+//! difference against each other's counters.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::Rejections;
 use crate::db::DbError;
 use crate::ingest::event::{ApiEvent, EventFields, describe, float_micros};
-use crate::model::UserId;
+use crate::model::{IdentityKey, UserId};
 use crate::usage::store::NewEvent;
 
 pub const SOURCE: &str = "otlp";
@@ -34,7 +42,8 @@ pub enum Quantity {
 /// One mapped metric data point.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// The point's own series (metric, resource, attributes).
+    /// The point's own series (metric, resource, attributes, and the
+    /// identity when it names one).
     pub series: String,
     /// The series that together make one event (the same call site and
     /// model, all token kinds).
@@ -51,6 +60,8 @@ pub struct Sample {
     pub project: Option<String>,
     pub session: Option<String>,
     pub machine: Option<String>,
+    /// The person the point names (collector tokens only).
+    pub identity: Option<IdentityKey>,
 }
 
 struct SeriesState {
@@ -74,7 +85,20 @@ fn load(conn: &Connection, series: &str) -> Result<Option<SeriesState>, DbError>
         .optional()?)
 }
 
-fn save(conn: &Connection, sample: &Sample, now_s: i64) -> Result<(), DbError> {
+/// Where a sample's series state is kept, and the key an older version
+/// kept it under (read when the new key has none yet, so that upgrading
+/// does not count a running counter's whole total again; old rows age out
+/// through [`forget_stale`]). A sample that names an identity has it in
+/// its digest already; any other is its token owner's.
+pub fn state_key(sample: &Sample, owner: UserId) -> (String, Option<&str>) {
+    if sample.identity.is_some() {
+        return (sample.series.clone(), None);
+    }
+    let key = Sha256::digest(format!("user:{}\0{}", owner.0, sample.series).as_bytes());
+    (crate::secret::hex(&key), Some(&sample.series))
+}
+
+fn save(conn: &Connection, key: &str, sample: &Sample, now_s: i64) -> Result<(), DbError> {
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     conn.prepare_cached(
         "INSERT INTO otlp_series (series, start_unix_nano, time_unix_nano, value, updated_at)
@@ -84,7 +108,7 @@ fn save(conn: &Connection, sample: &Sample, now_s: i64) -> Result<(), DbError> {
              updated_at = excluded.updated_at",
     )?
     .execute(params![
-        sample.series,
+        key,
         as_i64(sample.start_ns),
         as_i64(sample.time_ns),
         sample.value,
@@ -112,9 +136,15 @@ pub fn forget_stale(conn: &Connection, cutoff_s: i64) -> Result<usize, DbError> 
 fn cumulative_increment(
     conn: &Connection,
     sample: &Sample,
+    owner: UserId,
     now_s: i64,
 ) -> Result<Option<f64>, DbError> {
-    let increment = match load(conn, &sample.series)? {
+    let (key, legacy) = state_key(sample, owner);
+    let last = match (load(conn, &key)?, legacy) {
+        (None, Some(legacy)) => load(conn, legacy)?,
+        (last, _) => last,
+    };
+    let increment = match last {
         Some(last) if last.start_ns == sample.start_ns && sample.time_ns <= last.time_ns => {
             return Ok(None);
         }
@@ -123,7 +153,7 @@ fn cumulative_increment(
         }
         _ => sample.value,
     };
-    save(conn, sample, now_s)?;
+    save(conn, &key, sample, now_s)?;
     Ok(Some(increment))
 }
 
@@ -140,7 +170,8 @@ struct Sums {
     cost_usd: Option<f64>,
 }
 
-/// Events for `samples`, attributed to `user`, and the groups of points
+/// Events for `samples`, attributed to `user` (the token's owner) or, for
+/// a sample that names one, to its identity; and the groups of points
 /// that make no valid event (each point of such a group is rejected).
 pub fn to_events(
     conn: &Connection,
@@ -155,7 +186,7 @@ pub fn to_events(
     let mut groups: BTreeMap<(String, u64), (&Sample, Sums)> = BTreeMap::new();
     for sample in samples {
         let increment = if sample.cumulative {
-            match cumulative_increment(conn, sample, now_s)? {
+            match cumulative_increment(conn, sample, user, now_s)? {
                 Some(increment) => increment,
                 None => continue,
             }
@@ -217,6 +248,7 @@ pub fn to_events(
             cost_micros,
             session: first.session.clone(),
             machine: first.machine.clone(),
+            identity: first.identity.clone(),
         };
         match ApiEvent::new(fields, now) {
             Ok(event) => events.push(event.into_new_event(user)),

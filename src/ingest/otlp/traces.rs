@@ -9,6 +9,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use super::Rejections;
 use super::attrs;
 use crate::ingest::event::{ApiEvent, EventFields};
+use crate::ingest::identity;
 
 const INPUT: [&str; 2] = ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"];
 const OUTPUT: [&str; 2] = [
@@ -35,9 +36,11 @@ fn first_count(attributes: &[KeyValue], keys: &[&str]) -> Result<Option<i64>, St
 }
 
 /// The events of a request; spans without token usage are only counted.
+/// `by_identity`: read each span's identity (a collector token's export).
 pub fn events(
     request: &ExportTraceServiceRequest,
     now: jiff::Timestamp,
+    by_identity: bool,
 ) -> (Vec<ApiEvent>, Rejections, usize) {
     let mut events = Vec::new();
     let mut rejected = Rejections::default();
@@ -66,7 +69,8 @@ pub fn events(
                 continue;
             }
         };
-        match event(resource, span, input, output).and_then(|fields| super::checked(fields, now)) {
+        let event = event(resource, span, input, output, by_identity);
+        match event.and_then(|fields| super::checked(fields, now)) {
             Ok(event) => events.push(event),
             Err(reason) => rejected.add(1, reason),
         }
@@ -79,8 +83,14 @@ fn event(
     span: &Span,
     input: i64,
     output: i64,
+    by_identity: bool,
 ) -> Result<EventFields, String> {
     let a = &span.attributes;
+    let identity = if by_identity {
+        identity::from_otlp(resource, a)?
+    } else {
+        None
+    };
     let model = attrs::first_text(a, &["gen_ai.response.model", "gen_ai.request.model"])
         .ok_or("a GenAI span without gen_ai.response.model or gen_ai.request.model")?;
     if span.trace_id.is_empty() || span.span_id.is_empty() {
@@ -112,5 +122,6 @@ fn event(
         cost_micros: None,
         session: attrs::session(a, resource),
         machine: attrs::machine(a, resource),
+        identity,
     })
 }

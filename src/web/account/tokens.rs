@@ -60,6 +60,14 @@ fn render(
     let body = html! {
         h1 { "API tokens" }
         p.subtitle { "Tokens let exporters, proxies and scripts send usage (ingest) or read it (read)." }
+        @if admin {
+            p {
+                "A " strong { "collector" } " token (admins only) sends a whole team's usage through one \
+                 shared set-up (managed settings, a LiteLLM proxy): each event goes to the person it \
+                 names (" code { "user.email" } ", " code { "enduser.id" } ", LiteLLM's key user…), and \
+                 events naming no one to the token's owner. Create it for an admin."
+            }
+        }
         (notices(context.flash.as_deref(), error))
         @if let Some(created) = created {
             section.card aria-labelledby="created-title" {
@@ -78,6 +86,9 @@ fn render(
                 select #token-scope name="scope" {
                     option value="ingest" { "ingest: send usage" }
                     option value="read" { "read: read usage through the API" }
+                    @if admin {
+                        option value="collector" { "collector: send a team's usage, by identity" }
+                    }
                 }
                 @if admin {
                     label for="token-user" { "For user" }
@@ -171,7 +182,7 @@ pub async fn create(
                 })
         }
         Err(_) => Err(Ok(format!(
-            "scope: {:?} is neither ingest nor read",
+            "scope: {:?} is not one of ingest, read, collector",
             form.scope
         ))),
     };
