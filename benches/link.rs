@@ -92,7 +92,7 @@ async fn run(events: usize) {
 }
 
 async fn check(db: &Db) {
-    let mismatch = db.read(|conn| rollup::verify(conn)).await.expect("verify");
+    let mismatch = db.read(rollup::verify).await.expect("verify");
     assert_eq!(mismatch, None, "rollups agree with the raw events");
 }
 
