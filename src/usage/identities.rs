@@ -241,7 +241,6 @@ struct Held {
     ts_ms: i64,
     dims: DimValues,
     metrics: crate::model::Totals,
-    external_id: String,
 }
 
 /// Moves the events of identity `identity` on account `from` to `to`, and
@@ -259,12 +258,7 @@ fn move_events(
         return Ok(Moved::default());
     }
     let held = held_events(conn, identity, from)?;
-    let mut already = conn.prepare_cached(
-        "SELECT 1 FROM events e JOIN events mine ON mine.id = ?1
-         WHERE e.user_id = ?2 AND e.source_id = mine.source_id AND e.external_id = ?3",
-    )?;
-    let mut remove = conn.prepare_cached("DELETE FROM events WHERE id = ?1")?;
-    let mut reassign = conn.prepare_cached("UPDATE events SET user_id = ?2 WHERE id = ?1")?;
+    let twins = twins(conn, identity, from, to)?;
     let mut deltas = Vec::with_capacity(held.len() * 2);
     let mut moved = Moved::default();
     for event in held {
@@ -278,16 +272,10 @@ fn move_events(
             },
             metrics: minus,
         });
-        let duplicate = already
-            .query_row(params![event.id, to.0, event.external_id], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if duplicate {
-            remove.execute([event.id])?;
+        if twins.contains(&event.id) {
             moved.merged += 1;
             continue;
         }
-        reassign.execute(params![event.id, to.0])?;
         deltas.push(Delta {
             ts_ms: event.ts_ms,
             dims: DimValues {
@@ -298,16 +286,41 @@ fn move_events(
         });
         moved.events += 1;
     }
+    let mut remove = conn.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+    for id in &twins {
+        remove.execute([id])?;
+    }
+    // One statement for the rest: a statement per event costs as much again.
+    conn.prepare_cached("UPDATE events SET user_id = ?3 WHERE identity_id = ?1 AND user_id = ?2")?
+        .execute(params![identity, from.0, to.0])?;
     rollup::apply(conn, &deltas)?;
     rollup::remove_empty_rows(conn, from)?;
     Ok(moved)
+}
+
+/// The identity's events on `from` whose source and id `to` already has
+/// (each looked up through the dedup key's index).
+fn twins(
+    conn: &Connection,
+    identity: i64,
+    from: UserId,
+    to: UserId,
+) -> Result<std::collections::HashSet<i64>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT mine.id FROM events mine
+         JOIN events theirs ON theirs.source_id = mine.source_id AND theirs.user_id = ?3
+                           AND theirs.external_id = mine.external_id
+         WHERE mine.identity_id = ?1 AND mine.user_id = ?2",
+    )?;
+    let ids = stmt.query_map(params![identity, from.0, to.0], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
 }
 
 fn held_events(conn: &Connection, identity: i64, owner: UserId) -> Result<Vec<Held>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, ts_ms, model_id, activity_id, project_id, source_id, provider_id,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros,
-                cost_origin, external_id
+                cost_origin
          FROM events WHERE identity_id = ?1 AND user_id = ?2",
     )?;
     let rows = stmt.query_map(params![identity, owner.0], |row| {
@@ -329,7 +342,6 @@ fn held_events(conn: &Connection, identity: i64, owner: UserId) -> Result<Vec<He
                 provider: row.get::<_, Option<i64>>(6)?.unwrap_or(0),
             },
             metrics: event_metrics(&tokens, row.get(11)?, origin),
-            external_id: row.get(13)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
