@@ -56,6 +56,7 @@ fn document(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: 
                                 a href="/team" { "Team" }
                                 a href="/admin/prices" { "Prices" }
                                 a href="/admin/users" { "Users" }
+                                a href="/admin/identities" { "Identities" }
                                 a href="/admin/audit" { "Audit log" }
                             }
                             a href="/tokens" { "API tokens" }

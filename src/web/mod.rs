@@ -1,5 +1,5 @@
 //! The pages people look at — the dashboard, events, team, prices, the
-//! audit log, sign-in, setup, profile, tokens and users — with the page
+//! audit log, identities, sign-in, setup, profile, tokens and users — with the page
 //! context each is rendered with, the shared layout, embedded assets, the
 //! URL state and time controls every data page shares, and the charts.
 
@@ -12,6 +12,7 @@ mod events;
 pub mod flash;
 pub use crate::model::format;
 pub mod headers;
+mod identities;
 pub mod layout;
 mod overview;
 pub mod page;
@@ -95,6 +96,9 @@ pub fn routes(state: WebState) -> Router {
         .route("/admin/prices/remove", post(prices::remove))
         .route("/admin/audit", get(audit::page))
         .route("/admin/audit.csv", get(audit::export))
+        .route("/admin/identities", get(identities::page))
+        .route("/admin/identities/link", post(identities::link))
+        .route("/admin/identities/unlink", post(identities::unlink))
         .route(
             "/admin/users",
             get(account::admin::page).post(account::admin::create),

@@ -187,6 +187,28 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
             [303, 403, 403, 404, 303, 303],
         ),
         (
+            get.clone(),
+            "/admin/identities",
+            None,
+            [303, 403, 403, 200, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/link",
+            Form(&[
+                ("kind", "email"),
+                ("value", "nobody@example.com"),
+                ("user", "a"),
+            ]),
+            [303, 403, 403, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/unlink",
+            Form(&[("kind", "bogus"), ("value", "x")]),
+            [303, 403, 403, 422, 303, 303],
+        ),
+        (
             post.clone(),
             "/logout",
             Form(&[]),

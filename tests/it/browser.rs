@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::clock::Clock as _;
 use tokentally::demo::{self, Workload};
+use tokentally::model::{IdentityKey, IdentityKind};
+use tokentally::usage::identities;
+use tokentally::usage::store::{Inserter, NewEvent};
 
 const AXE: &str = include_str!("../vendor/axe-core/axe.min.js");
 
@@ -35,6 +38,44 @@ async fn served_app() -> (TestApp, String) {
         .write(move |conn| demo::generate(conn, &[ada, grace], &workload))
         .await
         .expect("usage");
+    // Two identities for the identities page: one held, one linked to grace.
+    let now_ms = app.clock.now().as_millisecond();
+    app.state
+        .db
+        .write(move |conn| {
+            let events: Vec<NewEvent> = ["carol@example.com", "grace-laptop"]
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| NewEvent {
+                    ts_ms: now_ms - 3_600_000,
+                    user: ada,
+                    source: "otlp".into(),
+                    external_id: format!("identity-{i}"),
+                    model: "llama-local".into(),
+                    provider: None,
+                    activity: None,
+                    project: None,
+                    tokens: [100, 10, 0, 0],
+                    reported_cost_micros: Some(1_000),
+                    identity: Some(if i == 0 {
+                        IdentityKey::new(IdentityKind::Email, name)
+                    } else {
+                        IdentityKey::new(IdentityKind::EndUser, name)
+                    }),
+                    session: None,
+                    machine: None,
+                })
+                .collect();
+            Inserter::new(conn)?.insert(conn, &events)?;
+            let laptop = IdentityKey::new(IdentityKind::EndUser, "grace-laptop");
+            identities::link(conn, &laptop, "grace").map_err(|e| match e {
+                identities::IdentityError::Db(e) => e,
+                other => panic!("{other}"),
+            })?;
+            Ok::<_, tokentally::db::DbError>(())
+        })
+        .await
+        .expect("identities");
     let address = app.serve().await;
     (app, format!("http://{address}"))
 }
@@ -346,6 +387,7 @@ fn accessibility(base: &str) {
         "/team",
         "/admin/prices",
         "/admin/users",
+        "/admin/identities",
         "/admin/audit",
         "/profile",
         "/tokens",
@@ -393,6 +435,7 @@ fn accessibility(base: &str) {
             "/events",
             "/team",
             "/admin/users",
+            "/admin/identities",
             "/admin/audit",
             "/tokens",
         ] {

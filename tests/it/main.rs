@@ -33,6 +33,7 @@ mod fuzz_corpus;
 mod hostile;
 mod http;
 mod identities;
+mod identity_page;
 mod identity_store;
 mod import;
 mod ingest;
