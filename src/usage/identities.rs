@@ -148,12 +148,6 @@ pub fn resolve(
     budget: Option<&NameBudget>,
 ) -> Result<(i64, UserId), DbError> {
     if let Some(identity) = find(conn, key)? {
-        conn.prepare_cached(
-            "UPDATE identities SET last_seen_ms = max(last_seen_ms, ?2),
-                                   first_seen_ms = min(first_seen_ms, ?2)
-             WHERE id = ?1",
-        )?
-        .execute(params![identity.id, seen_ms])?;
         return Ok((identity.id, identity.owner()));
     }
     if let Some(budget) = budget {
@@ -176,6 +170,18 @@ pub fn resolve(
         seen_ms
     ])?;
     Ok((conn.last_insert_rowid(), person.unwrap_or(holder)))
+}
+
+/// Widens the identity's first and last seen to take in `[first_ms,
+/// last_ms]` (the times of the events an inserter stored for it).
+pub fn seen(conn: &Connection, id: i64, first_ms: i64, last_ms: i64) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE identities SET first_seen_ms = min(first_seen_ms, ?2),
+                               last_seen_ms = max(last_seen_ms, ?3)
+         WHERE id = ?1",
+    )?
+    .execute(params![id, first_ms, last_ms])?;
+    Ok(())
 }
 
 /// The holder account of a new identity. Its name starts with `~`, which

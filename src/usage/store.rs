@@ -61,6 +61,9 @@ pub struct Inserter {
     prices: PriceBook,
     /// Identities resolved by this inserter: (identity id, owner).
     identities: std::collections::HashMap<IdentityKey, (i64, UserId)>,
+    /// Per identity id, the earliest and latest event time this inserter
+    /// stored for it since the last `insert` ended.
+    seen: std::collections::HashMap<i64, (i64, i64)>,
 }
 
 impl Inserter {
@@ -69,6 +72,7 @@ impl Inserter {
             interner: Interner::default(),
             prices: PriceBook::load(conn)?,
             identities: Default::default(),
+            seen: Default::default(),
         })
     }
 
@@ -140,6 +144,9 @@ impl Inserter {
             });
         }
         rollup::apply(conn, &deltas)?;
+        for (id, (first_ms, last_ms)) in self.seen.drain() {
+            super::identities::seen(conn, id, first_ms, last_ms)?;
+        }
         Ok(outcome)
     }
 
@@ -153,12 +160,17 @@ impl Inserter {
         let Some(key) = &event.identity else {
             return Ok((None, event.user));
         };
-        if let Some(&(id, owner)) = self.identities.get(key) {
-            return Ok((Some(id), owner));
-        }
-        let budget = self.interner.budget.as_ref();
-        let (id, owner) = super::identities::resolve(conn, key, event.ts_ms, budget)?;
-        self.identities.insert(key.clone(), (id, owner));
+        let (id, owner) = match self.identities.get(key) {
+            Some(&resolved) => resolved,
+            None => {
+                let budget = self.interner.budget.as_ref();
+                let resolved = super::identities::resolve(conn, key, event.ts_ms, budget)?;
+                self.identities.insert(key.clone(), resolved);
+                resolved
+            }
+        };
+        let seen = self.seen.entry(id).or_insert((event.ts_ms, event.ts_ms));
+        *seen = (seen.0.min(event.ts_ms), seen.1.max(event.ts_ms));
         Ok((Some(id), owner))
     }
 

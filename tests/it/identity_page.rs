@@ -113,9 +113,12 @@ async fn an_admin_links_an_identity_through_the_page_and_a_member_cannot() {
     assert!(row.contains("unassigned"), "{row}");
     assert!(row.contains(&format!(">{HELD}<")), "{row}");
     assert!(row.contains("$0.75"), "{row}");
-    // First and last seen as dates (one batch: the store marks the
-    // identity seen at the batch's first event).
-    assert!(row.contains("<td>2026-06-01</td>"), "{row}");
+    // First and last seen as dates: 30 hourly events from 1 June 00:00
+    // UTC, in one batch (the store widens both over every event stored).
+    assert!(
+        row.contains("<td>2026-06-01</td><td>2026-06-02</td>"),
+        "{row}"
+    );
     assert!(row.contains("action=\"/admin/identities/link\""), "{row}");
     assert!(row.contains("<option value=\"bob\">"), "{row}");
     assert!(!page.body.contains("~email-"), "holders are not people");
