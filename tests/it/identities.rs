@@ -7,17 +7,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::common::otlp::{MINUTE, PROTOBUF, T0, export_metrics, kv};
 use crate::common::server::run_cli;
 use crate::common::{PASSWORD, TestApp};
 use axum::http::StatusCode;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
@@ -35,20 +34,6 @@ use tokentally::ingest::otlp::{ClaudeCodeSignal, logs, metrics, series, traces};
 use tokentally::ingest::pipeline::{self, Attribution, Mapped};
 use tokentally::ingest::{event::ApiEvent, litellm};
 use tokentally::usage::store::NewEvent;
-
-const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
-const T0: u64 = 1_780_000_000_000_000_000;
-const MINUTE: u64 = 60_000_000_000;
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..KeyValue::default()
-    }
-}
 
 fn resource(mut attrs: Vec<KeyValue>) -> Option<Resource> {
     attrs.push(kv("service.name", "claude-code"));
@@ -166,23 +151,6 @@ async fn grant(app: &TestApp, secret: &str) -> TokenGrant {
         .expect("a valid token")
 }
 
-async fn post_metrics(
-    app: &TestApp,
-    token: &str,
-    request: &ExportMetricsServiceRequest,
-) -> ExportMetricsServiceResponse {
-    let response = app
-        .post_bytes(
-            "/v1/metrics",
-            Some(token),
-            &[PROTOBUF],
-            request.encode_to_vec(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-    ExportMetricsServiceResponse::decode(response.raw.as_slice()).expect("protobuf")
-}
-
 /// Input tokens stored, over every event.
 async fn stored_input(app: &TestApp) -> i64 {
     app.state
@@ -258,14 +226,14 @@ async fn a_collector_s_metric_points_go_to_the_person_each_names() {
 async fn one_collector_token_keeps_each_person_s_counters_apart() {
     let (app, root, token) = collector_app(|_| {}).await;
     for minute in 1..=3 {
-        let answer = post_metrics(&app, &token, &three_people(minute)).await;
+        let answer = export_metrics(&app, &token, &three_people(minute)).await;
         assert_eq!(answer.partial_success, None);
         // Each person's counter is differenced against their own: by
         // minute m, (10 + 20 + 30) · m input tokens in all.
         assert_eq!(stored_input(&app).await, 60 * minute as i64);
     }
     // A retry adds nothing.
-    post_metrics(&app, &token, &three_people(3)).await;
+    export_metrics(&app, &token, &three_people(3)).await;
     assert_eq!(stored_input(&app).await, 180);
     // One state per person and token type, under the identity's key.
     let (samples, _) = metrics::samples(&three_people(3), ClaudeCodeSignal::Metrics, true);
@@ -316,7 +284,7 @@ async fn look_alike_series_of_two_people_are_two_series() {
     );
     // Through the router too (a fresh app: the state above is stored).
     let (app, _, token) = collector_app(|_| {}).await;
-    post_metrics(&app, &token, &request).await;
+    export_metrics(&app, &token, &request).await;
     assert_eq!(
         stored_input(&app).await,
         10,
@@ -341,10 +309,10 @@ async fn two_members_alike_series_are_each_their_own() {
     app.create_user("grace", Role::Member).await;
     let ada = app.create_token("ada", TokenScope::Ingest).await;
     let grace = app.create_token("grace", TokenScope::Ingest).await;
-    post_metrics(&app, &ada, &anonymous_export(1, 100.0)).await;
-    post_metrics(&app, &grace, &anonymous_export(1, 100.0)).await;
-    post_metrics(&app, &ada, &anonymous_export(2, 150.0)).await;
-    post_metrics(&app, &grace, &anonymous_export(2, 170.0)).await;
+    export_metrics(&app, &ada, &anonymous_export(1, 100.0)).await;
+    export_metrics(&app, &grace, &anonymous_export(1, 100.0)).await;
+    export_metrics(&app, &ada, &anonymous_export(2, 150.0)).await;
+    export_metrics(&app, &grace, &anonymous_export(2, 170.0)).await;
     // Each counter differenced against its owner's own last value.
     assert_eq!(
         app.stored_by_user().await,
@@ -389,7 +357,7 @@ async fn series_state_kept_before_owners_were_in_its_key_is_still_read() {
         .await
         .expect("legacy state");
     // After the upgrade, minute 2 adds only what changed since minute 1.
-    post_metrics(&app, &ada, &anonymous_export(2, 130.0)).await;
+    export_metrics(&app, &ada, &anonymous_export(2, 130.0)).await;
     assert_eq!(app.stored_by_user().await, vec![("ada".into(), 1, 30)]);
 }
 
@@ -570,7 +538,7 @@ async fn a_member_s_token_keeps_the_usage_whoever_the_body_names() {
         T0 + MINUTE,
         [40.0, 1.0, 0.0, 0.0],
     )]);
-    post_metrics(&app, &ada, &request).await;
+    export_metrics(&app, &ada, &request).await;
     let response = app
         .post_bytes(
             "/api/v1/ingest/litellm",
@@ -818,7 +786,7 @@ async fn collector_tokens_are_an_admin_s_and_cannot_read() {
         .await;
     assert_eq!(read.status, StatusCode::FORBIDDEN);
     assert!(read.body.contains("collector scope"), "{}", read.body);
-    let sent = post_metrics(&app, &secret, &three_people(1)).await;
+    let sent = export_metrics(&app, &secret, &three_people(1)).await;
     assert_eq!(sent.partial_success, None);
 
     // Its owner demoted, it stops at once (the role is read at each use).

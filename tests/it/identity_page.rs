@@ -7,38 +7,16 @@
 use crate::common::{self, Browser, PASSWORD, TestApp};
 use axum::http::StatusCode;
 use tokentally::auth::Role;
-use tokentally::model::{IdentityKey, IdentityKind, UserId};
-use tokentally::usage::store::{Inserter, NewEvent};
+use tokentally::model::UserId;
+use tokentally::usage::store::Inserter;
 
-/// 2026-06-01T00:00:00Z.
-const START_MS: i64 = 1_780_272_000_000;
 const HELD: usize = 30;
 const RANGE: &str = "range=custom&from=2026-06-01&to=2026-06-15";
-
-fn carol() -> IdentityKey {
-    IdentityKey::new(IdentityKind::Email, "carol@example.com")
-}
 
 /// `HELD` events sent by a collector owned by `collector`, naming carol's
 /// email, which no person has: they are held, unassigned.
 async fn seed_held(app: &TestApp, collector: UserId) {
-    let events: Vec<NewEvent> = (0..HELD)
-        .map(|i| NewEvent {
-            ts_ms: START_MS + i as i64 * 3_600_000,
-            user: collector,
-            source: "otlp".into(),
-            external_id: format!("carol-{i}"),
-            model: "llama-local".into(),
-            provider: None,
-            activity: None,
-            project: None,
-            tokens: [100, 10, 0, 0],
-            reported_cost_micros: Some(25_000),
-            identity: Some(carol()),
-            session: None,
-            machine: None,
-        })
-        .collect();
+    let events = crate::identity_store::carol_events(collector, HELD, 25_000);
     app.state
         .db
         .write(move |conn| Inserter::new(conn)?.insert(conn, &events))

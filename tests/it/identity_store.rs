@@ -28,7 +28,7 @@ fn ada_email() -> IdentityKey {
     IdentityKey::new(IdentityKind::Email, "Ada@Example.COM")
 }
 
-fn carol() -> IdentityKey {
+pub fn carol() -> IdentityKey {
     IdentityKey::new(IdentityKind::Email, "carol@example.com")
 }
 
@@ -315,21 +315,7 @@ fn the_identity_commands_list_link_and_unlink_with_an_audit_entry() {
         full.extend_from_slice(args);
         run_cli(&full, &[], None)
     };
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            &data,
-            "user",
-            "add",
-            "bob",
-            "--role",
-            "member",
-            "--password-stdin",
-        ],
-        &[],
-        Some("a long enough password\n"),
-    );
-    assert!(ok, "{err}");
+    add_bob(&data);
     seed_carol(&dir.path().join("tokentally.db"), 3);
 
     let (ok, out, err) = cli(&["identity", "list", "--json"]);
@@ -419,23 +405,7 @@ fn seed_carol(db_path: &std::path::Path, count: usize) {
                 conn.query_row("SELECT id FROM users WHERE username = 'bob'", [], |r| {
                     r.get(0)
                 })?;
-            let events: Vec<NewEvent> = (0..count)
-                .map(|i| NewEvent {
-                    ts_ms: START_MS + i as i64 * 3_600_000,
-                    user: tokentally::model::UserId(owner),
-                    source: "otlp".into(),
-                    external_id: format!("carol-{i}"),
-                    model: "llama-local".into(),
-                    provider: None,
-                    activity: None,
-                    project: None,
-                    tokens: [100, 10, 0, 0],
-                    reported_cost_micros: Some(1_000),
-                    identity: Some(carol()),
-                    session: None,
-                    machine: None,
-                })
-                .collect();
+            let events = carol_events(tokentally::model::UserId(owner), count, 1_000);
             tokentally::usage::store::Inserter::new(conn)?.insert(conn, &events)
         })
         .await
@@ -453,21 +423,7 @@ fn a_link_killed_midway_is_whole_or_absent() {
     const EVENTS: usize = 100_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8").to_owned();
-    let (ok, _, err) = run_cli(
-        &[
-            "--data-dir",
-            &data,
-            "user",
-            "add",
-            "bob",
-            "--role",
-            "member",
-            "--password-stdin",
-        ],
-        &[],
-        Some("a long enough password\n"),
-    );
-    assert!(ok, "{err}");
+    add_bob(&data);
     let db_path = dir.path().join("tokentally.db");
     seed_carol(&db_path, 1);
     copy_carols_first_event(&db_path, EVENTS - 1);
@@ -583,4 +539,50 @@ fn link_state(db_path: &std::path::Path, events: usize) -> &'static str {
         (0, n, None) if n == events => "absent",
         other => panic!("a half-made link: {other:?}"),
     }
+}
+
+/// Through the real binary: the member bob, in the data directory `data`.
+fn add_bob(data: &str) {
+    let (ok, _, err) = crate::common::server::run_cli(
+        &[
+            "--data-dir",
+            data,
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        &[],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+}
+
+/// `count` hourly events of the identity email:carol@example.com from
+/// 2026-06-01, sent with `owner`'s token (a collector's: the identity
+/// decides whose they are), each `cost_micros` as reported.
+pub fn carol_events(
+    owner: tokentally::model::UserId,
+    count: usize,
+    cost_micros: i64,
+) -> Vec<NewEvent> {
+    (0..count)
+        .map(|i| NewEvent {
+            ts_ms: START_MS + i as i64 * 3_600_000,
+            user: owner,
+            source: "otlp".into(),
+            external_id: format!("carol-{i}"),
+            model: "llama-local".into(),
+            provider: None,
+            activity: None,
+            project: None,
+            tokens: [100, 10, 0, 0],
+            reported_cost_micros: Some(cost_micros),
+            identity: Some(carol()),
+            session: None,
+            machine: None,
+        })
+        .collect()
 }

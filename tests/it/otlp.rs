@@ -3,13 +3,12 @@
 //! and cumulative, retried exports, and points that cannot be used.
 
 use crate::common::TestApp;
+use crate::common::otlp::{MINUTE, PROTOBUF, T0, export_metrics, kv};
 use axum::http::StatusCode;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -26,20 +25,6 @@ use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
 use tokentally::ingest::otlp::series;
-
-const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
-const T0: u64 = 1_780_000_000_000_000_000;
-const MINUTE: u64 = 60_000_000_000;
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..KeyValue::default()
-    }
-}
 
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
@@ -126,24 +111,6 @@ async fn setup() -> (TestApp, String) {
     app.create_user("ada", Role::Member).await;
     let token = app.create_token("ada", TokenScope::Ingest).await;
     (app, token)
-}
-
-async fn export_metrics(
-    app: &TestApp,
-    token: &str,
-    request: &ExportMetricsServiceRequest,
-) -> ExportMetricsServiceResponse {
-    let response = app
-        .post_bytes(
-            "/v1/metrics",
-            Some(token),
-            &[PROTOBUF],
-            request.encode_to_vec(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-    assert_eq!(response.headers["content-type"], "application/x-protobuf");
-    ExportMetricsServiceResponse::decode(response.raw.as_slice()).expect("a protobuf response")
 }
 
 /// (events, input, output, cache read, cache write, cost) from raw rows.

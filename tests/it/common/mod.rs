@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod clients;
+pub mod otlp;
 pub mod powercut;
 pub mod server;
 pub mod store;
