@@ -24,5 +24,6 @@ pub mod observe;
 pub mod openapi;
 pub mod secret;
 pub mod server;
+pub mod teams;
 pub mod usage;
 pub mod web;

@@ -12,7 +12,9 @@ use super::tokens::{self, TokenGrant, TokenScope};
 use super::{User, csrf, users};
 use crate::audit::{ActorSlot, Note};
 use crate::error::{ApiError, AppError};
+use crate::model::team::VIEW_PREFIX;
 use crate::model::{Access, Action, CurrentUser, Scope};
+use crate::teams::{self, Team};
 
 /// A logged-in admin; any other user gets 403.
 #[derive(Debug, Clone)]
@@ -231,7 +233,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
 /// Whose usage a data read may see, decided in one place from who asks
 /// and what they asked to view (`?view=`): a member sees only their own
 /// usage; an admin sees everyone's by default, their own with `view=me`,
-/// or one user's with `view=NAME` (audited as such).
+/// or one user's with `view=NAME` (audited as such). A team's usage
+/// (`view=team:NAME`) is for admins and the team's current leads.
 #[derive(Debug, Clone)]
 pub struct Reader {
     /// The person or token owner asking.
@@ -239,16 +242,20 @@ pub struct Reader {
     pub scope: Scope,
     /// The user an admin chose to view, when not themself.
     pub viewing: Option<User>,
+    /// The team viewed (`view=team:NAME`).
+    pub team: Option<Team>,
     /// What `view` was, to keep it in links.
     pub view: Option<String>,
 }
 
 impl Reader {
-    /// The audit note of a read, naming the viewed user as its target.
+    /// The audit note of a read, naming the viewed user or team as its
+    /// target.
     pub fn note(&self, action: Action) -> Note {
-        match &self.viewing {
-            Some(user) => Note::new(action).target(format!("user:{}", user.username)),
-            None => Note::new(action),
+        match (&self.viewing, &self.team) {
+            (Some(user), _) => Note::new(action).target(format!("user:{}", user.username)),
+            (None, Some(team)) => Note::new(action).target(format!("team:{}", team.name)),
+            (None, None) => Note::new(action),
         }
     }
 }
@@ -295,6 +302,15 @@ where
                 ViewRefusal::NoSuchUser(name) => {
                     AppError::BadRequest(format!("view: no user named {name:?}")).into_response()
                 }
+                ViewRefusal::NoSuchTeam(name) if api => {
+                    let reason = format!("no team named {name:?}");
+                    ApiError::new(StatusCode::BAD_REQUEST, format!("view: {reason}"))
+                        .field("view", reason)
+                        .into_response()
+                }
+                ViewRefusal::NoSuchTeam(name) => {
+                    AppError::BadRequest(format!("view: no team named {name:?}")).into_response()
+                }
             }
         })
     }
@@ -304,6 +320,7 @@ where
 enum ViewRefusal {
     App(AppError),
     NoSuchUser(String),
+    NoSuchTeam(String),
 }
 
 fn view_param(query: Option<&str>) -> Option<String> {
@@ -321,13 +338,25 @@ async fn resolve_view(
     let own = |view| Reader {
         scope: Scope::User(user.id),
         viewing: None,
+        team: None,
         view,
         user: user.clone(),
     };
+    if let Some(team) = view.as_deref().and_then(|v| v.strip_prefix(VIEW_PREFIX)) {
+        let team = resolve_team(state, &user, team).await?;
+        return Ok(Reader {
+            scope: Scope::Team(team.id),
+            viewing: None,
+            team: Some(team),
+            view: view.clone(),
+            user,
+        });
+    }
     match view.as_deref() {
         None if user.is_admin() => Ok(Reader {
             scope: Scope::Everyone,
             viewing: None,
+            team: None,
             view: None,
             user: user.clone(),
         }),
@@ -336,6 +365,7 @@ async fn resolve_view(
         Some("everyone") if user.is_admin() => Ok(Reader {
             scope: Scope::Everyone,
             viewing: None,
+            team: None,
             view: view.clone(),
             user: user.clone(),
         }),
@@ -351,10 +381,40 @@ async fn resolve_view(
             Ok(Reader {
                 scope: Scope::User(viewed.id),
                 viewing: Some(viewed),
+                team: None,
                 view: view.clone(),
                 user: user.clone(),
             })
         }
+    }
+}
+
+/// The team `view=team:NAME` names, if `user` may read it: an admin any
+/// team (an unknown one is a bad request), anyone else only a team they
+/// lead now. A team they do not lead is refused whether it exists or not,
+/// as a user's name is, so that the refusal tells nothing of other teams.
+async fn resolve_team(state: &Gate, user: &User, name: &str) -> Result<Team, ViewRefusal> {
+    let name = name.trim().to_owned();
+    if crate::model::team::check_name(&name).is_err() {
+        return Err(ViewRefusal::NoSuchTeam(name));
+    }
+    let now_ms = state.clock.now().as_millisecond();
+    let (admin, id) = (user.is_admin(), user.id);
+    let lookup = name.clone();
+    let team = state
+        .db
+        .read(move |conn| match admin {
+            true => teams::store::by_name(conn, &lookup),
+            false => Ok(teams::store::led_by(conn, id, now_ms)?
+                .into_iter()
+                .find(|team| team.name.eq_ignore_ascii_case(&lookup))),
+        })
+        .await
+        .map_err(|e| ViewRefusal::App(AppError::from(e)))?;
+    match team {
+        Some(team) => Ok(team),
+        None if admin => Err(ViewRefusal::NoSuchTeam(name)),
+        None => Err(ViewRefusal::App(AppError::Forbidden)),
     }
 }
 

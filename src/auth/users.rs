@@ -31,15 +31,7 @@ impl From<rusqlite::Error> for UserError {
 
 /// Usernames appear in URLs, logs and CSV files: keep them plain.
 pub fn validate_username(name: &str) -> Result<(), UserError> {
-    let ok_len = (1..=64).contains(&name.len());
-    let ok_first = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
-    if ok_len && ok_first && ok_chars {
+    if crate::model::names::is_plain_name(name) {
         Ok(())
     } else {
         Err(UserError::InvalidName)

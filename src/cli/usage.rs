@@ -14,7 +14,7 @@ use crate::demo::{self, Generator, Workload};
 use crate::model::Scope;
 use crate::usage;
 use crate::usage::buckets::BucketSize;
-use crate::usage::query::{self, Filters, QueryError, Rank, SeriesQuery};
+use crate::usage::query::{self, Filters, GroupBy, QueryError, Rank, SeriesQuery};
 use crate::usage::report::Report;
 use crate::usage::rollup::{self, Dim};
 use crate::usage::store::Inserter;
@@ -53,6 +53,8 @@ pub enum GroupArg {
     User,
     Project,
     Source,
+    /// The team each event's user was in when it happened
+    Team,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -221,11 +223,12 @@ fn series_query(args: &ReportArgs) -> Result<SeriesQuery, UsageCommandError> {
         BucketArg::Month => BucketSize::Month,
     };
     let group_by = args.group_by.map(|g| match g {
-        GroupArg::Model => Dim::Model,
-        GroupArg::Activity => Dim::Activity,
-        GroupArg::User => Dim::User,
-        GroupArg::Project => Dim::Project,
-        GroupArg::Source => Dim::Source,
+        GroupArg::Model => GroupBy::Dim(Dim::Model),
+        GroupArg::Activity => GroupBy::Dim(Dim::Activity),
+        GroupArg::User => GroupBy::Dim(Dim::User),
+        GroupArg::Project => GroupBy::Dim(Dim::Project),
+        GroupArg::Source => GroupBy::Dim(Dim::Source),
+        GroupArg::Team => GroupBy::Team,
     });
     Ok(SeriesQuery {
         from,

@@ -38,10 +38,15 @@ pub enum Action {
     AuditKeyed,
     IdentityLink,
     IdentityUnlink,
+    TeamCreate,
+    TeamMemberAdd,
+    TeamMemberMove,
+    TeamMemberRemove,
+    TeamLead,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 36] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -73,6 +78,11 @@ impl Action {
         Action::AuditKeyed,
         Action::IdentityLink,
         Action::IdentityUnlink,
+        Action::TeamCreate,
+        Action::TeamMemberAdd,
+        Action::TeamMemberMove,
+        Action::TeamMemberRemove,
+        Action::TeamLead,
     ];
 
     pub fn code(self) -> &'static str {
@@ -108,6 +118,11 @@ impl Action {
             Action::AuditKeyed => "audit.keyed",
             Action::IdentityLink => "identity.link",
             Action::IdentityUnlink => "identity.unlink",
+            Action::TeamCreate => "team.create",
+            Action::TeamMemberAdd => "team.member_add",
+            Action::TeamMemberMove => "team.member_move",
+            Action::TeamMemberRemove => "team.member_remove",
+            Action::TeamLead => "team.lead",
         }
     }
 

@@ -11,11 +11,14 @@ pub mod action;
 pub mod format;
 pub mod identity;
 pub mod limits;
+pub mod names;
+pub mod team;
 pub mod totals;
 pub mod user;
 
 pub use access::Access;
 pub use action::{Action, Actor, Outcome};
 pub use identity::{IdentityKey, IdentityKind};
+pub use team::TeamId;
 pub use totals::{Overflow, Totals};
 pub use user::{CurrentUser, Role, Scope, TokenId, User, UserId};

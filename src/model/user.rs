@@ -98,6 +98,10 @@ pub enum Scope {
     User(UserId),
     /// Everyone's usage (admins only).
     Everyone,
+    /// A team's usage: each member's while they were in it, never before
+    /// they joined or after they left (admins, and the team's current
+    /// leads).
+    Team(super::team::TeamId),
 }
 
 impl Scope {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::UsageState;
 use super::events::{self, EventRow, EventsPage};
-use super::params::{self, ParamError, ReadParams, dim_name};
+use super::params::{self, ParamError, ReadParams};
 use super::query::{self, QueryError, Rank};
 use super::report::Report;
 use crate::auth::Reader;
@@ -145,7 +145,7 @@ pub async fn usage(
         "to": params.series.to.to_string(),
         "zone": params.series.zone.iana_name(),
         "bucket": params.series.bucket.name(),
-        "group_by": params.series.group_by.map(dim_name),
+        "group_by": params.series.group_by.map(query::GroupBy::name),
         "rows": report.rows,
         "totals": report.totals,
         "limit": limit,

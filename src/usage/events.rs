@@ -13,7 +13,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
 use super::Scope;
-use super::query::{Filters, resolve_filters};
+use super::cells::resolve_filters;
+use super::query::Filters;
 use super::rollup::Dim;
 use crate::db::DbError;
 
@@ -269,6 +270,18 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
     }
     for (label, ids) in &constraints.labels {
         let _ = write!(sql, " AND e.{} IN ({})", label.column(), in_list(ids));
+    }
+    // A team's usage is its members' while they were in it: the user's
+    // membership of the team must hold the event's time.
+    if let Some(team) = constraints.team {
+        values.push(Value::Integer(team.0));
+        let _ = write!(
+            sql,
+            " AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.user_id = e.user_id
+               AND tm.team_id = ?{} AND tm.since_ms <= e.ts_ms
+               AND (tm.until_ms IS NULL OR e.ts_ms < tm.until_ms))",
+            values.len()
+        );
     }
     let sort = query.sort.expression();
     let (cmp, order) = if query.descending {

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod buckets;
 pub mod budget;
+mod cells;
 pub mod dims;
 pub mod events;
 pub mod identities;
@@ -18,6 +19,7 @@ pub mod repair;
 pub mod report;
 pub mod reprice;
 pub mod rollup;
+mod segments;
 pub mod store;
 
 use std::sync::Arc;

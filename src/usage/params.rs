@@ -8,7 +8,7 @@
 //! `zone`: IANA name; default the user's zone, else UTC. `bucket`: hour,
 //! day, week, month; default hour for `today`, month for `12m`, else day.
 //! `week_start`: monday, sunday, saturday. `group_by`:
-//! model, activity, user, project, source. Filters `user`, `model`,
+//! model, activity, user, project, source, team. Filters `user`, `model`,
 //! `activity`, `project`, `source`, and `session`, `machine` (labels of
 //! raw events, read from them): repeatable or comma-separated.
 //! Events: `sort`, `order` (asc|desc), `limit`, `after` (cursor). A
@@ -25,7 +25,7 @@ use jiff::{Timestamp, ToSpan};
 
 use super::buckets::BucketSize;
 use super::events::{Cursor, EventsQuery, SortColumn};
-use super::query::{Filters, SeriesQuery};
+use super::query::{Filters, GroupBy, SeriesQuery};
 use super::rollup::Dim;
 
 const DEFAULT_LIMIT: usize = 100;
@@ -216,7 +216,7 @@ impl ReadParams {
             "zone": self.series.zone.iana_name(),
             "range": self.preset.map_or("custom", Preset::code),
             "bucket": self.series.bucket.name(),
-            "group_by": self.series.group_by.map(dim_name),
+            "group_by": self.series.group_by.map(GroupBy::name),
             "filters": {
                 "user": f.users, "model": f.models, "activity": f.activities,
                 "project": f.projects, "source": f.sources,
@@ -333,15 +333,17 @@ pub fn parse_with(
     };
     let group_by = match one("group_by") {
         None => None,
-        Some("model") => Some(Dim::Model),
-        Some("activity") => Some(Dim::Activity),
-        Some("user") => Some(Dim::User),
-        Some("project") => Some(Dim::Project),
-        Some("source") => Some(Dim::Source),
+        Some("model") => Some(GroupBy::Dim(Dim::Model)),
+        Some("activity") => Some(GroupBy::Dim(Dim::Activity)),
+        Some("user") => Some(GroupBy::Dim(Dim::User)),
+        Some("project") => Some(GroupBy::Dim(Dim::Project)),
+        Some("source") => Some(GroupBy::Dim(Dim::Source)),
+        // The team each event's user was in when it happened.
+        Some("team") => Some(GroupBy::Team),
         Some(other) => {
             return Err(refuse(
                 "group_by",
-                format!("{other:?}: use model, activity, user, project or source"),
+                format!("{other:?}: use model, activity, user, project, source or team"),
             ));
         }
     };
@@ -545,7 +547,9 @@ mod tests {
         .expect("params");
         assert_eq!(params.series.from.to_string(), "2026-05-31T18:30:00Z");
         assert_eq!(params.series.filters.models, ["a", "b", "c"]);
-        assert_eq!(params.series.group_by, Some(Dim::Model));
+        assert_eq!(params.series.group_by, Some(GroupBy::Dim(Dim::Model)));
+        let teams = parse(Some("group_by=team"), None, now()).expect("team");
+        assert_eq!(teams.series.group_by, Some(GroupBy::Team));
     }
 
     #[test]

@@ -7,53 +7,27 @@
 //! the raw events (through their session and machine indexes), exactly,
 //! at a cost that grows with the events it selects rather than with the
 //! number of buckets.
+//!
+//! Team is no rollup dimension either: a read grouped by team, or fenced
+//! to one ([`Scope::Team`]), is split at the membership changes inside its
+//! ranges ([`super::segments`]), exactly, at a cost of the buckets times
+//! the changes + 1.
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt::Write as _;
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use rusqlite::Connection;
 
 use super::buckets::{self, Bucket, BucketError, BucketSize};
-use super::dims::Label;
-use super::plan::{self, Source};
-use super::rollup::{Cuboid, Dim, Level};
-use super::{Scope, Totals, dims};
+use super::cells::resolve_filters;
+use super::{Scope, Totals, dims, segments};
 use crate::db::DbError;
+use crate::model::TeamId;
+use crate::teams;
 
-/// Filters by name; an empty list means "any". Unknown names match
-/// nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
-    pub users: Vec<String>,
-    pub models: Vec<String>,
-    pub activities: Vec<String>,
-    pub projects: Vec<String>,
-    pub sources: Vec<String>,
-    /// Sessions and machines: labels of raw events, not rollup dimensions.
-    pub sessions: Vec<String>,
-    pub machines: Vec<String>,
-}
-
-impl Filters {
-    fn by_dim(&self) -> [(Dim, &Vec<String>); 5] {
-        [
-            (Dim::User, &self.users),
-            (Dim::Model, &self.models),
-            (Dim::Activity, &self.activities),
-            (Dim::Project, &self.projects),
-            (Dim::Source, &self.sources),
-        ]
-    }
-
-    fn by_label(&self) -> [(Label, &Vec<String>); 2] {
-        [
-            (Label::Session, &self.sessions),
-            (Label::Machine, &self.machines),
-        ]
-    }
-}
+pub use super::cells::{Filters, NONE_LABEL};
+pub use super::segments::{GroupBy, NO_TEAM_LABEL};
 
 #[derive(Debug, Clone)]
 pub struct SeriesQuery {
@@ -61,7 +35,7 @@ pub struct SeriesQuery {
     pub to: Timestamp,
     pub zone: TimeZone,
     pub bucket: BucketSize,
-    pub group_by: Option<Dim>,
+    pub group_by: Option<GroupBy>,
     pub filters: Filters,
 }
 
@@ -134,8 +108,6 @@ impl From<rusqlite::Error> for QueryError {
     }
 }
 
-/// Name shown for a dimension value of 0 (an event without a project…).
-pub const NONE_LABEL: &str = "(none)";
 
 /// The series of `query` within `scope`.
 pub fn series(conn: &Connection, scope: Scope, query: &SeriesQuery) -> Result<Series, QueryError> {
@@ -166,12 +138,12 @@ pub fn series_top(
     limit: usize,
     rank: Rank,
 ) -> Result<Series, QueryError> {
-    let Some(dim) = query.group_by else {
+    let Some(group) = query.group_by else {
         return series(conn, scope, query);
     };
     let buckets = buckets::buckets(query.from, query.to, &query.zone, query.bucket)?;
     let ranges: Vec<(i64, i64)> = buckets.iter().map(|b| (b.start_ms, b.end_ms)).collect();
-    let names = dims::names(conn, dim)?;
+    let names = group_names(conn, group)?;
     let whole_series = |buckets, grid: Grid| Series {
         buckets,
         groups: grid.groups,
@@ -180,16 +152,23 @@ pub fn series_top(
         other: None,
     };
     let Some(constraints) = resolve_filters(conn, scope, &query.filters)? else {
-        let grid = name_groups(Some(dim), ranges.len(), HashMap::new(), &names, rank)?;
+        let grid = name_groups(Some(group), ranges.len(), HashMap::new(), &names, rank)?;
         return Ok(whole_series(buckets, grid));
     };
+    let Some(dim) = group.dim() else {
+        // Teams are few (`model::team::MAX_TEAMS`) and every piece is read
+        // by user anyway: all of them per bucket, then the rest folded.
+        let cells = segments::read(conn, &constraints, Some(group), &ranges)?;
+        let grid = name_groups(Some(group), ranges.len(), cells, &names, rank)?;
+        return keep_largest(buckets, grid, limit);
+    };
     let whole = [(query.from.as_millisecond(), query.to.as_millisecond())];
-    let sums = read_cells(conn, &constraints, Some(dim), &whole)?;
-    let ranked = name_groups(Some(dim), 1, sums, &names, rank)?;
+    let sums = segments::read(conn, &constraints, Some(group), &whole)?;
+    let ranked = name_groups(Some(group), 1, sums, &names, rank)?;
     let groups_total = ranked.groups.len();
     if groups_total <= limit {
-        let cells = read_cells(conn, &constraints, Some(dim), &ranges)?;
-        let grid = name_groups(Some(dim), ranges.len(), cells, &names, rank)?;
+        let cells = segments::read(conn, &constraints, Some(group), &ranges)?;
+        let grid = name_groups(Some(group), ranges.len(), cells, &names, rank)?;
         return Ok(whole_series(buckets, grid));
     }
     // Only the kept groups, per bucket.
@@ -199,10 +178,10 @@ pub fn series_top(
         Some((_, ids)) => *ids = kept,
         None => narrowed.dims.push((dim, kept)),
     }
-    let cells = read_cells(conn, &narrowed, Some(dim), &ranges)?;
-    let grid = name_groups(Some(dim), ranges.len(), cells, &names, rank)?;
+    let cells = segments::read(conn, &narrowed, Some(group), &ranges)?;
+    let grid = name_groups(Some(group), ranges.len(), cells, &names, rank)?;
     // Everything, per bucket: the rest is what the kept groups leave.
-    let everything = read_cells(conn, &constraints, None, &ranges)?;
+    let everything = segments::read(conn, &constraints, None, &ranges)?;
     let mut other_cells = everything
         .get(&0)
         .cloned()
@@ -229,6 +208,56 @@ pub fn series_top(
             totals: other_totals,
         }),
     })
+}
+
+/// The first `limit` groups of a named grid, and the rest summed per
+/// bucket as [`Series::other`].
+fn keep_largest(buckets: Vec<Bucket>, grid: Grid, limit: usize) -> Result<Series, QueryError> {
+    let groups_total = grid.groups.len();
+    if groups_total <= limit {
+        return Ok(Series {
+            buckets,
+            groups: grid.groups,
+            cells: grid.cells,
+            totals: grid.totals,
+            other: None,
+        });
+    }
+    let mut other_cells = vec![Totals::default(); buckets.len()];
+    let mut other_totals = Totals::default();
+    let mut cells = grid.cells;
+    for (row, other) in cells.iter_mut().zip(&mut other_cells) {
+        for left_out in row.drain(limit..) {
+            other.checked_add(&left_out).map_err(DbError::from)?;
+        }
+        other_totals.checked_add(other).map_err(DbError::from)?;
+    }
+    let mut groups = grid.groups;
+    groups.truncate(limit);
+    Ok(Series {
+        buckets,
+        groups,
+        cells,
+        totals: grid.totals,
+        other: Some(Other {
+            groups: groups_total - limit,
+            cells: other_cells,
+            totals: other_totals,
+        }),
+    })
+}
+
+/// Every group's name by id: the dimension's names, or the teams' (and
+/// [`NO_TEAM_LABEL`]).
+fn group_names(conn: &Connection, group: GroupBy) -> Result<HashMap<i64, String>, DbError> {
+    match group {
+        GroupBy::Dim(dim) => dims::names(conn, dim),
+        GroupBy::Team => {
+            let mut names = teams::store::names(conn)?;
+            names.insert(segments::NO_TEAM, NO_TEAM_LABEL.to_owned());
+            Ok(names)
+        }
+    }
 }
 
 /// Totals of a range and of the period of the same length just before it.
@@ -266,22 +295,22 @@ pub struct Top {
     pub other: Option<Other>,
 }
 
-/// The `limit` largest groups of `dim` by cost over `[from, to)`; the rest
-/// summed as [`Top::other`].
+/// The `limit` largest groups of `group` (a dimension, or the team) by
+/// cost over `[from, to)`; the rest summed as [`Top::other`].
 pub fn top(
     conn: &Connection,
     scope: Scope,
     from: Timestamp,
     to: Timestamp,
     filters: &Filters,
-    dim: Dim,
+    group: impl Into<GroupBy>,
     limit: usize,
 ) -> Result<Top, QueryError> {
     let range = (from.as_millisecond(), to.as_millisecond());
     if range.0 >= range.1 {
         return Err(BucketError::EmptyRange.into());
     }
-    let grid = compute(conn, scope, filters, Some(dim), &[range])?;
+    let grid = compute(conn, scope, filters, Some(group.into()), &[range])?;
     let mut rows = Vec::new();
     let mut other: Option<Other> = None;
     for (index, (name, totals)) in grid.groups.into_iter().zip(&grid.cells[0]).enumerate() {
@@ -301,6 +330,66 @@ pub fn top(
     Ok(Top { rows, other })
 }
 
+/// One team's usage over a range, and each member's part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamUsage {
+    /// `None` for the usage of people who were in no team at the time.
+    pub team: Option<(TeamId, String)>,
+    pub totals: Totals,
+    /// (username, usage while in this team), largest cost first.
+    pub members: Vec<(String, Totals)>,
+}
+
+/// Every team's usage over `[from, to)` within `scope`, largest cost
+/// first and the usage of no team last, with each member's usage while
+/// they were in the team. Teams without usage are not listed.
+pub fn team_usage(
+    conn: &Connection,
+    scope: Scope,
+    from: Timestamp,
+    to: Timestamp,
+    filters: &Filters,
+) -> Result<Vec<TeamUsage>, QueryError> {
+    let range = (from.as_millisecond(), to.as_millisecond());
+    if range.0 >= range.1 {
+        return Err(BucketError::EmptyRange.into());
+    }
+    let Some(constraints) = resolve_filters(conn, scope, filters)? else {
+        return Ok(Vec::new());
+    };
+    let cells = segments::by_team_and_user(conn, &constraints, range)?;
+    let team_names = teams::store::names(conn)?;
+    let usernames = dims::names(conn, super::rollup::Dim::User)?;
+    let mut by_team: HashMap<i64, TeamUsage> = HashMap::new();
+    for ((team, user), totals) in cells {
+        let usage = by_team.entry(team).or_insert_with(|| TeamUsage {
+            team: team_names.get(&team).map(|name| (TeamId(team), name.clone())),
+            totals: Totals::default(),
+            members: Vec::new(),
+        });
+        usage.totals.checked_add(&totals).map_err(DbError::from)?;
+        let name = usernames.get(&user).cloned().unwrap_or_default();
+        usage.members.push((name, totals));
+    }
+    let mut teams: Vec<TeamUsage> = by_team.into_values().collect();
+    for team in &mut teams {
+        team.members.sort_by(|(a_name, a), (b_name, b)| {
+            Rank::Cost
+                .key(b)
+                .cmp(&Rank::Cost.key(a))
+                .then_with(|| a_name.cmp(b_name))
+        });
+    }
+    teams.sort_by(|a, b| {
+        a.team
+            .is_none()
+            .cmp(&b.team.is_none())
+            .then_with(|| Rank::Cost.key(&b.totals).cmp(&Rank::Cost.key(&a.totals)))
+            .then_with(|| a.team.cmp(&b.team))
+    });
+    Ok(teams)
+}
+
 struct Grid {
     /// The group ids, in the order of `groups`.
     ids: Vec<i64>,
@@ -309,156 +398,29 @@ struct Grid {
     totals: Totals,
 }
 
-/// The ids each filter may take.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Constraints {
-    /// Filtered dimensions, the scope's user among them.
-    pub dims: Vec<(Dim, Vec<i64>)>,
-    /// Filtered labels (sessions, machines): only raw events hold them.
-    pub labels: Vec<(Label, Vec<i64>)>,
-}
-
-/// Which ids each filter may take; `None` when a filter matches nothing
-/// at all.
-pub(super) fn resolve_filters(
-    conn: &Connection,
-    scope: Scope,
-    filters: &Filters,
-) -> Result<Option<Constraints>, DbError> {
-    let mut labels = Vec::new();
-    for (label, names) in filters.by_label() {
-        if names.is_empty() {
-            continue;
-        }
-        let mut ids = Vec::new();
-        for name in names {
-            ids.extend(dims::find_label(conn, label, name)?);
-        }
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        labels.push((label, ids));
-    }
-    let mut constraints = Vec::new();
-    for (dim, names) in filters.by_dim() {
-        if names.is_empty() {
-            continue;
-        }
-        let mut ids = Vec::new();
-        for name in names {
-            if dim != Dim::User && name == NONE_LABEL {
-                ids.push(0);
-            } else if let Some(id) = dims::find(conn, dim, name)? {
-                ids.push(id);
-            }
-        }
-        constraints.push((dim, ids));
-    }
-    // The scope is the outer fence: a member's query is about them only.
-    if let Scope::User(user) = scope {
-        match constraints.iter_mut().find(|(dim, _)| *dim == Dim::User) {
-            Some((_, ids)) => ids.retain(|id| *id == user.0),
-            None => constraints.push((Dim::User, vec![user.0])),
-        }
-    }
-    if constraints.iter().any(|(_, ids)| ids.is_empty()) {
-        return Ok(None);
-    }
-    Ok(Some(Constraints {
-        dims: constraints,
-        labels,
-    }))
-}
-
-/// Past this many values, a grouped dimension is scanned rather than
-/// listed: a seek per value and period costs more than reading the rows.
-const MAX_LISTED_IDS: usize = 256;
-
-/// Every id a grouped dimension can take in the rollups (0 included where
-/// the dimension is optional); `None` when there are too many to list.
-fn all_ids(conn: &Connection, dim: Dim) -> Result<Option<Vec<i64>>, DbError> {
-    let sql = match dims::table(dim) {
-        Some(table) => format!("SELECT id FROM {table} ORDER BY id LIMIT ?1"),
-        None => "SELECT id FROM users ORDER BY id LIMIT ?1".to_owned(),
-    };
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let cap = i64::try_from(MAX_LISTED_IDS + 1).unwrap_or(i64::MAX);
-    let mut ids: Vec<i64> = stmt
-        .query_map([cap], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    if ids.len() > MAX_LISTED_IDS {
-        return Ok(None);
-    }
-    if dim != Dim::User && dim != Dim::Model && dim != Dim::Source {
-        ids.push(0);
-    }
-    ids.sort_unstable();
-    Ok(Some(ids))
-}
-
-fn id_list(ids: &[i64]) -> String {
-    let mut out = String::new();
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{id}");
-    }
-    out
-}
-
-/// A rollup row's metrics, in [`Totals`] order. Rows are summed in Rust,
-/// not by a GROUP BY: SQLite's aggregate steps cost more than the adds.
-const METRICS: &str = "calls, input_tokens, output_tokens, cache_read_tokens, \
-                       cache_write_tokens, cost_micros, unpriced_calls";
-const EVENT_SUMS: &str = "COUNT(*), SUM(input_tokens), SUM(output_tokens), \
-                          SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_micros), \
-                          SUM(cost_origin = 0)";
-
 /// Fills one cell per (range, group) for the given ranges.
 fn compute(
     conn: &Connection,
     scope: Scope,
     filters: &Filters,
-    group_by: Option<Dim>,
+    group_by: Option<GroupBy>,
     ranges: &[(i64, i64)],
 ) -> Result<Grid, QueryError> {
     let cells_by_group = match resolve_filters(conn, scope, filters)? {
-        Some(constraints) => read_cells(conn, &constraints, group_by, ranges)?,
+        Some(constraints) => segments::read(conn, &constraints, group_by, ranges)?,
         None => HashMap::new(),
     };
     let names = match group_by {
-        Some(dim) => dims::names(conn, dim)?,
+        Some(group) => group_names(conn, group)?,
         None => HashMap::new(),
     };
     name_groups(group_by, ranges.len(), cells_by_group, &names, Rank::Cost)
 }
 
-/// The cells of every group within `constraints`, per range.
-fn read_cells(
-    conn: &Connection,
-    constraints: &Constraints,
-    group_by: Option<Dim>,
-    ranges: &[(i64, i64)],
-) -> Result<HashMap<i64, Vec<Totals>>, QueryError> {
-    let mut cells_by_group: HashMap<i64, Vec<Totals>> = HashMap::new();
-    let mut needed: Vec<Dim> = constraints.dims.iter().map(|(dim, _)| *dim).collect();
-    needed.extend(group_by);
-    let reader = Reader {
-        conn,
-        cuboid: Cuboid::smallest_holding(&needed),
-        group_by,
-        constraints,
-        ranges: ranges.len(),
-    };
-    reader.read(ranges, &mut cells_by_group)?;
-    Ok(cells_by_group)
-}
-
 /// Orders groups by `rank` (then calls, then name) and names them; drops
 /// groups without calls.
 fn name_groups(
-    group_by: Option<Dim>,
+    group_by: Option<GroupBy>,
     ranges: usize,
     cells_by_group: HashMap<i64, Vec<Totals>>,
     names: &HashMap<i64, String>,
@@ -501,221 +463,4 @@ fn name_groups(
         cells,
         totals,
     })
-}
-
-/// A dimension as the rollups see it, over `events`: optional dimensions
-/// are NULL there and 0 in the rollups. Required ones stay bare so their
-/// indexes remain usable.
-fn event_column(dim: Dim) -> String {
-    match dim {
-        Dim::User | Dim::Model | Dim::Source => dim.column().to_owned(),
-        _ => format!("COALESCE({}, 0)", dim.column()),
-    }
-}
-
-/// The slots of a within-day read. A day's prefix or suffix is a run of
-/// slots, which a range term reads with one seek per series and day; an
-/// `IN` list costs a seek per slot (3-4x slower for a 5-hour prefix). A
-/// sparse set stays a list, so no unwanted rows are read.
-fn slot_term(slots: &BTreeSet<i64>) -> String {
-    let (Some(low), Some(high)) = (slots.first(), slots.last()) else {
-        return "0".to_owned();
-    };
-    let span = usize::try_from(high - low + 1).unwrap_or(usize::MAX);
-    if span <= 2 * slots.len() {
-        format!("slot BETWEEN {low} AND {high}")
-    } else {
-        let list: Vec<i64> = slots.iter().copied().collect();
-        format!("slot IN ({})", id_list(&list))
-    }
-}
-
-/// Reads the planned pieces of every range for one query.
-struct Reader<'a> {
-    conn: &'a Connection,
-    cuboid: Cuboid,
-    group_by: Option<Dim>,
-    constraints: &'a Constraints,
-    ranges: usize,
-}
-
-type Wanted = HashMap<(Level, i64, i64), Vec<(usize, i64)>>;
-
-impl Reader<'_> {
-    fn read(
-        &self,
-        ranges: &[(i64, i64)],
-        out: &mut HashMap<i64, Vec<Totals>>,
-    ) -> Result<(), QueryError> {
-        let mut wanted: Wanted = HashMap::new();
-        let mut raw = Vec::new();
-        for (index, (from, to)) in ranges.iter().enumerate() {
-            if !self.constraints.labels.is_empty() {
-                // The rollups hold no sessions or machines: the whole range
-                // from the raw events.
-                raw.push((index, 1, *from, *to));
-                continue;
-            }
-            for piece in plan::plan(*from, *to, self.cuboid.within_day()) {
-                match piece.source {
-                    Source::Rollup {
-                        level,
-                        period,
-                        slot,
-                    } => wanted
-                        .entry((level, slot, period))
-                        .or_default()
-                        .push((index, piece.sign)),
-                    Source::Raw { from_ms, to_ms } => raw.push((index, piece.sign, from_ms, to_ms)),
-                }
-            }
-        }
-        for level in Level::ALL {
-            self.read_level(level, &wanted, out)?;
-        }
-        for (index, sign, from_ms, to_ms) in raw {
-            self.read_raw(index, sign, from_ms, to_ms, out)?;
-        }
-        Ok(())
-    }
-
-    fn add(
-        &self,
-        out: &mut HashMap<i64, Vec<Totals>>,
-        group: i64,
-        index: usize,
-        sign: i64,
-        totals: &Totals,
-    ) -> Result<(), QueryError> {
-        let cells = out
-            .entry(group)
-            .or_insert_with(|| vec![Totals::default(); self.ranges]);
-        cells[index]
-            .checked_add_signed(totals, sign)
-            .map_err(DbError::from)?;
-        Ok(())
-    }
-
-    /// The WHERE terms on the dimension columns of a rollup table.
-    fn rollup_dim_terms(&self) -> Result<String, DbError> {
-        let mut terms = String::new();
-        for dim in Dim::ALL {
-            let column = dim.column();
-            let filtered = self.constraints.dims.iter().find(|(d, _)| *d == dim);
-            let term = match (self.cuboid.has(dim), filtered) {
-                (false, _) => format!("{column} = 0"),
-                (true, Some((_, ids))) => format!("{column} IN ({})", id_list(ids)),
-                // Listing every value keeps the primary key usable past
-                // this column; the full cuboid is scanned instead.
-                (true, None) if self.group_by == Some(dim) && self.cuboid != Cuboid::Full => {
-                    match all_ids(self.conn, dim)? {
-                        Some(ids) => format!("{column} IN ({})", id_list(&ids)),
-                        None => continue,
-                    }
-                }
-                (true, None) => continue,
-            };
-            let _ = write!(terms, " AND {term}");
-        }
-        Ok(terms)
-    }
-
-    fn group_column(&self, in_events: bool) -> String {
-        match self.group_by {
-            Some(dim) if in_events => event_column(dim),
-            Some(dim) => dim.column().to_owned(),
-            None => "0".to_owned(),
-        }
-    }
-
-    fn read_level(
-        &self,
-        level: Level,
-        wanted: &Wanted,
-        out: &mut HashMap<i64, Vec<Totals>>,
-    ) -> Result<(), QueryError> {
-        let keys: Vec<&(Level, i64, i64)> = wanted.keys().filter(|k| k.0 == level).collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let period = level.period_column();
-        let (slot_column, time_terms) = if level.is_within_day() {
-            // Seeks, not a scan: exactly the days and slots the plan needs.
-            let slots: BTreeSet<i64> = keys.iter().map(|k| k.1).collect();
-            let days: BTreeSet<i64> = keys.iter().map(|k| k.2).collect();
-            let days: Vec<i64> = days.into_iter().collect();
-            (
-                "slot",
-                format!("day IN ({}) AND {}", id_list(&days), slot_term(&slots)),
-            )
-        } else {
-            // A list, not a range: the key leads with the period, and only
-            // an equality on it lets the seek go on to the dimensions.
-            let periods: BTreeSet<i64> = keys.iter().map(|k| k.2).collect();
-            let periods: Vec<i64> = periods.into_iter().collect();
-            ("0", format!("{period} IN ({})", id_list(&periods)))
-        };
-        let sql = format!(
-            "SELECT {group}, {period}, {slot_column}, {METRICS} FROM {table}
-             WHERE cuboid = {cuboid}{dims} AND {time_terms}",
-            group = self.group_column(false),
-            table = level.table(),
-            cuboid = self.cuboid.code(),
-            dims = self.rollup_dim_terms()?,
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let (group, period, slot): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
-            let Some(targets) = wanted.get(&(level, slot, period)) else {
-                continue;
-            };
-            let totals = Totals::from_row(row, 3)?;
-            for (index, sign) in targets {
-                self.add(out, group, *index, *sign, &totals)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn read_raw(
-        &self,
-        index: usize,
-        sign: i64,
-        from_ms: i64,
-        to_ms: i64,
-        out: &mut HashMap<i64, Vec<Totals>>,
-    ) -> Result<(), QueryError> {
-        let mut terms = String::new();
-        // With a session or machine, their index finds the rows: a unary
-        // `+` takes the dimensions out of SQLite's choice of index.
-        let unindexed = if self.constraints.labels.is_empty() {
-            ""
-        } else {
-            "+"
-        };
-        for (dim, ids) in &self.constraints.dims {
-            let _ = write!(
-                terms,
-                " AND {unindexed}{} IN ({})",
-                event_column(*dim),
-                id_list(ids)
-            );
-        }
-        for (label, ids) in &self.constraints.labels {
-            let _ = write!(terms, " AND {} IN ({})", label.column(), id_list(ids));
-        }
-        let sql = format!(
-            "SELECT {group}, {EVENT_SUMS} FROM events
-             WHERE ts_ms >= ?1 AND ts_ms < ?2{terms} GROUP BY 1",
-            group = self.group_column(true),
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query([from_ms, to_ms])?;
-        while let Some(row) = rows.next()? {
-            let totals = Totals::from_row(row, 1)?;
-            self.add(out, row.get(0)?, index, sign, &totals)?;
-        }
-        Ok(())
-    }
 }

@@ -107,9 +107,14 @@ pub fn other_label(groups: usize) -> String {
     format!("Other ({} more)", format::integer(groups as i64))
 }
 
+/// The groupings the events page can filter by (`/events?model=…`); a
+/// series of another (a team) opens the bucket's events unfiltered.
+const EVENTS_FILTERS: [&str; 5] = ["user", "model", "activity", "project", "source"];
+
 /// Keeps the largest groups and sums the rest (with the series' own
 /// [`Series::other`]) as one "Other" series.
-fn fold_series(series: &Series) -> Vec<(String, Vec<Totals>, bool)> {
+fn fold_series(series: &Series, filter: &str) -> Vec<(String, Vec<Totals>, bool)> {
+    let filters_events = EVENTS_FILTERS.contains(&filter);
     let mut out: Vec<(String, Vec<Totals>, bool)> = Vec::new();
     let mut other: Option<(usize, Vec<Totals>)> =
         series.other.as_ref().map(|o| (o.groups, o.cells.clone()));
@@ -117,7 +122,7 @@ fn fold_series(series: &Series) -> Vec<(String, Vec<Totals>, bool)> {
         let column: Vec<Totals> = series.cells.iter().map(|row| row[index].clone()).collect();
         if index < MAX_SERIES {
             let name = group.clone().unwrap_or_else(|| "all".to_owned());
-            let filterable = group.as_deref().is_some_and(|g| g != NONE_LABEL);
+            let filterable = filters_events && group.as_deref().is_some_and(|g| g != NONE_LABEL);
             out.push((name, column, filterable));
         } else {
             let (groups, sum) =
@@ -165,7 +170,7 @@ fn breakdown_rows(series: &Series, metric: Metric) -> Vec<Vec<(String, String)>>
 }
 
 pub fn render(chart: &Chart<'_>) -> Markup {
-    let folded = fold_series(chart.series);
+    let folded = fold_series(chart.series, chart.filter);
     let metric = chart.metric;
     let values: Vec<Vec<i64>> = folded
         .iter()

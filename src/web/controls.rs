@@ -80,12 +80,19 @@ impl DataPage {
         self.reader.note(Action::PageView).details(details)
     }
 
-    /// "Your usage", "Everyone's usage", "Grace Hopper's usage".
+    /// "Your usage", "Everyone's usage", "Grace Hopper's usage", "Team
+    /// web's usage".
     pub fn whose(&self) -> String {
-        match (&self.reader.viewing, self.reader.scope) {
-            (Some(user), _) => format!("{}'s usage", user.shown_name()),
-            (None, Scope::Everyone) => "Everyone's usage".to_owned(),
-            (None, Scope::User(_)) => "Your usage".to_owned(),
+        match self.reader.scope {
+            Scope::Everyone => "Everyone's usage".to_owned(),
+            Scope::User(_) => match &self.reader.viewing {
+                Some(user) => format!("{}'s usage", user.shown_name()),
+                None => "Your usage".to_owned(),
+            },
+            Scope::Team(_) => match &self.reader.team {
+                Some(team) => format!("Team {}'s usage", team.name),
+                None => "A team's usage".to_owned(),
+            },
         }
     }
 

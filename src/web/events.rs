@@ -224,13 +224,17 @@ fn label_link(page: &DataPage, name: &str, value: Option<&str>) -> Markup {
 }
 
 fn filters_form(page: &DataPage) -> Markup {
-    let admin_everyone = page.context.viewer.user.is_admin()
-        && matches!(page.reader.scope, crate::model::Scope::Everyone);
+    // Filtering by user makes sense where several users' usage is shown:
+    // everyone's (admins) or a team's (admins and its leads).
+    let several_users = match page.reader.scope {
+        crate::model::Scope::Everyone | crate::model::Scope::Team(_) => true,
+        crate::model::Scope::User(_) => false,
+    };
     html! {
         form.filters method="get" action="/events" aria-label="Filters" {
             (page.url.hidden_inputs(&FILTER_NAMES))
             @for (name, label) in FILTERS {
-                @if name != "user" || admin_everyone {
+                @if name != "user" || several_users {
                     div {
                         label for={ "filter-" (name) } { (label) }
                         input id={ "filter-" (name) } type="text" name=(name)

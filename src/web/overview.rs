@@ -8,13 +8,14 @@ use maud::{Markup, html};
 
 use super::chart::{self, Chart, Metric};
 use super::controls::{DataPage, time_controls, view_switcher};
-use super::url::UrlState;
 use super::{format, layout};
 use crate::audit::Note;
 use crate::auth::users;
 use crate::error::AppError;
-use crate::model::Totals;
-use crate::usage::query::{self, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
+use crate::model::{Scope, Totals};
+use crate::usage::query::{
+    self, GroupBy, QueryError, Series, SeriesQuery, Top, TotalsWithChange,
+};
 use crate::usage::rollup::Dim;
 use crate::web::WebState;
 
@@ -43,11 +44,30 @@ struct Overview {
     usernames: Vec<String>,
 }
 
-/// The split of the bars: `model` (default) or `activity`.
-fn split(url: &UrlState) -> (Dim, Dim, &'static str, &'static str) {
-    match url.get("split") {
-        Some("activity") => (Dim::Activity, Dim::Model, "activity", "By model"),
-        _ => (Dim::Model, Dim::Activity, "model", "By activity"),
+/// The split of the bars: `model` (default), `activity`, or `team` (the
+/// team each call's user was in then; offered where several people's
+/// usage is shown, [`by_team_offered`]).
+fn split(page: &DataPage) -> (GroupBy, GroupBy, &'static str, &'static str) {
+    match page.url.get("split") {
+        Some("activity") => (
+            Dim::Activity.into(),
+            Dim::Model.into(),
+            "activity",
+            "By model",
+        ),
+        Some("team") if by_team_offered(page) => {
+            (GroupBy::Team, Dim::Model.into(), "team", "By model")
+        }
+        _ => (Dim::Model.into(), Dim::Activity.into(), "model", "By activity"),
+    }
+}
+
+/// Whether the bars may be split by team: for everyone's usage. One
+/// person's usage, or one team's, is in one team at a time.
+fn by_team_offered(page: &DataPage) -> bool {
+    match page.reader.scope {
+        Scope::Everyone => true,
+        Scope::User(_) | Scope::Team(_) => false,
     }
 }
 
@@ -57,7 +77,7 @@ pub async fn page(
 ) -> Result<(Note, Markup), AppError> {
     let scope = page.reader.scope;
     let query = page.params.series.clone();
-    let (split_dim, other_dim, _, _) = split(&page.url);
+    let (split_dim, other_dim, _, _) = split(&page);
     let admin = page.context.viewer.user.is_admin();
     // The chart keeps its largest series by what it shows.
     let rank = Metric::parse(page.url.get("metric")).rank();
@@ -104,7 +124,7 @@ pub async fn page(
 
 fn render(page: &DataPage, data: &Overview) -> Markup {
     let metric = Metric::parse(page.url.get("metric"));
-    let (_, _, filter, breakdown_title) = split(&page.url);
+    let (_, _, filter, breakdown_title) = split(page);
     let caption = format!(
         "{} per {} by {filter}, {}",
         match metric {
@@ -152,10 +172,14 @@ fn render(page: &DataPage, data: &Overview) -> Markup {
 }
 
 fn toggles(page: &DataPage, metric: Metric, filter: &str) -> Markup {
+    let mut splits = vec![("model", "By model"), ("activity", "By activity")];
+    if by_team_offered(page) {
+        splits.push(("team", "By team"));
+    }
     html! {
         div.toggles {
             nav.segmented aria-label="Split bars by" {
-                @for (value, label) in [("model", "By model"), ("activity", "By activity")] {
+                @for (value, label) in splits {
                     a href=(page.url.with(&[("split", Some(value))]).href("/"))
                         aria-current=[(filter == value).then_some("true")] { (label) }
                 }

@@ -36,7 +36,7 @@ pub async fn page(
 ) -> Result<(Note, Markup), AppError> {
     // The team is everyone, whatever `view` says: that is what the page is.
     let query = SeriesQuery {
-        group_by: Some(Dim::User),
+        group_by: Some(Dim::User.into()),
         ..page.params.series.clone()
     };
     let rank = Metric::parse(page.url.get("metric")).rank();
