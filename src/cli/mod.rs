@@ -10,6 +10,7 @@ mod identity;
 mod import;
 mod price;
 mod systemd;
+mod team;
 mod token;
 mod usage;
 mod user;
@@ -92,6 +93,9 @@ pub enum Command {
     /// List the identities producers send, and link them to people
     #[command(subcommand)]
     Identity(identity::IdentityCommand),
+    /// Manage teams and their members (usage is grouped by the team its user was in then)
+    #[command(subcommand)]
+    Team(team::TeamCommand),
     /// Check the database: recompute every rollup from the raw events, look for values out of range and walk the audit chain
     Verify(usage::VerifyArgs),
     /// Print the version, the schema version and the SQLite version
@@ -224,6 +228,8 @@ pub enum CliError {
     #[error(transparent)]
     Identity(#[from] identity::IdentityCommandError),
     #[error(transparent)]
+    Team(#[from] team::TeamCommandError),
+    #[error(transparent)]
     Import(#[from] import::ImportCommandError),
     #[error("{0}")]
     Usage(String),
@@ -303,6 +309,9 @@ fn run_command(
         }
         Command::Identity(command) => {
             Ok(runtime()?.block_on(identity::run(command, &data_dir.join(DB_FILE)))?)
+        }
+        Command::Team(command) => {
+            Ok(runtime()?.block_on(team::run(command, &data_dir.join(DB_FILE)))?)
         }
         Command::Verify(args) => {
             Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE), args))?)

@@ -182,7 +182,7 @@ pub async fn demo(args: DemoArgs, db_path: &Path) -> Result<(), UsageCommandErro
     Ok(())
 }
 
-fn parse_zone(name: Option<&str>) -> Result<TimeZone, UsageCommandError> {
+pub(super) fn parse_zone(name: Option<&str>) -> Result<TimeZone, UsageCommandError> {
     match name {
         Some(name) => TimeZone::get(name)
             .map_err(|_| UsageCommandError::Invalid(format!("--tz: unknown time zone {name:?}"))),

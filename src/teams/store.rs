@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::db::DbError;
 use crate::model::team::{self, MAX_MEMBERSHIPS, MAX_TEAMS};
-use crate::model::{TeamId, UserId};
+use crate::model::{Action, TeamId, UserId};
 
 /// The start of a user's first membership when none is given: before any
 /// event, so the team holds their whole past.
@@ -42,6 +42,25 @@ impl Membership {
     }
 }
 
+/// What adding a member did, with the names as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberAdded {
+    pub added: Added,
+    pub team: String,
+    pub user: String,
+    pub lead: bool,
+}
+
+impl MemberAdded {
+    pub fn details(&self) -> serde_json::Value {
+        self.added.details(&self.user, self.lead)
+    }
+
+    pub fn describe(&self) -> String {
+        self.added.describe(&self.user, &self.team, self.lead)
+    }
+}
+
 /// What adding a member did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
@@ -51,6 +70,55 @@ pub enum Added {
     Moved { from: String, since_ms: i64 },
     /// Already a member: only the lead flag was set (or it already was).
     Lead { changed: bool },
+}
+
+impl Added {
+    /// The audit action of this change.
+    pub fn action(&self) -> Action {
+        match self {
+            Added::Joined { .. } => Action::TeamMemberAdd,
+            Added::Moved { .. } => Action::TeamMemberMove,
+            Added::Lead { .. } => Action::TeamLead,
+        }
+    }
+
+    /// The audit details of this change of `user`.
+    pub fn details(&self, user: &str, lead: bool) -> serde_json::Value {
+        match self {
+            Added::Joined { since_ms } => serde_json::json!({
+                "user": user, "lead": lead, "since": time_text(*since_ms),
+            }),
+            Added::Moved { from, since_ms } => serde_json::json!({
+                "user": user, "lead": lead, "from": from, "since": time_text(*since_ms),
+            }),
+            Added::Lead { changed } => serde_json::json!({
+                "user": user, "lead": lead, "changed": changed,
+            }),
+        }
+    }
+
+    /// What happened, for people: "ada joined web (since the beginning:
+    /// their past usage counts for web)".
+    pub fn describe(&self, user: &str, team: &str, lead: bool) -> String {
+        let role = if lead { " as its lead" } else { "" };
+        match self {
+            Added::Joined { since_ms } if *since_ms == BEGINNING_MS => format!(
+                "{user} joined {team}{role}, from the beginning: their past usage counts for {team}"
+            ),
+            Added::Joined { since_ms } => {
+                format!("{user} joined {team}{role} at {}", time_text(*since_ms))
+            }
+            Added::Moved { from, since_ms } => format!(
+                "{user} moved from {from} to {team}{role} at {}: their usage before that stays                  {from}'s",
+                time_text(*since_ms)
+            ),
+            Added::Lead { changed: true } if lead => format!("{user} leads {team} now"),
+            Added::Lead { changed: true } => format!("{user} no longer leads {team}"),
+            Added::Lead { changed: false } => {
+                format!("{user} is in {team} already; nothing changed")
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,9 +382,27 @@ pub fn add_member(
     lead: bool,
     since_ms: Option<i64>,
     now_ms: i64,
-) -> Result<Added, TeamError> {
+) -> Result<MemberAdded, TeamError> {
     let team = team_named(conn, team_name)?;
     let (user, username) = person(conn, username)?;
+    let added = change_membership(conn, &team, user, &username, lead, since_ms, now_ms)?;
+    Ok(MemberAdded {
+        added,
+        team: team.name,
+        user: username,
+        lead,
+    })
+}
+
+fn change_membership(
+    conn: &Connection,
+    team: &Team,
+    user: UserId,
+    username: &str,
+    lead: bool,
+    since_ms: Option<i64>,
+    now_ms: i64,
+) -> Result<Added, TeamError> {
     if let Some(since) = since_ms {
         check_not_future("the start", since, now_ms)?;
     }
@@ -326,8 +412,8 @@ pub fn add_member(
         Some(current) if current.team == team.id => {
             if since_ms.is_some() {
                 return Err(TeamError::AlreadyMember {
-                    user: username,
-                    team: team.name,
+                    user: username.to_owned(),
+                    team: team.name.clone(),
                     since: time_text(current.since_ms),
                 });
             }
@@ -344,7 +430,7 @@ pub fn add_member(
             let since = since_ms.unwrap_or(now_ms);
             if since <= current.since_ms {
                 return Err(TeamError::BeforeCurrentStart {
-                    user: username,
+                    user: username.to_owned(),
                     team: current.team_name.clone(),
                     since: time_text(current.since_ms),
                 });
@@ -375,7 +461,7 @@ pub fn add_member(
                 && since < until
             {
                 return Err(TeamError::Overlaps {
-                    user: username,
+                    user: username.to_owned(),
                     team: previous.team_name.clone(),
                     until: time_text(until),
                 });
