@@ -14,7 +14,11 @@ use crate::audit::Note;
 use crate::auth::Reader;
 use crate::error::AppError;
 use crate::model::Action;
+use crate::auth::users;
+use crate::db::DbError;
 use crate::model::Scope;
+use crate::model::team::VIEW_PREFIX;
+use crate::teams;
 use crate::usage::params::{self, Preset, ReadParams};
 use crate::web::WebState;
 
@@ -157,24 +161,64 @@ pub fn time_controls(page: &DataPage, path: &str) -> Markup {
     }
 }
 
-/// The admin's switch between their own usage, everyone's and one user's.
-pub fn view_switcher(page: &DataPage, path: &str, usernames: &[String]) -> Markup {
+/// Whose usage the view switcher offers beyond "me": every user and
+/// every team to an admin (read with the page's data, [`ViewChoices::load`]);
+/// a lead gets the teams they lead from the page context.
+#[derive(Debug, Clone, Default)]
+pub struct ViewChoices {
+    pub usernames: Vec<String>,
+    pub teams: Vec<String>,
+}
+
+impl ViewChoices {
+    /// Every user and team for an admin; nothing for anyone else.
+    pub fn load(conn: &rusqlite::Connection, admin: bool) -> Result<ViewChoices, DbError> {
+        if !admin {
+            return Ok(ViewChoices::default());
+        }
+        Ok(ViewChoices {
+            usernames: users::list(conn)?.into_iter().map(|u| u.username).collect(),
+            teams: teams::store::list(conn)?
+                .into_iter()
+                .map(|t| t.name)
+                .collect(),
+        })
+    }
+}
+
+/// The switch between one's own usage and the others one may see: an
+/// admin's everyone, one user or one team; a lead's teams.
+pub fn view_switcher(page: &DataPage, path: &str, choices: &ViewChoices) -> Markup {
     let user = &page.context.viewer.user;
-    if !user.is_admin() {
+    let admin = user.is_admin();
+    let teams: Vec<&str> = match admin {
+        true => choices.teams.iter().map(String::as_str).collect(),
+        false => page.context.leads.iter().map(|t| t.name.as_str()).collect(),
+    };
+    if !admin && teams.is_empty() {
         return html! {};
     }
-    let current = page.url.get("view").unwrap_or("everyone");
+    let current = page
+        .url
+        .get("view")
+        .unwrap_or(if admin { "everyone" } else { "me" });
     html! {
         form.view-switch method="get" action=(path) {
             (page.url.hidden_inputs(&["view"]))
             label for="view" { "Whose usage" }
             select #view name="view" {
-                option value="everyone" selected[current == "everyone"] { "Everyone" }
+                @if admin {
+                    option value="everyone" selected[current == "everyone"] { "Everyone" }
+                }
                 option value="me" selected[current == "me" || current == user.username] { "Me" }
-                @for name in usernames {
+                @for name in &choices.usernames {
                     @if *name != user.username {
                         option value=(name) selected[current == name.as_str()] { (name) }
                     }
+                }
+                @for team in teams {
+                    @let value = format!("{VIEW_PREFIX}{team}");
+                    option value=(value) selected[current.eq_ignore_ascii_case(&value)] { "Team " (team) }
                 }
             }
             button type="submit" { "Show" }

@@ -6,11 +6,10 @@
 use axum::extract::State;
 use maud::{Markup, html};
 
-use super::controls::{DataPage, time_controls, view_switcher};
+use super::controls::{DataPage, ViewChoices, time_controls, view_switcher};
 use super::overview::cost_cell;
 use super::{format, layout};
 use crate::audit::Note;
-use crate::auth::users;
 use crate::error::AppError;
 use crate::model::Totals;
 use crate::usage::events::{self, EventRow, EventsPage, SortColumn};
@@ -62,25 +61,20 @@ pub async fn page(
         query.limit = PAGE_ROWS;
     }
     let admin = page.context.viewer.user.is_admin();
-    let (rows, usernames): (EventsPage, Vec<String>) = state
+    let (rows, choices): (EventsPage, ViewChoices) = state
         .db
         .read(move |conn| {
             let rows = events::page(conn, scope, &query)?;
-            let names = if admin {
-                users::list(conn)?.into_iter().map(|u| u.username).collect()
-            } else {
-                Vec::new()
-            };
-            Ok::<_, crate::db::DbError>((rows, names))
+            Ok::<_, crate::db::DbError>((rows, ViewChoices::load(conn, admin)?))
         })
         .await?;
-    let body = render(&page, &rows, &usernames);
+    let body = render(&page, &rows, &choices);
     let mut note = page.note("events");
     note.details["rows"] = rows.rows.len().into();
     Ok((note, layout::page(&page.context, "Events", body)))
 }
 
-fn render(page: &DataPage, rows: &EventsPage, usernames: &[String]) -> Markup {
+fn render(page: &DataPage, rows: &EventsPage, choices: &ViewChoices) -> Markup {
     let csv = page
         .url
         .with(&[("limit", None)])
@@ -97,7 +91,7 @@ fn render(page: &DataPage, rows: &EventsPage, usernames: &[String]) -> Markup {
     html! {
         div.page-head {
             h1 { "Events" }
-            (view_switcher(page, "/events", usernames))
+            (view_switcher(page, "/events", choices))
         }
         p.subtitle { (page.whose()) ", " (page.range_label()) ", one row per call." }
         (time_controls(page, "/events"))

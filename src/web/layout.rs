@@ -15,7 +15,18 @@ pub fn csrf_field(token: &str) -> Markup {
 /// Wraps a signed-in page's `content` in the document, header and
 /// navigation.
 pub fn page(page: &PageContext, title: &str, content: Markup) -> Markup {
-    document(&page.assets, Some(&page.viewer), title, content)
+    let nav = Nav {
+        viewer: &page.viewer,
+        team: page.viewer.user.is_admin() || !page.leads.is_empty(),
+    };
+    document(&page.assets, Some(nav), title, content)
+}
+
+/// Who the navigation is for, and whether it offers the team page (to
+/// admins and to team leads).
+struct Nav<'a> {
+    viewer: &'a Viewer,
+    team: bool,
 }
 
 /// Wraps a public page's `content` (login, setup) in the document and a
@@ -24,9 +35,9 @@ pub fn public_page(page: &PublicPageContext, title: &str, content: Markup) -> Ma
     document(&page.assets, None, title, content)
 }
 
-/// The document, header and navigation. `viewer` is the signed-in user,
+/// The document, header and navigation. `nav` is for the signed-in user,
 /// or `None` on public pages.
-fn document(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: Markup) -> Markup {
+fn document(assets: &AssetIndex, nav: Option<Nav<'_>>, title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -47,13 +58,15 @@ fn document(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: 
                 a.skip-link href="#main" { "Skip to content" }
                 header.site-header {
                     a.brand href="/" { "tokentally" }
-                    @if let Some(viewer) = viewer {
+                    @if let Some(Nav { viewer, team }) = nav {
                         @let user = &viewer.user;
                         nav aria-label="Main" {
                             a href="/" { "Overview" }
                             a href="/events" { "Events" }
-                            @if user.is_admin() {
+                            @if team {
                                 a href="/team" { "Team" }
+                            }
+                            @if user.is_admin() {
                                 a href="/admin/prices" { "Prices" }
                                 a href="/admin/users" { "Users" }
                                 a href="/admin/identities" { "Identities" }

@@ -1,5 +1,5 @@
 //! The pages people look at — the dashboard, events, team, prices, the
-//! audit log, identities, sign-in, setup, profile, tokens and users — with the page
+//! audit log, identities, teams, sign-in, setup, profile, tokens and users — with the page
 //! context each is rendered with, the shared layout, embedded assets, the
 //! URL state and time controls every data page shares, and the charts.
 
@@ -18,6 +18,8 @@ mod overview;
 pub mod page;
 mod prices;
 mod team;
+mod team_cards;
+mod teams_admin;
 pub mod url;
 
 use std::sync::Arc;
@@ -89,9 +91,10 @@ pub fn routes(state: WebState) -> Router {
             "/tokens",
             get(account::tokens::page).post(account::tokens::create),
         )
-        .route("/tokens/{id}/revoke", post(account::tokens::revoke));
+        .route("/tokens/{id}/revoke", post(account::tokens::revoke))
+        // Admins and team leads; the handler refuses anyone else.
+        .route("/team", get(team::page));
     let admin = Router::new()
-        .route("/team", get(team::page))
         .route("/admin/prices", get(prices::page).post(prices::set))
         .route("/admin/prices/remove", post(prices::remove))
         .route("/admin/audit", get(audit::page))
@@ -99,6 +102,15 @@ pub fn routes(state: WebState) -> Router {
         .route("/admin/identities", get(identities::page))
         .route("/admin/identities/link", post(identities::link))
         .route("/admin/identities/unlink", post(identities::unlink))
+        .route(
+            "/admin/teams",
+            get(teams_admin::page).post(teams_admin::create),
+        )
+        .route("/admin/teams/members", post(teams_admin::add_member))
+        .route(
+            "/admin/teams/members/remove",
+            post(teams_admin::remove_member),
+        )
         .route(
             "/admin/users",
             get(account::admin::page).post(account::admin::create),

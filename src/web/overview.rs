@@ -7,10 +7,9 @@ use axum::extract::State;
 use maud::{Markup, html};
 
 use super::chart::{self, Chart, Metric};
-use super::controls::{DataPage, time_controls, view_switcher};
+use super::controls::{DataPage, ViewChoices, time_controls, view_switcher};
 use super::{format, layout};
 use crate::audit::Note;
-use crate::auth::users;
 use crate::error::AppError;
 use crate::model::{Scope, Totals};
 use crate::usage::query::{
@@ -41,7 +40,7 @@ struct Overview {
     breakdown: Series,
     models: Top,
     activities: Top,
-    usernames: Vec<String>,
+    choices: ViewChoices,
 }
 
 /// The split of the bars: `model` (default), `activity`, or `team` (the
@@ -107,11 +106,7 @@ pub async fn page(
                 )?,
                 models: query::top(conn, scope, from, to, filters, Dim::Model, TOP)?,
                 activities: query::top(conn, scope, from, to, filters, Dim::Activity, TOP)?,
-                usernames: if admin {
-                    users::list(conn)?.into_iter().map(|u| u.username).collect()
-                } else {
-                    Vec::new()
-                },
+                choices: ViewChoices::load(conn, admin)?,
             })
         })
         .await?;
@@ -137,7 +132,7 @@ fn render(page: &DataPage, data: &Overview) -> Markup {
     html! {
         div.page-head {
             h1 { (page.whose()) }
-            (view_switcher(page, "/", &data.usernames))
+            (view_switcher(page, "/", &data.choices))
         }
         (time_controls(page, "/"))
         (totals_cards(&data.totals))

@@ -16,6 +16,7 @@ use super::assets::AssetIndex;
 use super::flash;
 use crate::auth::{Viewer, csrf};
 use crate::error::AppError;
+use crate::teams::{self, Team};
 
 /// A signed-in page's context: the assets, the viewer (the signed-in
 /// user and the CSRF token masked for this page) and the notice shown at
@@ -29,6 +30,9 @@ use crate::error::AppError;
 pub struct PageContext {
     pub assets: Arc<AssetIndex>,
     pub viewer: Viewer,
+    /// The teams the viewer leads now (empty for admins, who see every
+    /// team anyway): the navigation offers them the team page.
+    pub leads: Vec<Team>,
     /// The one-time notice, once [`PageContext::take_flash`] took it.
     pub flash: Option<String>,
     session: Session,
@@ -51,9 +55,21 @@ impl FromRequestParts<WebState> for PageContext {
     ) -> Result<Self, Self::Rejection> {
         let viewer = Viewer::from_request_parts(parts, state).await?;
         let session = session(parts, state).await?;
+        let leads = match viewer.user.is_admin() {
+            true => Vec::new(),
+            false => {
+                let (user, now_ms) = (viewer.user.id, state.clock.now().as_millisecond());
+                state
+                    .db
+                    .read(move |conn| teams::store::led_by(conn, user, now_ms))
+                    .await
+                    .map_err(|e| AppError::from(e).into_response())?
+            }
+        };
         Ok(PageContext {
             assets: state.assets.clone(),
             viewer,
+            leads,
             flash: None,
             session,
         })
