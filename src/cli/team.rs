@@ -81,7 +81,11 @@ pub async fn run(command: TeamCommand, db_path: &Path) -> Result<(), TeamCommand
     outcome
 }
 
-fn time(flag: &'static str, value: Option<&str>, tz: Option<&str>) -> Result<Option<i64>, UsageCommandError> {
+fn time(
+    flag: &'static str,
+    value: Option<&str>,
+    tz: Option<&str>,
+) -> Result<Option<i64>, UsageCommandError> {
     let Some(value) = value else {
         return Ok(None);
     };

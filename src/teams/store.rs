@@ -346,12 +346,13 @@ pub fn overlapping(
 
 /// A person (not an identity's holder account) by name.
 fn person(conn: &Connection, username: &str) -> Result<(UserId, String), TeamError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, username FROM users WHERE username = ?1 AND kind = 'person'",
-    )?;
-    stmt.query_row([username.trim()], |row| Ok((UserId(row.get(0)?), row.get(1)?)))
-        .optional()?
-        .ok_or_else(|| TeamError::NoSuchUser(username.trim().to_owned()))
+    let mut stmt = conn
+        .prepare_cached("SELECT id, username FROM users WHERE username = ?1 AND kind = 'person'")?;
+    stmt.query_row([username.trim()], |row| {
+        Ok((UserId(row.get(0)?), row.get(1)?))
+    })
+    .optional()?
+    .ok_or_else(|| TeamError::NoSuchUser(username.trim().to_owned()))
 }
 
 fn team_named(conn: &Connection, name: &str) -> Result<Team, TeamError> {

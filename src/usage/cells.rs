@@ -204,7 +204,6 @@ pub(super) fn read_cells(
     Ok(cells_by_group)
 }
 
-
 /// A dimension as the rollups see it, over `events`: optional dimensions
 /// are NULL there and 0 in the rollups. Required ones stay bare so their
 /// indexes remain usable.
@@ -421,4 +420,3 @@ impl Reader<'_> {
         Ok(())
     }
 }
-

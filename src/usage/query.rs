@@ -108,7 +108,6 @@ impl From<rusqlite::Error> for QueryError {
     }
 }
 
-
 /// The series of `query` within `scope`.
 pub fn series(conn: &Connection, scope: Scope, query: &SeriesQuery) -> Result<Series, QueryError> {
     let buckets = buckets::buckets(query.from, query.to, &query.zone, query.bucket)?;
@@ -363,7 +362,9 @@ pub fn team_usage(
     let mut by_team: HashMap<i64, TeamUsage> = HashMap::new();
     for ((team, user), totals) in cells {
         let usage = by_team.entry(team).or_insert_with(|| TeamUsage {
-            team: team_names.get(&team).map(|name| (TeamId(team), name.clone())),
+            team: team_names
+                .get(&team)
+                .map(|name| (TeamId(team), name.clone())),
             totals: Totals::default(),
             members: Vec::new(),
         });

@@ -12,9 +12,7 @@ use super::{format, layout};
 use crate::audit::Note;
 use crate::error::AppError;
 use crate::model::{Scope, Totals};
-use crate::usage::query::{
-    self, GroupBy, QueryError, Series, SeriesQuery, Top, TotalsWithChange,
-};
+use crate::usage::query::{self, GroupBy, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
 use crate::usage::rollup::Dim;
 use crate::web::WebState;
 
@@ -57,7 +55,12 @@ fn split(page: &DataPage) -> (GroupBy, GroupBy, &'static str, &'static str) {
         Some("team") if by_team_offered(page) => {
             (GroupBy::Team, Dim::Model.into(), "team", "By model")
         }
-        _ => (Dim::Model.into(), Dim::Activity.into(), "model", "By activity"),
+        _ => (
+            Dim::Model.into(),
+            Dim::Activity.into(),
+            "model",
+            "By activity",
+        ),
     }
 }
 

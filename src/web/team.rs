@@ -59,8 +59,7 @@ async fn lead_page(state: WebState, page: DataPage) -> Result<(Note, Markup), Ap
             let mut cards = Vec::new();
             for team in &led {
                 let scope = Scope::Team(team.id);
-                let usage =
-                    query::team_usage(conn, scope, query.from, query.to, &query.filters)?;
+                let usage = query::team_usage(conn, scope, query.from, query.to, &query.filters)?;
                 let (mut card, _) =
                     team_cards::cards(std::slice::from_ref(team), usage, &memberships);
                 cards.append(&mut card);
@@ -144,7 +143,15 @@ async fn admin_page(state: WebState, page: DataPage) -> Result<(Note, Markup), A
         (team_cards::overview(&page, &data.teams_series, &data.cards, data.no_team.as_ref()))
         (team_cards::sections(&page, &data.cards, true))
     };
-    let body = render(&page, teams, &data.series, &rows, rest.as_ref(), sort, descending);
+    let body = render(
+        &page,
+        teams,
+        &data.series,
+        &rows,
+        rest.as_ref(),
+        sort,
+        descending,
+    );
     Ok((page.note("team"), layout::page(&page.context, "Team", body)))
 }
 

@@ -64,7 +64,8 @@ pub fn cards(
                 .filter(|m| m.team == team.id && m.is_current())
                 .collect();
             let mut members: Vec<MemberRow> = Vec::new();
-            let (totals, used_members) = used.map_or_else(Default::default, |u| (u.totals, u.members));
+            let (totals, used_members) =
+                used.map_or_else(Default::default, |u| (u.totals, u.members));
             for (name, totals) in used_members {
                 let now = current.iter().find(|m| m.username == name);
                 members.push(MemberRow {

@@ -86,7 +86,12 @@ struct Lists<'a> {
     people: &'a [User],
 }
 
-fn render(context: &PageContext, lists: &Lists<'_>, zone: &TimeZone, error: Option<&str>) -> Markup {
+fn render(
+    context: &PageContext,
+    lists: &Lists<'_>,
+    zone: &TimeZone,
+    error: Option<&str>,
+) -> Markup {
     let csrf = &context.viewer.csrf;
     let zone_name = zone.iana_name().unwrap_or("UTC");
     let body = html! {

@@ -174,7 +174,7 @@ fn answered(store: &Store, zone: &TimeZone) -> Table {
         to: Timestamp::from_millisecond(START_MS + (DAYS + 1) * DAY_MS).expect("to"),
         zone: zone.clone(),
         bucket: BucketSize::Day,
-        group_by: Some(Dim::User),
+        group_by: Some(Dim::User.into()),
         filters: Filters::default(),
     };
     let series = store.read(move |conn| query::series(conn, Scope::Everyone, &query));

@@ -45,4 +45,5 @@ mod otlp;
 mod otlp_exporter;
 mod pages;
 mod prices;
+mod team_store;
 mod usage;

@@ -26,7 +26,7 @@ use jiff::tz::TimeZone;
 use proptest::prelude::*;
 use tokentally::auth::UserId;
 use tokentally::usage::buckets::BucketSize;
-use tokentally::usage::query::{self, Filters, NONE_LABEL, SeriesQuery};
+use tokentally::usage::query::{self, Filters, GroupBy, NONE_LABEL, SeriesQuery};
 use tokentally::usage::rollup::{self, Dim};
 use tokentally::usage::store::NewEvent;
 use tokentally::usage::{Scope, Totals};
@@ -344,7 +344,9 @@ fn oracle(events: &[OracleEvent], scope_user: Option<&str>, query: &SeriesQuery)
     let mut cells = Cells::new();
     for event in selected(events, scope_user, from, to, &query.filters) {
         let label = local_label(event.ts_ms, &query.zone, query.bucket);
-        let group = query.group_by.map(|dim| dim_of(event, dim).to_owned());
+        let group = query
+            .group_by
+            .map(|g| dim_of(event, g.dim().expect("grouped by a dimension")).to_owned());
         cells
             .entry((label, group))
             .or_default()
@@ -618,7 +620,7 @@ fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = ScopedQuery
                         to: Timestamp::from_millisecond(to).expect("ts"),
                         zone: TimeZone::get(ZONES[zone]).expect("zone"),
                         bucket,
-                        group_by,
+                        group_by: group_by.map(GroupBy::Dim),
                         filters: Filters {
                             users,
                             models,
