@@ -1,9 +1,12 @@
 //! Every route × every kind of caller: anonymous, member A, member B, an
-//! admin, A's ingest token and A's read token. The expected status of each
-//! pair is written down (and an admin's collector token must be answered
-//! as A's ingest token is, everywhere); then what B (and B's token)
-//! receives from every data route is searched for A's numbers, which must
-//! never appear.
+//! admin, A's ingest token, A's read token, the lead of team X, a member
+//! of X and a member of Y (A and B are in no team). The expected status of
+//! each pair is written down (and an admin's collector token must be
+//! answered as A's ingest token is, everywhere); then what B (and B's
+//! token) receives from every data route is searched for A's numbers,
+//! which must never appear, and the same for the team callers: a member
+//! sees nobody else's usage, the lead of X sees X's members' usage while
+//! they were in X and nothing of Y.
 
 use crate::common::{self, Browser, PASSWORD, TestApp, TestResponse};
 use axum::body::Body;
@@ -11,28 +14,38 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::json;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
+use tokentally::teams::store::{self, TeamError};
 
 /// Who is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caller {
+pub(crate) enum Caller {
     Anonymous,
     MemberA,
     MemberB,
     Admin,
     IngestTokenA,
     ReadTokenA,
+    /// "lx": the lead of team X.
+    LeadX,
+    /// "mx": a member of X.
+    MemberX,
+    /// "my": a member of Y.
+    MemberY,
     /// The admin's collector token: not a column of its own, it is
     /// expected to be answered as `IngestTokenA` is.
     CollectorAdmin,
 }
 
-const CALLERS: [Caller; 6] = [
+const CALLERS: [Caller; 9] = [
     Caller::Anonymous,
     Caller::MemberA,
     Caller::MemberB,
     Caller::Admin,
     Caller::IngestTokenA,
     Caller::ReadTokenA,
+    Caller::LeadX,
+    Caller::MemberX,
+    Caller::MemberY,
 ];
 
 /// What a request carries.
@@ -50,101 +63,126 @@ const SEE_OTHER: u16 = 303;
 /// (method, path, payload, expected status per caller in `CALLERS` order).
 /// Form posts carry harmless or refused input (a wrong current password,
 /// an unknown user), so one case never changes what the next one sees.
-fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
+fn cases() -> Vec<(Method, &'static str, Payload, [u16; 9])> {
     use Payload::*;
     let get = Method::GET;
     let post = Method::POST;
     let event = r#"{"id":"matrix-1","timestamp":"2026-06-10T10:00:00Z","model":"m","input_tokens":1,"output_tokens":1}"#;
     vec![
         // Public.
-        (get.clone(), "/login", None, [200, 303, 303, 303, 200, 200]),
-        (get.clone(), "/healthz", None, [200; 6]),
-        (get.clone(), "/readyz", None, [200; 6]),
-        (get.clone(), "/favicon.ico", None, [200; 6]),
-        (get.clone(), "/setup", None, [303; 6]),
+        (
+            get.clone(),
+            "/login",
+            None,
+            [200, 303, 303, 303, 200, 200, 303, 303, 303],
+        ),
+        (get.clone(), "/healthz", None, [200; 9]),
+        (get.clone(), "/readyz", None, [200; 9]),
+        (get.clone(), "/favicon.ico", None, [200; 9]),
+        (get.clone(), "/setup", None, [303; 9]),
         // Pages: a session, any role; admin pages: admins.
-        (get.clone(), "/", None, [303, 200, 200, 200, 303, 303]),
+        (
+            get.clone(),
+            "/",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
         (
             get.clone(),
             "/?view=a",
             None,
-            [303, 200, 403, 200, 303, 303],
+            [303, 200, 403, 200, 303, 303, 403, 403, 403],
         ),
         (
             get.clone(),
             "/?view=everyone",
             None,
-            [303, 403, 403, 200, 303, 303],
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
         ),
         (
             get.clone(),
             "/profile",
             None,
-            [303, 200, 200, 200, 303, 303],
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
         ),
-        (get.clone(), "/tokens", None, [303, 200, 200, 200, 303, 303]),
+        (
+            get.clone(),
+            "/tokens",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
         (
             get.clone(),
             "/admin/users",
             None,
-            [303, 403, 403, 200, 303, 303],
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
         ),
         (
             get.clone(),
             "/admin/audit",
             None,
-            [303, 403, 403, 200, 303, 303],
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
         ),
         (
             get.clone(),
             "/admin/audit.csv",
             None,
-            [303, 403, 403, 200, 303, 303],
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
         ),
         (
             get.clone(),
             "/no/such/page",
             None,
-            [303, 404, 404, 404, 303, 303],
+            [303, 404, 404, 404, 303, 303, 404, 404, 404],
         ),
         (
             get.clone(),
             "/metrics",
             None,
-            [401, 403, 403, 200, 403, 403],
+            [401, 403, 403, 200, 403, 403, 403, 403, 403],
         ),
-        (get.clone(), "/events", None, [303, 200, 200, 200, 303, 303]),
+        (
+            get.clone(),
+            "/events",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
         (
             get.clone(),
             "/events?view=a&sort=cost",
             None,
-            [303, 200, 403, 200, 303, 303],
+            [303, 200, 403, 200, 303, 303, 403, 403, 403],
         ),
-        (get.clone(), "/team", None, [303, 403, 403, 200, 303, 303]),
+        (
+            get.clone(),
+            "/team",
+            None,
+            [303, 403, 403, 200, 303, 303, 200, 403, 403],
+        ),
         (
             get.clone(),
             "/admin/prices",
             None,
-            [303, 403, 403, 200, 303, 303],
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
         ),
         (
             post.clone(),
             "/admin/prices",
             Form(&[("model", ""), ("input", "1"), ("output", "1")]),
-            [303, 403, 403, 422, 303, 303],
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
         ),
         (
             post.clone(),
             "/admin/prices/remove",
             Form(&[("model", "no-such-model"), ("from_ms", "0")]),
-            [303, 403, 403, 404, 303, 303],
+            [303, 403, 403, 404, 303, 303, 403, 403, 403],
         ),
         // Forms.
         (
             post.clone(),
             "/profile",
             Form(&[("display_name", "X"), ("email", ""), ("time_zone", "")]),
-            [303, 303, 303, 303, 303, 303],
+            [303, 303, 303, 303, 303, 303, 303, 303, 303],
         ),
         (
             post.clone(),
@@ -154,43 +192,43 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
                 ("new_password", "x"),
                 ("new_password_confirm", "x"),
             ]),
-            [303, 422, 422, 422, 303, 303],
+            [303, 422, 422, 422, 303, 303, 422, 422, 422],
         ),
         (
             post.clone(),
             "/profile/sessions/revoke",
             Form(&[]),
-            [303, 303, 303, 303, 303, 303],
+            [303, 303, 303, 303, 303, 303, 303, 303, 303],
         ),
         (
             post.clone(),
             "/tokens",
             Form(&[("name", "n"), ("scope", "bogus")]),
-            [303, 422, 422, 422, 303, 303],
+            [303, 422, 422, 422, 303, 303, 422, 422, 422],
         ),
         (
             post.clone(),
             "/tokens/999999/revoke",
             Form(&[]),
-            [303, 404, 404, 404, 303, 303],
+            [303, 404, 404, 404, 303, 303, 404, 404, 404],
         ),
         (
             post.clone(),
             "/admin/users",
             Form(&[("username", "-bad name-"), ("role", "member")]),
-            [303, 403, 403, 422, 303, 303],
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
         ),
         (
             post.clone(),
             "/admin/users/nobody/disable",
             Form(&[]),
-            [303, 403, 403, 404, 303, 303],
+            [303, 403, 403, 404, 303, 303, 403, 403, 403],
         ),
         (
             get.clone(),
             "/admin/identities",
             None,
-            [303, 403, 403, 200, 303, 303],
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
         ),
         (
             post.clone(),
@@ -200,113 +238,213 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
                 ("value", "nobody@example.com"),
                 ("user", "a"),
             ]),
-            [303, 403, 403, 422, 303, 303],
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
         ),
         (
             post.clone(),
             "/admin/identities/unlink",
             Form(&[("kind", "bogus"), ("value", "x")]),
-            [303, 403, 403, 422, 303, 303],
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
         ),
         (
             post.clone(),
             "/logout",
             Form(&[]),
-            [303, 303, 303, 303, 303, 303],
+            [303, 303, 303, 303, 303, 303, 303, 303, 303],
         ),
         // The read API: a session or a read token.
         (
             get.clone(),
             "/api/v1/usage",
             None,
-            [401, 200, 200, 200, 403, 200],
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
         ),
         (
             get.clone(),
             "/api/v1/usage?view=a",
             None,
-            [401, 200, 403, 200, 403, 200],
+            [401, 200, 403, 200, 403, 200, 403, 403, 403],
         ),
         (
             get.clone(),
             "/api/v1/usage?view=b",
             None,
-            [401, 403, 200, 200, 403, 403],
+            [401, 403, 200, 200, 403, 403, 403, 403, 403],
         ),
         (
             get.clone(),
             "/api/v1/usage/events",
             None,
-            [401, 200, 200, 200, 403, 200],
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
         ),
         (
             get.clone(),
             "/api/v1/usage/events.csv",
             None,
-            [401, 200, 200, 200, 403, 200],
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
         ),
         (
             get.clone(),
             "/api/v1/events",
             None,
-            [401, 200, 200, 200, 403, 200],
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
         ),
         (
             get.clone(),
             "/api/v1/events?view=b",
             None,
-            [401, 403, 200, 200, 403, 403],
+            [401, 403, 200, 200, 403, 403, 403, 403, 403],
         ),
         (
             get.clone(),
             "/api/v1/events.csv",
             None,
-            [401, 200, 200, 200, 403, 200],
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
         ),
-        (get.clone(), "/api/v1/openapi.json", None, [200; 6]),
+        (get.clone(), "/api/v1/openapi.json", None, [200; 9]),
+        // Teams: a team's usage for admins and its current leads; an
+        // unknown team is a bad request for an admin and, like a team one
+        // does not lead, refused for anyone else; a malformed name is a
+        // bad request for everyone.
+        (
+            get.clone(),
+            "/?view=team:x",
+            None,
+            [303, 403, 403, 200, 303, 303, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/?view=team:y",
+            None,
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/?view=team:nope",
+            None,
+            [303, 403, 403, 400, 303, 303, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/?view=team:bad%20name",
+            None,
+            [303, 400, 400, 400, 303, 303, 400, 400, 400],
+        ),
+        (
+            get.clone(),
+            "/?split=team&metric=cost",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            "/events?view=team:x&sort=cost",
+            None,
+            [303, 403, 403, 200, 303, 303, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/team?view=team:x",
+            None,
+            [303, 403, 403, 200, 303, 303, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?group_by=team",
+            None,
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?view=team:x",
+            None,
+            [401, 403, 403, 200, 403, 403, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?view=team:nope",
+            None,
+            [401, 403, 403, 400, 403, 403, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events?view=team:x",
+            None,
+            [401, 403, 403, 200, 403, 403, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events.csv?view=team:y",
+            None,
+            [401, 403, 403, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/admin/teams",
+            None,
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/teams",
+            Form(&[("name", "-bad name-")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/teams/members",
+            Form(&[("team", "nope"), ("user", "a")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/teams/members/remove",
+            Form(&[("team", "x"), ("user", "a")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
         // Ingest: an ingest token only.
         (
             post.clone(),
             "/api/v1/events",
             Json("application/x-ndjson", event),
-            [401, 401, 401, 401, 200, 403],
+            [401, 401, 401, 401, 200, 403, 401, 401, 401],
         ),
         (
             post.clone(),
             "/api/v1/ingest/litellm",
             Json("application/json", "[]"),
-            [401, 401, 401, 401, 200, 403],
+            [401, 401, 401, 401, 200, 403, 401, 401, 401],
         ),
         (
             post.clone(),
             "/v1/metrics",
             Json("application/json", "{}"),
-            [401, 401, 401, 401, 200, 403],
+            [401, 401, 401, 401, 200, 403, 401, 401, 401],
         ),
         (
             post.clone(),
             "/v1/logs",
             Json("application/json", "{}"),
-            [401, 401, 401, 401, 200, 403],
+            [401, 401, 401, 401, 200, 403, 401, 401, 401],
         ),
         (
             post.clone(),
             "/v1/traces",
             Json("application/json", "{}"),
-            [401, 401, 401, 401, 200, 403],
+            [401, 401, 401, 401, 200, 403, 401, 401, 401],
         ),
     ]
 }
 
-struct World {
-    app: TestApp,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
     ingest_a: String,
     read_a: String,
     ingest_b: String,
     collector: String,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let app = TestApp::new().await;
     app.create_user("root", Role::Admin).await;
     app.create_user("a", Role::Member).await;
@@ -315,6 +453,24 @@ async fn world() -> World {
     let read_a = app.create_token("a", TokenScope::Read).await;
     let ingest_b = app.create_token("b", TokenScope::Ingest).await;
     let collector = app.create_token("root", TokenScope::Collector).await;
+    // Team X (led by lx, with mx) and team Y (with my); first memberships,
+    // so each holds its members' whole past.
+    for name in ["lx", "mx", "my"] {
+        app.create_user(name, Role::Member).await;
+    }
+    app.state
+        .db
+        .write(|conn| {
+            for team in ["x", "y"] {
+                store::create(conn, team, 0)?;
+            }
+            for (team, user, lead) in [("x", "lx", true), ("x", "mx", false), ("y", "my", false)] {
+                store::add_member(conn, team, user, lead, None, 0)?;
+            }
+            Ok::<_, TeamError>(())
+        })
+        .await
+        .expect("teams");
     World {
         app,
         ingest_a,
@@ -327,11 +483,14 @@ async fn world() -> World {
 impl World {
     /// A fresh session for the caller (each case gets its own, since some
     /// cases end their session).
-    async fn browser(&self, caller: Caller) -> Option<Browser> {
+    pub(crate) async fn browser(&self, caller: Caller) -> Option<Browser> {
         let name = match caller {
             Caller::MemberA => "a",
             Caller::MemberB => "b",
             Caller::Admin => "root",
+            Caller::LeadX => "lx",
+            Caller::MemberX => "mx",
+            Caller::MemberY => "my",
             _ => return None,
         };
         Some(self.app.login_browser(name, PASSWORD).await)
@@ -443,7 +602,7 @@ const A_PROJECT: &str = "project-secret-of-a";
 const A_SESSION: &str = "session-secret-of-a";
 const A_MACHINE: &str = "machine-of-a";
 
-async fn send_events(world: &World, token: &str, events: serde_json::Value) {
+pub(crate) async fn send_events(world: &World, token: &str, events: serde_json::Value) {
     let response = world
         .app
         .post_bytes(
@@ -455,6 +614,45 @@ async fn send_events(world: &World, token: &str, events: serde_json::Value) {
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
 }
+
+/// Every data URL a member may open (each answers them 200): what they
+/// receive is searched for the usage of others.
+pub(crate) const DATA_PATHS: [&str; 32] = [
+    "/",
+    "/?view=me",
+    "/?split=activity&metric=cost",
+    "/events",
+    "/events?sort=input_tokens&model=model-only-a-uses",
+    "/events?user=a",
+    "/api/v1/usage",
+    "/api/v1/usage?group_by=model",
+    "/api/v1/usage?group_by=user",
+    "/api/v1/usage?group_by=project&bucket=month",
+    // By team: each call's team is read from the memberships.
+    "/?split=team&metric=cost",
+    "/api/v1/usage?group_by=team",
+    "/api/v1/usage?group_by=team&bucket=hour&range=7d&tz=Asia/Kolkata",
+    "/api/v1/usage?user=a",
+    "/api/v1/usage/events",
+    "/api/v1/usage/events?user=a&sort=input_tokens",
+    "/api/v1/usage/events.csv",
+    "/api/v1/usage/events.csv?model=model-only-a-uses",
+    "/api/v1/events",
+    "/api/v1/events?user=a&sort=input_tokens",
+    "/api/v1/events.csv",
+    "/api/v1/events.csv?model=model-only-a-uses&tz=Asia/Kolkata",
+    // Sessions and machines are read from raw events: the same fence.
+    "/?session=session-secret-of-a",
+    "/events?session=session-secret-of-a",
+    "/events?machine=machine-of-a&sort=session",
+    "/api/v1/usage?session=session-secret-of-a&group_by=user",
+    "/api/v1/usage?machine=machine-of-a&bucket=hour&range=7d",
+    "/api/v1/events?session=session-secret-of-a",
+    "/api/v1/events?sort=machine",
+    "/api/v1/events.csv?machine=machine-of-a",
+    "/tokens",
+    "/profile",
+];
 
 #[tokio::test]
 async fn what_b_receives_never_contains_a_s_usage() {
@@ -491,38 +689,7 @@ async fn what_b_receives_never_contains_a_s_usage() {
         A_SESSION.to_owned(),
         A_MACHINE.to_owned(),
     ];
-    let data_paths = [
-        "/",
-        "/?view=me",
-        "/?split=activity&metric=cost",
-        "/events",
-        "/events?sort=input_tokens&model=model-only-a-uses",
-        "/events?user=a",
-        "/api/v1/usage",
-        "/api/v1/usage?group_by=model",
-        "/api/v1/usage?group_by=user",
-        "/api/v1/usage?group_by=project&bucket=month",
-        "/api/v1/usage?user=a",
-        "/api/v1/usage/events",
-        "/api/v1/usage/events?user=a&sort=input_tokens",
-        "/api/v1/usage/events.csv",
-        "/api/v1/usage/events.csv?model=model-only-a-uses",
-        "/api/v1/events",
-        "/api/v1/events?user=a&sort=input_tokens",
-        "/api/v1/events.csv",
-        "/api/v1/events.csv?model=model-only-a-uses&tz=Asia/Kolkata",
-        // Sessions and machines are read from raw events: the same fence.
-        "/?session=session-secret-of-a",
-        "/events?session=session-secret-of-a",
-        "/events?machine=machine-of-a&sort=session",
-        "/api/v1/usage?session=session-secret-of-a&group_by=user",
-        "/api/v1/usage?machine=machine-of-a&bucket=hour&range=7d",
-        "/api/v1/events?session=session-secret-of-a",
-        "/api/v1/events?sort=machine",
-        "/api/v1/events.csv?machine=machine-of-a",
-        "/tokens",
-        "/profile",
-    ];
+    let data_paths = DATA_PATHS;
     for path in data_paths {
         let by_session = world.app.get(path, Some(&b.cookie)).await;
         let by_token = world

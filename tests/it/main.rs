@@ -45,5 +45,6 @@ mod otlp;
 mod otlp_exporter;
 mod pages;
 mod prices;
+mod team_access;
 mod team_store;
 mod usage;
