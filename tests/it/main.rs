@@ -46,5 +46,6 @@ mod otlp_exporter;
 mod pages;
 mod prices;
 mod team_access;
+mod team_pages;
 mod team_store;
 mod usage;
