@@ -180,7 +180,8 @@ fn print_list(teams: &[Team], memberships: &[Membership], json: bool) {
             continue;
         }
         let current = members.iter().filter(|m| m.is_current()).count();
-        println!("{} ({current} members)", team.name);
+        let plural = if current == 1 { "" } else { "s" };
+        println!("{} ({current} member{plural} now)", team.name);
         for member in members {
             let lead = if member.lead { "lead" } else { "" };
             let span = match member.until_ms {

@@ -22,6 +22,7 @@ mod audit;
 mod backup;
 mod binary;
 mod browser;
+mod cli_team;
 mod cli_token;
 mod cli_usage;
 mod crash;
