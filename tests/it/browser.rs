@@ -17,6 +17,7 @@ use tokentally::auth::Role;
 use tokentally::clock::Clock as _;
 use tokentally::demo::{self, Workload};
 use tokentally::model::{IdentityKey, IdentityKind};
+use tokentally::teams;
 use tokentally::usage::identities;
 use tokentally::usage::store::{Inserter, NewEvent};
 
@@ -76,6 +77,22 @@ async fn served_app() -> (TestApp, String) {
         })
         .await
         .expect("identities");
+    // Teams for the team pages: ada's whole past is platform's; grace was
+    // in platform and leads research from ten days ago.
+    let moved_ms = now_ms - 10 * 86_400_000;
+    app.state
+        .db
+        .write(move |conn| {
+            for team in ["platform", "research"] {
+                teams::store::create(conn, team, now_ms)?;
+            }
+            teams::store::add_member(conn, "platform", "ada", true, None, now_ms)?;
+            teams::store::add_member(conn, "platform", "grace", false, None, now_ms)?;
+            teams::store::add_member(conn, "research", "grace", true, Some(moved_ms), now_ms)?;
+            Ok::<_, teams::TeamError>(())
+        })
+        .await
+        .expect("teams");
     let address = app.serve().await;
     (app, format!("http://{address}"))
 }
@@ -384,10 +401,13 @@ fn accessibility(base: &str) {
         "/?split=activity&metric=cost",
         "/events",
         "/events?sort=cost&order=asc",
+        "/?split=team&view=everyone",
         "/team",
+        "/?view=team:research",
         "/admin/prices",
         "/admin/users",
         "/admin/identities",
+        "/admin/teams",
         "/admin/audit",
         "/profile",
         "/tokens",
@@ -410,6 +430,21 @@ fn accessibility(base: &str) {
         browser.click("form[action='/logout'] button");
         // Signed out before the next round opens /login (which redirects
         // a signed-in browser away).
+        browser.wait_for("return location.pathname === '/login'");
+        // A team lead's pages: their team, and its usage.
+        sign_in(&browser, base, "grace");
+        for page in [
+            "/team",
+            "/?view=team:research",
+            "/events?view=team:research",
+        ] {
+            browser.goto(&format!("{base}{page}"));
+            for violation in axe_violations(&browser) {
+                problems.push(format!("{page} as a lead ({scheme}): {violation}"));
+            }
+        }
+        browser.goto(&format!("{base}/"));
+        browser.click("form[action='/logout'] button");
         browser.wait_for("return location.pathname === '/login'");
     }
     assert!(problems.is_empty(), "axe found:\n{}", problems.join("\n"));
@@ -436,6 +471,7 @@ fn accessibility(base: &str) {
             "/team",
             "/admin/users",
             "/admin/identities",
+            "/admin/teams",
             "/admin/audit",
             "/tokens",
         ] {
