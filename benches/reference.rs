@@ -81,7 +81,7 @@ fn cases(conn: &Connection) -> Vec<Case> {
                 to: ts(end),
                 zone: zone.clone(),
                 bucket,
-                group_by,
+                group_by: group_by.map(Into::into),
                 filters: Filters {
                     users,
                     ..Filters::default()

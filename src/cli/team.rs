@@ -12,6 +12,7 @@ use super::usage::{UsageCommandError, open, parse_bound, parse_zone};
 use crate::audit;
 use crate::db::Db;
 use crate::model::Action;
+use crate::teams::membership;
 use crate::teams::store::{self, BEGINNING_MS, Membership, Team, TeamError};
 
 #[derive(Debug, Subcommand)]
@@ -123,7 +124,7 @@ async fn dispatch(db: &Db, command: TeamCommand) -> Result<(), TeamCommandError>
             let since = time("--since", since.as_deref(), tz.as_deref())?;
             let text = db
                 .write(move |conn| {
-                    let done = store::add_member(conn, &team, &user, lead, since, now_ms)?;
+                    let done = membership::add_member(conn, &team, &user, lead, since, now_ms)?;
                     let target = format!("team:{}", done.team);
                     audit::record_cli(conn, done.added.action(), target, done.details())?;
                     Ok::<_, TeamError>(done.describe())
@@ -135,7 +136,7 @@ async fn dispatch(db: &Db, command: TeamCommand) -> Result<(), TeamCommandError>
             let at = time("--at", at.as_deref(), tz.as_deref())?;
             let ended = db
                 .write(move |conn| {
-                    let ended = store::remove_member(conn, &team, &user, at, now_ms)?;
+                    let ended = membership::remove_member(conn, &team, &user, at, now_ms)?;
                     let until = ended.until_ms.map(store::time_text);
                     let details = serde_json::json!({"user": ended.username, "until": until});
                     let target = format!("team:{}", ended.team_name);

@@ -18,8 +18,10 @@
 //! `view=team:NAME`) and `usage` (which reads the memberships); it imports
 //! only `db` and `model`.
 
+pub mod membership;
 pub mod store;
 pub mod timeline;
 
+pub use membership::{Added, MemberAdded};
 pub use store::{Membership, Team, TeamError};
 pub use timeline::Timeline;

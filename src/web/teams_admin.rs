@@ -23,6 +23,7 @@ use crate::audit::Note;
 use crate::auth::{RequireAdmin, users};
 use crate::error::AppError;
 use crate::model::{Action, User};
+use crate::teams::membership;
 use crate::teams::store::{self, BEGINNING_MS, Membership, Team, TeamError};
 use crate::usage::params;
 use crate::web::WebState;
@@ -298,7 +299,7 @@ pub async fn add_member(
     let (team, user) = (form.team, form.user);
     let added = state
         .db
-        .write(move |conn| store::add_member(conn, &team, &user, lead, since, now_ms))
+        .write(move |conn| membership::add_member(conn, &team, &user, lead, since, now_ms))
         .await;
     match added {
         Ok(done) => {
@@ -332,7 +333,7 @@ pub async fn remove_member(
     let (team, user) = (form.team, form.user);
     let ended = state
         .db
-        .write(move |conn| store::remove_member(conn, &team, &user, None, now_ms))
+        .write(move |conn| membership::remove_member(conn, &team, &user, None, now_ms))
         .await;
     match ended {
         Ok(ended) => {

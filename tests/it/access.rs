@@ -14,6 +14,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::json;
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
+use tokentally::teams::membership;
 use tokentally::teams::store::{self, TeamError};
 
 /// Who is calling.
@@ -465,7 +466,7 @@ pub(crate) async fn world() -> World {
                 store::create(conn, team, 0)?;
             }
             for (team, user, lead) in [("x", "lx", true), ("x", "mx", false), ("y", "my", false)] {
-                store::add_member(conn, team, user, lead, None, 0)?;
+                membership::add_member(conn, team, user, lead, None, 0)?;
             }
             Ok::<_, TeamError>(())
         })

@@ -86,9 +86,9 @@ async fn served_app() -> (TestApp, String) {
             for team in ["platform", "research"] {
                 teams::store::create(conn, team, now_ms)?;
             }
-            teams::store::add_member(conn, "platform", "ada", true, None, now_ms)?;
-            teams::store::add_member(conn, "platform", "grace", false, None, now_ms)?;
-            teams::store::add_member(conn, "research", "grace", true, Some(moved_ms), now_ms)?;
+            teams::membership::add_member(conn, "platform", "ada", true, None, now_ms)?;
+            teams::membership::add_member(conn, "platform", "grace", false, None, now_ms)?;
+            teams::membership::add_member(conn, "research", "grace", true, Some(moved_ms), now_ms)?;
             Ok::<_, teams::TeamError>(())
         })
         .await

@@ -48,5 +48,6 @@ mod pages;
 mod prices;
 mod team_access;
 mod team_pages;
+mod team_reads;
 mod team_store;
 mod usage;

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
 use tokentally::model::format;
-use tokentally::teams::store::{self, TeamError};
+use tokentally::teams::membership;
+use tokentally::teams::store::TeamError;
 
 use crate::access::{Caller, DATA_PATHS, World, send_events, world};
 use crate::common::TestResponse;
@@ -132,8 +133,8 @@ async fn organise(world: &World) {
                 .parse::<jiff::Timestamp>()
                 .expect("instant")
                 .as_millisecond();
-            store::add_member(conn, "y", "mv", false, None, now)?;
-            store::add_member(conn, "x", "mv", false, Some(moved), now)?;
+            membership::add_member(conn, "y", "mv", false, None, now)?;
+            membership::add_member(conn, "x", "mv", false, Some(moved), now)?;
             Ok::<_, TeamError>(())
         })
         .await

@@ -283,6 +283,9 @@ async fn refused_changes_say_why_and_change_nothing() {
     assert_eq!(f.usage_by_team().await, before);
 }
 
+/// (who, path, status, what the page shows, what it must not).
+type PageCase<'a> = (&'a str, String, StatusCode, Vec<&'a str>, Vec<&'a str>);
+
 #[tokio::test]
 async fn every_state_of_the_team_pages_renders() {
     let f = fixture().await;
@@ -317,8 +320,7 @@ async fn every_state_of_the_team_pages_renders() {
     let ada = f.app.login_browser("ada", crate::common::PASSWORD).await;
     let cat = f.app.login_browser("cat", crate::common::PASSWORD).await;
     let admin = f.admin.cookie.as_str();
-    // (who, path, status, what the page shows, what it must not).
-    let cases: Vec<(&str, String, StatusCode, Vec<&str>, Vec<&str>)> = vec![
+    let cases: Vec<PageCase<'_>> = vec![
         (
             admin,
             format!("/team?{RANGE}"),
