@@ -51,7 +51,7 @@ const CALLERS: [Caller; 9] = [
 
 /// What a request carries.
 #[derive(Debug, Clone, Copy)]
-enum Payload {
+pub(crate) enum Payload {
     None,
     /// A form, with the caller's CSRF token when it has a session.
     Form(&'static [(&'static str, &'static str)]),
@@ -59,17 +59,19 @@ enum Payload {
     Json(&'static str, &'static str),
 }
 
-const SEE_OTHER: u16 = 303;
+pub(crate) const SEE_OTHER: u16 = 303;
 
 /// (method, path, payload, expected status per caller in `CALLERS` order).
 /// Form posts carry harmless or refused input (a wrong current password,
 /// an unknown user), so one case never changes what the next one sees.
-fn cases() -> Vec<(Method, &'static str, Payload, [u16; 9])> {
+pub(crate) type Case = (Method, &'static str, Payload, [u16; 9]);
+
+fn cases() -> Vec<Case> {
     use Payload::*;
     let get = Method::GET;
     let post = Method::POST;
     let event = r#"{"id":"matrix-1","timestamp":"2026-06-10T10:00:00Z","model":"m","input_tokens":1,"output_tokens":1}"#;
-    vec![
+    let mut cases = vec![
         // Public.
         (
             get.clone(),
@@ -303,106 +305,6 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 9])> {
             [401, 200, 200, 200, 403, 200, 200, 200, 200],
         ),
         (get.clone(), "/api/v1/openapi.json", None, [200; 9]),
-        // Teams: a team's usage for admins and its current leads; an
-        // unknown team is a bad request for an admin and, like a team one
-        // does not lead, refused for anyone else; a malformed name is a
-        // bad request for everyone.
-        (
-            get.clone(),
-            "/?view=team:x",
-            None,
-            [303, 403, 403, 200, 303, 303, 200, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/?view=team:y",
-            None,
-            [303, 403, 403, 200, 303, 303, 403, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/?view=team:nope",
-            None,
-            [303, 403, 403, 400, 303, 303, 403, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/?view=team:bad%20name",
-            None,
-            [303, 400, 400, 400, 303, 303, 400, 400, 400],
-        ),
-        (
-            get.clone(),
-            "/?split=team&metric=cost",
-            None,
-            [303, 200, 200, 200, 303, 303, 200, 200, 200],
-        ),
-        (
-            get.clone(),
-            "/events?view=team:x&sort=cost",
-            None,
-            [303, 403, 403, 200, 303, 303, 200, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/team?view=team:x",
-            None,
-            [303, 403, 403, 200, 303, 303, 200, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/api/v1/usage?group_by=team",
-            None,
-            [401, 200, 200, 200, 403, 200, 200, 200, 200],
-        ),
-        (
-            get.clone(),
-            "/api/v1/usage?view=team:x",
-            None,
-            [401, 403, 403, 200, 403, 403, 200, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/api/v1/usage?view=team:nope",
-            None,
-            [401, 403, 403, 400, 403, 403, 403, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/api/v1/events?view=team:x",
-            None,
-            [401, 403, 403, 200, 403, 403, 200, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/api/v1/events.csv?view=team:y",
-            None,
-            [401, 403, 403, 200, 403, 403, 403, 403, 403],
-        ),
-        (
-            get.clone(),
-            "/admin/teams",
-            None,
-            [303, 403, 403, 200, 303, 303, 403, 403, 403],
-        ),
-        (
-            post.clone(),
-            "/admin/teams",
-            Form(&[("name", "-bad name-")]),
-            [303, 403, 403, 422, 303, 303, 403, 403, 403],
-        ),
-        (
-            post.clone(),
-            "/admin/teams/members",
-            Form(&[("team", "nope"), ("user", "a")]),
-            [303, 403, 403, 422, 303, 303, 403, 403, 403],
-        ),
-        (
-            post.clone(),
-            "/admin/teams/members/remove",
-            Form(&[("team", "x"), ("user", "a")]),
-            [303, 403, 403, 422, 303, 303, 403, 403, 403],
-        ),
         // Ingest: an ingest token only.
         (
             post.clone(),
@@ -434,7 +336,10 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 9])> {
             Json("application/json", "{}"),
             [401, 401, 401, 401, 200, 403, 401, 401, 401],
         ),
-    ]
+    ];
+    // The team routes and views, written down with the team callers.
+    cases.extend(crate::team_access::cases());
+    cases
 }
 
 pub(crate) struct World {

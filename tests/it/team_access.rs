@@ -6,7 +6,7 @@
 //! move, nor A's, who is in no team).
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tokentally::auth::Role;
 use tokentally::auth::tokens::TokenScope;
@@ -14,7 +14,7 @@ use tokentally::model::format;
 use tokentally::teams::membership;
 use tokentally::teams::store::TeamError;
 
-use crate::access::{Caller, DATA_PATHS, World, send_events, world};
+use crate::access::{Caller, Case, DATA_PATHS, Payload, World, send_events, world};
 use crate::common::TestResponse;
 
 /// One caller's usage: an input count, a cost and a model only it has.
@@ -117,6 +117,114 @@ const TEAM_Y_PATHS: [&str; 4] = [
     "/api/v1/usage?view=team:y&group_by=user",
     "/api/v1/events.csv?view=team:y",
 ];
+
+/// The team routes and views × every caller of the matrix (`access`):
+/// a team's usage for admins and its current leads; an unknown team is a
+/// bad request for an admin and, like a team one does not lead, refused
+/// for anyone else; a malformed name is a bad request for everyone.
+pub(crate) fn cases() -> Vec<Case> {
+    use Payload::*;
+    let get = Method::GET;
+    let post = Method::POST;
+    vec![
+        (
+            get.clone(),
+            "/?view=team:x",
+            None,
+            [303, 403, 403, 200, 303, 303, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/?view=team:y",
+            None,
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/?view=team:nope",
+            None,
+            [303, 403, 403, 400, 303, 303, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/?view=team:bad%20name",
+            None,
+            [303, 400, 400, 400, 303, 303, 400, 400, 400],
+        ),
+        (
+            get.clone(),
+            "/?split=team&metric=cost",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            "/events?view=team:x&sort=cost",
+            None,
+            [303, 403, 403, 200, 303, 303, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/team?view=team:x",
+            None,
+            [303, 403, 403, 200, 303, 303, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?group_by=team",
+            None,
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?view=team:x",
+            None,
+            [401, 403, 403, 200, 403, 403, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage?view=team:nope",
+            None,
+            [401, 403, 403, 400, 403, 403, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events?view=team:x",
+            None,
+            [401, 403, 403, 200, 403, 403, 200, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events.csv?view=team:y",
+            None,
+            [401, 403, 403, 200, 403, 403, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/admin/teams",
+            None,
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/teams",
+            Form(&[("name", "-bad name-")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/teams/members",
+            Form(&[("team", "nope"), ("user", "a")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/teams/members/remove",
+            Form(&[("team", "x"), ("user", "a")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+    ]
+}
 
 async fn organise(world: &World) {
     world.app.create_user("mv", Role::Member).await;
