@@ -23,6 +23,7 @@ use crate::ingest::otlp::{ClaudeCodeSignal, series};
 use crate::model::Actor;
 use crate::model::Role;
 use crate::secret::random_password;
+use crate::teams;
 
 /// Everything `serve` needs, after defaults, config file, env and flags
 /// have been merged.
@@ -393,6 +394,31 @@ async fn start_demo(state: &AppState) -> Result<(), ServeError> {
                 .collect::<Result<Vec<_>, users::UserError>>()
         })
         .await?;
+
+    // Two teams, with history: grace leads platform, where alan was until
+    // three months ago, when he moved to research (whose lead is nobody:
+    // an admin sees it).
+    let now_ms = state.clock.now().as_millisecond();
+    let teams = state
+        .db
+        .write(move |conn| {
+            let moved_ms = now_ms - 90 * 86_400_000;
+            for team in ["platform", "research"] {
+                teams::store::create(conn, team, now_ms)?;
+            }
+            for (team, user, lead, since) in [
+                ("platform", "grace", true, None),
+                ("platform", "alan", false, None),
+                ("research", "alan", false, Some(moved_ms)),
+            ] {
+                teams::membership::add_member(conn, team, user, lead, since, now_ms)?;
+            }
+            Ok::<_, teams::TeamError>(())
+        })
+        .await;
+    if let Err(e) = teams {
+        tracing::warn!(error = %e, "the demo teams could not be made");
+    }
 
     println!("Demo mode: a fresh demo database with a year of usage. Sign in as:");
     for (username, _, role, password, _) in &accounts {

@@ -68,17 +68,20 @@ pub(super) fn read(
     group_by: Option<GroupBy>,
     ranges: &[(i64, i64)],
 ) -> Result<HashMap<i64, Vec<Totals>>, DbError> {
-    let by_team = group_by == Some(GroupBy::Team);
-    let Some(fence) = constraints.team.filter(|_| !by_team) else {
-        if !by_team {
-            return cells::read_cells(conn, constraints, group_by.and_then(GroupBy::dim), ranges);
+    let fence = match (constraints.team, group_by) {
+        (_, Some(GroupBy::Team)) => {
+            let pieces = Pieces::new(conn, constraints.team, ranges)?;
+            let mut out = HashMap::new();
+            for (range, team, _, totals) in pieces.by_user(conn, constraints)? {
+                add(&mut out, team, range, ranges.len(), &totals)?;
+            }
+            return Ok(out);
         }
-        let pieces = Pieces::new(conn, constraints.team, ranges)?;
-        let mut out = HashMap::new();
-        for (range, team, _, totals) in pieces.by_user(conn, constraints)? {
-            add(&mut out, team, range, ranges.len(), &totals)?;
+        (Some(fence), _) => fence,
+        (None, _) => {
+            let dim = group_by.and_then(GroupBy::dim);
+            return cells::read_cells(conn, constraints, dim, ranges);
         }
-        return Ok(out);
     };
     // Fenced to a team, grouped otherwise: the pieces with the same
     // members are read together, for those members only.

@@ -160,9 +160,23 @@ fn when(ms: i64, zone: &TimeZone) -> String {
     }
 }
 
+/// Past memberships shown per team, the latest first; the rest are
+/// counted (`tokentally team list` shows them all).
+const PAST_ROWS: usize = 20;
+
 fn team_card(csrf: &str, team: &Team, memberships: &[Membership], zone: &TimeZone) -> Markup {
     let id = format!("team-{}", team.id);
-    let members: Vec<&Membership> = memberships.iter().filter(|m| m.team == team.id).collect();
+    let mut members: Vec<&Membership> = memberships
+        .iter()
+        .filter(|m| m.team == team.id && m.is_current())
+        .collect();
+    let mut past: Vec<&Membership> = memberships
+        .iter()
+        .filter(|m| m.team == team.id && !m.is_current())
+        .collect();
+    past.sort_by_key(|m| std::cmp::Reverse(m.until_ms));
+    let earlier = past.len().saturating_sub(PAST_ROWS);
+    members.extend(past.into_iter().take(PAST_ROWS));
     html! {
         section.card aria-labelledby=(id) {
             h2 #(id) { "Team " (team.name) }
@@ -185,6 +199,9 @@ fn team_card(csrf: &str, team: &Team, memberships: &[Membership], zone: &TimeZon
                             }
                         }
                     }
+                }
+                @if earlier > 0 {
+                    p { (earlier) " earlier memberships are not shown (" code { "tokentally team list" } " lists them all)." }
                 }
             }
         }

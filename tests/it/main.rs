@@ -47,6 +47,7 @@ mod otlp_exporter;
 mod pages;
 mod prices;
 mod team_access;
+mod team_page_bounds;
 mod team_pages;
 mod team_reads;
 mod team_store;
