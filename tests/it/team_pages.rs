@@ -123,6 +123,10 @@ async fn an_admin_organises_teams_and_each_call_counts_for_the_team_of_its_time(
             ("web".to_owned(), 1000 + 2000 + 1000),
         ]
     );
+    // ada leads web: she sees it, until she is no longer in it.
+    let ada = f.app.login_browser("ada", crate::common::PASSWORD).await;
+    let led = f.app.get("/?view=team:web", Some(&ada.cookie)).await;
+    assert_eq!(led.status, StatusCode::OK);
     // Removing ada from web now leaves her past with web.
     let removed = f
         .submit(
@@ -132,6 +136,14 @@ async fn an_admin_organises_teams_and_each_call_counts_for_the_team_of_its_time(
         .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     assert_eq!(f.usage_by_team().await[2], ("web".to_owned(), 4000));
+    for path in ["/?view=team:web", "/team", "/api/v1/usage?view=team:web"] {
+        let after = f.app.get(path, Some(&ada.cookie)).await;
+        assert_eq!(
+            after.status,
+            StatusCode::FORBIDDEN,
+            "{path}: no longer a lead"
+        );
+    }
     // The notice says what happened; the page lists current and past.
     let page = f.app.get("/admin/teams", Some(&f.admin.cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
