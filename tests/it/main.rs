@@ -34,6 +34,7 @@ mod hostile;
 mod http;
 mod identities;
 mod identity_page;
+mod identity_sdk;
 mod identity_store;
 mod import;
 mod ingest;
