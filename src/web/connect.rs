@@ -182,19 +182,29 @@ async fn find_mark(session: &Session, since: i64) -> Result<Option<i64>, AppErro
     Ok(marks.iter().find(|m| m.opened_ms == since).map(|m| m.after))
 }
 
+/// A refused query parameter: its name, and why (starting with the name).
+type ParamError = (String, String);
+
 /// `since`, the only parameter of the page and the status: Unix ms.
-fn since_param(query: Option<&str>) -> Result<Option<i64>, String> {
+fn since_param(query: Option<&str>) -> Result<Option<i64>, ParamError> {
     let mut since = None;
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match name.as_ref() {
             "since" => {
-                let parsed = value
-                    .trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("since: {value:?} is not a time in Unix milliseconds"))?;
+                let parsed = value.trim().parse::<i64>().map_err(|_| {
+                    (
+                        "since".to_owned(),
+                        format!("since: {value:?} is not a time in Unix milliseconds"),
+                    )
+                })?;
                 since = Some(parsed);
             }
-            other => return Err(format!("{other}: unknown parameter (only since)")),
+            other => {
+                return Err((
+                    other.to_owned(),
+                    format!("{other}: unknown parameter (only since)"),
+                ));
+            }
         }
     }
     Ok(since)
@@ -257,7 +267,8 @@ pub async fn page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let since = since_param(query.as_deref()).map_err(AppError::BadRequest)?;
+    let since =
+        since_param(query.as_deref()).map_err(|(_, reason)| AppError::BadRequest(reason))?;
     let user = context.viewer.user.clone();
     let check = match since {
         Some(since) => match find_mark(&session, since).await? {
@@ -373,12 +384,15 @@ async fn status_answer(
     session: &Session,
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let bad = |reason: String| {
-        ApiError::new(StatusCode::BAD_REQUEST, reason.clone()).field("since", reason)
+    let bad = |(field, reason): ParamError| {
+        ApiError::new(StatusCode::BAD_REQUEST, reason.clone()).field(field, reason)
     };
-    let since = since_param(query)
-        .map_err(bad)?
-        .ok_or_else(|| bad("since: required (the time the Connect page was opened)".into()))?;
+    let since = since_param(query).map_err(bad)?.ok_or_else(|| {
+        bad((
+            "since".to_owned(),
+            "since: required (the time the Connect page was opened)".to_owned(),
+        ))
+    })?;
     let Some(mark) = find_mark(session, since).await.map_err(ApiError::from)? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -475,7 +489,13 @@ mod tests {
     fn since_is_strict() {
         assert_eq!(since_param(None), Ok(None));
         assert_eq!(since_param(Some("since=123")), Ok(Some(123)));
-        assert!(since_param(Some("since=abc")).is_err());
-        assert!(since_param(Some("view=a")).is_err());
+        assert_eq!(
+            since_param(Some("since=abc")).map_err(|(field, _)| field),
+            Err("since".to_owned())
+        );
+        assert_eq!(
+            since_param(Some("since=1&view=a")).map_err(|(field, _)| field),
+            Err("view".to_owned())
+        );
     }
 }
