@@ -24,7 +24,7 @@ use tower_sessions::Session;
 
 use super::WebState;
 use super::account::tokens::create_token;
-use super::connect_views::{self, ConnectView};
+use super::connect_views::{self, BaseUrl, Check, ConnectView};
 use super::headers::no_store;
 use super::page::PageContext;
 use crate::audit::Note;
@@ -45,30 +45,6 @@ pub struct ConnectSettings {
     /// The server counts Claude Code's usage from its log events
     /// (`--claude-code-otel logs`) rather than its metrics.
     pub claude_code_logs: bool,
-}
-
-/// This instance's address, as the page shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BaseUrl {
-    /// `public_url`, as configured (without a trailing `/`).
-    Configured(String),
-    /// Made from the request's `Host` header: what this browser used,
-    /// which may not be what other machines can reach.
-    Guessed(String),
-    /// Neither: a placeholder.
-    Unknown,
-}
-
-/// Shown when the address cannot be told.
-pub const PLACEHOLDER_URL: &str = "https://tokentally.example.com";
-
-impl BaseUrl {
-    pub fn url(&self) -> &str {
-        match self {
-            BaseUrl::Configured(url) | BaseUrl::Guessed(url) => url,
-            BaseUrl::Unknown => PLACEHOLDER_URL,
-        }
-    }
 }
 
 /// The configured public URL, else one guessed from `Host` when that is a
@@ -208,46 +184,6 @@ fn since_param(query: Option<&str>) -> Result<Option<i64>, ParamError> {
         }
     }
     Ok(since)
-}
-
-/// What the check says: nothing yet, or the events that arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// The time the page was opened (the `since` of the status URL).
-    pub since_ms: i64,
-    /// The events that arrived; `None` before the first check.
-    pub arrivals: Option<Arrivals>,
-}
-
-impl Check {
-    pub fn received(&self) -> bool {
-        self.arrivals.is_some_and(|a| a.events > 0)
-    }
-
-    /// The sentence the page and the status answer show.
-    pub fn text(&self, admin: bool, zone: &jiff::tz::TimeZone) -> String {
-        match self.arrivals {
-            Some(Arrivals {
-                events,
-                last_ms: Some(last_ms),
-            }) if events > 0 => {
-                let noun = if events == 1 { "event" } else { "events" };
-                let whose = if admin { "" } else { " of yours" };
-                let latest = jiff::Timestamp::from_millisecond(last_ms)
-                    .map(|t| {
-                        t.to_zoned(zone.clone())
-                            .strftime("%Y-%m-%d %H:%M %Z")
-                            .to_string()
-                    })
-                    .unwrap_or_default();
-                format!(
-                    "Received {events} {noun}{whose} since this page was opened (the latest call: {latest})."
-                )
-            }
-            _ if admin => "Waiting for the first event from anyone…".to_owned(),
-            _ => "Waiting for your first event…".to_owned(),
-        }
-    }
 }
 
 fn zone_of(state: &WebState, user: &User) -> jiff::tz::TimeZone {

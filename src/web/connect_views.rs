@@ -7,12 +7,76 @@
 
 use maud::{Markup, html};
 
-use super::connect::{BaseUrl, Check};
 use super::connect_snippets::{self as snippets, Snippets};
 use super::flash::notices;
 use super::layout;
 use super::page::PageContext;
 use crate::auth::tokens::{CreatedToken, TokenScope};
+use crate::usage::arrivals::Arrivals;
+
+/// This instance's address, as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseUrl {
+    /// `public_url`, as configured (without a trailing `/`).
+    Configured(String),
+    /// Made from the request's `Host` header: what this browser used,
+    /// which may not be what other machines can reach.
+    Guessed(String),
+    /// Neither: a placeholder.
+    Unknown,
+}
+
+/// Shown when the address cannot be told.
+pub const PLACEHOLDER_URL: &str = "https://tokentally.example.com";
+
+impl BaseUrl {
+    pub fn url(&self) -> &str {
+        match self {
+            BaseUrl::Configured(url) | BaseUrl::Guessed(url) => url,
+            BaseUrl::Unknown => PLACEHOLDER_URL,
+        }
+    }
+}
+
+/// What the check says: nothing yet, or the events that arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The time the page was opened (the `since` of the status URL).
+    pub since_ms: i64,
+    /// The events that arrived; `None` before the first check.
+    pub arrivals: Option<Arrivals>,
+}
+
+impl Check {
+    pub fn received(&self) -> bool {
+        self.arrivals.is_some_and(|a| a.events > 0)
+    }
+
+    /// The sentence the page and the status answer show.
+    pub fn text(&self, admin: bool, zone: &jiff::tz::TimeZone) -> String {
+        match self.arrivals {
+            Some(Arrivals {
+                events,
+                last_ms: Some(last_ms),
+            }) if events > 0 => {
+                let noun = if events == 1 { "event" } else { "events" };
+                let whose = if admin { "" } else { " of yours" };
+                let latest = jiff::Timestamp::from_millisecond(last_ms)
+                    .map(|t| {
+                        t.to_zoned(zone.clone())
+                            .strftime("%Y-%m-%d %H:%M %Z")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "Received {events} {noun}{whose} since this page was opened (the latest call: {latest})."
+                )
+            }
+            _ if admin => "Waiting for the first event from anyone…".to_owned(),
+            _ => "Waiting for your first event…".to_owned(),
+        }
+    }
+}
 
 /// What the page shows.
 pub struct ConnectView<'a> {
