@@ -82,7 +82,7 @@
       button.type = "button";
       button.className = "copy";
       button.textContent = "Copy";
-      var label = caption.textContent.trim();
+      var label = figure.getAttribute("data-name") || caption.textContent.trim();
       var say = function (text) {
         button.textContent = text;
         button.setAttribute("aria-label", text + ": " + label);
@@ -96,7 +96,7 @@
           say("Copy failed, select the text");
         });
       });
-      caption.appendChild(button);
+      figure.insertBefore(button, code);
     });
   }
 

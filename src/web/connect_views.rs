@@ -136,10 +136,11 @@ pub fn render(view: &ConnectView<'_>) -> Markup {
     layout::page(view.context, "Connect", body)
 }
 
-/// One block to paste: a label, then the text.
-fn snippet(id: &str, label: Markup, text: &str) -> Markup {
+/// One block to paste: a label, then the text. `name` is the block's
+/// short name, for its copy button ("Copy: Codex configuration").
+fn snippet(id: &str, name: &str, label: Markup, text: &str) -> Markup {
     html! {
-        figure.snippet #(id) {
+        figure.snippet #(id) data-name=(name) {
             figcaption { (label) }
             pre tabindex="0" { code { (text) } }
         }
@@ -158,7 +159,7 @@ fn token_card(view: &ConnectView<'_>, admin: bool) -> Markup {
                      stored only as a digest, and reloading this page will not show it again (revoke it \
                      on " a href="/tokens" { "API tokens" } " if it is lost)."
                 }
-                (snippet("new-token", html! { "The token" }, &created.secret))
+                (snippet("new-token", "the token", html! { "The token" }, &created.secret))
             } @else {
                 h2 #token-title { "A token" }
                 p {
@@ -274,28 +275,33 @@ fn check_card(view: &ConnectView<'_>, admin: bool) -> Markup {
 }
 
 fn claude_code(s: &Snippets<'_>, admin: bool) -> Markup {
-    let signal = if s.claude_code_logs {
-        "its log events (this server counts Claude Code's logs, not its metrics)"
+    let (counted, other) = if s.claude_code_logs {
+        ("log events", "metrics")
     } else {
-        "its metrics (this server counts Claude Code's metrics; its log events describe the same \
-         requests and would be refused)"
+        ("metrics", "log events")
     };
     html! {
         section.card #claude-code aria-labelledby="claude-code-title" {
             h2 #claude-code-title { "Claude Code" }
-            p { "Claude Code sends " (signal) " over OTLP when these variables are set." }
+            p {
+                "Claude Code sends its usage over OTLP with these variables. This server counts its "
+                (counted) ", so only that exporter is on: its " (other) " describe the same requests \
+                 and would be refused."
+            }
             @if admin {
-                (snippet("claude-code-managed", html! {
-                    "For everyone on a machine, in the managed settings file: "
-                    code { "/etc/claude-code/managed-settings.json" } " (Linux), "
-                    code { "/Library/Application Support/ClaudeCode/managed-settings.json" } " (macOS), "
-                    code { r"C:\ProgramData\ClaudeCode\managed-settings.json" } " (Windows)"
+                (snippet("claude-code-managed", "Claude Code managed settings", html! {
+                    "For everyone on a machine, the managed settings file:"
+                    ul.paths {
+                        li { code { "/etc/claude-code/managed-settings.json" } " (Linux)" }
+                        li { code { "/Library/Application Support/ClaudeCode/managed-settings.json" } " (macOS)" }
+                        li { code { r"C:\ProgramData\ClaudeCode\managed-settings.json" } " (Windows)" }
+                    }
                 }, &s.claude_code_settings()))
                 p {
                     "People whose Claude Code knows no account (API-key, Bedrock or Vertex sessions) \
                      send no email: name them in their own settings (or their shell's environment):"
                 }
-                (snippet("claude-code-person", html! {
+                (snippet("claude-code-person", "Claude Code per-person settings", html! {
                     "Per person, in " code { "~/.claude/settings.json" }
                 }, &snippets::claude_code_person()))
                 p.hint {
@@ -304,7 +310,7 @@ fn claude_code(s: &Snippets<'_>, admin: bool) -> Markup {
                     ", or set " code { "project.name" } " in " code { "OTEL_RESOURCE_ATTRIBUTES" } "."
                 }
             } @else {
-                (snippet("claude-code-user", html! {
+                (snippet("claude-code-user", "Claude Code settings", html! {
                     "In " code { "~/.claude/settings.json" } " (or export the same variables in your shell)"
                 }, &s.claude_code_settings()))
             }
@@ -320,7 +326,7 @@ fn gemini(s: &Snippets<'_>, admin: bool) -> Markup {
                 "Gemini CLI sends its token metric over OTLP/HTTP with these settings; it reads the \
                  token's header from the environment only."
             }
-            (snippet("gemini-settings", html! {
+            (snippet("gemini-settings", "Gemini CLI settings", html! {
                 @if admin {
                     code { "/etc/gemini-cli/settings.json" } " (everyone on the machine) or "
                     code { "~/.gemini/settings.json" }
@@ -328,7 +334,7 @@ fn gemini(s: &Snippets<'_>, admin: bool) -> Markup {
                     code { "~/.gemini/settings.json" }
                 }
             }, &s.gemini_settings()))
-            (snippet("gemini-env", html! {
+            (snippet("gemini-env", "Gemini CLI environment", html! {
                 "In the environment Gemini CLI runs in (a shell profile"
                 @if admin { ", or " code { "/etc/profile.d/" } " for everyone" } ")"
             }, &s.gemini_env(admin)))
@@ -351,7 +357,7 @@ fn codex(s: &Snippets<'_>, admin: bool) -> Markup {
                  metrics exporter. Its " code { "[otel]" } " section is read from each person's own \
                  configuration."
             }
-            (snippet("codex-config", html! { code { "~/.codex/config.toml" } }, &s.codex_config()))
+            (snippet("codex-config", "Codex configuration", html! { code { "~/.codex/config.toml" } }, &s.codex_config()))
             @if admin {
                 p.hint {
                     "The token metric names no person: through a collector token every Codex event is \
@@ -375,7 +381,7 @@ fn otel_sdk(s: &Snippets<'_>, admin: bool) -> Markup {
                 " under this address, with the standard variables. Export the spans or the metric, not \
                  both: they describe the same calls."
             }
-            (snippet("otel-sdk-env", html! { "The application's environment" }, &s.otel_sdk_env(admin)))
+            (snippet("otel-sdk-env", "OpenTelemetry SDK environment", html! { "The application's environment" }, &s.otel_sdk_env(admin)))
         }
     }
 }
@@ -389,7 +395,7 @@ fn litellm(s: &Snippets<'_>, admin: bool, collector: bool) -> Markup {
                 code { (snippets::LITELLM_PATH) } " (as " code { "json_array" } ", " code { "ndjson" }
                 " or " code { "single" } ")."
             }
-            (snippet("litellm-config", html! { "The proxy's " code { "config.yaml" } }, &s.litellm_config()))
+            (snippet("litellm-config", "LiteLLM configuration", html! { "The proxy's " code { "config.yaml" } }, &s.litellm_config()))
             @if admin {
                 p.hint {
                     @if collector { "Through this collector token" } @else { "Through a collector token" }
@@ -410,7 +416,7 @@ fn import(s: &Snippets<'_>, admin: bool) -> Markup {
                  (CSV, JSONL), read by the " code { "tokentally" } " binary. From any machine, through \
                  the event API; each event carries the machine's name, and a re-run sends only what is new:"
             }
-            (snippet("import-remote", html! { "On the machine with the files" }, &s.import_remote()))
+            (snippet("import-remote", "import to this server", html! { "On the machine with the files" }, &s.import_remote()))
             p.hint {
                 code { "--token" } " does the same as " code { "TOKENTALLY_TOKEN" } ", but a token on the \
                  command line shows in the process list and the shell's history."
@@ -420,7 +426,7 @@ fn import(s: &Snippets<'_>, admin: bool) -> Markup {
                 }
             }
             p { "On the server itself, with access to its data directory, no token is needed:" }
-            (snippet("import-local", html! { "On the server, as the service's user" }, &s.import_local()))
+            (snippet("import-local", "import on the server", html! { "On the server, as the service's user" }, &s.import_local()))
         }
     }
 }

@@ -413,7 +413,17 @@ fn connect(base: &str) {
         "{said:?}"
     );
     assert_eq!(browser.url(), location, "no reload");
+    browser.script(
+        "document.getElementById('status').scrollIntoView()",
+        json!([]),
+    );
     browser.screenshot(&screenshots().join("connect-received.png"));
+    browser.viewport(360, 780);
+    browser.script(
+        "document.getElementById('claude-code').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("connect-360.png"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
