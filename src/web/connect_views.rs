@@ -55,22 +55,19 @@ impl Check {
     /// The sentence the page and the status answer show.
     pub fn text(&self, admin: bool, zone: &jiff::tz::TimeZone) -> String {
         match self.arrivals {
-            Some(Arrivals {
-                events,
-                last_ms: Some(last_ms),
-            }) if events > 0 => {
+            Some(Arrivals { events, last_ms }) if events > 0 => {
                 let noun = if events == 1 { "event" } else { "events" };
                 let whose = if admin { "" } else { " of yours" };
-                let latest = jiff::Timestamp::from_millisecond(last_ms)
+                let latest = last_ms
+                    .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
                     .map(|t| {
-                        t.to_zoned(zone.clone())
-                            .strftime("%Y-%m-%d %H:%M %Z")
-                            .to_string()
+                        format!(
+                            " (the latest call: {})",
+                            t.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M %Z")
+                        )
                     })
                     .unwrap_or_default();
-                format!(
-                    "Received {events} {noun}{whose} since this page was opened (the latest call: {latest})."
-                )
+                format!("Received {events} {noun}{whose} since this page was opened{latest}.")
             }
             _ if admin => "Waiting for the first event from anyone…".to_owned(),
             _ => "Waiting for your first event…".to_owned(),
