@@ -61,6 +61,8 @@ pub struct AppState {
     pub time_zone: Option<String>,
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: crate::usage::budget::NameLimits,
+    /// The URL users reach the server at, when configured (`public_url`).
+    pub public_url: Option<String>,
 }
 
 /// How to build an [`AppState`].
@@ -82,6 +84,9 @@ pub struct AppOptions {
     pub name_limits: crate::usage::budget::NameLimits,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The URL users reach the server at (`public_url`), shown in the
+    /// configuration the Connect page offers; `None` when not configured.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +117,7 @@ impl AppState {
             trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
             name_limits: options.name_limits,
+            public_url: options.public_url,
             db,
             clock: options.clock,
             passwords,
@@ -150,6 +156,11 @@ impl AppState {
             passwords: self.passwords.clone(),
             throttle: self.throttle.clone(),
             time_zone: self.time_zone.clone(),
+            connect: web::connect::ConnectSettings {
+                public_url: self.public_url.clone(),
+                https: self.secure_cookies,
+                claude_code_logs: self.claude_code_signal == ClaudeCodeSignal::Logs,
+            },
             gate: self.gate(),
         }
     }

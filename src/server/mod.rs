@@ -120,6 +120,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         ingest_rate_per_token: settings.ingest_rate_per_token,
         name_limits: settings.name_limits,
         trusted_proxies: settings.trusted_proxies.clone(),
+        public_url: settings.public_url.clone(),
     };
     let tls = match &settings.tls {
         Some((cert, key)) => Some(tls::Tls::new(cert, key)?),

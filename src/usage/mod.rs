@@ -4,6 +4,7 @@
 //! parameter it could forge.
 
 pub mod api;
+pub mod arrivals;
 pub mod buckets;
 pub mod budget;
 pub mod dims;

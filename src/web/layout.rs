@@ -60,6 +60,7 @@ fn document(assets: &AssetIndex, viewer: Option<&Viewer>, title: &str, content: 
                                 a href="/admin/audit" { "Audit log" }
                             }
                             a href="/tokens" { "API tokens" }
+                            a href="/connect" { "Connect" }
                         }
                         div.account {
                             button.theme-toggle #theme-toggle type="button" aria-pressed="false" hidden { "Dark theme" }

@@ -1,5 +1,6 @@
 //! The pages people look at — the dashboard, events, team, prices, the
-//! audit log, identities, sign-in, setup, profile, tokens and users — with the page
+//! audit log, identities, sign-in, setup, profile, tokens, users and
+//! Connect — with the page
 //! context each is rendered with, the shared layout, embedded assets, the
 //! URL state and time controls every data page shares, and the charts.
 
@@ -7,6 +8,9 @@ pub mod account;
 pub mod assets;
 mod audit;
 mod chart;
+pub mod connect;
+mod connect_snippets;
+mod connect_views;
 mod controls;
 mod events;
 pub mod flash;
@@ -42,6 +46,8 @@ pub struct WebState {
     pub throttle: LoginThrottle,
     /// The instance's time zone, for users without their own.
     pub time_zone: Option<String>,
+    /// The address and signals the Connect page's blocks name.
+    pub connect: connect::ConnectSettings,
     pub gate: Gate,
 }
 
@@ -89,7 +95,9 @@ pub fn routes(state: WebState) -> Router {
             "/tokens",
             get(account::tokens::page).post(account::tokens::create),
         )
-        .route("/tokens/{id}/revoke", post(account::tokens::revoke));
+        .route("/tokens/{id}/revoke", post(account::tokens::revoke))
+        .route("/connect", get(connect::page).post(connect::create))
+        .route("/connect/status", get(connect::status));
     let admin = Router::new()
         .route("/team", get(team::page))
         .route("/admin/prices", get(prices::page).post(prices::set))

@@ -124,8 +124,10 @@ fn render(page: &DataPage, data: &Overview) -> Markup {
         @if data.totals.current.calls == 0 {
             section.card.empty {
                 h2 { "No usage in this range" }
-                p { "Nothing was recorded between these dates. Usage appears here as soon as events arrive; "
-                    a href="/tokens" { "create an API token" } " to send some." }
+                p { "Nothing was recorded between these dates. Usage appears here as soon as events arrive: "
+                    a href="/connect" { "connect a producer" }
+                    " (Claude Code, Gemini CLI, Codex, an OpenTelemetry SDK, LiteLLM or "
+                    code { "tokentally import" } ") to send some." }
             }
         } @else {
             section.card aria-labelledby="chart-heading" {

@@ -208,6 +208,32 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
             Form(&[("kind", "bogus"), ("value", "x")]),
             [303, 403, 403, 422, 303, 303],
         ),
+        // The Connect page: a session only (a token gets the sign-in page);
+        // its check answers only for a page the same session opened.
+        (
+            get.clone(),
+            "/connect",
+            None,
+            [303, 200, 200, 200, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/connect/status?since=0",
+            None,
+            [303, 404, 404, 404, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/connect/status?since=x",
+            None,
+            [303, 400, 400, 400, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/connect",
+            Form(&[("kind", "personal")]),
+            [303, 201, 201, 201, 303, 303],
+        ),
         (
             post.clone(),
             "/logout",
@@ -522,6 +548,7 @@ async fn what_b_receives_never_contains_a_s_usage() {
         "/api/v1/events.csv?machine=machine-of-a",
         "/tokens",
         "/profile",
+        "/connect",
     ];
     for path in data_paths {
         let by_session = world.app.get(path, Some(&b.cookie)).await;

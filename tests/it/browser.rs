@@ -373,6 +373,60 @@ fn keyboard_walk(base: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_connect_page_turns_green_when_the_first_event_arrives() {
+    in_browser(connect).await;
+}
+
+/// Create a token on the Connect page, send one event with it from
+/// outside the browser, and watch the check (polled by `connect.js`) say
+/// so, in its live region, without a reload.
+fn connect(base: &str) {
+    let browser = Browser::start();
+    sign_in(&browser, base, "ada");
+    browser.goto(&format!("{base}/connect"));
+    browser.click("form[action='/connect'] input[value=collector] ~ button[type=submit]");
+    browser.wait_for("return !!document.querySelector('#new-token pre')");
+    let secret = texts(&browser, "#new-token pre")
+        .into_iter()
+        .next()
+        .expect("the token is shown");
+    assert!(secret.starts_with("tt_"), "{secret}");
+    assert_eq!(
+        texts(&browser, "#connect-status .check.waiting"),
+        vec!["Waiting for the first event from anyone…".to_owned()]
+    );
+    let location = browser.url();
+    let event = json!([{"id": "from-the-connect-page", "timestamp": "2026-06-15T11:00:00Z",
+                        "model": "m", "input_tokens": 3, "output_tokens": 1}]);
+    let answer = crate::common::server::agent()
+        .post(&format!("{base}/api/v1/events"))
+        .header("authorization", &format!("Bearer {secret}"))
+        .header("content-type", "application/json")
+        .send(event.to_string().as_str())
+        .expect("sent");
+    assert_eq!(answer.status(), 200);
+    browser.wait_for("return !!document.querySelector('#connect-status .check.received')");
+    let said = texts(&browser, "#connect-status .check.received");
+    assert!(
+        said.first()
+            .is_some_and(|t| t.starts_with("Received 1 event ")),
+        "{said:?}"
+    );
+    assert_eq!(browser.url(), location, "no reload");
+    browser.script(
+        "document.getElementById('status').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("connect-received.png"));
+    browser.viewport(360, 780);
+    browser.script(
+        "document.getElementById('claude-code').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("connect-360.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_page_passes_axe_in_both_schemes_and_fits_360_px() {
     in_browser(accessibility).await;
 }
@@ -391,6 +445,7 @@ fn accessibility(base: &str) {
         "/admin/audit",
         "/profile",
         "/tokens",
+        "/connect",
     ];
     let mut problems = Vec::new();
     for scheme in ["light", "dark"] {
@@ -438,6 +493,7 @@ fn accessibility(base: &str) {
             "/admin/identities",
             "/admin/audit",
             "/tokens",
+            "/connect",
         ] {
             browser.goto(&format!("{base}{page}"));
             let overflow = browser.script(

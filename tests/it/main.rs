@@ -24,6 +24,7 @@ mod binary;
 mod browser;
 mod cli_token;
 mod cli_usage;
+mod connect;
 mod crash;
 mod db;
 mod disk;
