@@ -61,6 +61,10 @@ pub struct AppState {
     pub time_zone: Option<String>,
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: crate::usage::budget::NameLimits,
+    /// The URL people reach the server at (`public_url`, else the address
+    /// it listens on), for the setup links it shows; `None` until the
+    /// server knows it (links are then shown as paths).
+    pub public_url: Option<String>,
 }
 
 /// How to build an [`AppState`].
@@ -119,6 +123,7 @@ impl AppState {
             readiness: Readiness::default(),
             secure_cookies: options.secure_cookies,
             claude_code_signal: options.claude_code_signal,
+            public_url: None,
         })
     }
 
@@ -150,6 +155,7 @@ impl AppState {
             passwords: self.passwords.clone(),
             throttle: self.throttle.clone(),
             time_zone: self.time_zone.clone(),
+            public_url: self.public_url.clone(),
             gate: self.gate(),
         }
     }

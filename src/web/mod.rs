@@ -1,5 +1,5 @@
 //! The pages people look at — the dashboard, events, team, prices, the
-//! audit log, identities, sign-in, setup, profile, tokens and users — with the page
+//! audit log, identities, sign-in, setup, invites, profile, tokens and users — with the page
 //! context each is rendered with, the shared layout, embedded assets, the
 //! URL state and time controls every data page shares, and the charts.
 
@@ -42,6 +42,9 @@ pub struct WebState {
     pub throttle: LoginThrottle,
     /// The instance's time zone, for users without their own.
     pub time_zone: Option<String>,
+    /// The URL people reach the server at, for setup links; `None`: links
+    /// are shown as paths.
+    pub public_url: Option<String>,
     pub gate: Gate,
 }
 
@@ -69,6 +72,10 @@ pub fn routes(state: WebState) -> Router {
         .route(
             "/setup",
             get(account::login::setup_page).post(account::login::setup),
+        )
+        .route(
+            "/invite/{token}",
+            get(account::invite::page).post(account::invite::accept),
         )
         .route("/assets/{*path}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon));
@@ -99,6 +106,9 @@ pub fn routes(state: WebState) -> Router {
         .route("/admin/identities", get(identities::page))
         .route("/admin/identities/link", post(identities::link))
         .route("/admin/identities/unlink", post(identities::unlink))
+        .route("/admin/identities/create", post(identities::create))
+        .route("/admin/identities/ignore", post(identities::ignore))
+        .route("/admin/identities/unignore", post(identities::unignore))
         .route(
             "/admin/users",
             get(account::admin::page).post(account::admin::create),
