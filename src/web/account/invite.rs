@@ -80,7 +80,9 @@ pub async fn accept(
     if let Some(message) = problem {
         let csrf = page.csrf().await?;
         let markup = form_page(&page, &csrf, &token, &user, Some(&message));
-        let note = failed().target(target);
+        // A live link's attempts each keep their row (as failed sign-ins
+        // against a real account do); guesses at links are sampled.
+        let note = failed().target(target).always_recorded();
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, markup).into_response());
     }
     // argon2id, on a blocking thread.
@@ -111,7 +113,8 @@ pub async fn accept(
     let note = Note::new(Action::InviteAccept)
         .target(target)
         .actor(Actor::user(&user));
-    Ok((note, Redirect::to("/")).into_response())
+    // The profile shows the welcome, and the identities that are theirs.
+    Ok((note, Redirect::to("/profile")).into_response())
 }
 
 /// A wrong, used or expired link: one answer for all of them.
