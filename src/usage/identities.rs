@@ -5,8 +5,9 @@
 //! disabled, no password, never listed as a person). Until an admin links
 //! the identity to a person, its events are stored on the holder, so
 //! unassigned usage is in the rollups (and every total) from the first
-//! event, and never dropped. An identity whose email is a person's email
-//! links itself when it is first seen.
+//! event, and never dropped. An identity whose email is a person's email,
+//! or an end user (`enduser.id`) named as a person's login name, links
+//! itself when it is first seen.
 //!
 //! Linking moves the identity's events (`events.identity_id`) from the
 //! holder to the person, and their rollup rows with them, in the caller's
@@ -212,6 +213,7 @@ pub fn resolve(
     let holder = create_holder(conn, key, seen_ms)?;
     let person = match key.kind {
         IdentityKind::Email => person_with_email(conn, &key.value)?,
+        IdentityKind::EndUser => person_named(conn, &key.value)?,
         _ => None,
     };
     conn.prepare_cached(
@@ -270,6 +272,20 @@ fn person_with_email(conn: &Connection, email: &str) -> Result<Option<UserId>, D
         [one] => Some(UserId(*one)),
         _ => None,
     })
+}
+
+/// The enabled person whose username is `name` (case aside): an admin who
+/// sets `enduser.id` in the managed settings sets it to the login name.
+/// Only an admin's collector token attributes by identity, so no member can
+/// name someone else this way.
+fn person_named(conn: &Connection, name: &str) -> Result<Option<UserId>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM users WHERE kind = 'person' AND disabled = 0 AND lower(username) = lower(?1)",
+    )?;
+    Ok(stmt
+        .query_row([name], |row| row.get(0))
+        .optional()?
+        .map(UserId))
 }
 
 /// Links `key` to the person `username`: its events (from wherever they

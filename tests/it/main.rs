@@ -37,6 +37,7 @@ mod identity_cli;
 mod identity_members;
 mod identity_page;
 mod identity_privacy;
+mod identity_sdk;
 mod identity_store;
 mod import;
 mod ingest;
