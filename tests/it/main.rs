@@ -34,6 +34,7 @@ mod hostile;
 mod http;
 mod identities;
 mod identity_cli;
+mod identity_ignore;
 mod identity_members;
 mod identity_page;
 mod identity_privacy;
