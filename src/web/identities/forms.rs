@@ -108,7 +108,8 @@ fn form_key(form: &IdentityForm) -> Result<IdentityKey, String> {
 /// What a change did, for its notice and audit details.
 enum Done {
     Moved(Moved),
-    Marked,
+    /// Marked ignored (`true`) or not.
+    Marked(bool),
 }
 
 async fn change(
@@ -133,9 +134,9 @@ async fn change(
         .write(move |conn| match change {
             Change::Link => identities::link(conn, &changing, &person).map(Done::Moved),
             Change::Unlink => identities::unlink(conn, &changing).map(Done::Moved),
-            Change::Ignore => identities::set_ignored(conn, &changing, true).map(|_| Done::Marked),
-            Change::Unignore => {
-                identities::set_ignored(conn, &changing, false).map(|_| Done::Marked)
+            Change::Ignore | Change::Unignore => {
+                let ignored = change == Change::Ignore;
+                identities::set_ignored(conn, &changing, ignored).map(|_| Done::Marked(ignored))
             }
         })
         .await;
@@ -144,8 +145,8 @@ async fn change(
         Err(IdentityError::Db(e)) => return Err(e.into()),
         Err(e) => return refuse(&state, &context, note, &e.to_string()).await,
     };
-    let (note, message) = match (change, done) {
-        (Change::Link | Change::Unlink, Done::Moved(moved)) => {
+    let (note, message) = match done {
+        Done::Moved(moved) => {
             let user = (change == Change::Link).then_some(user);
             let note = note.details(json!({
                 "user": user,
@@ -154,14 +155,17 @@ async fn change(
             }));
             (note, notice(&target, user.as_deref(), moved))
         }
-        (Change::Ignore, _) => (
-            note,
+        Done::Marked(true) => (
+            note.details(json!({"ignored": true})),
             format!(
                 "{target} is marked ignored: still counted and listed, kept apart in the \
                  unassigned total."
             ),
         ),
-        (_, _) => (note, format!("{target} is no longer ignored.")),
+        Done::Marked(false) => (
+            note.details(json!({"ignored": false})),
+            format!("{target} is no longer ignored."),
+        ),
     };
     tracing::info!(admin = %admin.id, identity = %target, "admin changed an identity");
     flash(&session, message).await?;
