@@ -302,7 +302,8 @@ fn run_command(
             Ok(runtime()?.block_on(token::run(command, &data_dir.join(DB_FILE)))?)
         }
         Command::Identity(command) => {
-            Ok(runtime()?.block_on(identity::run(command, &data_dir.join(DB_FILE)))?)
+            let public_url = file.public_url.clone();
+            Ok(runtime()?.block_on(identity::run(command, &data_dir.join(DB_FILE), public_url))?)
         }
         Command::Verify(args) => {
             Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE), args))?)

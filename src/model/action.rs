@@ -38,10 +38,15 @@ pub enum Action {
     AuditKeyed,
     IdentityLink,
     IdentityUnlink,
+    IdentityCreateUser,
+    IdentityIgnore,
+    IdentityUnignore,
+    InviteIssue,
+    InviteAccept,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 36] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -73,6 +78,11 @@ impl Action {
         Action::AuditKeyed,
         Action::IdentityLink,
         Action::IdentityUnlink,
+        Action::IdentityCreateUser,
+        Action::IdentityIgnore,
+        Action::IdentityUnignore,
+        Action::InviteIssue,
+        Action::InviteAccept,
     ];
 
     pub fn code(self) -> &'static str {
@@ -108,6 +118,11 @@ impl Action {
             Action::AuditKeyed => "audit.keyed",
             Action::IdentityLink => "identity.link",
             Action::IdentityUnlink => "identity.unlink",
+            Action::IdentityCreateUser => "identity.create_user",
+            Action::IdentityIgnore => "identity.ignore",
+            Action::IdentityUnignore => "identity.unignore",
+            Action::InviteIssue => "invite.issue",
+            Action::InviteAccept => "invite.accept",
         }
     }
 

@@ -146,6 +146,8 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{local}"));
+    // Setup links the pages show start with it.
+    state.link_base = Some(base_url.clone());
 
     if settings.demo {
         start_demo(&state).await?;

@@ -20,6 +20,7 @@ pub mod report;
 pub mod reprice;
 pub mod rollup;
 pub mod store;
+pub mod unassigned;
 
 use std::sync::Arc;
 

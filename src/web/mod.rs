@@ -1,6 +1,6 @@
 //! The pages people look at — the dashboard, events, team, prices, the
-//! audit log, identities, sign-in, setup, profile, tokens, users and
-//! Connect — with the page
+//! audit log, identities, sign-in, setup, invites, profile, tokens, users
+//! and Connect — with the page
 //! context each is rendered with, the shared layout, embedded assets, the
 //! URL state and time controls every data page shares, and the charts.
 
@@ -48,6 +48,9 @@ pub struct WebState {
     pub time_zone: Option<String>,
     /// The address and signals the Connect page's blocks name.
     pub connect: connect::ConnectSettings,
+    /// The base of setup links (`public_url`, else the listening address);
+    /// `None`: links are shown as paths.
+    pub link_base: Option<String>,
     pub gate: Gate,
 }
 
@@ -75,6 +78,10 @@ pub fn routes(state: WebState) -> Router {
         .route(
             "/setup",
             get(account::login::setup_page).post(account::login::setup),
+        )
+        .route(
+            "/invite/{token}",
+            get(account::invite::page).post(account::invite::accept),
         )
         .route("/assets/{*path}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon));
@@ -107,6 +114,9 @@ pub fn routes(state: WebState) -> Router {
         .route("/admin/identities", get(identities::page))
         .route("/admin/identities/link", post(identities::link))
         .route("/admin/identities/unlink", post(identities::unlink))
+        .route("/admin/identities/create", post(identities::create))
+        .route("/admin/identities/ignore", post(identities::ignore))
+        .route("/admin/identities/unignore", post(identities::unignore))
         .route(
             "/admin/users",
             get(account::admin::page).post(account::admin::create),

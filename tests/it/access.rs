@@ -235,6 +235,64 @@ fn cases() -> Vec<(Method, &'static str, Payload, [u16; 6])> {
             [303, 201, 201, 201, 303, 303],
         ),
         (
+            get.clone(),
+            "/admin/identities?show=unassigned",
+            None,
+            [303, 403, 403, 200, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/create",
+            Form(&[
+                ("kind", "email"),
+                ("value", "nobody@example.com"),
+                ("username", "nobody"),
+            ]),
+            [303, 403, 403, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/ignore",
+            Form(&[("kind", "email"), ("value", "nobody@example.com")]),
+            [303, 403, 403, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/unignore",
+            Form(&[("kind", "bogus"), ("value", "x")]),
+            [303, 403, 403, 422, 303, 303],
+        ),
+        (
+            post.clone(),
+            "/admin/users/nobody/invite",
+            Form(&[]),
+            [303, 403, 403, 404, 303, 303],
+        ),
+        // A setup link is public; a wrong one is the same 404 for everyone
+        // (a post without a session's CSRF token is refused first).
+        (get.clone(), "/invite/not-a-setup-link", None, [404; 6]),
+        (
+            post.clone(),
+            "/invite/not-a-setup-link",
+            Form(&[
+                ("password", "a long enough password"),
+                ("password_confirm", "a long enough password"),
+            ]),
+            [403, 404, 404, 404, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/events?identity=unassigned",
+            None,
+            [303, 200, 200, 200, 303, 303],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events?identity=email:nobody@example.com",
+            None,
+            [401, 200, 200, 200, 403, 200],
+        ),
+        (
             post.clone(),
             "/logout",
             Form(&[]),

@@ -38,12 +38,14 @@ async fn served_app() -> (TestApp, String) {
         .write(move |conn| demo::generate(conn, &[ada, grace], &workload))
         .await
         .expect("usage");
-    // Two identities for the identities page: one held, one linked to grace.
+    // Identities for the identities page: one held, one linked to grace,
+    // and one made a member (dora, who has no password yet).
     let now_ms = app.clock.now().as_millisecond();
+    let now_s = app.clock.now().as_second();
     app.state
         .db
         .write(move |conn| {
-            let events: Vec<NewEvent> = ["carol@example.com", "grace-laptop"]
+            let events: Vec<NewEvent> = ["carol@example.com", "grace-laptop", "dora"]
                 .into_iter()
                 .enumerate()
                 .map(|(i, name)| NewEvent {
@@ -68,10 +70,13 @@ async fn served_app() -> (TestApp, String) {
                 .collect();
             Inserter::new(conn)?.insert(conn, &events)?;
             let laptop = IdentityKey::new(IdentityKind::EndUser, "grace-laptop");
-            identities::link(conn, &laptop, "grace").map_err(|e| match e {
-                identities::IdentityError::Db(e) => e,
-                other => panic!("{other}"),
-            })?;
+            let dora = IdentityKey::new(IdentityKind::EndUser, "dora");
+            identities::link(conn, &laptop, "grace")
+                .and_then(|_| identities::create_person(conn, &dora, "dora", now_s))
+                .map_err(|e| match e {
+                    identities::IdentityError::Db(e) => e,
+                    other => panic!("{other}"),
+                })?;
             Ok::<_, tokentally::db::DbError>(())
         })
         .await
@@ -442,10 +447,13 @@ fn accessibility(base: &str) {
         "/admin/prices",
         "/admin/users",
         "/admin/identities",
+        "/admin/identities?show=unassigned",
+        "/events?identity=unassigned",
         "/admin/audit",
         "/profile",
         "/tokens",
         "/connect",
+        "/invite/not-a-setup-link",
     ];
     let mut problems = Vec::new();
     for scheme in ["light", "dark"] {
@@ -461,6 +469,21 @@ fn accessibility(base: &str) {
                 problems.push(format!("{page} ({scheme}): {violation}"));
             }
         }
+        // A fresh setup link for dora (the page that shows it once), and
+        // the page it opens.
+        browser.goto(&format!("{base}/admin/users"));
+        browser.click("form[action='/admin/users/dora/invite'] button");
+        browser.wait_for("return !!document.getElementById('issued-link')");
+        for violation in axe_violations(&browser) {
+            problems.push(format!("/admin/users/dora/invite ({scheme}): {violation}"));
+        }
+        let link = texts(&browser, "#issued-link")[0].clone();
+        assert!(link.starts_with("/invite/"), "{link}");
+        browser.goto(&format!("{base}{link}"));
+        browser.wait_for("return !!document.getElementById('password_confirm')");
+        for violation in axe_violations(&browser) {
+            problems.push(format!("/invite/… ({scheme}): {violation}"));
+        }
         browser.goto(&format!("{base}/"));
         browser.click("form[action='/logout'] button");
         // Signed out before the next round opens /login (which redirects
@@ -475,6 +498,8 @@ fn accessibility(base: &str) {
         .into_iter()
         .filter(|m| m.contains("SEVERE") || m.contains("Content Security Policy"))
         .filter(|m| !m.contains("favicon"))
+        // The page of a wrong setup link is a 404 on purpose.
+        .filter(|m| !m.contains("/invite/not-a-setup-link - Failed to load resource"))
         .collect();
     assert!(console.is_empty(), "console:\n{}", console.join("\n"));
 
@@ -494,6 +519,7 @@ fn accessibility(base: &str) {
             "/admin/audit",
             "/tokens",
             "/connect",
+            "/profile",
         ] {
             browser.goto(&format!("{base}{page}"));
             let overflow = browser.script(
