@@ -58,7 +58,7 @@ pub fn email(value: &str) -> IdentityKey {
 pub async fn app() -> (TestApp, UserId) {
     let mut app = TestApp::new().await;
     let root = app.create_user("root", Role::Admin).await;
-    app.state.public_url = Some(PUBLIC_URL.to_owned());
+    app.state.link_base = Some(PUBLIC_URL.to_owned());
     app.rebuild_router();
     (app, root)
 }
