@@ -10,6 +10,8 @@
 
 mod forms;
 
+use std::collections::HashMap;
+
 pub use forms::{create, ignore, link, unignore, unlink};
 
 use axum::extract::{RawQuery, State};
@@ -23,7 +25,7 @@ use crate::audit::Note;
 use crate::auth::{RequireAdmin, users};
 use crate::error::AppError;
 use crate::model::{Action, IdentityKey, User};
-use crate::usage::identities::{self, IdentityUsage};
+use crate::usage::identities::{self, IdentityUsage, Sample};
 use crate::usage::params;
 use crate::web::WebState;
 
@@ -131,19 +133,33 @@ async fn render_page(
     context: &PageContext,
     view: &View<'_>,
 ) -> Result<Markup, AppError> {
-    let (all, people) = state
+    let (all, samples, people) = state
         .db
-        .read(|conn| Ok::<_, AppError>((identities::list(conn)?, users::list(conn)?)))
+        .read(|conn| {
+            Ok::<_, AppError>((
+                identities::list(conn)?,
+                identities::samples(conn)?,
+                users::list(conn)?,
+            ))
+        })
         .await?;
-    Ok(render(context, &all, &people, view))
+    let listed = Listed {
+        all: &all,
+        samples: &samples,
+        people: &people,
+    };
+    Ok(render(context, &listed, view))
 }
 
-fn render(
-    context: &PageContext,
-    all: &[IdentityUsage],
-    people: &[User],
-    view: &View<'_>,
-) -> Markup {
+/// What the list is made of.
+struct Listed<'a> {
+    all: &'a [IdentityUsage],
+    samples: &'a HashMap<i64, Sample>,
+    people: &'a [User],
+}
+
+fn render(context: &PageContext, listed: &Listed<'_>, view: &View<'_>) -> Markup {
+    let all = listed.all;
     let shown: Vec<&IdentityUsage> = all.iter().filter(|row| view.show.keeps(row)).collect();
     let body = html! {
         h1 { "Identities" }
@@ -196,11 +212,12 @@ fn render(
                             th scope="col" { "Last seen" }
                             th.num scope="col" { "Events" }
                             th.num scope="col" { "Cost" }
+                            th scope="col" { "Latest event's" }
                             th scope="col" { "Actions" }
                         } }
                         tbody {
                             @for (n, row) in shown.iter().enumerate() {
-                                (identity_row(context, people, n, row))
+                                (identity_row(context, listed, n, row))
                             }
                         }
                     }
@@ -219,7 +236,8 @@ fn key_fields(key: &IdentityKey) -> Markup {
     }
 }
 
-fn identity_row(context: &PageContext, people: &[User], n: usize, row: &IdentityUsage) -> Markup {
+fn identity_row(context: &PageContext, listed: &Listed<'_>, n: usize, row: &IdentityUsage) -> Markup {
+    let people = listed.people;
     let csrf = &context.viewer.csrf;
     let identity = &row.identity;
     let key = &identity.key;
@@ -242,6 +260,15 @@ fn identity_row(context: &PageContext, people: &[User], n: usize, row: &Identity
             td { (format::date(identity.last_seen_ms, &utc)) }
             td.num { a href=(events) aria-label={ "Events of " (key) } { (format::integer(row.events)) } }
             td.num { (format::money(row.cost_micros)) }
+            td {
+                @if let Some(sample) = listed.samples.get(&identity.id) {
+                    dl.sample {
+                        @for (name, value) in sample.pairs() {
+                            div { dt { (name) } dd { (value) } }
+                        }
+                    }
+                }
+            }
             td.actions {
                 @match &identity.linked {
                     Some(_) => {
