@@ -129,6 +129,7 @@ async fn setup(dir: &std::path::Path, events: usize) -> (AppState, String) {
         ingest_rate_per_token: 0,
         name_limits: Default::default(),
         trusted_proxies: Vec::new(),
+        public_url: None,
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await

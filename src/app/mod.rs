@@ -61,6 +61,13 @@ pub struct AppState {
     pub time_zone: Option<String>,
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: crate::usage::budget::NameLimits,
+    /// The URL users reach the server at, when configured (`public_url`):
+    /// the Connect page says when it has to guess instead.
+    pub public_url: Option<String>,
+    /// The base of the setup links the pages show: `public_url`, else the
+    /// address the server listens on; `None` until the server knows it
+    /// (links are then shown as paths).
+    pub link_base: Option<String>,
 }
 
 /// How to build an [`AppState`].
@@ -82,6 +89,9 @@ pub struct AppOptions {
     pub name_limits: crate::usage::budget::NameLimits,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The URL users reach the server at (`public_url`), shown in the
+    /// configuration the Connect page offers; `None` when not configured.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +122,8 @@ impl AppState {
             trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
             name_limits: options.name_limits,
+            link_base: options.public_url.clone(),
+            public_url: options.public_url,
             db,
             clock: options.clock,
             passwords,
@@ -150,6 +162,12 @@ impl AppState {
             passwords: self.passwords.clone(),
             throttle: self.throttle.clone(),
             time_zone: self.time_zone.clone(),
+            connect: web::connect::ConnectSettings {
+                public_url: self.public_url.clone(),
+                https: self.secure_cookies,
+                claude_code_logs: self.claude_code_signal == ClaudeCodeSignal::Logs,
+            },
+            link_base: self.link_base.clone(),
             gate: self.gate(),
         }
     }

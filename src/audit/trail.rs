@@ -181,8 +181,18 @@ impl RequestMeta {
         RequestMeta {
             client_addr,
             user_agent,
-            route: format!("{} {}", request.method(), request.uri().path()),
+            route: format!("{} {}", request.method(), recorded_path(request)),
         }
+    }
+}
+
+/// The path as the audit records it: as requested, except on a route
+/// whose path holds a secret (`/invite/{token}`), recorded as the route's
+/// pattern so that the secret never reaches the trail.
+fn recorded_path(request: &Request) -> &str {
+    match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(route) if route.as_str().contains("{token}") => route.as_str(),
+        _ => request.uri().path(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod access;
 pub mod csrf;
 mod extract;
 mod gate;
+pub mod invites;
 mod limit;
 mod password;
 pub mod session;

@@ -65,25 +65,100 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 pub fn insert(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<UserId, UserError> {
-    validate_username(new.username)?;
+    insert_row(
+        conn,
+        new.username,
+        new.display_name,
+        new.role,
+        Some(new.password_hash),
+        now,
+    )
+}
+
+/// A person without a password, who chooses one through a one-time setup
+/// link (`auth::invites`); until then they cannot sign in.
+pub fn insert_without_password(
+    conn: &Connection,
+    username: &str,
+    role: Role,
+    now: i64,
+) -> Result<UserId, UserError> {
+    insert_row(conn, username, None, role, None, now)
+}
+
+fn insert_row(
+    conn: &Connection,
+    username: &str,
+    display_name: Option<&str>,
+    role: Role,
+    password_hash: Option<&str>,
+    now: i64,
+) -> Result<UserId, UserError> {
+    validate_username(username)?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO users (username, display_name, role, password_hash, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?;
     match insert.execute(params![
-        new.username,
-        new.display_name,
-        new.role.as_str(),
-        new.password_hash,
+        username,
+        display_name,
+        role.as_str(),
+        password_hash,
         now
     ]) {
         Ok(_) => Ok(UserId(conn.last_insert_rowid())),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
-            Err(UserError::Exists(new.username.to_string()))
+            Err(UserError::Exists(username.to_string()))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The people who have no password yet (created from an identity, waiting
+/// for their setup link).
+pub fn without_password(conn: &Connection) -> Result<Vec<UserId>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM users WHERE kind = 'person' AND password_hash IS NULL ORDER BY id",
+    )?;
+    let ids = stmt
+        .query_map([], |row| Ok(UserId(row.get(0)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// A username proposed for `value` (an email's local part, or an end
+/// user's name) that [`validate_username`] accepts: other characters
+/// become `-`, runs of them one, and it starts with a letter or digit.
+/// `member` when nothing usable is left.
+pub fn suggested_username(value: &str) -> String {
+    let local = value.split('@').next().unwrap_or(value);
+    let mut name = String::with_capacity(local.len());
+    for c in local.chars() {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            c
+        } else {
+            '-'
+        };
+        let starting = !name
+            .chars()
+            .next()
+            .is_some_and(|f: char| f.is_ascii_alphanumeric());
+        if starting && !c.is_ascii_alphanumeric() {
+            continue;
+        }
+        if c == '-' && name.ends_with('-') {
+            continue;
+        }
+        name.push(c);
+    }
+    let name: String = name.chars().take(64).collect();
+    let name = name.trim_end_matches(['-', '.', '_']).to_owned();
+    if validate_username(&name).is_ok() {
+        name
+    } else {
+        "member".to_owned()
     }
 }
 
@@ -258,6 +333,24 @@ pub fn set_role(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggested_usernames_follow_the_rules() {
+        for (value, want) in [
+            ("carol@example.com", "carol"),
+            ("Carol.Smith+work@example.com", "Carol.Smith-work"),
+            ("__x__@example.com", "x"),
+            ("jöhn doe", "j-hn-doe"),
+            ("@example.com", "member"),
+            ("ümlaut", "mlaut"),
+            ("---", "member"),
+        ] {
+            let name = suggested_username(value);
+            assert_eq!(name, want, "{value}");
+            assert!(validate_username(&name).is_ok(), "{value}: {name}");
+        }
+        assert_eq!(suggested_username(&"a".repeat(100)).len(), 64);
+    }
 
     #[test]
     fn usernames() {

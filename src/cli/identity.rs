@@ -1,7 +1,9 @@
 //! `tokentally identity …`: the identities producers send (`user.email`,
 //! `enduser.id`, LiteLLM's end user…), and linking them to people. A link
 //! moves the identity's past events to the person, exactly and in one
-//! transaction; an unlink moves them back to unassigned.
+//! transaction; an unlink moves them back to unassigned. `create-user`
+//! makes a member from an identity (with a one-time setup link instead of
+//! a password); `ignore` and `unignore` mark it. Each change is audited.
 
 use std::path::Path;
 
@@ -9,6 +11,7 @@ use clap::Subcommand;
 
 use super::usage::{UsageCommandError, open};
 use crate::audit;
+use crate::auth::{invites, users};
 use crate::db::Db;
 use crate::model::format::decimal;
 use crate::model::{Action, IdentityKey, IdentityKind};
@@ -33,6 +36,24 @@ pub enum IdentityCommand {
     },
     /// Unlink an identity: its usage goes back to unassigned
     Unlink { kind: String, value: String },
+    /// Create a member (without a password) from an unassigned identity: its
+    /// usage moves to them; prints their one-time setup link (7 days)
+    CreateUser {
+        /// enduser, email, account, install, litellm_user or litellm_key
+        kind: String,
+        value: String,
+        /// The login name [default: an email's local part, or the value, made a valid name]
+        #[arg(long, value_name = "LOGIN")]
+        name: Option<String>,
+        /// The URL people reach the server at, for the link [default: public_url of the
+        /// config file; without one the link is printed as a path]
+        #[arg(long, env = "TOKENTALLY_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
+    /// Mark an unassigned identity ignored: still counted and listed, kept apart
+    Ignore { kind: String, value: String },
+    /// Take the ignored mark off an identity
+    Unignore { kind: String, value: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +69,15 @@ pub enum IdentityCommandError {
     Kind(String),
 }
 
-pub async fn run(command: IdentityCommand, db_path: &Path) -> Result<(), IdentityCommandError> {
+/// Runs an identity command on the database at `db_path`; `public_url` is
+/// the config file's, for the setup link of `create-user`.
+pub async fn run(
+    command: IdentityCommand,
+    db_path: &Path,
+    public_url: Option<String>,
+) -> Result<(), IdentityCommandError> {
     let db = open(db_path).await?;
-    let outcome = dispatch(&db, command).await;
+    let outcome = dispatch(&db, command, public_url).await;
     db.shutdown().await;
     outcome
 }
@@ -60,7 +87,11 @@ fn key(kind: &str, value: &str) -> Result<IdentityKey, IdentityCommandError> {
     Ok(IdentityKey::new(kind, value))
 }
 
-async fn dispatch(db: &Db, command: IdentityCommand) -> Result<(), IdentityCommandError> {
+async fn dispatch(
+    db: &Db,
+    command: IdentityCommand,
+    file_public_url: Option<String>,
+) -> Result<(), IdentityCommandError> {
     match command {
         IdentityCommand::List { json } => {
             let all = db
@@ -102,6 +133,86 @@ async fn dispatch(db: &Db, command: IdentityCommand) -> Result<(), IdentityComma
                 merged_note(moved)
             );
         }
+        IdentityCommand::CreateUser {
+            kind,
+            value,
+            name,
+            public_url,
+        } => {
+            let key = key(&kind, &value)?;
+            let name = name.unwrap_or_else(|| users::suggested_username(&key.value));
+            let base = public_url.or(file_public_url);
+            create_user(db, key, name, base.as_deref()).await?;
+        }
+        IdentityCommand::Ignore { kind, value } => mark(db, key(&kind, &value)?, true).await?,
+        IdentityCommand::Unignore { kind, value } => mark(db, key(&kind, &value)?, false).await?,
+    }
+    Ok(())
+}
+
+async fn create_user(
+    db: &Db,
+    key: IdentityKey,
+    name: String,
+    base: Option<&str>,
+) -> Result<(), IdentityCommandError> {
+    let target = key.to_string();
+    let shown = target.clone();
+    let now = jiff::Timestamp::now().as_second();
+    let username = name.clone();
+    let created = db
+        .write(move |conn| {
+            let created = identities::create_person(conn, &key, &username, now)?;
+            let details = serde_json::json!({
+                "user": username,
+                "events_moved": created.moved.events,
+                "events_merged": created.moved.merged,
+                "setup_link_expires_at": now + invites::INVITE_TTL_S,
+            });
+            audit::record_cli(
+                conn,
+                Action::IdentityCreateUser,
+                format!("identity:{target}"),
+                details,
+            )?;
+            Ok::<_, IdentityError>(created)
+        })
+        .await?;
+    println!(
+        "created the member {name} from {shown}: {} events moved{}",
+        created.moved.events,
+        merged_note(created.moved)
+    );
+    let link = invites::link(base, &created.token);
+    if base.is_none() {
+        println!("setup link (a path: put this server's address in front of it): {link}");
+    } else {
+        println!("setup link: {link}");
+    }
+    // On standard error: standard output is the result alone.
+    eprintln!("the link works once and expires in 7 days; it is not shown again");
+    Ok(())
+}
+
+async fn mark(db: &Db, key: IdentityKey, ignored: bool) -> Result<(), IdentityCommandError> {
+    let target = key.to_string();
+    let action = if ignored {
+        Action::IdentityIgnore
+    } else {
+        Action::IdentityUnignore
+    };
+    let shown = target.clone();
+    db.write(move |conn| {
+        identities::set_ignored(conn, &key, ignored)?;
+        let details = serde_json::json!({ "ignored": ignored });
+        audit::record_cli(conn, action, format!("identity:{target}"), details)?;
+        Ok::<_, IdentityError>(())
+    })
+    .await?;
+    if ignored {
+        println!("{shown} is ignored: still counted and listed, kept apart as unassigned");
+    } else {
+        println!("{shown} is no longer ignored");
     }
     Ok(())
 }

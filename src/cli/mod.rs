@@ -308,7 +308,8 @@ fn run_command(
             Ok(runtime()?.block_on(token::run(command, &data_dir.join(DB_FILE)))?)
         }
         Command::Identity(command) => {
-            Ok(runtime()?.block_on(identity::run(command, &data_dir.join(DB_FILE)))?)
+            let public_url = file.public_url.clone();
+            Ok(runtime()?.block_on(identity::run(command, &data_dir.join(DB_FILE), public_url))?)
         }
         Command::Team(command) => {
             Ok(runtime()?.block_on(team::run(command, &data_dir.join(DB_FILE)))?)

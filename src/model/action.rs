@@ -38,6 +38,11 @@ pub enum Action {
     AuditKeyed,
     IdentityLink,
     IdentityUnlink,
+    IdentityCreateUser,
+    IdentityIgnore,
+    IdentityUnignore,
+    InviteIssue,
+    InviteAccept,
     TeamCreate,
     TeamMemberAdd,
     TeamMemberMove,
@@ -46,7 +51,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 41] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -78,6 +83,11 @@ impl Action {
         Action::AuditKeyed,
         Action::IdentityLink,
         Action::IdentityUnlink,
+        Action::IdentityCreateUser,
+        Action::IdentityIgnore,
+        Action::IdentityUnignore,
+        Action::InviteIssue,
+        Action::InviteAccept,
         Action::TeamCreate,
         Action::TeamMemberAdd,
         Action::TeamMemberMove,
@@ -118,6 +128,11 @@ impl Action {
             Action::AuditKeyed => "audit.keyed",
             Action::IdentityLink => "identity.link",
             Action::IdentityUnlink => "identity.unlink",
+            Action::IdentityCreateUser => "identity.create_user",
+            Action::IdentityIgnore => "identity.ignore",
+            Action::IdentityUnignore => "identity.unignore",
+            Action::InviteIssue => "invite.issue",
+            Action::InviteAccept => "invite.accept",
             Action::TeamCreate => "team.create",
             Action::TeamMemberAdd => "team.member_add",
             Action::TeamMemberMove => "team.member_move",

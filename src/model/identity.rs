@@ -83,6 +83,42 @@ impl fmt::Display for IdentityKey {
     }
 }
 
+/// Which events an `identity` filter of a read selects (admins').
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdentityFilter {
+    /// `identity=unassigned`: every event held by an identity that is
+    /// linked to no one (ignored ones included).
+    Unassigned,
+    /// `identity=KIND:VALUE`: the events attributed by that identity,
+    /// wherever they are now (with its person once it is linked).
+    One(IdentityKey),
+}
+
+impl IdentityFilter {
+    pub const UNASSIGNED: &'static str = "unassigned";
+
+    /// `unassigned` or `KIND:VALUE`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<IdentityFilter> {
+        let text = text.trim();
+        if text == Self::UNASSIGNED {
+            return Some(IdentityFilter::Unassigned);
+        }
+        let (kind, value) = text.split_once(':')?;
+        let kind = IdentityKind::parse(kind.trim())?;
+        let key = IdentityKey::new(kind, value);
+        (!key.value.is_empty()).then_some(IdentityFilter::One(key))
+    }
+}
+
+impl fmt::Display for IdentityFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityFilter::Unassigned => f.write_str(Self::UNASSIGNED),
+            IdentityFilter::One(key) => key.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +132,21 @@ mod tests {
         let key = IdentityKey::new(IdentityKind::Email, " Ada@Example.COM ");
         assert_eq!(key.to_string(), "email:ada@example.com");
         assert_eq!(IdentityKey::new(IdentityKind::EndUser, "Ada").value, "Ada");
+    }
+
+    #[test]
+    fn identity_filters_parse_and_print_back() {
+        assert_eq!(
+            IdentityFilter::parse("unassigned"),
+            Some(IdentityFilter::Unassigned)
+        );
+        let one = IdentityFilter::parse("email:Carol@Example.com").expect("an identity");
+        assert_eq!(one.to_string(), "email:carol@example.com");
+        // The value may hold colons (an account id, a URL-ish end user).
+        let colons = IdentityFilter::parse("enduser:a:b").expect("an identity");
+        assert_eq!(colons.to_string(), "enduser:a:b");
+        for bad in ["", "carol", "phone:1", "email:", "email: ", "Unassigned"] {
+            assert_eq!(IdentityFilter::parse(bad), None, "{bad}");
+        }
     }
 }

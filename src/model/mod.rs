@@ -18,7 +18,7 @@ pub mod user;
 
 pub use access::Access;
 pub use action::{Action, Actor, Outcome};
-pub use identity::{IdentityKey, IdentityKind};
+pub use identity::{IdentityFilter, IdentityKey, IdentityKind};
 pub use team::TeamId;
 pub use totals::{Overflow, Totals};
 pub use user::{CurrentUser, Role, Scope, TokenId, User, UserId};

@@ -121,6 +121,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         ingest_rate_per_token: settings.ingest_rate_per_token,
         name_limits: settings.name_limits,
         trusted_proxies: settings.trusted_proxies.clone(),
+        public_url: settings.public_url.clone(),
     };
     let tls = match &settings.tls {
         Some((cert, key)) => Some(tls::Tls::new(cert, key)?),
@@ -146,6 +147,8 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{local}"));
+    // Setup links the pages show start with it.
+    state.link_base = Some(base_url.clone());
 
     if settings.demo {
         start_demo(&state).await?;

@@ -178,6 +178,8 @@ struct ApiEventRow<'a> {
     cost: Option<String>,
     session: Option<&'a str>,
     machine: Option<&'a str>,
+    /// The identity that attributed it (`kind:value`); not an ingest field.
+    identity: Option<&'a str>,
 }
 
 fn api_row(row: &EventRow) -> ApiEventRow<'_> {
@@ -197,6 +199,7 @@ fn api_row(row: &EventRow) -> ApiEventRow<'_> {
         cost: row.priced.then(|| decimal(row.cost_micros)),
         session: row.session.as_deref(),
         machine: row.machine.as_deref(),
+        identity: row.identity.as_deref(),
     }
 }
 

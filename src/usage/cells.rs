@@ -13,9 +13,9 @@ use rusqlite::Connection;
 use super::dims::{self, Label};
 use super::plan::{self, Source};
 use super::rollup::{Cuboid, Dim, Level};
-use super::{Scope, Totals};
+use super::{Scope, Totals, identities};
 use crate::db::DbError;
-use crate::model::TeamId;
+use crate::model::{IdentityFilter, TeamId};
 use crate::teams;
 
 /// Filters by name; an empty list means "any". Unknown names match
@@ -30,6 +30,8 @@ pub struct Filters {
     /// Sessions and machines: labels of raw events, not rollup dimensions.
     pub sessions: Vec<String>,
     pub machines: Vec<String>,
+    /// The events of the unassigned identities, or of one identity.
+    pub identity: Option<IdentityFilter>,
 }
 
 impl Filters {
@@ -61,11 +63,40 @@ pub(super) struct Constraints {
     pub dims: Vec<(Dim, Vec<i64>)>,
     /// Filtered labels (sessions, machines): only raw events hold them.
     pub labels: Vec<(Label, Vec<i64>)>,
+    /// One identity's events (`events.identity_id`): only raw events say
+    /// which identity attributed them.
+    pub identity: Option<i64>,
     /// A team's fence ([`Scope::Team`]): only usage of its members while
     /// they were in it. `dims` then holds everyone who was ever in it;
     /// the time is narrowed per piece ([`super::segments`]) or per event
     /// (`usage::events`), never by [`read_cells`] alone.
     pub team: Option<TeamId>,
+}
+
+impl Constraints {
+    /// Whether only the raw events can answer (the rollups hold no
+    /// sessions, machines or identities).
+    pub fn raw_only(&self) -> bool {
+        !self.labels.is_empty() || self.identity.is_some()
+    }
+
+    /// The terms on the raw events' label and identity columns, each
+    /// ` AND …`; `prefix` is the events table's alias and a dot, or "".
+    pub fn raw_terms(&self, prefix: &str) -> String {
+        let mut terms = String::new();
+        for (label, ids) in &self.labels {
+            let _ = write!(
+                terms,
+                " AND {prefix}{} IN ({})",
+                label.column(),
+                id_list(ids)
+            );
+        }
+        if let Some(id) = self.identity {
+            let _ = write!(terms, " AND {prefix}identity_id = {id}");
+        }
+        terms
+    }
 }
 
 /// Which ids each filter may take; `None` when a filter matches nothing
@@ -104,6 +135,26 @@ pub(super) fn resolve_filters(
         }
         constraints.push((dim, ids));
     }
+    let mut identity = None;
+    match &filters.identity {
+        None => {}
+        // The holders of the identities no one is linked to: a filter on
+        // the user dimension, which the rollups answer.
+        Some(IdentityFilter::Unassigned) => {
+            let holders = identities::unassigned_holders(conn)?;
+            match constraints.iter_mut().find(|(dim, _)| *dim == Dim::User) {
+                Some((_, ids)) => {
+                    let held: std::collections::HashSet<i64> = holders.into_iter().collect();
+                    ids.retain(|id| held.contains(id));
+                }
+                None => constraints.push((Dim::User, holders)),
+            }
+        }
+        Some(IdentityFilter::One(key)) => match identities::find(conn, key)? {
+            Some(found) => identity = Some(found.id),
+            None => return Ok(None),
+        },
+    }
     // The scope is the outer fence: a member's query is about them only,
     // a team's about the people who were ever in it (and, per piece or
     // per event, only while they were).
@@ -124,6 +175,7 @@ pub(super) fn resolve_filters(
     Ok(Some(Constraints {
         dims: constraints,
         labels,
+        identity,
         team,
     }))
 }
@@ -251,9 +303,9 @@ impl Reader<'_> {
         let mut wanted: Wanted = HashMap::new();
         let mut raw = Vec::new();
         for (index, (from, to)) in ranges.iter().enumerate() {
-            if !self.constraints.labels.is_empty() {
-                // The rollups hold no sessions or machines: the whole range
-                // from the raw events.
+            if self.constraints.raw_only() {
+                // The rollups hold no sessions, machines or identities: the
+                // whole range from the raw events.
                 raw.push((index, 1, *from, *to));
                 continue;
             }
@@ -390,11 +442,7 @@ impl Reader<'_> {
         let mut terms = String::new();
         // With a session or machine, their index finds the rows: a unary
         // `+` takes the dimensions out of SQLite's choice of index.
-        let unindexed = if self.constraints.labels.is_empty() {
-            ""
-        } else {
-            "+"
-        };
+        let unindexed = if self.constraints.raw_only() { "+" } else { "" };
         for (dim, ids) in &self.constraints.dims {
             let _ = write!(
                 terms,
@@ -403,9 +451,7 @@ impl Reader<'_> {
                 id_list(ids)
             );
         }
-        for (label, ids) in &self.constraints.labels {
-            let _ = write!(terms, " AND {} IN ({})", label.column(), id_list(ids));
-        }
+        terms.push_str(&self.constraints.raw_terms(""));
         let sql = format!(
             "SELECT {group}, {EVENT_SUMS} FROM events
              WHERE ts_ms >= ?1 AND ts_ms < ?2{terms} GROUP BY 1",

@@ -196,6 +196,8 @@ pub struct EventRow {
     pub priced: bool,
     pub session: Option<String>,
     pub machine: Option<String>,
+    /// The identity that attributed it (`kind:value`), if one did.
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +217,7 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
     let mut sql = String::from(
         "SELECT e.id, e.external_id, e.ts_ms, u.username, m.name, pv.name, a.name, p.name, s.name,
                 e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens,
-                e.cost_micros, e.cost_origin, ss.name, mc.name
+                e.cost_micros, e.cost_origin, ss.name, mc.name, idn.kind || ':' || idn.value
          FROM events e
          JOIN users u ON u.id = e.user_id
          JOIN models m ON m.id = e.model_id
@@ -224,7 +226,8 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
          LEFT JOIN activities a ON a.id = e.activity_id
          LEFT JOIN projects p ON p.id = e.project_id
          LEFT JOIN event_sessions ss ON ss.id = e.session_id
-         LEFT JOIN event_machines mc ON mc.id = e.machine_id",
+         LEFT JOIN event_machines mc ON mc.id = e.machine_id
+         LEFT JOIN identities idn ON idn.id = e.identity_id",
     );
     let Some(constraints) = resolve_filters(conn, scope, &query.filters)? else {
         return Ok(EventsPage {
@@ -238,9 +241,9 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
     // index and sorts everything it finds; a unary `+` takes the other
     // terms out of index selection.
     //
-    // A session or a machine is narrower still: its own index (label,
-    // time) finds the rows, so the dimensions are taken out instead.
-    let by_label = !constraints.labels.is_empty();
+    // A session, a machine or an identity is narrower still: its own index
+    // finds the rows, so the dimensions are taken out instead.
+    let by_label = constraints.raw_only();
     let one_user = constraints
         .dims
         .iter()
@@ -268,9 +271,7 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
         };
         let _ = write!(sql, " AND {column} IN ({})", in_list(ids));
     }
-    for (label, ids) in &constraints.labels {
-        let _ = write!(sql, " AND e.{} IN ({})", label.column(), in_list(ids));
-    }
+    sql.push_str(&constraints.raw_terms("e."));
     // A team's usage is its members' while they were in it: the user's
     // membership of the team must hold the event's time.
     if let Some(team) = constraints.team {
@@ -326,6 +327,7 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
                 priced: row.get::<_, i64>(14)? != 0,
                 session: row.get(15)?,
                 machine: row.get(16)?,
+                identity: row.get(17)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

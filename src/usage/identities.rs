@@ -5,8 +5,9 @@
 //! disabled, no password, never listed as a person). Until an admin links
 //! the identity to a person, its events are stored on the holder, so
 //! unassigned usage is in the rollups (and every total) from the first
-//! event, and never dropped. An identity whose email is a person's email
-//! links itself when it is first seen.
+//! event, and never dropped. An identity whose email is a person's email,
+//! or an end user (`enduser.id`) named as a person's login name, links
+//! itself when it is first seen.
 //!
 //! Linking moves the identity's events (`events.identity_id`) from the
 //! holder to the person, and their rollup rows with them, in the caller's
@@ -18,8 +19,10 @@ use sha2::{Digest, Sha256};
 
 use super::budget::NameBudget;
 use super::rollup::{self, CostOrigin, Delta, Dim, DimValues, event_metrics};
+use crate::auth::invites::{self, InviteError};
+use crate::auth::users::{self, Profile, UserError};
 use crate::db::DbError;
-use crate::model::{IdentityKey, IdentityKind, UserId};
+use crate::model::{IdentityKey, IdentityKind, Role, UserId};
 
 /// An identity as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,12 @@ pub enum IdentityError {
     NotFound(IdentityKey),
     #[error("no person named {0:?}")]
     NoSuchUser(String),
+    /// The change is for unassigned identities only.
+    #[error("{0} is linked to {1}; unlink it first")]
+    Linked(IdentityKey, String),
+    /// The member to create cannot be (a name taken or not allowed).
+    #[error(transparent)]
+    User(UserError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -73,6 +82,25 @@ pub enum IdentityError {
 impl From<rusqlite::Error> for IdentityError {
     fn from(e: rusqlite::Error) -> Self {
         IdentityError::Db(DbError::from(e))
+    }
+}
+
+impl From<UserError> for IdentityError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Db(e) => IdentityError::Db(e),
+            other => IdentityError::User(other),
+        }
+    }
+}
+
+impl From<InviteError> for IdentityError {
+    fn from(e: InviteError) -> Self {
+        match e {
+            InviteError::User(e) => e.into(),
+            // A member made a moment ago has no password and a live link.
+            other => IdentityError::Db(DbError::Check(other.to_string())),
+        }
     }
 }
 
@@ -120,21 +148,111 @@ pub fn find(conn: &Connection, key: &IdentityKey) -> Result<Option<Identity>, Db
 /// Every identity with its events and cost, unassigned ones first, then
 /// by the last time they were seen.
 pub fn list(conn: &Connection) -> Result<Vec<IdentityUsage>, DbError> {
+    list_where(conn, "1", None)
+}
+
+/// The identities linked to the person `user`, with their events and cost
+/// (what their profile shows them).
+pub fn linked_to(conn: &Connection, user: UserId) -> Result<Vec<IdentityUsage>, DbError> {
+    list_where(conn, "i.user_id = ?1", Some(user.0))
+}
+
+fn list_where(
+    conn: &Connection,
+    condition: &str,
+    user: Option<i64>,
+) -> Result<Vec<IdentityUsage>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {IDENTITY_COLUMNS},
                 (SELECT COUNT(*) FROM events e WHERE e.identity_id = i.id),
                 (SELECT COALESCE(SUM(cost_micros), 0) FROM events e WHERE e.identity_id = i.id)
          FROM identities i LEFT JOIN users u ON u.id = i.user_id
+         WHERE {condition}
          ORDER BY i.user_id IS NOT NULL, i.last_seen_ms DESC, i.id"
     ))?;
-    let rows = stmt.query_map([], |row| {
+    let map = |row: &rusqlite::Row<'_>| {
         Ok(IdentityUsage {
             identity: identity_from_row(row)?,
             events: row.get(9)?,
             cost_micros: row.get(10)?,
         })
+    };
+    let rows = match user {
+        Some(id) => stmt.query_map([id], map)?.collect::<Result<_, _>>()?,
+        None => stmt.query_map([], map)?.collect::<Result<_, _>>()?,
+    };
+    Ok(rows)
+}
+
+/// What an identity's latest event came with: enough for an admin to
+/// recognise whose it is before linking (the program, the model, the
+/// repository, the machine). `None` fields were not sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sample {
+    pub source: String,
+    pub model: String,
+    pub activity: Option<String>,
+    pub project: Option<String>,
+    pub machine: Option<String>,
+}
+
+impl Sample {
+    /// The sample as `name: value` pairs, those sent only.
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let mut pairs = vec![
+            ("source", self.source.as_str()),
+            ("model", self.model.as_str()),
+        ];
+        for (name, value) in [
+            ("activity", &self.activity),
+            ("project", &self.project),
+            ("machine", &self.machine),
+        ] {
+            if let Some(value) = value {
+                pairs.push((name, value.as_str()));
+            }
+        }
+        pairs
+    }
+}
+
+/// The sample of every identity with events, by identity id, from its
+/// latest stored event (through the identity index: a cost that grows
+/// with the identity's events, as the counts beside it do).
+pub fn samples(conn: &Connection) -> Result<std::collections::HashMap<i64, Sample>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, s.name, m.name, a.name, p.name, mc.name
+         FROM identities i
+         JOIN events e ON e.id = (SELECT MAX(x.id) FROM events x WHERE x.identity_id = i.id)
+         JOIN sources s ON s.id = e.source_id
+         JOIN models m ON m.id = e.model_id
+         LEFT JOIN activities a ON a.id = e.activity_id
+         LEFT JOIN projects p ON p.id = e.project_id
+         LEFT JOIN event_machines mc ON mc.id = e.machine_id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get(0)?,
+            Sample {
+                source: row.get(1)?,
+                model: row.get(2)?,
+                activity: row.get(3)?,
+                project: row.get(4)?,
+                machine: row.get(5)?,
+            },
+        ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The holder accounts of the identities linked to no one (ignored ones
+/// included): whose events are the unassigned usage.
+pub fn unassigned_holders(conn: &Connection) -> Result<Vec<i64>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT holder_id FROM identities WHERE user_id IS NULL ORDER BY holder_id",
+    )?;
+    let ids = stmt.query_map([], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
 }
 
 /// In the writer: the identity `key` stands for and the account its usage
@@ -156,6 +274,7 @@ pub fn resolve(
     let holder = create_holder(conn, key, seen_ms)?;
     let person = match key.kind {
         IdentityKind::Email => person_with_email(conn, &key.value)?,
+        IdentityKind::EndUser => person_named(conn, &key.value)?,
         _ => None,
     };
     conn.prepare_cached(
@@ -216,6 +335,20 @@ fn person_with_email(conn: &Connection, email: &str) -> Result<Option<UserId>, D
     })
 }
 
+/// The enabled person whose username is `name` (case aside): an admin who
+/// sets `enduser.id` in the managed settings sets it to the login name.
+/// Only an admin's collector token attributes by identity, so no member can
+/// name someone else this way.
+fn person_named(conn: &Connection, name: &str) -> Result<Option<UserId>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM users WHERE kind = 'person' AND disabled = 0 AND lower(username) = lower(?1)",
+    )?;
+    Ok(stmt
+        .query_row([name], |row| row.get(0))
+        .optional()?
+        .map(UserId))
+}
+
 /// Links `key` to the person `username`: its events (from wherever they
 /// are) move to them. Idempotent.
 pub fn link(conn: &Connection, key: &IdentityKey, username: &str) -> Result<Moved, IdentityError> {
@@ -239,6 +372,67 @@ pub fn unlink(conn: &Connection, key: &IdentityKey) -> Result<Moved, IdentityErr
     conn.prepare_cached("UPDATE identities SET user_id = NULL WHERE id = ?1")?
         .execute([identity.id])?;
     Ok(moved)
+}
+
+/// Marks the unassigned identity `key` ignored, or not: its usage is still
+/// counted and it is still listed, marked, and kept apart in the
+/// overview's unassigned total. Idempotent. A linked identity is refused
+/// (it is someone's; linking clears the mark).
+pub fn set_ignored(
+    conn: &Connection,
+    key: &IdentityKey,
+    ignored: bool,
+) -> Result<Identity, IdentityError> {
+    let identity = find(conn, key)?.ok_or_else(|| IdentityError::NotFound(key.clone()))?;
+    if let Some((_, name)) = &identity.linked {
+        return Err(IdentityError::Linked(key.clone(), name.clone()));
+    }
+    conn.prepare_cached("UPDATE identities SET ignored = ?2 WHERE id = ?1")?
+        .execute(params![identity.id, ignored])?;
+    Ok(Identity {
+        ignored,
+        ..identity
+    })
+}
+
+/// A member made from an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub user: UserId,
+    pub moved: Moved,
+    /// The one-time setup link's token: shown once, never stored.
+    pub token: String,
+}
+
+/// Creates the member `username`, without a password, from the unassigned
+/// identity `key`, in the caller's transaction: the account (with the
+/// identity's address as its email, for an email that is one), the link
+/// (its past events move to them, as [`link`] moves them) and a setup
+/// link ([`invites::issue`]) all happen, or none does.
+pub fn create_person(
+    conn: &Connection,
+    key: &IdentityKey,
+    username: &str,
+    now_s: i64,
+) -> Result<Created, IdentityError> {
+    let identity = find(conn, key)?.ok_or_else(|| IdentityError::NotFound(key.clone()))?;
+    if let Some((_, name)) = &identity.linked {
+        return Err(IdentityError::Linked(key.clone(), name.clone()));
+    }
+    let user = users::insert_without_password(conn, username, Role::Member, now_s)?;
+    if key.kind == IdentityKind::Email {
+        let profile = Profile {
+            email: Some(key.value.clone()),
+            ..Profile::default()
+        };
+        // An email identity that is no plausible address stays off the profile.
+        if users::validate_profile(&profile).is_ok() {
+            users::update_profile(conn, user, &profile, now_s)?;
+        }
+    }
+    let moved = link(conn, key, username)?;
+    let token = invites::issue(conn, user, now_s)?;
+    Ok(Created { user, moved, token })
 }
 
 /// One event of an identity, as its rollup rows see it.

@@ -4,6 +4,7 @@
 //! parameter it could forge.
 
 pub mod api;
+pub mod arrivals;
 pub mod buckets;
 pub mod budget;
 mod cells;
@@ -21,6 +22,7 @@ pub mod reprice;
 pub mod rollup;
 mod segments;
 pub mod store;
+pub mod unassigned;
 
 use std::sync::Arc;
 

@@ -10,7 +10,8 @@
 //! `week_start`: monday, sunday, saturday. `group_by`:
 //! model, activity, user, project, source, team. Filters `user`, `model`,
 //! `activity`, `project`, `source`, and `session`, `machine` (labels of
-//! raw events, read from them): repeatable or comma-separated.
+//! raw events, read from them): repeatable or comma-separated; `identity`
+//! (`unassigned`, or `KIND:VALUE`: one identity's events), once.
 //! Events: `sort`, `order` (asc|desc), `limit`, `after` (cursor). A
 //! grouped series: `limit`, the most groups answered (the rest summed as
 //! one "other"). `view` is read by the access extractor, not here. Any
@@ -27,6 +28,7 @@ use super::buckets::BucketSize;
 use super::events::{Cursor, EventsQuery, SortColumn};
 use super::query::{Filters, GroupBy, SeriesQuery};
 use super::rollup::Dim;
+use crate::model::IdentityFilter;
 
 const DEFAULT_LIMIT: usize = 100;
 
@@ -136,7 +138,7 @@ fn refuse(field: &'static str, reason: impl Into<String>) -> ParamError {
 
 /// Every parameter [`parse`] reads, plus `view` (read by the access
 /// extractor) and `tz` (the API's first name for `zone`).
-pub const NAMES: [&str; 20] = [
+pub const NAMES: [&str; 21] = [
     "range",
     "from",
     "to",
@@ -157,6 +159,7 @@ pub const NAMES: [&str; 20] = [
     "view",
     "session",
     "machine",
+    "identity",
 ];
 
 /// Refuses the first parameter of `query` whose name is in none of
@@ -221,6 +224,7 @@ impl ReadParams {
                 "user": f.users, "model": f.models, "activity": f.activities,
                 "project": f.projects, "source": f.sources,
                 "session": f.sessions, "machine": f.machines,
+                "identity": f.identity.as_ref().map(ToString::to_string),
             },
         })
     }
@@ -370,6 +374,16 @@ pub fn parse_with(
                 )
             })?,
     };
+    let identity = match one("identity") {
+        None => None,
+        Some(text) => Some(IdentityFilter::parse(text).ok_or_else(|| {
+            refuse(
+                "identity",
+                "use unassigned, or KIND:VALUE with KIND one of enduser, email, account, \
+                 install, litellm_user, litellm_key",
+            )
+        })?),
+    };
     let after = match one("after") {
         None => None,
         Some(text) => Some(
@@ -391,6 +405,7 @@ pub fn parse_with(
                 sources: many("source"),
                 sessions: many("session"),
                 machines: many("machine"),
+                identity,
             },
         },
         preset,
@@ -569,6 +584,8 @@ mod tests {
             ("modle=gpt-5", "modle"),
             ("range=7d&tz=UTC&splt=x", "splt"),
             ("from=2026-02-30", "from"),
+            ("identity=carol", "identity"),
+            ("identity=phone:1", "identity"),
             ("to=2026-13-01", "to"),
         ] {
             let error = parse(Some(query), None, now()).expect_err(query);

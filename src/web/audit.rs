@@ -197,7 +197,10 @@ fn render(context: &PageContext, filter: &Filter, rows: &[StoredEntry]) -> Marku
         p { a href={ "/admin/audit.csv?" (filter.query_string(None)) } { "Export this selection as CSV" } }
         section.card aria-labelledby="audit-title" {
             h2 #audit-title { "Entries" }
-            div.table-scroll {
+            // Long routes and targets can make the table wider than its
+            // box, and its cells hold nothing focusable: the box itself
+            // takes focus, so the keyboard can scroll it.
+            div.table-scroll tabindex="0" role="region" aria-labelledby="audit-title" {
                 table {
                     thead { tr {
                         th scope="col" { "#" }

@@ -1,7 +1,9 @@
 //! The events table: one row per call, sortable by every column
 //! (descending, ascending, none), filtered by user, model, activity,
-//! project, source, session and machine, a page at a time (keyset), with a
-//! CSV export of exactly this view. Every bit of state is in the URL.
+//! project, source, session and machine (and, for admins, identity:
+//! `unassigned` or `kind:value`, with an identity column), a page at a
+//! time (keyset), with a CSV export of exactly this view. Every bit of
+//! state is in the URL.
 
 use axum::extract::State;
 use maud::{Markup, html};
@@ -36,7 +38,7 @@ const COLUMNS: [(SortColumn, &str, bool); 14] = [
 ];
 
 /// The filters of the form, by URL name and label.
-const FILTERS: [(&str, &str); 7] = [
+const FILTERS: [(&str, &str); 8] = [
     ("user", "User"),
     ("model", "Model"),
     ("activity", "Activity"),
@@ -44,11 +46,12 @@ const FILTERS: [(&str, &str); 7] = [
     ("source", "Source"),
     ("machine", "Machine"),
     ("session", "Session"),
+    ("identity", "Identity"),
 ];
 
 /// The URL names of the filters.
-const FILTER_NAMES: [&str; 7] = [
-    "user", "model", "activity", "project", "source", "machine", "session",
+const FILTER_NAMES: [&str; 8] = [
+    "user", "model", "activity", "project", "source", "machine", "session", "identity",
 ];
 
 pub async fn page(
@@ -75,6 +78,8 @@ pub async fn page(
 }
 
 fn render(page: &DataPage, rows: &EventsPage, choices: &ViewChoices) -> Markup {
+    // Identities are shown to admins (a member's are on their profile).
+    let admin = page.context.viewer.user.is_admin();
     let csv = page
         .url
         .with(&[("limit", None)])
@@ -111,9 +116,10 @@ fn render(page: &DataPage, rows: &EventsPage, choices: &ViewChoices) -> Markup {
                             @for (column, label, numeric) in COLUMNS {
                                 (sort_header(page, column, label, numeric))
                             }
+                            @if admin { th scope="col" { "Identity" } }
                         } }
                         tbody {
-                            @for row in &rows.rows { (event_row(page, row)) }
+                            @for row in &rows.rows { (event_row(page, row, admin)) }
                         }
                         tfoot { tr {
                             th scope="row" colspan="6" { "This page (" (rows.rows.len()) " calls)" }
@@ -125,6 +131,7 @@ fn render(page: &DataPage, rows: &EventsPage, choices: &ViewChoices) -> Markup {
                             td {}
                             td {}
                             td {}
+                            @if admin { td {} }
                         } }
                     }
                 }
@@ -184,7 +191,7 @@ fn sort_header(page: &DataPage, column: SortColumn, label: &str, numeric: bool) 
     }
 }
 
-fn event_row(page: &DataPage, row: &EventRow) -> Markup {
+fn event_row(page: &DataPage, row: &EventRow, admin: bool) -> Markup {
     let zone = page.zone();
     html! {
         tr {
@@ -202,11 +209,12 @@ fn event_row(page: &DataPage, row: &EventRow) -> Markup {
             td { (label_link(page, "machine", row.machine.as_deref())) }
             td.session { (label_link(page, "session", row.session.as_deref())) }
             td.id { code { (row.id) } }
+            @if admin { td { (label_link(page, "identity", row.identity.as_deref())) } }
         }
     }
 }
 
-/// A session or machine, linking to this view filtered by it.
+/// A session, machine or identity, linking to this view filtered by it.
 fn label_link(page: &DataPage, name: &str, value: Option<&str>) -> Markup {
     match value {
         None => html! {},
@@ -218,21 +226,29 @@ fn label_link(page: &DataPage, name: &str, value: Option<&str>) -> Markup {
 }
 
 fn filters_form(page: &DataPage) -> Markup {
+    let admin = page.context.viewer.user.is_admin();
     // Filtering by user makes sense where several users' usage is shown:
     // everyone's (admins) or a team's (admins and its leads).
     let several_users = match page.reader.scope {
         crate::model::Scope::Everyone | crate::model::Scope::Team(_) => true,
         crate::model::Scope::User(_) => false,
     };
+    let shown = |name: &str| match name {
+        "user" => several_users,
+        // `unassigned`, or one identity (`email:carol@example.com`).
+        "identity" => admin,
+        _ => true,
+    };
     html! {
         form.filters method="get" action="/events" aria-label="Filters" {
             (page.url.hidden_inputs(&FILTER_NAMES))
             @for (name, label) in FILTERS {
-                @if name != "user" || several_users {
+                @if shown(name) {
                     div {
                         label for={ "filter-" (name) } { (label) }
                         input id={ "filter-" (name) } type="text" name=(name)
-                            value=(page.url.get(name).unwrap_or("")) placeholder="any";
+                            value=(page.url.get(name).unwrap_or(""))
+                            placeholder=(if name == "identity" { "any, unassigned or kind:value" } else { "any" });
                     }
                 }
             }

@@ -42,3 +42,10 @@ pub async fn security_headers(
     }
     response
 }
+
+/// `Cache-Control: no-store`, for a response no cache may keep: a page
+/// that shows a secret once (the browser's back button included), or an
+/// answer that changes from one second to the next.
+pub fn no_store() -> [(header::HeaderName, &'static str); 1] {
+    [(header::CACHE_CONTROL, "no-store")]
+}

@@ -73,6 +73,7 @@ fn document(assets: &AssetIndex, nav: Option<Nav<'_>>, title: &str, content: Mar
                                 a href="/admin/audit" { "Audit log" }
                             }
                             a href="/tokens" { "API tokens" }
+                            a href="/connect" { "Connect" }
                         }
                         div.account {
                             button.theme-toggle #theme-toggle type="button" aria-pressed="false" hidden { "Dark theme" }

@@ -1,5 +1,6 @@
 //! The pages people look at — the dashboard, events, team, prices, the
-//! audit log, identities, teams, sign-in, setup, profile, tokens and users — with the page
+//! audit log, identities, teams, sign-in, setup, invites, profile, tokens,
+//! users and Connect — with the page
 //! context each is rendered with, the shared layout, embedded assets, the
 //! URL state and time controls every data page shares, and the charts.
 
@@ -7,6 +8,9 @@ pub mod account;
 pub mod assets;
 mod audit;
 mod chart;
+pub mod connect;
+mod connect_snippets;
+mod connect_views;
 mod controls;
 mod events;
 pub mod flash;
@@ -44,6 +48,11 @@ pub struct WebState {
     pub throttle: LoginThrottle,
     /// The instance's time zone, for users without their own.
     pub time_zone: Option<String>,
+    /// The address and signals the Connect page's blocks name.
+    pub connect: connect::ConnectSettings,
+    /// The base of setup links (`public_url`, else the listening address);
+    /// `None`: links are shown as paths.
+    pub link_base: Option<String>,
     pub gate: Gate,
 }
 
@@ -72,6 +81,10 @@ pub fn routes(state: WebState) -> Router {
             "/setup",
             get(account::login::setup_page).post(account::login::setup),
         )
+        .route(
+            "/invite/{token}",
+            get(account::invite::page).post(account::invite::accept),
+        )
         .route("/assets/{*path}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon));
     let signed_in = Router::new()
@@ -92,6 +105,8 @@ pub fn routes(state: WebState) -> Router {
             get(account::tokens::page).post(account::tokens::create),
         )
         .route("/tokens/{id}/revoke", post(account::tokens::revoke))
+        .route("/connect", get(connect::page).post(connect::create))
+        .route("/connect/status", get(connect::status))
         // Admins and team leads; the handler refuses anyone else.
         .route("/team", get(team::page));
     let admin = Router::new()
@@ -102,6 +117,9 @@ pub fn routes(state: WebState) -> Router {
         .route("/admin/identities", get(identities::page))
         .route("/admin/identities/link", post(identities::link))
         .route("/admin/identities/unlink", post(identities::unlink))
+        .route("/admin/identities/create", post(identities::create))
+        .route("/admin/identities/ignore", post(identities::ignore))
+        .route("/admin/identities/unignore", post(identities::unignore))
         .route(
             "/admin/teams",
             get(teams_admin::page).post(teams_admin::create),

@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::model::{Scope, Totals};
 use crate::usage::query::{self, GroupBy, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
 use crate::usage::rollup::Dim;
+use crate::usage::unassigned::{self, Unassigned};
 use crate::web::WebState;
 
 /// Rows of the top models and activities tables (then one "Other" row).
@@ -39,6 +40,8 @@ struct Overview {
     models: Top,
     activities: Top,
     choices: ViewChoices,
+    /// Admins viewing everyone: the usage held by unlinked identities.
+    unassigned: Option<Unassigned>,
 }
 
 /// The split of the bars: `model` (default), `activity`, or `team` (the
@@ -81,6 +84,7 @@ pub async fn page(
     let query = page.params.series.clone();
     let (split_dim, other_dim, _, _) = split(&page);
     let admin = page.context.viewer.user.is_admin();
+    let everyone = admin && matches!(scope, Scope::Everyone);
     // The chart keeps its largest series by what it shows.
     let rank = Metric::parse(page.url.get("metric")).rank();
     let data = state
@@ -110,6 +114,11 @@ pub async fn page(
                 models: query::top(conn, scope, from, to, filters, Dim::Model, TOP)?,
                 activities: query::top(conn, scope, from, to, filters, Dim::Activity, TOP)?,
                 choices: ViewChoices::load(conn, admin)?,
+                unassigned: if everyone {
+                    Some(unassigned::summary(conn, from, to, filters)?)
+                } else {
+                    None
+                },
             })
         })
         .await?;
@@ -139,11 +148,16 @@ fn render(page: &DataPage, data: &Overview) -> Markup {
         }
         (time_controls(page, "/"))
         (totals_cards(&data.totals))
+        @if let Some(unassigned) = data.unassigned.as_ref().filter(|u| u.any()) {
+            (unassigned_card(page, unassigned))
+        }
         @if data.totals.current.calls == 0 {
             section.card.empty {
                 h2 { "No usage in this range" }
-                p { "Nothing was recorded between these dates. Usage appears here as soon as events arrive; "
-                    a href="/tokens" { "create an API token" } " to send some." }
+                p { "Nothing was recorded between these dates. Usage appears here as soon as events arrive: "
+                    a href="/connect" { "connect a producer" }
+                    " (Claude Code, Gemini CLI, Codex, an OpenTelemetry SDK, LiteLLM or "
+                    code { "tokentally import" } ") to send some." }
             }
         } @else {
             section.card aria-labelledby="chart-heading" {
@@ -222,6 +236,56 @@ fn totals_cards(totals: &TotalsWithChange) -> Markup {
                     (format::integer(now.unpriced_calls))
                     " calls have no known price and are not included in the cost. "
                     "An admin can add prices on the Prices page."
+                }
+            }
+        }
+    }
+}
+
+/// Admins, everyone's usage: what identities linked to no one hold (in
+/// every total above already), the ignored ones apart, with the way to
+/// their events and to the page that assigns them.
+fn unassigned_card(page: &DataPage, unassigned: &Unassigned) -> Markup {
+    let events = page
+        .url
+        .only(&[
+            "range", "from", "to", "zone", "model", "activity", "project", "source", "session",
+            "machine",
+        ])
+        .with(&[("view", Some("everyone")), ("identity", Some("unassigned"))])
+        .href("/events");
+    let (held, ignored) = (&unassigned.held, &unassigned.ignored);
+    let identities = |n: usize| match n {
+        1 => "1 identity".to_owned(),
+        n => format!("{n} identities"),
+    };
+    html! {
+        section.card aria-labelledby="unassigned-heading" {
+            div.card-head {
+                h2 #unassigned-heading { "Unassigned usage" }
+                a.button href=(events) { "See its events" }
+            }
+            p {
+                "Usage sent under identities that are linked to no person yet; it is in the totals above. "
+                a href="/admin/identities?show=unassigned" { "Assign them" } "."
+            }
+            dl.totals {
+                div { dt { "Cost" } dd { (format::money(held.totals.cost_micros)) } }
+                div { dt { "Calls" } dd { (format::integer(held.totals.calls)) } }
+                div { dt { "Tokens" } dd { (format::tokens(held.totals.all_tokens())) } }
+                div {
+                    dt { "Identities" }
+                    dd { (format::integer(held.with_usage as i64)) }
+                    dd.change { "with usage in this range, of " (identities(held.identities)) }
+                }
+            }
+            @if ignored.identities > 0 {
+                p {
+                    "Ignored (still counted, kept apart): "
+                    (identities(ignored.identities)) ", "
+                    (format::money(ignored.totals.cost_micros)) ", "
+                    (format::integer(ignored.totals.calls)) " calls, "
+                    (format::tokens(ignored.totals.all_tokens())) " tokens in this range."
                 }
             }
         }

@@ -249,6 +249,90 @@ fn cases() -> Vec<Case> {
             Form(&[("kind", "bogus"), ("value", "x")]),
             [303, 403, 403, 422, 303, 303, 403, 403, 403],
         ),
+        // The Connect page: a session only (a token gets the sign-in page);
+        // its check answers only for a page the same session opened.
+        (
+            get.clone(),
+            "/connect",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            "/connect/status?since=0",
+            None,
+            [303, 404, 404, 404, 303, 303, 404, 404, 404],
+        ),
+        (
+            get.clone(),
+            "/connect/status?since=x",
+            None,
+            [303, 400, 400, 400, 303, 303, 400, 400, 400],
+        ),
+        (
+            post.clone(),
+            "/connect",
+            Form(&[("kind", "personal")]),
+            [303, 201, 201, 201, 303, 303, 201, 201, 201],
+        ),
+        (
+            get.clone(),
+            "/admin/identities?show=unassigned",
+            None,
+            [303, 403, 403, 200, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/create",
+            Form(&[
+                ("kind", "email"),
+                ("value", "nobody@example.com"),
+                ("username", "nobody"),
+            ]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/ignore",
+            Form(&[("kind", "email"), ("value", "nobody@example.com")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/identities/unignore",
+            Form(&[("kind", "bogus"), ("value", "x")]),
+            [303, 403, 403, 422, 303, 303, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/admin/users/nobody/invite",
+            Form(&[]),
+            [303, 403, 403, 404, 303, 303, 403, 403, 403],
+        ),
+        // A setup link is public; a wrong one is the same 404 for everyone
+        // (a post without a session's CSRF token is refused first).
+        (get.clone(), "/invite/not-a-setup-link", None, [404; 9]),
+        (
+            post.clone(),
+            "/invite/not-a-setup-link",
+            Form(&[
+                ("password", "a long enough password"),
+                ("password_confirm", "a long enough password"),
+            ]),
+            [403, 404, 404, 404, 403, 403, 404, 404, 404],
+        ),
+        (
+            get.clone(),
+            "/events?identity=unassigned",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/events?identity=email:nobody@example.com",
+            None,
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
+        ),
         (
             post.clone(),
             "/logout",
@@ -523,7 +607,7 @@ pub(crate) async fn send_events(world: &World, token: &str, events: serde_json::
 
 /// Every data URL a member may open (each answers them 200): what they
 /// receive is searched for the usage of others.
-pub(crate) const DATA_PATHS: [&str; 32] = [
+pub(crate) const DATA_PATHS: [&str; 33] = [
     "/",
     "/?view=me",
     "/?split=activity&metric=cost",
@@ -558,6 +642,7 @@ pub(crate) const DATA_PATHS: [&str; 32] = [
     "/api/v1/events.csv?machine=machine-of-a",
     "/tokens",
     "/profile",
+    "/connect",
 ];
 
 #[tokio::test]

@@ -39,12 +39,14 @@ async fn served_app() -> (TestApp, String) {
         .write(move |conn| demo::generate(conn, &[ada, grace], &workload))
         .await
         .expect("usage");
-    // Two identities for the identities page: one held, one linked to grace.
+    // Identities for the identities page: one held, one linked to grace,
+    // and one made a member (dora, who has no password yet).
     let now_ms = app.clock.now().as_millisecond();
+    let now_s = app.clock.now().as_second();
     app.state
         .db
         .write(move |conn| {
-            let events: Vec<NewEvent> = ["carol@example.com", "grace-laptop"]
+            let events: Vec<NewEvent> = ["carol@example.com", "grace-laptop", "dora"]
                 .into_iter()
                 .enumerate()
                 .map(|(i, name)| NewEvent {
@@ -69,10 +71,13 @@ async fn served_app() -> (TestApp, String) {
                 .collect();
             Inserter::new(conn)?.insert(conn, &events)?;
             let laptop = IdentityKey::new(IdentityKind::EndUser, "grace-laptop");
-            identities::link(conn, &laptop, "grace").map_err(|e| match e {
-                identities::IdentityError::Db(e) => e,
-                other => panic!("{other}"),
-            })?;
+            let dora = IdentityKey::new(IdentityKind::EndUser, "dora");
+            identities::link(conn, &laptop, "grace")
+                .and_then(|_| identities::create_person(conn, &dora, "dora", now_s))
+                .map_err(|e| match e {
+                    identities::IdentityError::Db(e) => e,
+                    other => panic!("{other}"),
+                })?;
             Ok::<_, tokentally::db::DbError>(())
         })
         .await
@@ -390,6 +395,60 @@ fn keyboard_walk(base: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_connect_page_turns_green_when_the_first_event_arrives() {
+    in_browser(connect).await;
+}
+
+/// Create a token on the Connect page, send one event with it from
+/// outside the browser, and watch the check (polled by `connect.js`) say
+/// so, in its live region, without a reload.
+fn connect(base: &str) {
+    let browser = Browser::start();
+    sign_in(&browser, base, "ada");
+    browser.goto(&format!("{base}/connect"));
+    browser.click("form[action='/connect'] input[value=collector] ~ button[type=submit]");
+    browser.wait_for("return !!document.querySelector('#new-token pre')");
+    let secret = texts(&browser, "#new-token pre")
+        .into_iter()
+        .next()
+        .expect("the token is shown");
+    assert!(secret.starts_with("tt_"), "{secret}");
+    assert_eq!(
+        texts(&browser, "#connect-status .check.waiting"),
+        vec!["Waiting for the first event from anyone…".to_owned()]
+    );
+    let location = browser.url();
+    let event = json!([{"id": "from-the-connect-page", "timestamp": "2026-06-15T11:00:00Z",
+                        "model": "m", "input_tokens": 3, "output_tokens": 1}]);
+    let answer = crate::common::server::agent()
+        .post(&format!("{base}/api/v1/events"))
+        .header("authorization", &format!("Bearer {secret}"))
+        .header("content-type", "application/json")
+        .send(event.to_string().as_str())
+        .expect("sent");
+    assert_eq!(answer.status(), 200);
+    browser.wait_for("return !!document.querySelector('#connect-status .check.received')");
+    let said = texts(&browser, "#connect-status .check.received");
+    assert!(
+        said.first()
+            .is_some_and(|t| t.starts_with("Received 1 event ")),
+        "{said:?}"
+    );
+    assert_eq!(browser.url(), location, "no reload");
+    browser.script(
+        "document.getElementById('status').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("connect-received.png"));
+    browser.viewport(360, 780);
+    browser.script(
+        "document.getElementById('claude-code').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("connect-360.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_page_passes_axe_in_both_schemes_and_fits_360_px() {
     in_browser(accessibility).await;
 }
@@ -407,10 +466,14 @@ fn accessibility(base: &str) {
         "/admin/prices",
         "/admin/users",
         "/admin/identities",
+        "/admin/identities?show=unassigned",
+        "/events?identity=unassigned",
         "/admin/teams",
         "/admin/audit",
         "/profile",
         "/tokens",
+        "/connect",
+        "/invite/not-a-setup-link",
     ];
     let mut problems = Vec::new();
     for scheme in ["light", "dark"] {
@@ -425,6 +488,21 @@ fn accessibility(base: &str) {
             for violation in axe_violations(&browser) {
                 problems.push(format!("{page} ({scheme}): {violation}"));
             }
+        }
+        // A fresh setup link for dora (the page that shows it once), and
+        // the page it opens.
+        browser.goto(&format!("{base}/admin/users"));
+        browser.click("form[action='/admin/users/dora/invite'] button");
+        browser.wait_for("return !!document.getElementById('issued-link')");
+        for violation in axe_violations(&browser) {
+            problems.push(format!("/admin/users/dora/invite ({scheme}): {violation}"));
+        }
+        let link = texts(&browser, "#issued-link")[0].clone();
+        assert!(link.starts_with("/invite/"), "{link}");
+        browser.goto(&format!("{base}{link}"));
+        browser.wait_for("return !!document.getElementById('password_confirm')");
+        for violation in axe_violations(&browser) {
+            problems.push(format!("/invite/… ({scheme}): {violation}"));
         }
         browser.goto(&format!("{base}/"));
         browser.click("form[action='/logout'] button");
@@ -455,6 +533,8 @@ fn accessibility(base: &str) {
         .into_iter()
         .filter(|m| m.contains("SEVERE") || m.contains("Content Security Policy"))
         .filter(|m| !m.contains("favicon"))
+        // The page of a wrong setup link is a 404 on purpose.
+        .filter(|m| !m.contains("/invite/not-a-setup-link - Failed to load resource"))
         .collect();
     assert!(console.is_empty(), "console:\n{}", console.join("\n"));
 
@@ -474,6 +554,8 @@ fn accessibility(base: &str) {
             "/admin/teams",
             "/admin/audit",
             "/tokens",
+            "/connect",
+            "/profile",
         ] {
             browser.goto(&format!("{base}{page}"));
             let overflow = browser.script(

@@ -88,6 +88,7 @@ async fn open_app(dir: &Path, vfs: String) -> AppState {
         ingest_rate_per_token: 0,
         name_limits: Default::default(),
         trusted_proxies: Vec::new(),
+        public_url: None,
     };
     tokio::task::spawn_blocking(move || AppState::open(options))
         .await

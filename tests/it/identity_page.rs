@@ -98,6 +98,16 @@ async fn an_admin_links_an_identity_through_the_page_and_a_member_cannot() {
         "{row}"
     );
     assert!(row.contains("action=\"/admin/identities/link\""), "{row}");
+    // A sample of what its latest event came with, to tell whose it is.
+    assert!(
+        row.contains("<dt>source</dt><dd>otlp</dd>")
+            && row.contains("<dt>model</dt><dd>llama-local</dd>"),
+        "{row}"
+    );
+    assert!(
+        !row.contains("<dt>project</dt>"),
+        "only what was sent: {row}"
+    );
     assert!(row.contains("<option value=\"bob\">"), "{row}");
     assert!(!page.body.contains("~email-"), "holders are not people");
     assert!(

@@ -392,7 +392,7 @@ fn the_identity_commands_list_link_and_unlink_with_an_audit_entry() {
 
 /// `count` events of the identity email:carol@example.com, written through
 /// the store as a collector's would be.
-fn seed_carol(db_path: &std::path::Path, count: usize) {
+pub fn seed_carol(db_path: &std::path::Path, count: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -542,7 +542,7 @@ fn link_state(db_path: &std::path::Path, events: usize) -> &'static str {
 }
 
 /// Through the real binary: the member bob, in the data directory `data`.
-fn add_bob(data: &str) {
+pub fn add_bob(data: &str) {
     let (ok, _, err) = crate::common::server::run_cli(
         &[
             "--data-dir",

@@ -530,7 +530,7 @@ async fn the_event_schema_accepts_what_the_api_accepts() {
 fn every_read_operation_documents_every_filter() {
     let doc = Doc::load();
     let filters = [
-        "user", "model", "activity", "project", "source", "session", "machine",
+        "user", "model", "activity", "project", "source", "session", "machine", "identity",
     ];
     for path in tokentally::usage::paths() {
         let parameters: Vec<String> = doc.0["paths"][path]["get"]["parameters"]

@@ -20,7 +20,7 @@ use tokentally::auth::tokens::TokenScope;
 /// The exporter's HTTP client: blocking ureq, which is fine on the SDK's
 /// own export thread.
 #[derive(Debug)]
-struct Ureq(ureq::Agent);
+pub(crate) struct Ureq(ureq::Agent);
 
 #[async_trait::async_trait]
 impl HttpClient for Ureq {
@@ -39,7 +39,7 @@ impl HttpClient for Ureq {
     }
 }
 
-fn client() -> Ureq {
+pub(crate) fn client() -> Ureq {
     Ureq(
         ureq::Agent::config_builder()
             .http_status_as_error(false)

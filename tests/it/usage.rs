@@ -629,6 +629,7 @@ fn queries(foci: Vec<i64>, times: Vec<i64>) -> impl Strategy<Value = ScopedQuery
                             sources,
                             sessions,
                             machines,
+                            identity: None,
                         },
                     },
                 )

@@ -1,6 +1,9 @@
 //! `/admin/users`: create users, disable or enable them, change roles,
-//! reset passwords, sign a user out everywhere. The last enabled admin can
+//! reset passwords, sign a user out everywhere, give a member who has no
+//! password yet a fresh setup link. The last enabled admin can
 //! be neither demoted nor disabled.
+
+use std::collections::HashSet;
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -13,12 +16,13 @@ use tower_sessions::Session;
 
 use super::{flash, notices, when};
 use crate::audit::Note;
+use crate::auth::invites::{self, InviteError};
 use crate::auth::session_store::delete_user_sessions;
 use crate::auth::{RequireAdmin, Viewer, check_new_password};
 use crate::auth::{users, users::NewUser, users::Profile, users::UserError};
 use crate::error::AppError;
 use crate::model::Action;
-use crate::model::{Role, User};
+use crate::model::{Role, User, UserId};
 use crate::secret::random_password;
 use crate::web::WebState;
 use crate::web::layout;
@@ -30,32 +34,61 @@ pub async fn page(
     mut context: PageContext,
 ) -> Result<(Note, Markup), AppError> {
     context.take_flash().await?;
-    let all = state.db.read(users::list).await?;
+    let people = state.db.read(People::read).await?;
     let note = Note::new(Action::PageView).details(json!({"page": "admin.users"}));
-    Ok((note, render(&context, &all, None, None)))
+    Ok((note, render(&context, &people, None, None)))
 }
 
-/// A password generated for someone, shown once to the admin.
+/// Everyone, and who has no password yet.
+struct People {
+    all: Vec<User>,
+    /// Created without a password (from an identity): waiting for their
+    /// setup link.
+    awaiting: HashSet<UserId>,
+}
+
+impl People {
+    fn read(conn: &rusqlite::Connection) -> Result<People, crate::db::DbError> {
+        Ok(People {
+            all: users::list(conn)?,
+            awaiting: users::without_password(conn)?.into_iter().collect(),
+        })
+    }
+}
+
+/// A secret made for someone, shown once to the admin: a generated
+/// password, or a setup link.
 struct Issued<'a> {
     username: &'a str,
-    password: &'a str,
+    secret: &'a str,
+    link: bool,
 }
 
 fn render(
     context: &PageContext,
-    all: &[User],
+    people: &People,
     error: Option<&str>,
     issued: Option<&Issued<'_>>,
 ) -> Markup {
     let viewer = &context.viewer;
+    let all = &people.all;
     let body = html! {
         h1 { "Users" }
         (notices(context.flash.as_deref(), error))
         @if let Some(issued) = issued {
             section.card aria-labelledby="issued-title" {
-                h2 #issued-title { "Password for " (issued.username) ": copy it now" }
-                p { "It is shown only this once. Hand it over in person or through a channel you trust." }
-                pre { code #issued-password { (issued.password) } }
+                @if issued.link {
+                    h2 #issued-title { "Setup link for " (issued.username) ": copy it now" }
+                    p {
+                        "It is shown only this once, works once and expires in 7 days; earlier links of "
+                        (issued.username) " no longer work. Send it through a channel you trust."
+                    }
+                    pre { code #issued-link { (issued.secret) } }
+                } @else {
+                    h2 #issued-title { "Password for " (issued.username) ": copy it now" }
+                    p { "It is shown only this once. Hand it over in person or through a channel you trust." }
+                    pre { code #issued-password { (issued.secret) } }
+                }
             }
         }
         section.card aria-labelledby="users-title" {
@@ -71,7 +104,9 @@ fn render(
                         th scope="col" { "Actions" }
                     } }
                     tbody {
-                        @for user in all { (user_row(viewer, user)) }
+                        @for user in all {
+                            (user_row(viewer, user, people.awaiting.contains(&user.id)))
+                        }
                     }
                 }
             }
@@ -109,7 +144,7 @@ fn action_form(viewer: &Viewer, user: &User, action: &str, label: &str) -> Marku
     }
 }
 
-fn user_row(viewer: &Viewer, user: &User) -> Markup {
+fn user_row(viewer: &Viewer, user: &User, awaiting: bool) -> Markup {
     html! {
         tr {
             th scope="row" {
@@ -117,7 +152,11 @@ fn user_row(viewer: &Viewer, user: &User) -> Markup {
             }
             td { (user.display_name.as_deref().unwrap_or("")) }
             td { (user.role) }
-            td { @if user.disabled { "disabled" } @else { "active" } }
+            td {
+                @if user.disabled { "disabled" }
+                @else if awaiting { "no password yet" }
+                @else { "active" }
+            }
             td { (when(Some(user.created_at))) }
             td.actions {
                 @if user.disabled {
@@ -129,6 +168,9 @@ fn user_row(viewer: &Viewer, user: &User) -> Markup {
                     (action_form(viewer, user, "demote", "Make member"))
                 } @else {
                     (action_form(viewer, user, "promote", "Make admin"))
+                }
+                @if awaiting {
+                    (action_form(viewer, user, "invite", "New setup link"))
                 }
                 (action_form(viewer, user, "password", "Reset password"))
                 (action_form(viewer, user, "sessions", "Sign out everywhere"))
@@ -190,12 +232,13 @@ pub async fn create(
     match created {
         Ok(_) => {
             let note = note.details(json!({"role": role.as_str()}));
-            let all = state.db.read(users::list).await?;
+            let people = state.db.read(People::read).await?;
             let issued = Issued {
                 username: &username,
-                password: &password,
+                secret: &password,
+                link: false,
             };
-            let page = render(&context, &all, None, Some(&issued));
+            let page = render(&context, &people, None, Some(&issued));
             Ok((StatusCode::CREATED, note, page).into_response())
         }
         Err(UserError::Db(e)) => Err(e.into()),
@@ -209,8 +252,8 @@ async fn refuse(
     note: Note,
     message: &str,
 ) -> Result<Response, AppError> {
-    let all = state.db.read(users::list).await?;
-    let page = render(context, &all, Some(message), None);
+    let people = state.db.read(People::read).await?;
+    let page = render(context, &people, Some(message), None);
     Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response())
 }
 
@@ -223,6 +266,9 @@ enum UserAction {
     Change(UserChange),
     /// A new generated password, hashed before the write and shown once.
     ResetPassword,
+    /// A new one-time setup link for a member without a password, shown
+    /// once.
+    Invite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,13 +281,14 @@ enum UserChange {
 }
 
 impl UserAction {
-    const ALL: [UserAction; 6] = [
+    const ALL: [UserAction; 7] = [
         UserAction::Change(UserChange::Disable),
         UserAction::Change(UserChange::Enable),
         UserAction::Change(UserChange::Promote),
         UserAction::Change(UserChange::Demote),
         UserAction::Change(UserChange::SignOutEverywhere),
         UserAction::ResetPassword,
+        UserAction::Invite,
     ];
 
     fn parse(segment: &str) -> Option<UserAction> {
@@ -256,6 +303,7 @@ impl UserAction {
             UserAction::Change(UserChange::Demote) => "demote",
             UserAction::Change(UserChange::SignOutEverywhere) => "sessions",
             UserAction::ResetPassword => "password",
+            UserAction::Invite => "invite",
         }
     }
 }
@@ -299,6 +347,7 @@ pub async fn act(
 ) -> Result<Response, AppError> {
     let change = match UserAction::parse(&segment).ok_or(AppError::NotFound)? {
         UserAction::ResetPassword => return reset_password(state, context, username).await,
+        UserAction::Invite => return issue_invite(state, context, username).await,
         UserAction::Change(change) => change,
     };
     let (code, done) = change.code_and_outcome();
@@ -351,16 +400,55 @@ async fn reset_password(
         .await;
     match changed {
         Ok(_) => {
-            let all = state.db.read(users::list).await?;
+            let people = state.db.read(People::read).await?;
             let issued = Issued {
                 username: &username,
-                password: &password,
+                secret: &password,
+                link: false,
             };
-            let page = render(&context, &all, None, Some(&issued));
+            let page = render(&context, &people, None, Some(&issued));
             Ok((note, page).into_response())
         }
         Err(UserError::NotFound(_)) => Ok((note, AppError::NotFound).into_response()),
         Err(e) => Err(AppError::internal(e)),
+    }
+}
+
+/// A fresh one-time setup link for a member who has no password yet
+/// (earlier links stop working), shown once; only its digest is stored.
+async fn issue_invite(
+    state: WebState,
+    context: PageContext,
+    username: String,
+) -> Result<Response, AppError> {
+    let note = Note::new(Action::InviteIssue).target(format!("user:{username}"));
+    let (name, now) = (username.clone(), state.now_unix());
+    let issued = state
+        .db
+        .write(move |conn| {
+            let user =
+                users::by_name(conn, &name)?.ok_or_else(|| UserError::NotFound(name.clone()))?;
+            invites::issue(conn, user.id, now)
+        })
+        .await;
+    match issued {
+        Ok(token) => {
+            let note = note.details(json!({"expires_at": now + invites::INVITE_TTL_S}));
+            let link = invites::link(state.link_base.as_deref(), &token);
+            let people = state.db.read(People::read).await?;
+            let issued = Issued {
+                username: &username,
+                secret: &link,
+                link: true,
+            };
+            let page = render(&context, &people, None, Some(&issued));
+            Ok((StatusCode::CREATED, note, page).into_response())
+        }
+        Err(InviteError::User(UserError::NotFound(_))) => {
+            Ok((note, AppError::NotFound).into_response())
+        }
+        Err(InviteError::User(UserError::Db(e))) => Err(e.into()),
+        Err(e) => refuse(&state, &context, note, &e.to_string()).await,
     }
 }
 

@@ -1,9 +1,10 @@
-//! The account pages: sign-in and setup, profile, my API tokens, and the
-//! admin's user list.
+//! The account pages: sign-in and setup, a member's setup link, profile,
+//! my API tokens, and the admin's user list.
 //! Every change answers with a redirect and a one-time notice (or, for a
 //! secret shown once, the page itself), and leaves an audit note.
 
 pub mod admin;
+pub mod invite;
 pub mod login;
 mod login_views;
 pub mod profile;

@@ -1,5 +1,5 @@
-//! `/profile`: display name, email, time zone, password, and "sign out
-//! everywhere".
+//! `/profile`: display name, email, time zone, password, the identities
+//! linked to the user (theirs only), and "sign out everywhere".
 
 use axum::Form;
 use axum::extract::State;
@@ -18,19 +18,38 @@ use crate::auth::users::{self, Profile};
 use crate::auth::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Viewer, check_new_password};
 use crate::error::AppError;
 use crate::model::Action;
+use crate::usage::identities::{self, IdentityUsage};
 use crate::web::WebState;
-use crate::web::layout;
 use crate::web::page::PageContext;
+use crate::web::{format, layout};
 
-pub async fn page(mut context: PageContext) -> Result<(Note, Markup), AppError> {
+pub async fn page(
+    State(state): State<WebState>,
+    mut context: PageContext,
+) -> Result<(Note, Markup), AppError> {
     context.take_flash().await?;
     Ok((
         Note::new(Action::PageView).details(json!({"page": "profile"})),
-        render(&context, None),
+        render_page(&state, &context, None).await?,
     ))
 }
 
-fn render(context: &PageContext, error: Option<&str>) -> Markup {
+/// The page, with the identities linked to the signed-in user (theirs
+/// alone: only they and admins see them).
+async fn render_page(
+    state: &WebState,
+    context: &PageContext,
+    error: Option<&str>,
+) -> Result<Markup, AppError> {
+    let id = context.viewer.user.id;
+    let linked = state
+        .db
+        .read(move |conn| identities::linked_to(conn, id))
+        .await?;
+    Ok(render(context, &linked, error))
+}
+
+fn render(context: &PageContext, linked: &[IdentityUsage], error: Option<&str>) -> Markup {
     let viewer = &context.viewer;
     let user = &viewer.user;
     let body = html! {
@@ -72,6 +91,7 @@ fn render(context: &PageContext, error: Option<&str>) -> Markup {
                 button type="submit" { "Change password" }
             }
         }
+        (identities_card(linked))
         section.card aria-labelledby="sessions-title" {
             h2 #sessions-title { "Sessions" }
             p { "Sign out on every browser and device, this one included." }
@@ -82,6 +102,50 @@ fn render(context: &PageContext, error: Option<&str>) -> Markup {
         }
     };
     layout::page(context, "Profile", body)
+}
+
+/// The identities producers send for this user (their email in Claude
+/// Code's telemetry, a LiteLLM user…), linked to them by an admin or by
+/// their profile's email.
+fn identities_card(linked: &[IdentityUsage]) -> Markup {
+    let utc = jiff::tz::TimeZone::UTC;
+    html! {
+        section.card aria-labelledby="identities-title" {
+            h2 #identities-title { "Your identities" }
+            p.hint {
+                "The names producers send for you (an email in an agent's telemetry, an end user "
+                "or key of a proxy). Their usage is yours. Only you and admins see them."
+            }
+            @if linked.is_empty() {
+                p { "None yet: your usage comes through your own API tokens." }
+            } @else {
+                div.table-scroll {
+                    table {
+                        caption.visually-hidden { "Your identities; dates in UTC" }
+                        thead { tr {
+                            th scope="col" { "Kind" }
+                            th scope="col" { "Value" }
+                            th scope="col" { "First seen" }
+                            th scope="col" { "Last seen" }
+                            th.num scope="col" { "Events" }
+                        } }
+                        tbody {
+                            @for row in linked {
+                                @let identity = &row.identity;
+                                tr {
+                                    td { (identity.key.kind) }
+                                    th scope="row" { (identity.key.value) }
+                                    td { (format::date(identity.first_seen_ms, &utc)) }
+                                    td { (format::date(identity.last_seen_ms, &utc)) }
+                                    td.num { (format::integer(row.events)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +174,7 @@ pub async fn update(
     };
     let note = Note::new(Action::ProfileUpdate).target(format!("user:{}", viewer.user.username));
     if let Err(e) = users::validate_profile(&profile) {
-        let page = render(&context, Some(&e.to_string()));
+        let page = render_page(&state, &context, Some(&e.to_string())).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response());
     }
     let (id, now) = (viewer.user.id, state.now_unix());
@@ -139,23 +203,23 @@ pub async fn change_password(
 ) -> Result<Response, AppError> {
     let viewer = &context.viewer;
     let note = Note::new(Action::PasswordChange).target(format!("user:{}", viewer.user.username));
-    let refuse = |message: &str| {
-        let page = render(&context, Some(message));
-        (StatusCode::UNPROCESSABLE_ENTITY, note.clone(), page).into_response()
-    };
     let id = viewer.user.id;
     let stored = state
         .db
         .read(move |conn| users::password_hash(conn, id))
         .await?;
-    if !state.passwords.verify(form.current_password, stored).await {
-        return Ok(refuse("The current password is wrong."));
-    }
-    if let Err(e) = check_new_password(&form.new_password) {
-        return Ok(refuse(&e.to_string()));
-    }
-    if form.new_password != form.new_password_confirm {
-        return Ok(refuse("The two new passwords differ."));
+    let problem = if !state.passwords.verify(form.current_password, stored).await {
+        Some("The current password is wrong.".to_owned())
+    } else if let Err(e) = check_new_password(&form.new_password) {
+        Some(e.to_string())
+    } else if form.new_password != form.new_password_confirm {
+        Some("The two new passwords differ.".to_owned())
+    } else {
+        None
+    };
+    if let Some(message) = problem {
+        let page = render_page(&state, &context, Some(&message)).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response());
     }
     let hash = state
         .passwords

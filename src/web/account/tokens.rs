@@ -21,6 +21,7 @@ use crate::error::AppError;
 use crate::model::Action;
 use crate::model::TokenId;
 use crate::web::WebState;
+use crate::web::headers::no_store;
 use crate::web::layout;
 use crate::web::page::PageContext;
 
@@ -168,26 +169,47 @@ pub async fn create(
         }
         _ => viewer.user.username.clone(),
     };
-    let note = Note::new(Action::TokenCreate).target(format!("user:{owner}"));
-    let created = match form.scope.parse::<TokenScope>() {
-        Ok(scope) => {
-            let (name, now) = (form.name.clone(), state.now_unix());
-            state
-                .db
-                .write(move |conn| tokens::create(conn, &owner, scope, &name, now))
-                .await
-                .map_err(|e| match e {
-                    TokenError::Db(e) => Err(AppError::from(e)),
-                    refused => Ok(refused.to_string()),
-                })
-        }
-        Err(_) => Err(Ok(format!(
-            "scope: {:?} is not one of ingest, read, collector",
-            form.scope
-        ))),
+    let (note, created) = match form.scope.parse::<TokenScope>() {
+        Ok(scope) => create_token(&state, owner, scope, form.name.clone()).await?,
+        Err(_) => (
+            Note::new(Action::TokenCreate).target(format!("user:{owner}")),
+            Err(format!(
+                "scope: {:?} is not one of ingest, read, collector",
+                form.scope
+            )),
+        ),
     };
     let list = visible_tokens(&state, viewer).await?;
     let names = usernames(&state, viewer).await?;
+    match created {
+        Ok(created) => {
+            let page = render(&context, &list, &names, None, Some(&created));
+            Ok((StatusCode::CREATED, no_store(), note, page).into_response())
+        }
+        Err(message) => {
+            let page = render(&context, &list, &names, Some(&message), None);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response())
+        }
+    }
+}
+
+/// Creates a token for `owner` through the token store, with the audit
+/// note of every page that creates one (`token.create`: the owner, and the
+/// token's id, scope and name, never its secret). A refusal (a bad name, a
+/// collector token for a member) is the message to show; the database
+/// failing is the error.
+pub async fn create_token(
+    state: &WebState,
+    owner: String,
+    scope: TokenScope,
+    name: String,
+) -> Result<(Note, Result<CreatedToken, String>), AppError> {
+    let note = Note::new(Action::TokenCreate).target(format!("user:{owner}"));
+    let now = state.now_unix();
+    let created = state
+        .db
+        .write(move |conn| tokens::create(conn, &owner, scope, &name, now))
+        .await;
     match created {
         Ok(created) => {
             let note = note.details(json!({
@@ -195,14 +217,10 @@ pub async fn create(
                 "scope": created.info.scope.as_str(),
                 "name": created.info.name,
             }));
-            let page = render(&context, &list, &names, None, Some(&created));
-            Ok((StatusCode::CREATED, note, page).into_response())
+            Ok((note, Ok(created)))
         }
-        Err(Err(internal)) => Err(internal),
-        Err(Ok(message)) => {
-            let page = render(&context, &list, &names, Some(&message), None);
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response())
-        }
+        Err(TokenError::Db(e)) => Err(AppError::from(e)),
+        Err(refused) => Ok((note, Err(refused.to_string()))),
     }
 }
 

@@ -111,6 +111,7 @@ impl TestApp {
             ingest_rate_per_token: 0,
             name_limits: Default::default(),
             trusted_proxies: Vec::new(),
+            public_url: None,
         };
         configure(&mut options);
         let state = tokio::task::spawn_blocking(move || AppState::open(options))
