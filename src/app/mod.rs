@@ -108,7 +108,11 @@ impl AppState {
     /// Opens and migrates the database and prepares everything else.
     /// Blocking: run it before serving, or in `spawn_blocking`.
     pub fn open(options: AppOptions) -> Result<AppState, StartError> {
-        let db = Db::open(&options.db_path, &options.db)?;
+        let db = Db::open_with(
+            &options.db_path,
+            &options.db,
+            &crate::usage::price_sync::prepare,
+        )?;
         let passwords = Passwords::new(options.hash_cost)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let audit = Audit::start(db.clone(), options.clock.clone(), &runtime);

@@ -123,10 +123,16 @@ pub enum UsageCommandError {
 
 pub(super) async fn open(db_path: &Path) -> Result<Db, UsageCommandError> {
     let path = db_path.to_path_buf();
-    tokio::task::spawn_blocking(move || Db::open(&path, &DbOptions::default()))
-        .await
-        .map_err(|e| UsageCommandError::Invalid(e.to_string()))?
-        .map_err(UsageCommandError::from)
+    tokio::task::spawn_blocking(move || {
+        Db::open_with(
+            &path,
+            &DbOptions::default(),
+            &crate::usage::price_sync::prepare,
+        )
+    })
+    .await
+    .map_err(|e| UsageCommandError::Invalid(e.to_string()))?
+    .map_err(UsageCommandError::from)
 }
 
 /// Events written per transaction by `tokentally demo`.

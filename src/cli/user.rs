@@ -71,12 +71,13 @@ pub enum UserCommandError {
 pub async fn run(command: UserCommand, db_path: &Path) -> Result<(), UserCommandError> {
     let path = db_path.to_path_buf();
     let db = tokio::task::spawn_blocking(move || {
-        Db::open(
+        Db::open_with(
             &path,
             &DbOptions {
                 readers: 1,
                 ..DbOptions::default()
             },
+            &crate::usage::price_sync::prepare,
         )
     })
     .await

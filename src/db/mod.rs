@@ -166,6 +166,19 @@ impl Db {
     /// migrations and starts the writer thread. Blocking: call it before the
     /// runtime serves requests or from `spawn_blocking`.
     pub fn open(path: &Path, options: &DbOptions) -> Result<Db, DbError> {
+        Db::open_with(path, options, &|_| Ok(()))
+    }
+
+    /// [`Db::open`], then `prepare` in one transaction on the write
+    /// connection, after the migrations and before the writer starts: what
+    /// the layers above keep current in the database at every start (the
+    /// price catalogue, `usage::price_sync::prepare`). A failure leaves the
+    /// database as the migrations left it and is returned.
+    pub fn open_with(
+        path: &Path,
+        options: &DbOptions,
+        prepare: &dyn Fn(&Connection) -> Result<(), DbError>,
+    ) -> Result<Db, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
                 path: dir.to_path_buf(),
@@ -184,6 +197,9 @@ impl Db {
             }
             return Err(e);
         }
+        let transaction = conn.transaction()?;
+        prepare(&transaction)?;
+        transaction.commit()?;
         let writer = writer::Writer::start(conn, options.max_batch)?;
         let readers = pool::ReadPool::open(path, vfs, options.readers.max(1))?;
         Ok(Db {

@@ -20,7 +20,9 @@ use crate::usage::prices::parse_micros;
 use crate::usage::store::NewEvent;
 
 /// Longest id, name or label we store, in characters.
-pub const MAX_TEXT: usize = 256;
+pub const MAX_TEXT: usize = crate::model::names::MAX_TEXT;
+/// The rules of every stored name live with the other name rules.
+pub use crate::model::names::check_text;
 /// Events stamped further ahead than this are a clock or unit mistake
 /// (milliseconds sent as seconds, say).
 const MAX_FUTURE_MS: i64 = 24 * 3_600_000;
@@ -149,37 +151,6 @@ impl ApiEvent {
 
 fn problem(field: &str, reason: impl Into<String>) -> Problem {
     (Some(field.to_owned()), reason.into())
-}
-
-/// A name as we store it (trimmed), or why it cannot be stored.
-pub fn check_text(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    if text.chars().count() > MAX_TEXT {
-        return Err(format!("must be at most {MAX_TEXT} characters"));
-    }
-    if text.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
-    }
-    if let Some(c) = text.chars().find(|c| is_invisible(*c)) {
-        return Err(format!(
-            "must not contain invisible or direction-changing characters (U+{:04X})",
-            c as u32
-        ));
-    }
-    Ok(text.to_owned())
-}
-
-/// Characters that change how a name looks without being seen: bidi
-/// overrides and isolates, zero-width characters, the BOM, soft hyphens
-/// and other format characters. With them `claude-sonnet-4-5` and a name
-/// that only looks like it would be two models, one of them unpriced.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
-        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
-        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
-        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Whether an event at `ts_ms` may be stored at `now`.

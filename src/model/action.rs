@@ -48,10 +48,11 @@ pub enum Action {
     TeamMemberMove,
     TeamMemberRemove,
     TeamLead,
+    PriceSync,
 }
 
 impl Action {
-    pub const ALL: [Action; 41] = [
+    pub const ALL: [Action; 42] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -93,6 +94,7 @@ impl Action {
         Action::TeamMemberMove,
         Action::TeamMemberRemove,
         Action::TeamLead,
+        Action::PriceSync,
     ];
 
     pub fn code(self) -> &'static str {
@@ -138,6 +140,7 @@ impl Action {
             Action::TeamMemberMove => "team.member_move",
             Action::TeamMemberRemove => "team.member_remove",
             Action::TeamLead => "team.lead",
+            Action::PriceSync => "price.sync",
         }
     }
 

@@ -525,11 +525,7 @@ fn held_events(conn: &Connection, identity: i64, owner: UserId) -> Result<Vec<He
     )?;
     let rows = stmt.query_map(params![identity, owner.0], |row| {
         let tokens = [row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?];
-        let origin = match row.get::<_, i64>(12)? {
-            0 => CostOrigin::Unpriced,
-            1 => CostOrigin::PriceTable,
-            _ => CostOrigin::Reported,
-        };
+        let origin = CostOrigin::from_column(row.get(12)?);
         Ok(Held {
             id: row.get(0)?,
             ts_ms: row.get(1)?,

@@ -1,17 +1,37 @@
-//! Prices per model (optionally per provider) with an effective-from
-//! instant, and the cost of a call from its token counts.
+//! Which price applies to a call, and what the call costs: the one place
+//! that decides, for ingest, import and every re-pricing alike.
+//!
+//! **Who wins**, for an event without a reported cost:
+//!
+//! 1. an admin's own price (the `prices` table), effective-dated: the row
+//!    in force at the event's time for the event's provider, else the one
+//!    for any provider; for the exact model name, then for its base model
+//!    (`claude-sonnet-4-5-20250929` takes `claude-sonnet-4-5`'s);
+//! 2. the catalogue's entry the model name resolves to
+//!    ([`super::catalogue::resolve`]);
+//! 3. nothing: the event is stored unpriced and priced when a price
+//!    appears.
+//!
+//! A cost the producer reported is kept as reported and never re-priced,
+//! except that a reported 0 for a call with tokens counts as not reported
+//! ([`reported_cost`]): LiteLLM reports 0 for models it has no price for.
 //!
 //! Money is integer micro-units of the instance's currency throughout;
 //! prices are micro-units per million tokens, so a cost is an exact integer
-//! product, rounded once (half up) to a micro-unit.
+//! product, rounded once (half up) to a micro-unit ([`super::rates`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
+use super::catalogue::{self, Catalogue, Lookup};
+use super::rates::{self, Rates, Usage};
+use super::rollup::CostOrigin;
 use crate::db::DbError;
 
-/// One row of the price table.
+/// One row of the price table: an admin's price.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Price {
     pub model: String,
@@ -25,14 +45,13 @@ pub struct Price {
 /// Cost in micro-units of `tokens` (input, output, cache read, cache
 /// write) at `per_mtok`.
 pub fn cost_micros(per_mtok: &[i64; 4], tokens: &[i64; 4]) -> i64 {
-    let nano: i128 = per_mtok
-        .iter()
-        .zip(tokens)
-        .map(|(price, count)| i128::from(*price) * i128::from(*count))
-        .sum();
-    // micro-units per million tokens × tokens = 10⁻⁶ micro-units.
-    let micros = (nano + 500_000) / 1_000_000;
-    i64::try_from(micros).unwrap_or(i64::MAX)
+    rates::cost_micros(&Usage::from_tokens(tokens), &Rates::flat(per_mtok)).unwrap_or(i64::MAX)
+}
+
+/// The cost a producer reported, as pricing counts it: a reported 0 for a
+/// call with tokens is no report (LiteLLM sends 0 when it has no price).
+pub fn reported_cost(reported: Option<i64>, tokens: &[i64; 4]) -> Option<i64> {
+    reported.filter(|cost| *cost != 0 || tokens.iter().all(|n| *n == 0))
 }
 
 /// Parses a non-negative decimal amount (`"3"`, `"0.30"`, `"12.345678"`)
@@ -91,31 +110,69 @@ pub fn base_model(model: &str) -> &str {
     model
 }
 
-/// Every price, indexed for lookups while a batch is priced.
-#[derive(Debug, Default, Clone)]
+/// Where a price came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PricedBy {
+    /// An admin's row of the price table.
+    Admin(Price),
+    /// The catalogue entry of this name.
+    Catalogue(String),
+}
+
+impl PricedBy {
+    /// The `cost_origin` of events it prices.
+    pub fn origin(&self) -> CostOrigin {
+        match self {
+            PricedBy::Admin(_) => CostOrigin::PriceTable,
+            PricedBy::Catalogue(_) => CostOrigin::Catalogue,
+        }
+    }
+}
+
+/// The price in force for a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub rates: Rates,
+    pub by: PricedBy,
+}
+
+/// The catalogue a book prices from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The stored one, looked up through the caller's connection.
+    Stored,
+    /// One in memory (a file being synced).
+    Given(Arc<Catalogue>),
+}
+
+/// Every admin price, indexed for lookups while a batch is priced, and the
+/// catalogue; remembers what each model name resolved to.
+#[derive(Debug, Clone)]
 pub struct PriceBook {
     /// model → its prices, newest effective date first.
     by_model: HashMap<String, Vec<Price>>,
+    catalogue: Source,
+    resolved: RefCell<HashMap<String, Option<catalogue::Entry>>>,
+}
+
+impl Default for PriceBook {
+    fn default() -> PriceBook {
+        PriceBook {
+            by_model: HashMap::new(),
+            catalogue: Source::Given(Arc::default()),
+            resolved: RefCell::default(),
+        }
+    }
 }
 
 impl PriceBook {
+    /// The admin prices and the stored catalogue.
     pub fn load(conn: &Connection) -> Result<PriceBook, DbError> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT model, provider, effective_from_ms, input_per_mtok, output_per_mtok,
-                    cache_read_per_mtok, cache_write_per_mtok
-             FROM prices ORDER BY effective_from_ms DESC",
-        )?;
-        let mut book = PriceBook::default();
-        let rows = stmt.query_map([], |row| {
-            Ok(Price {
-                model: row.get(0)?,
-                provider: row.get(1)?,
-                effective_from_ms: row.get(2)?,
-                per_mtok: [row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?],
-            })
-        })?;
-        for price in rows {
-            let price = price?;
+        let mut book = PriceBook {
+            catalogue: Source::Stored,
+            ..PriceBook::default()
+        };
+        for price in admin_prices(conn)? {
             book.by_model
                 .entry(price.model.clone())
                 .or_default()
@@ -124,10 +181,23 @@ impl PriceBook {
         Ok(book)
     }
 
-    /// The price in force for `model` from `provider` at `ts_ms`: the
-    /// provider's own row if one is in force, else the any-provider row. A
-    /// dated model id (`claude-sonnet-4-5-20250929`) without a price of its
-    /// own takes its base model's ([`base_model`]).
+    /// The admin prices with `catalogue` in place of the stored one: what
+    /// pricing will be once it is stored (`price sync`'s plan).
+    pub fn with_catalogue(
+        conn: &Connection,
+        catalogue: Arc<Catalogue>,
+    ) -> Result<PriceBook, DbError> {
+        Ok(PriceBook {
+            catalogue: Source::Given(catalogue),
+            resolved: RefCell::default(),
+            ..PriceBook::load(conn)?
+        })
+    }
+
+    /// The admin price in force for `model` from `provider` at `ts_ms`:
+    /// the provider's own row if one is in force, else the any-provider
+    /// row. A dated model id (`claude-sonnet-4-5-20250929`) without a
+    /// price of its own takes its base model's ([`base_model`]).
     pub fn price_at(&self, model: &str, provider: Option<&str>, ts_ms: i64) -> Option<&Price> {
         self.exact_price_at(model, provider, ts_ms).or_else(|| {
             let base = base_model(model);
@@ -150,17 +220,83 @@ impl PriceBook {
             .or_else(|| in_force(""))
     }
 
-    /// The cost of a call, or `None` when no price is known.
-    pub fn cost(
+    /// The catalogue entry `model` resolves to (remembered per book).
+    pub fn catalogue_entry(
         &self,
+        conn: &Connection,
+        model: &str,
+    ) -> Result<Option<catalogue::Entry>, DbError> {
+        if let Some(known) = self.resolved.borrow().get(model) {
+            return Ok(known.clone());
+        }
+        let found = match &self.catalogue {
+            Source::Stored => catalogue::resolve(&catalogue::store::Stored(conn), model)?,
+            Source::Given(given) => catalogue::resolve(given.as_ref() as &dyn Lookup, model)?,
+        }
+        .map(|r| r.entry);
+        self.resolved
+            .borrow_mut()
+            .insert(model.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    /// The price for a call: an admin's, else the catalogue's, else none.
+    pub fn find(
+        &self,
+        conn: &Connection,
         model: &str,
         provider: Option<&str>,
         ts_ms: i64,
-        tokens: &[i64; 4],
-    ) -> Option<i64> {
-        self.price_at(model, provider, ts_ms)
-            .map(|price| cost_micros(&price.per_mtok, tokens))
+    ) -> Result<Option<Found>, DbError> {
+        if let Some(price) = self.price_at(model, provider, ts_ms) {
+            return Ok(Some(Found {
+                rates: Rates::flat(&price.per_mtok),
+                by: PricedBy::Admin(price.clone()),
+            }));
+        }
+        Ok(self.catalogue_entry(conn, model)?.map(|entry| Found {
+            rates: entry.rates,
+            by: PricedBy::Catalogue(entry.name),
+        }))
     }
+
+    /// The cost of a call and where its price came from; `(0, Unpriced)`
+    /// when no price is known. Refused when the price makes the call cost
+    /// more than one event may ([`super::store::checked_price`]).
+    pub fn cost(
+        &self,
+        conn: &Connection,
+        model: &str,
+        provider: Option<&str>,
+        ts_ms: i64,
+        usage: &Usage,
+    ) -> Result<(i64, CostOrigin), DbError> {
+        let Some(found) = self.find(conn, model, provider, ts_ms)? else {
+            return Ok((0, CostOrigin::Unpriced));
+        };
+        let cost = rates::cost_micros(usage, &found.rates).unwrap_or(i64::MAX);
+        Ok((super::store::checked_price(model, cost)?, found.by.origin()))
+    }
+}
+
+/// Every row of the price table, newest effective date first.
+fn admin_prices(conn: &Connection) -> Result<Vec<Price>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT model, provider, effective_from_ms, input_per_mtok, output_per_mtok,
+                cache_read_per_mtok, cache_write_per_mtok
+         FROM prices ORDER BY effective_from_ms DESC",
+    )?;
+    let prices = stmt
+        .query_map([], |row| {
+            Ok(Price {
+                model: row.get(0)?,
+                provider: row.get(1)?,
+                effective_from_ms: row.get(2)?,
+                per_mtok: [row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?],
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(prices)
 }
 
 #[cfg(test)]

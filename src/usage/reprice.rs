@@ -10,6 +10,10 @@
 //! caller's transaction (the writer's), so raw rows and rollups change
 //! together or not at all. Events whose producer reported a cost are never
 //! re-priced: the producer knows what it was billed.
+//!
+//! A change of the catalogue (`usage::price_sync`) walks the same way, the
+//! events priced from the catalogue or unpriced only, and can walk without
+//! writing to say what a change would do.
 
 use std::collections::HashMap;
 
@@ -18,20 +22,60 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Totals;
 use super::dims;
 use super::prices::{Price, PriceBook, base_model};
+use super::rates::Usage;
 use super::rollup::{self, Delta, Dim, DimValues};
-use super::store::{CostOrigin, checked_price, event_metrics};
+use super::store::{CostOrigin, event_metrics};
 use crate::db::DbError;
 
 /// Events read per step of a re-pricing walk; bounds its memory.
 const EVENTS_PER_STEP: i64 = 50_000;
 
-/// What a change to the price table did.
+/// What a change to the price table did (or would do).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RepriceOutcome {
     /// Events of the model at or after the change that were looked at.
     pub examined: usize,
     /// Events whose cost (or priced/unpriced state) changed.
     pub repriced: usize,
+    /// The sum of their cost changes, in micro-units.
+    pub cost_delta_micros: i64,
+}
+
+impl RepriceOutcome {
+    fn add(&mut self, other: RepriceOutcome) -> Result<(), DbError> {
+        self.examined += other.examined;
+        self.repriced += other.repriced;
+        self.cost_delta_micros = self
+            .cost_delta_micros
+            .checked_add(other.cost_delta_micros)
+            .ok_or(crate::model::Overflow)?;
+        Ok(())
+    }
+}
+
+/// Which events a walk may re-price, by how their cost was found. Reported
+/// costs are never in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// An admin's price changed: unpriced, admin-priced and
+    /// catalogue-priced events (an admin's price may take over from the
+    /// catalogue, or give back to it).
+    PriceTable,
+    /// The catalogue changed: unpriced and catalogue-priced events (an
+    /// admin's price still wins where it applies).
+    Catalogue,
+    /// The first catalogue: every event but reported ones, so that those
+    /// the seeded prices priced (removed by V17) move to the catalogue.
+    FirstCatalogue,
+}
+
+impl Walk {
+    fn origins(self) -> &'static str {
+        match self {
+            Walk::PriceTable | Walk::FirstCatalogue => "0, 1, 3",
+            Walk::Catalogue => "0, 3",
+        }
+    }
 }
 
 /// Every row of the price table, by model, provider and date.
@@ -116,7 +160,7 @@ struct Priced {
 
 /// Recomputes the cost of every event of `model`, and of its dated ids
 /// (`model-20250929`), at or after `since_ms` that is priced from the table
-/// or unpriced.
+/// or the catalogue, or unpriced.
 pub fn reprice_model(
     conn: &Connection,
     model: &str,
@@ -127,67 +171,93 @@ pub fn reprice_model(
     let mut outcome = RepriceOutcome::default();
     for (model_id, name) in dims::names(conn, Dim::Model)? {
         if name == model || base_model(&name) == model {
-            let one = reprice_one(conn, &book, &providers, (model_id, &name), since_ms)?;
-            outcome.examined += one.examined;
-            outcome.repriced += one.repriced;
-        }
-    }
-    Ok(outcome)
-}
-
-fn reprice_one(
-    conn: &Connection,
-    book: &PriceBook,
-    providers: &HashMap<i64, String>,
-    (model_id, model): (i64, &str),
-    since_ms: i64,
-) -> Result<RepriceOutcome, DbError> {
-    let mut outcome = RepriceOutcome::default();
-    // Keyset over the (model_id, ts_ms, id) index: each step resumes after
-    // the last event of the previous one.
-    let mut after = (since_ms - 1, i64::MAX);
-    loop {
-        let step = read_step(conn, model_id, after)?;
-        let Some(last) = step.last() else { break };
-        after = (last.ts_ms, last.id);
-        outcome.examined += step.len();
-        let mut deltas = Vec::new();
-        for event in &step {
-            let provider = providers.get(&event.dims.provider).map(String::as_str);
-            let (cost, origin) = match book.cost(model, provider, event.ts_ms, &event.tokens) {
-                Some(cost) => (checked_price(model, cost)?, CostOrigin::PriceTable),
-                None => (0, CostOrigin::Unpriced),
+            let walk = Walker {
+                book: &book,
+                providers: &providers,
+                walk: Walk::PriceTable,
+                write: true,
             };
-            if (cost, origin) == (event.cost_micros, event.origin) {
-                continue;
-            }
-            update_cost(conn, event.id, cost, origin)?;
-            deltas.push(cost_change(event, cost, origin)?);
+            outcome.add(walk.model(conn, (model_id, &name), since_ms)?)?;
         }
-        outcome.repriced += deltas.len();
-        rollup::apply(conn, &deltas)?;
     }
     Ok(outcome)
 }
 
-fn read_step(conn: &Connection, model_id: i64, after: (i64, i64)) -> Result<Vec<Priced>, DbError> {
-    let mut stmt = conn.prepare_cached(
+/// A re-pricing walk over one model's events at a time.
+pub struct Walker<'a> {
+    /// The prices events are re-priced at.
+    pub book: &'a PriceBook,
+    /// Provider names by id ([`dims::names`]).
+    pub providers: &'a HashMap<i64, String>,
+    pub walk: Walk,
+    /// `false`: count and sum what would change, write nothing.
+    pub write: bool,
+}
+
+impl Walker<'_> {
+    /// Walks the events of `model` at or after `since_ms`.
+    pub fn model(
+        &self,
+        conn: &Connection,
+        (model_id, model): (i64, &str),
+        since_ms: i64,
+    ) -> Result<RepriceOutcome, DbError> {
+        let mut outcome = RepriceOutcome::default();
+        // Keyset over the (model_id, ts_ms, id) index: each step resumes
+        // after the last event of the previous one.
+        let mut after = (since_ms - 1, i64::MAX);
+        loop {
+            let step = read_step(conn, model_id, after, self.walk)?;
+            let Some(last) = step.last() else { break };
+            after = (last.ts_ms, last.id);
+            outcome.examined += step.len();
+            let mut deltas = Vec::new();
+            for event in &step {
+                let provider = self.providers.get(&event.dims.provider).map(String::as_str);
+                let usage = Usage::from_tokens(&event.tokens);
+                let (cost, origin) = self.book.cost(conn, model, provider, event.ts_ms, &usage)?;
+                if (cost, origin) == (event.cost_micros, event.origin) {
+                    continue;
+                }
+                outcome.repriced += 1;
+                outcome.cost_delta_micros = outcome
+                    .cost_delta_micros
+                    .checked_add(cost - event.cost_micros)
+                    .ok_or(crate::model::Overflow)?;
+                if self.write {
+                    update_cost(conn, event.id, cost, origin)?;
+                    deltas.push(cost_change(event, cost, origin)?);
+                }
+            }
+            if self.write {
+                rollup::apply(conn, &deltas)?;
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+fn read_step(
+    conn: &Connection,
+    model_id: i64,
+    after: (i64, i64),
+    walk: Walk,
+) -> Result<Vec<Priced>, DbError> {
+    // One statement per walk kind: the origins are part of its text.
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, ts_ms, user_id, source_id, provider_id, activity_id, project_id,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 cost_micros, cost_origin
          FROM events INDEXED BY events_by_model_time
          WHERE model_id = ?1 AND (ts_ms > ?2 OR (ts_ms = ?2 AND id > ?3))
-           AND cost_origin IN (0, 1)
+           AND cost_origin IN ({})
          ORDER BY ts_ms, id
          LIMIT ?4",
-    )?;
+        walk.origins()
+    ))?;
     let rows = stmt.query_map(
         params![model_id, after.0, after.1, EVENTS_PER_STEP],
         |row| {
-            let origin = match row.get::<_, i64>(12)? {
-                0 => CostOrigin::Unpriced,
-                _ => CostOrigin::PriceTable,
-            };
             Ok(Priced {
                 id: row.get(0)?,
                 ts_ms: row.get(1)?,
@@ -201,7 +271,7 @@ fn read_step(conn: &Connection, model_id: i64, after: (i64, i64)) -> Result<Vec<
                 },
                 tokens: [row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?],
                 cost_micros: row.get(11)?,
-                origin,
+                origin: CostOrigin::from_column(row.get(12)?),
             })
         },
     )?;

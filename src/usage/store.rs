@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 use super::dims::{Interner, Label};
 use super::limits;
 use super::prices::PriceBook;
+use super::rates::Usage;
 use super::rollup::{self, Delta, Dim, DimValues};
 use crate::db::DbError;
 use crate::model::IdentityKey;
@@ -102,7 +103,7 @@ impl Inserter {
             let (identity, owner) = self.owner(conn, event)?;
             let mut dims = self.dim_values(conn, event)?;
             dims.user = owner.0;
-            let (cost, origin) = self.cost_of(event)?;
+            let (cost, origin) = self.cost_of(conn, event)?;
             let session = self
                 .interner
                 .label_id(conn, Label::Session, event.session.as_deref())?;
@@ -186,19 +187,27 @@ impl Inserter {
         })
     }
 
-    fn cost_of(&self, event: &NewEvent) -> Result<(i64, CostOrigin), DbError> {
-        if let Some(reported) = event.reported_cost_micros {
+    /// The event's cost and its origin: the producer's report, else the
+    /// price book's ([`PriceBook::cost`] decides who wins).
+    fn cost_of(&self, conn: &Connection, event: &NewEvent) -> Result<(i64, CostOrigin), DbError> {
+        if let Some(reported) = event.reported() {
             return Ok((reported, CostOrigin::Reported));
         }
-        match self.prices.cost(
+        self.prices.cost(
+            conn,
             &event.model,
             event.provider.as_deref(),
             event.ts_ms,
-            &event.tokens,
-        ) {
-            Some(cost) => Ok((checked_price(&event.model, cost)?, CostOrigin::PriceTable)),
-            None => Ok((0, CostOrigin::Unpriced)),
-        }
+            &Usage::from_tokens(&event.tokens),
+        )
+    }
+}
+
+impl NewEvent {
+    /// The reported cost pricing counts ([`super::prices::reported_cost`]:
+    /// a reported 0 for a call with tokens is none).
+    pub fn reported(&self) -> Option<i64> {
+        super::prices::reported_cost(self.reported_cost_micros, &self.tokens)
     }
 }
 
@@ -230,7 +239,7 @@ fn differs_from_stored(
         Some(event.tokens[1]),
         Some(event.tokens[2]),
         Some(event.tokens[3]),
-        event.reported_cost_micros,
+        event.reported(),
     ];
     Ok(stored != sent)
 }
@@ -249,13 +258,13 @@ fn check_limits(event: &NewEvent) -> Result<(), DbError> {
     }
 }
 
-/// A cost from the price table, if one event may cost that much: a price
-/// that makes a call cost more than [`limits::MAX_COST_MICROS`] is a price
-/// or a count entered wrong (prices are per million tokens).
+/// A computed cost, if one event may cost that much: a price that makes a
+/// call cost more than [`limits::MAX_COST_MICROS`] is a price or a count
+/// entered wrong (prices are per million tokens).
 pub(crate) fn checked_price(model: &str, cost_micros: i64) -> Result<i64, DbError> {
     limits::check_cost(cost_micros).map_err(|reason| {
         DbError::Refused(format!(
-            "at the price table's price for {model:?}, one event would cost {}, and a cost {reason}; \
+            "at the price for {model:?}, one event would cost {}, and a cost {reason}; \
              check the price (per million tokens) and the event's token counts",
             crate::model::format::decimal(cost_micros)
         ))

@@ -432,6 +432,8 @@ fn price_and_token_changes_from_the_shell_are_audited() {
     assert_eq!(
         actions,
         [
+            // The first command on a new database loads the price catalogue.
+            "price.sync catalogue start",
             "user.create user:ada cli",
             "token.create user:ada cli",
             "token.revoke user:ada cli",

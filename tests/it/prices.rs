@@ -101,6 +101,8 @@ fn price(from: &str, input: i64, output: i64) -> Price {
 }
 
 /// What the oracle expects of one event: (external id, cost, origin).
+/// The model without a price is priced by the admin prices these tests
+/// set (origin 1); Claude Sonnet 4.5 by the catalogue (origin 3).
 fn expected(
     events: &[NewEvent],
     cost_of: impl Fn(&NewEvent) -> Option<i64>,
@@ -108,9 +110,14 @@ fn expected(
     let mut rows: Vec<_> = events
         .iter()
         .map(|e| {
+            let computed = if e.model.starts_with(UNPRICED_MODEL) {
+                1
+            } else {
+                3
+            };
             let (cost, origin) = match (e.reported_cost_micros, cost_of(e)) {
                 (Some(reported), _) => (reported, 2),
-                (None, Some(cost)) => (cost, 1),
+                (None, Some(cost)) => (cost, computed),
                 (None, None) => (0, 0),
             };
             (e.external_id.clone(), cost, origin)

@@ -392,6 +392,21 @@ pub enum CostOrigin {
     PriceTable = 1,
     /// Reported by the producer; never re-priced.
     Reported = 2,
+    /// From the price catalogue (`usage::catalogue`): re-priced when the
+    /// catalogue changes.
+    Catalogue = 3,
+}
+
+impl CostOrigin {
+    /// The origin a `cost_origin` value stands for.
+    pub fn from_column(value: i64) -> CostOrigin {
+        match value {
+            0 => CostOrigin::Unpriced,
+            1 => CostOrigin::PriceTable,
+            3 => CostOrigin::Catalogue,
+            _ => CostOrigin::Reported,
+        }
+    }
 }
 
 /// What one event adds to the rollups.

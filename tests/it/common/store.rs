@@ -22,7 +22,12 @@ impl Store {
             .enable_all()
             .build()
             .expect("runtime");
-        let db = Db::open(&dir.path().join("t.db"), &DbOptions::default()).expect("db");
+        let db = Db::open_with(
+            &dir.path().join("t.db"),
+            &DbOptions::default(),
+            &tokentally::usage::price_sync::prepare,
+        )
+        .expect("db");
         let names: Vec<String> = usernames.iter().map(|n| (*n).to_owned()).collect();
         let users = runtime
             .block_on(db.write(move |conn| {
