@@ -9,6 +9,7 @@ mod config;
 mod identity;
 mod import;
 mod price;
+mod price_sync;
 mod systemd;
 mod team;
 mod token;

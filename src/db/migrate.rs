@@ -88,9 +88,14 @@ pub(super) fn refuse_unknown_schema(path: &Path) -> Result<(), DbError> {
 
 /// Creates a database at `path` with the embedded migrations up to
 /// `version` only: what an older tokentally wrote, for upgrade tests.
+/// With an audit key beside the file, the connection has it (migrations
+/// from V11 on name its function).
 #[doc(hidden)]
 pub fn create_at_version(path: &Path, version: i32) -> Result<(), DbError> {
     let mut conn = Connection::open(path)?;
+    if let Some(key) = super::audit_key::load(path)? {
+        super::audit_key::install(&conn, &key)?;
+    }
     migrations::runner()
         .set_target(refinery::Target::Version(version))
         .run(&mut conn)

@@ -15,6 +15,7 @@ pub mod identities;
 pub use crate::model::limits;
 pub mod params;
 pub mod plan;
+pub mod price_list;
 pub mod price_sync;
 pub mod prices;
 pub mod query;

@@ -262,7 +262,7 @@ impl PriceBook {
 
     /// The cost of a call and where its price came from; `(0, Unpriced)`
     /// when no price is known. Refused when the price makes the call cost
-    /// more than one event may ([`super::store::checked_price`]).
+    /// more than one event may ([`checked_price`]).
     pub fn cost(
         &self,
         conn: &Connection,
@@ -275,8 +275,21 @@ impl PriceBook {
             return Ok((0, CostOrigin::Unpriced));
         };
         let cost = rates::cost_micros(usage, &found.rates).unwrap_or(i64::MAX);
-        Ok((super::store::checked_price(model, cost)?, found.by.origin()))
+        Ok((checked_price(model, cost)?, found.by.origin()))
     }
+}
+
+/// A computed cost, if one event may cost that much: a price that makes a
+/// call cost more than [`crate::model::limits::MAX_COST_MICROS`] is a price or a count
+/// entered wrong (prices are per million tokens).
+pub(crate) fn checked_price(model: &str, cost_micros: i64) -> Result<i64, DbError> {
+    crate::model::limits::check_cost(cost_micros).map_err(|reason| {
+        DbError::Refused(format!(
+            "at the price for {model:?}, one event would cost {}, and a cost {reason}; \
+             check the price (per million tokens) and the event's token counts",
+            crate::model::format::decimal(cost_micros)
+        ))
+    })
 }
 
 /// Every row of the price table, newest effective date first.

@@ -257,16 +257,3 @@ fn check_limits(event: &NewEvent) -> Result<(), DbError> {
         None => Ok(()),
     }
 }
-
-/// A computed cost, if one event may cost that much: a price that makes a
-/// call cost more than [`limits::MAX_COST_MICROS`] is a price or a count
-/// entered wrong (prices are per million tokens).
-pub(crate) fn checked_price(model: &str, cost_micros: i64) -> Result<i64, DbError> {
-    limits::check_cost(cost_micros).map_err(|reason| {
-        DbError::Refused(format!(
-            "at the price for {model:?}, one event would cost {}, and a cost {reason}; \
-             check the price (per million tokens) and the event's token counts",
-            crate::model::format::decimal(cost_micros)
-        ))
-    })
-}

@@ -21,6 +21,7 @@ pub mod layout;
 mod overview;
 pub mod page;
 mod prices;
+mod prices_catalogue;
 mod team;
 mod team_cards;
 mod teams_admin;

@@ -1,6 +1,8 @@
 //! The price table (admins): every price, a form to add or change one from
 //! an effective date, and removal; each change says how many events it
-//! re-priced.
+//! re-priced. Below it the catalogue's parts ([`super::prices_catalogue`]):
+//! which catalogue is loaded, what prices each model of stored events, and
+//! a search over the catalogue (`?q=`).
 
 use axum::Form;
 use axum::extract::{RawQuery, State};
@@ -13,6 +15,7 @@ use tower_sessions::Session;
 
 use super::flash::{flash, notices};
 use super::page::PageContext;
+use super::prices_catalogue::{self, Search};
 use super::{format, layout};
 use crate::audit::Note;
 use crate::auth::RequireAdmin;
@@ -20,6 +23,7 @@ use crate::error::AppError;
 use crate::model::Action;
 use crate::model::format::decimal;
 use crate::usage::params;
+use crate::usage::price_list::{self, PriceList};
 use crate::usage::prices::{Price, parse_micros};
 use crate::usage::reprice;
 use crate::web::WebState;
@@ -30,19 +34,47 @@ pub async fn page(
     mut context: PageContext,
     RawQuery(query): RawQuery,
 ) -> Result<(Note, Markup), AppError> {
-    // The page takes no parameters: a misspelt one is refused, not ignored.
-    params::check_names(query.as_deref(), &[]).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    // The page takes only the search: a misspelt one is refused, not ignored.
+    params::check_names(query.as_deref(), &[&["q"]])
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let q = prices_catalogue::query(query.as_deref())?;
     context.take_flash().await?;
-    let prices = state.db.read(reprice::list).await?;
-    let note = Note::new(Action::PageView).details(json!({"page": "prices"}));
-    Ok((note, render(&context, &prices, None)))
+    let data = read(&state, q.clone()).await?;
+    let details = if q.is_empty() {
+        json!({"page": "prices"})
+    } else {
+        json!({"page": "prices", "q": q})
+    };
+    let note = Note::new(Action::PageView).details(details);
+    Ok((note, render(&context, &data, None)))
 }
 
-fn render(context: &PageContext, prices: &[Price], error: Option<&str>) -> Markup {
+/// What the page shows: the admins' prices, the catalogue, the models of
+/// events, the search.
+struct PageData {
+    list: PriceList,
+    search: Search,
+}
+
+async fn read(state: &WebState, q: String) -> Result<PageData, AppError> {
+    let now_ms = state.clock.now().as_millisecond();
+    Ok(state
+        .db
+        .read(move |conn| {
+            Ok::<_, crate::db::DbError>(PageData {
+                list: price_list::read(conn, now_ms, prices_catalogue::MODELS_SHOWN)?,
+                search: prices_catalogue::search(conn, &q)?,
+            })
+        })
+        .await?)
+}
+
+fn render(context: &PageContext, data: &PageData, error: Option<&str>) -> Markup {
+    let prices = &data.list.admin;
     let csrf = &context.viewer.csrf;
     let body = html! {
         h1 { "Prices" }
-        p.subtitle { "Per million tokens, in your currency. An event without a reported cost is priced from this table; a change re-prices the events it applies to." }
+        p.subtitle { "Per million tokens, in your currency. An event without a reported cost is priced from your prices, else from the catalogue; a change re-prices the events it applies to." }
         (notices(context.flash.as_deref(), error))
         section.card aria-labelledby="set-price" {
             h2 #set-price { "Add or change a price" }
@@ -59,7 +91,7 @@ fn render(context: &PageContext, prices: &[Price], error: Option<&str>) -> Marku
             }
         }
         section.card aria-labelledby="price-list" {
-            h2 #price-list { "All prices" }
+            h2 #price-list { "Your prices" }
             div.table-scroll {
                 table {
                     thead { tr {
@@ -70,6 +102,7 @@ fn render(context: &PageContext, prices: &[Price], error: Option<&str>) -> Marku
                         th.num scope="col" { "Output" }
                         th.num scope="col" { "Cache read" }
                         th.num scope="col" { "Cache write" }
+                        th scope="col" { "Origin" }
                         th scope="col" { span.visually-hidden { "Actions" } }
                     } }
                     tbody {
@@ -79,6 +112,7 @@ fn render(context: &PageContext, prices: &[Price], error: Option<&str>) -> Marku
                                 td { @if price.provider.is_empty() { "any" } @else { (price.provider) } }
                                 td { @if price.effective_from_ms == 0 { "always" } @else { (format::date(price.effective_from_ms, &jiff::tz::TimeZone::UTC)) } }
                                 @for amount in price.per_mtok { td.num { (decimal(amount)) } }
+                                td { "admin" }
                                 td {
                                     form method="post" action="/admin/prices/remove" {
                                         (layout::csrf_field(csrf))
@@ -94,6 +128,7 @@ fn render(context: &PageContext, prices: &[Price], error: Option<&str>) -> Marku
                 }
             }
         }
+        (prices_catalogue::render(&data.list, &data.search))
     };
     layout::page(context, "Prices", body)
 }
@@ -167,8 +202,8 @@ pub async fn set(
     let price = match parse_form(&form) {
         Ok(price) => price,
         Err(message) => {
-            let prices = state.db.read(reprice::list).await?;
-            let page = render(&context, &prices, Some(&message));
+            let data = read(&state, String::new()).await?;
+            let page = render(&context, &data, Some(&message));
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, note, page).into_response());
         }
     };

@@ -22,6 +22,8 @@ mod audit;
 mod backup;
 mod binary;
 mod browser;
+mod catalogue;
+mod catalogue_upgrade;
 mod cli_team;
 mod cli_token;
 mod cli_usage;

@@ -75,7 +75,8 @@ const QUARTER: i64 = 900_000;
 const SPAN_START: i64 = 1_314_835_200_000;
 const SPAN_END: i64 = 1_924_992_000_000;
 
-/// The price table the tests install instead of the shipped one: model,
+/// The price table the tests install instead of the shipped one (and
+/// instead of the catalogue, which they empty): model,
 /// effective from (ms), micro-units per million tokens. gpt-5-mini has no
 /// price before 2019 and a new one from 2024; llama-local never has one.
 const PRICES: [(&str, i64, [i64; 4]); 3] = [
@@ -103,6 +104,7 @@ fn new_store() -> Store {
     let store = Store::new(&USERS);
     store.write(|conn| {
         conn.execute("DELETE FROM prices", [])?;
+        conn.execute("DELETE FROM price_catalogue", [])?;
         for (model, from, p) in PRICES {
             conn.execute(
                 "INSERT INTO prices (model, provider, effective_from_ms, input_per_mtok,

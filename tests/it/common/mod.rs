@@ -6,6 +6,7 @@
 #![allow(dead_code)] // helpers no test calls yet (today only `Browser::set_window`)
 
 pub mod browser;
+pub mod catalogue;
 pub mod clients;
 pub mod otlp;
 pub mod powercut;

@@ -1,0 +1,97 @@
+//! An oracle for catalogue prices, independent of the code under test: it
+//! reads the bundled `litellm.json` as JSON text and prices tokens in
+//! exact decimal arithmetic (units of 10⁻²⁴ of the currency), rounding
+//! once, half up, to a micro-unit. LiteLLM's own defaults apply: a model
+//! without a cache price bills cached tokens as input.
+
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
+
+pub const BUNDLED: &str = include_str!("../../../src/usage/catalogue/litellm.json");
+
+pub struct Oracle {
+    entries: HashMap<String, HashMap<String, Box<RawValue>>>,
+}
+
+impl Oracle {
+    pub fn bundled() -> Oracle {
+        Oracle::from_json(BUNDLED)
+    }
+
+    pub fn from_json(json: &str) -> Oracle {
+        Oracle {
+            entries: serde_json::from_str(json).expect("LiteLLM's format"),
+        }
+    }
+
+    /// A field's number exactly as written, if the entry has it.
+    pub fn field(&self, entry: &str, field: &str) -> Option<String> {
+        let fields = self
+            .entries
+            .get(entry)
+            .unwrap_or_else(|| panic!("no entry {entry}"));
+        fields
+            .get(field)
+            .map(|raw| raw.get().to_owned())
+            .filter(|t| t != "null")
+    }
+
+    /// The cost of `tokens` (input, output, cache read, cache write) at
+    /// `entry`'s prices.
+    pub fn cost(&self, entry: &str, tokens: [i64; 4]) -> i64 {
+        let input = self
+            .field(entry, "input_cost_per_token")
+            .expect("an input price");
+        let output = self
+            .field(entry, "output_cost_per_token")
+            .expect("an output price");
+        let read = self
+            .field(entry, "cache_read_input_token_cost")
+            .unwrap_or_else(|| input.clone());
+        let write = self
+            .field(entry, "cache_creation_input_token_cost")
+            .unwrap_or_else(|| input.clone());
+        exact_cost(&[
+            (input.as_str(), tokens[0]),
+            (output.as_str(), tokens[1]),
+            (read.as_str(), tokens[2]),
+            (write.as_str(), tokens[3]),
+        ])
+    }
+}
+
+/// Σ price × tokens, prices per token as decimal text, in micro-units
+/// rounded once, half up.
+pub fn exact_cost(parts: &[(&str, i64)]) -> i64 {
+    let total: i128 = parts
+        .iter()
+        .map(|(price, tokens)| yocto(price) * i128::from(*tokens))
+        .sum();
+    // 10⁻²⁴ → 10⁻⁶: divide by 10¹⁸.
+    let micro = 1_000_000_000_000_000_000i128;
+    i64::try_from((total + micro / 2) / micro).expect("fits")
+}
+
+/// A decimal number's text in units of 10⁻²⁴ (exact for every price the
+/// catalogue has: none has digits that far down).
+fn yocto(text: &str) -> i128 {
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().expect("exponent")),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: i128 = format!("{whole}{fraction}").parse().expect("digits");
+    let power = exponent - fraction.len() as i32 + 24;
+    assert!(power >= 0, "{text} has digits below 10⁻²⁴");
+    digits * 10i128.pow(power as u32)
+}
+
+#[test]
+fn the_oracle_prices_exactly() {
+    assert_eq!(yocto("3e-06"), 3_000_000_000_000_000_000);
+    assert_eq!(yocto("0.0000033"), 3_300_000_000_000_000_000);
+    // 1M tokens at $3/M = $3; 5 tokens at $0.30/M = 1.5 µ$ → 2.
+    assert_eq!(exact_cost(&[("3e-06", 1_000_000)]), 3_000_000);
+    assert_eq!(exact_cost(&[("3e-07", 5)]), 2);
+}
