@@ -350,3 +350,34 @@ pub fn prepare(conn: &Connection) -> Result<(), DbError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::rates::Rates;
+
+    fn change(before: [i64; 4], after: [i64; 4]) -> Changed {
+        let entry = |per_mtok: [i64; 4]| Entry {
+            name: "m".into(),
+            provider: "openai".into(),
+            rates: Rates::flat(&per_mtok),
+        };
+        Changed {
+            before: entry(before),
+            after: entry(after),
+        }
+    }
+
+    #[test]
+    fn a_price_may_change_a_hundredfold_and_no_more() {
+        assert!(bound_change(&change([1_000_000, 1, 0, 0], [100_000_000, 1, 0, 0])).is_ok());
+        assert!(bound_change(&change([1_000_000, 1, 0, 0], [10_000, 1, 0, 0])).is_ok());
+        let refused = bound_change(&change([1_000_000, 1, 0, 0], [100_000_001, 1, 0, 0]));
+        assert!(refused.is_err_and(|r| r.reason.contains("input price")));
+        let refused = bound_change(&change([1_000_000, 1, 0, 0], [1_000_000, 101, 0, 0]));
+        assert!(refused.is_err_and(|r| r.reason.contains("output price")));
+        // Becoming free, or stopping being free, is a real change.
+        assert!(bound_change(&change([1_000_000, 1, 0, 0], [0, 1, 0, 0])).is_ok());
+        assert!(bound_change(&change([0, 1, 0, 0], [1_000_000_000, 1, 0, 0])).is_ok());
+    }
+}

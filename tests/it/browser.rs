@@ -464,6 +464,7 @@ fn accessibility(base: &str) {
         "/team",
         "/?view=team:research",
         "/admin/prices",
+        "/admin/prices?q=claude-sonnet",
         "/admin/users",
         "/admin/identities",
         "/admin/identities?show=unassigned",

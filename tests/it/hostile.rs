@@ -1136,7 +1136,7 @@ async fn unknown_query_parameters_are_refused_by_name() {
         (format!("/events?{range}&sortt=cost"), "sortt", "sort"),
         (format!("/events?{range}&split=model"), "split", "after"),
         (format!("/team?{range}&metrc=cost"), "metrc", "metric"),
-        ("/admin/prices?model=x".to_owned(), "model", "none"),
+        ("/admin/prices?model=x".to_owned(), "model", "q"),
         ("/admin/audit?actr=root".to_owned(), "actr", "actor"),
         (
             "/admin/audit.csv?acton=login.failure".to_owned(),
