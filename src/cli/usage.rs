@@ -121,18 +121,21 @@ pub enum UsageCommandError {
     Mismatch(String),
 }
 
+/// Opens the database as a start does: migrated, and with the embedded
+/// price catalogue loaded if it is newer (`usage::price_sync::prepare`).
 pub(super) async fn open(db_path: &Path) -> Result<Db, UsageCommandError> {
+    open_as(db_path, crate::usage::price_sync::prepare).await
+}
+
+async fn open_as(
+    db_path: &Path,
+    prepare: fn(&rusqlite::Connection) -> Result<(), DbError>,
+) -> Result<Db, UsageCommandError> {
     let path = db_path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        Db::open_with(
-            &path,
-            &DbOptions::default(),
-            &crate::usage::price_sync::prepare,
-        )
-    })
-    .await
-    .map_err(|e| UsageCommandError::Invalid(e.to_string()))?
-    .map_err(UsageCommandError::from)
+    tokio::task::spawn_blocking(move || Db::open_with(&path, &DbOptions::default(), &prepare))
+        .await
+        .map_err(|e| UsageCommandError::Invalid(e.to_string()))?
+        .map_err(UsageCommandError::from)
 }
 
 /// Events written per transaction by `tokentally demo`.
@@ -289,7 +292,9 @@ pub struct VerifyArgs {
 /// broken link. `--repair` first removes what is out of range and rebuilds
 /// the rollups.
 pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommandError> {
-    let db = open(db_path).await?;
+    // Judges the file as it is: no catalogue is loaded (and nothing
+    // re-priced) before the check.
+    let db = open_as(db_path, |_| Ok(())).await?;
     if args.repair {
         let dir = db_path
             .parent()

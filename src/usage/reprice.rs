@@ -226,7 +226,12 @@ impl Walker<'_> {
                     .ok_or(crate::model::Overflow)?;
                 if self.write {
                     update_cost(conn, event.id, cost, origin)?;
-                    deltas.push(cost_change(event, cost, origin)?);
+                    // Only the origin changed (an admin's price and the
+                    // catalogue's agree): nothing for the rollups.
+                    let delta = cost_change(event, cost, origin)?;
+                    if delta.metrics != Totals::default() {
+                        deltas.push(delta);
+                    }
                 }
             }
             if self.write {

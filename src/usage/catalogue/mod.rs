@@ -259,4 +259,6 @@ mod tests {
 }
 
 #[cfg(test)]
+mod parse_tests;
+#[cfg(test)]
 mod resolve_tests;
