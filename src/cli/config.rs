@@ -47,6 +47,14 @@ pub struct FileConfig {
     pub max_connections_per_address: Option<usize>,
     pub header_timeout: Option<u64>,
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    // The unit money is shown in (`cli::unit`).
+    pub unit: Option<super::unit::UnitKindArg>,
+    pub currency: Option<String>,
+    pub currency_symbol: Option<String>,
+    pub usd_rate: Option<super::unit::RateValue>,
+    pub credits_per_usd: Option<super::unit::RateValue>,
+    pub credits_name: Option<String>,
+    pub credits_symbol: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +102,7 @@ pub(super) fn serve_settings(
     args: ServeArgs,
     data_dir: PathBuf,
     file: &FileConfig,
+    unit: crate::model::Unit,
 ) -> ServeSettings {
     let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("the default address parses");
     ServeSettings {
@@ -149,6 +158,7 @@ pub(super) fn serve_settings(
         } else {
             args.trusted_proxies.clone()
         },
+        unit,
     }
 }
 

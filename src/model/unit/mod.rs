@@ -359,7 +359,9 @@ fn check_text(setting: &'static str, text: &str, max: usize) -> Result<String, U
     if text.chars().any(|c| c.is_ascii_digit()) {
         return Err(refuse(
             setting,
-            format!("must not contain digits (they would read as part of the amount); got {text:?}"),
+            format!(
+                "must not contain digits (they would read as part of the amount); got {text:?}"
+            ),
         ));
     }
     Ok(text.to_owned())

@@ -45,7 +45,9 @@ impl Rate {
         let whole = whole.trim_start_matches('0');
         let fraction = fraction.trim_end_matches('0');
         if fraction.len() > MAX_DECIMALS {
-            return Err(format!("must have at most {MAX_DECIMALS} decimals; got {text}"));
+            return Err(format!(
+                "must have at most {MAX_DECIMALS} decimals; got {text}"
+            ));
         }
         let digits = format!("{whole}{fraction}");
         let digits = digits.trim_start_matches('0');
@@ -55,7 +57,9 @@ impl Rate {
         // At most 18 digits: always fits an i64.
         let mantissa: i64 = match digits {
             "" => 0,
-            digits => digits.parse().map_err(|_| format!("{shape}; got {text:?}"))?,
+            digits => digits
+                .parse()
+                .map_err(|_| format!("{shape}; got {text:?}"))?,
         };
         if mantissa == 0 {
             return Err(format!("must be greater than 0; got {text}"));

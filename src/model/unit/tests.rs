@@ -102,11 +102,27 @@ fn the_largest_amounts_neither_overflow_nor_panic() {
 fn bad_parts_are_refused_naming_the_setting() {
     let symbol = |s: &str| Unit::currency("EUR", Some(s), Some(rate("0.92")));
     for (made, setting, why) in [
-        (Unit::currency("eur", None, Some(rate("1"))), "currency", "ISO 4217"),
-        (Unit::currency("EURO", None, Some(rate("1"))), "currency", "ISO 4217"),
-        (Unit::currency("E1R", None, Some(rate("1"))), "currency", "ISO 4217"),
+        (
+            Unit::currency("eur", None, Some(rate("1"))),
+            "currency",
+            "ISO 4217",
+        ),
+        (
+            Unit::currency("EURO", None, Some(rate("1"))),
+            "currency",
+            "ISO 4217",
+        ),
+        (
+            Unit::currency("E1R", None, Some(rate("1"))),
+            "currency",
+            "ISO 4217",
+        ),
         (Unit::currency("EUR", None, None), "usd_rate", "needs it"),
-        (Unit::currency("USD", None, Some(rate("2"))), "usd_rate", "must be 1"),
+        (
+            Unit::currency("USD", None, Some(rate("2"))),
+            "usd_rate",
+            "must be 1",
+        ),
         (symbol(""), "currency_symbol", "1 to 8"),
         (symbol("euros-euros"), "currency_symbol", "1 to 8"),
         (symbol("€\u{7}"), "currency_symbol", "control"),
@@ -155,6 +171,9 @@ fn notes_name_the_unit_and_its_rate() {
     assert_eq!(credits().describe(), "credits, 100 per US dollar");
     let sek = Unit::currency("SEK", None, Some(rate("10.5"))).expect("SEK");
     assert_eq!(sek.describe(), "SEK at 10.5 per US dollar");
-    assert_eq!((eur().prefix(), eur().suffix()), ("€".into(), String::new()));
+    assert_eq!(
+        (eur().prefix(), eur().suffix()),
+        ("€".into(), String::new())
+    );
     assert_eq!(credits().suffix(), " credits");
 }
