@@ -58,4 +58,5 @@ mod team_pages;
 mod team_reads;
 mod team_store;
 mod unassigned;
+mod unit;
 mod usage;
