@@ -59,4 +59,5 @@ mod team_reads;
 mod team_store;
 mod unassigned;
 mod unit;
+mod unit_settings;
 mod usage;
