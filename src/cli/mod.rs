@@ -288,7 +288,7 @@ fn run_command(
 ) -> Result<(), CliError> {
     match command {
         Command::Serve(args) => {
-            let unit = unit::resolve(&args.unit, file).map_err(CliError::Usage)?;
+            let unit = config::unit(&args.unit, file).map_err(CliError::Usage)?;
             let settings = config::serve_settings(args, data_dir, file, unit);
             runtime()?.block_on(server::run(settings))?;
             Ok(())
@@ -300,7 +300,7 @@ fn run_command(
         Command::Backup(args) => backup(&data_dir.join(DB_FILE), &args.file),
         Command::Demo(args) => Ok(runtime()?.block_on(usage::demo(args, &data_dir.join(DB_FILE)))?),
         Command::Report(args) => {
-            let unit = unit::resolve(&args.unit, file).map_err(CliError::Usage)?;
+            let unit = config::unit(&args.unit, file).map_err(CliError::Usage)?;
             Ok(runtime()?.block_on(usage::report(args, &data_dir.join(DB_FILE), unit))?)
         }
         Command::Price(command) => {
@@ -317,7 +317,7 @@ fn run_command(
             // Only the list shows money.
             let unit = match &command {
                 identity::IdentityCommand::List { unit, .. } => {
-                    unit::resolve(unit, file).map_err(CliError::Usage)?
+                    config::unit(unit, file).map_err(CliError::Usage)?
                 }
                 _ => crate::model::Unit::default(),
             };

@@ -7,7 +7,6 @@
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-use super::config::FileConfig;
 use crate::model::Unit;
 use crate::model::unit::{Rate, UnitError};
 
@@ -95,12 +94,25 @@ pub fn describe(error: &UnitError) -> String {
     )
 }
 
+/// The unit's keys of the config file (`config::FileConfig` holds them
+/// among its own, and lends them here).
+#[derive(Debug, Clone, Default)]
+pub struct UnitKeys {
+    pub unit: Option<UnitKindArg>,
+    pub currency: Option<String>,
+    pub currency_symbol: Option<String>,
+    pub usd_rate: Option<RateValue>,
+    pub credits_per_usd: Option<RateValue>,
+    pub credits_name: Option<String>,
+    pub credits_symbol: Option<String>,
+}
+
 /// Flags (and their environment variables) over the config file, checked.
-pub fn resolve(args: &UnitArgs, file: &FileConfig) -> Result<Unit, String> {
+pub fn resolve(args: &UnitArgs, file: &UnitKeys) -> Result<Unit, String> {
     merge(args, file).map_err(|e| describe(&e))
 }
 
-fn merge(args: &UnitArgs, file: &FileConfig) -> Result<Unit, UnitError> {
+fn merge(args: &UnitArgs, file: &UnitKeys) -> Result<Unit, UnitError> {
     let text = |flag: &Option<String>, key: &Option<String>| flag.clone().or_else(|| key.clone());
     let rate = |setting: &'static str, flag: &Option<String>, key: &Option<RateValue>| {
         let text = match (flag, key) {
@@ -153,81 +165,5 @@ fn merge(args: &UnitArgs, file: &FileConfig) -> Result<Unit, UnitError> {
             })?;
             Unit::credits(per_usd, credits_name.as_deref(), credits_symbol.as_deref())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(text: &str) -> FileConfig {
-        FileConfig::parse(text).expect("config")
-    }
-
-    #[test]
-    fn the_file_sets_the_unit_and_flags_win() {
-        let eur = resolve(
-            &UnitArgs::default(),
-            &file("currency = \"EUR\"\nusd_rate = \"0.92\"\n"),
-        )
-        .expect("EUR");
-        assert_eq!(eur.money(1_000_000), "€0.92");
-        let flags = UnitArgs {
-            usd_rate: Some("0.5".into()),
-            currency_symbol: Some("EUR".into()),
-            ..UnitArgs::default()
-        };
-        let flagged =
-            resolve(&flags, &file("currency = \"EUR\"\nusd_rate = \"0.92\"\n")).expect("flags win");
-        assert_eq!(flagged.money(1_000_000), "EUR 0.50");
-        let credits = resolve(
-            &UnitArgs::default(),
-            &file("unit = \"credits\"\ncredits_per_usd = 100\ncredits_symbol = \"cr\"\n"),
-        )
-        .expect("credits");
-        assert_eq!(credits.money(1_000_000), "100.00 cr");
-        assert_eq!(
-            resolve(&UnitArgs::default(), &FileConfig::default()).expect("default"),
-            Unit::default()
-        );
-    }
-
-    #[test]
-    fn bad_settings_are_refused_naming_them() {
-        for (text, named) in [
-            (
-                "currency = \"eur\"\nusd_rate = \"1\"",
-                "invalid setting currency (",
-            ),
-            ("currency = \"EUR\"", "invalid setting usd_rate ("),
-            ("currency = \"EUR\"\nusd_rate = 0.92", "usd_rate = \"0.92\""),
-            (
-                "currency = \"EUR\"\nusd_rate = \"-1\"",
-                "invalid setting usd_rate (",
-            ),
-            ("unit = \"credits\"", "invalid setting credits_per_usd ("),
-            (
-                "unit = \"credits\"\ncredits_per_usd = \"0\"",
-                "greater than 0",
-            ),
-            (
-                "unit = \"credits\"\ncredits_per_usd = \"10\"\nusd_rate = \"2\"",
-                "invalid setting usd_rate (",
-            ),
-            (
-                "credits_per_usd = \"10\"",
-                "invalid setting credits_per_usd (",
-            ),
-            (
-                "currency = \"EUR\"\nusd_rate = \"1\"\ncurrency_symbol = \"€€€€€€€€€\"",
-                "invalid setting currency_symbol (--currency-symbol / \
-                 TOKENTALLY_CURRENCY_SYMBOL",
-            ),
-        ] {
-            let error = resolve(&UnitArgs::default(), &file(text)).expect_err(text);
-            assert!(error.contains(named), "{text:?}: {error}");
-        }
-        let unknown = FileConfig::parse("unit = \"euros\"").expect_err("unknown unit");
-        assert!(unknown.contains("unit"), "{unknown}");
     }
 }

@@ -60,9 +60,17 @@ fn serve_refused(args: &[&str], env: &[(&str, &str)], config: Option<&str>) -> S
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Flags, environment, config file, and what the refusal must say.
+type RefusedCase = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    Option<&'static str>,
+    &'static str,
+);
+
 #[test]
 fn bad_unit_settings_stop_serve_naming_the_setting() {
-    let cases: [(&[&str], &[(&str, &str)], Option<&str>, &str); 10] = [
+    let cases: [RefusedCase; 10] = [
         (
             &["--currency", "eur", "--usd-rate", "0.9"],
             &[],
@@ -385,4 +393,52 @@ async fn an_export_in_another_unit_imports_back_to_the_same_dollars() {
         report["totals"]["cost"], "2.623457",
         "the dollars exported, not the credits"
     );
+}
+
+#[tokio::test]
+async fn identities_show_their_cost_in_the_unit_on_the_page_and_in_the_list() {
+    let app = TestApp::with_options(|options| options.unit = eur()).await;
+    let root = app.create_user("root", Role::Admin).await;
+    // 30 events of 25,000 micro-dollars: $0.75, €0.69.
+    let events = crate::identity_store::carol_events(root, 30, 25_000);
+    app.state
+        .db
+        .write(move |conn| tokentally::usage::store::Inserter::new(conn)?.insert(conn, &events))
+        .await
+        .expect("seed");
+    let cookie = app.login("root", PASSWORD).await;
+    let page = app.get("/admin/identities", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(">€0.69<"), "{}", page.body);
+
+    let data = app.dir.path().to_str().expect("utf-8");
+    let (ok, out, err) = run_cli(
+        &["--data-dir", data, "identity", "list", "--json"],
+        &[
+            ("TOKENTALLY_CURRENCY", "EUR"),
+            ("TOKENTALLY_USD_RATE", "0.92"),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let line: Value =
+        serde_json::from_str(out.lines().next().expect("one identity")).expect("JSON");
+    assert_eq!(line["cost"], "0.750000", "{line}");
+    assert_eq!(line["cost_in_unit"], "0.690000", "{line}");
+    assert_eq!(line["unit"]["code"], "EUR", "{line}");
+    let (ok, out, err) = run_cli(
+        &[
+            "--data-dir",
+            data,
+            "identity",
+            "list",
+            "--currency",
+            "EUR",
+            "--usd-rate",
+            "0.92",
+        ],
+        &[],
+        None,
+    );
+    assert!(ok && out.contains("€0.69"), "{out}{err}");
 }
