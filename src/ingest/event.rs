@@ -160,26 +160,13 @@ pub fn check_text(text: &str) -> Result<String, String> {
     if text.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
-    if let Some(c) = text.chars().find(|c| is_invisible(*c)) {
+    if let Some(c) = text.chars().find(|c| crate::model::names::is_invisible(*c)) {
         return Err(format!(
             "must not contain invisible or direction-changing characters (U+{:04X})",
             c as u32
         ));
     }
     Ok(text.to_owned())
-}
-
-/// Characters that change how a name looks without being seen: bidi
-/// overrides and isolates, zero-width characters, the BOM, soft hyphens
-/// and other format characters. With them `claude-sonnet-4-5` and a name
-/// that only looks like it would be two models, one of them unpriced.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
-        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
-        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
-        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Whether an event at `ts_ms` may be stored at `now`.

@@ -18,3 +18,17 @@ pub fn is_plain_name(name: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
     ok_len && ok_first && ok_chars
 }
+
+/// Characters that change how a name looks without being seen: bidi
+/// overrides and isolates, zero-width characters, the BOM, soft hyphens
+/// and other format characters. With them `claude-sonnet-4-5` and a name
+/// that only looks like it would be two models, one of them unpriced;
+/// in a currency symbol, text that shows other than it reads.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
