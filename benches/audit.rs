@@ -130,6 +130,7 @@ async fn setup(dir: &std::path::Path, events: usize) -> (AppState, String) {
         name_limits: Default::default(),
         trusted_proxies: Vec::new(),
         public_url: None,
+        unit: Default::default(),
     };
     let state = tokio::task::spawn_blocking(move || AppState::open(options))
         .await

@@ -118,7 +118,11 @@ function drawChart(holder) {
   var xs = data.labels.map(function (_, i) { return i; });
   var order = sums.map(function (_, k) { return k; }).reverse();
   var format = function (v) {
-    if (data.metric === "cost") return "$" + (v / 1e6).toFixed(v >= 1e8 ? 0 : 2);
+    // Cost bars are micro-units of the instance's unit (web::chart).
+    if (data.metric === "cost") {
+      var money = data.money || { prefix: "$", suffix: "" };
+      return money.prefix + (v / 1e6).toFixed(v >= 1e8 ? 0 : 2) + money.suffix;
+    }
     if (v >= 1e9) return (v / 1e9).toFixed(1) + "B";
     if (v >= 1e6) return (v / 1e6).toFixed(1) + "M";
     if (v >= 1e3) return (v / 1e3).toFixed(1) + "k";

@@ -22,6 +22,7 @@ pub use crate::health::Readiness;
 use crate::ingest::IngestState;
 use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::metrics::MetricsState;
+use crate::model::Unit;
 use crate::usage::UsageState;
 use crate::web::WebState;
 use crate::web::assets::AssetIndex;
@@ -68,6 +69,9 @@ pub struct AppState {
     /// address the server listens on; `None` until the server knows it
     /// (links are then shown as paths).
     pub link_base: Option<String>,
+    /// The unit money is shown in (amounts are stored in USD micro-units
+    /// whatever it is): pages, the read API and exports convert with it.
+    pub unit: Arc<Unit>,
 }
 
 /// How to build an [`AppState`].
@@ -92,6 +96,8 @@ pub struct AppOptions {
     /// The URL users reach the server at (`public_url`), shown in the
     /// configuration the Connect page offers; `None` when not configured.
     pub public_url: Option<String>,
+    /// The unit money is shown in; [`Unit::default`] is USD.
+    pub unit: Unit,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +134,7 @@ impl AppState {
             name_limits: options.name_limits,
             link_base: options.public_url.clone(),
             public_url: options.public_url,
+            unit: Arc::new(options.unit),
             db,
             clock: options.clock,
             passwords,
@@ -172,6 +179,7 @@ impl AppState {
                 claude_code_logs: self.claude_code_signal == ClaudeCodeSignal::Logs,
             },
             link_base: self.link_base.clone(),
+            unit: self.unit.clone(),
             gate: self.gate(),
         }
     }
@@ -192,6 +200,7 @@ impl AppState {
         UsageState {
             db: self.db.clone(),
             clock: self.clock.clone(),
+            unit: self.unit.clone(),
             gate: self.gate(),
         }
     }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::unit::{RateValue, UnitArgs, UnitKeys, UnitKindArg};
 use super::{GlobalArgs, ServeArgs};
 use crate::auth::{HashCost, SessionPolicy};
 use crate::ingest::otlp::ClaudeCodeSignal;
+use crate::model::Unit;
 use crate::observe::LogFormat;
 use crate::server::ServeSettings;
 
@@ -47,6 +49,14 @@ pub struct FileConfig {
     pub max_connections_per_address: Option<usize>,
     pub header_timeout: Option<u64>,
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    // The unit money is shown in (`cli::unit`).
+    pub unit: Option<UnitKindArg>,
+    pub currency: Option<String>,
+    pub currency_symbol: Option<String>,
+    pub usd_rate: Option<RateValue>,
+    pub credits_per_usd: Option<RateValue>,
+    pub credits_name: Option<String>,
+    pub credits_symbol: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +92,27 @@ impl FileConfig {
     }
 }
 
+impl FileConfig {
+    /// The keys of the unit money is shown in.
+    pub fn unit_keys(&self) -> UnitKeys {
+        UnitKeys {
+            unit: self.unit,
+            currency: self.currency.clone(),
+            currency_symbol: self.currency_symbol.clone(),
+            usd_rate: self.usd_rate.clone(),
+            credits_per_usd: self.credits_per_usd.clone(),
+            credits_name: self.credits_name.clone(),
+            credits_symbol: self.credits_symbol.clone(),
+        }
+    }
+}
+
+/// The unit money is shown in: `args` (flags and their variables) over
+/// the file's keys, checked; the error names the setting.
+pub(super) fn unit(args: &UnitArgs, file: &FileConfig) -> Result<Unit, String> {
+    super::unit::resolve(args, &file.unit_keys())
+}
+
 pub(super) fn data_dir(global: &GlobalArgs, file: &FileConfig) -> PathBuf {
     global
         .data_dir
@@ -94,6 +125,7 @@ pub(super) fn serve_settings(
     args: ServeArgs,
     data_dir: PathBuf,
     file: &FileConfig,
+    unit: Unit,
 ) -> ServeSettings {
     let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("the default address parses");
     ServeSettings {
@@ -149,6 +181,7 @@ pub(super) fn serve_settings(
         } else {
             args.trusted_proxies.clone()
         },
+        unit,
     }
 }
 
@@ -220,5 +253,76 @@ mod tests {
         assert!(unknown.contains("listne"), "{unknown}");
         let bad = FileConfig::parse("\n\nlisten = \"not an address\"").expect_err("bad address");
         assert!(bad.contains("line 3"), "{bad}");
+    }
+
+    fn file(text: &str) -> FileConfig {
+        FileConfig::parse(text).expect("config")
+    }
+
+    #[test]
+    fn the_file_sets_the_unit_and_flags_win() {
+        let eur = unit(
+            &UnitArgs::default(),
+            &file("currency = \"EUR\"\nusd_rate = \"0.92\"\n"),
+        )
+        .expect("EUR");
+        assert_eq!(eur.money(1_000_000), "€0.92");
+        let flags = UnitArgs {
+            usd_rate: Some("0.5".into()),
+            currency_symbol: Some("EUR".into()),
+            ..UnitArgs::default()
+        };
+        let flagged =
+            unit(&flags, &file("currency = \"EUR\"\nusd_rate = \"0.92\"\n")).expect("flags win");
+        assert_eq!(flagged.money(1_000_000), "EUR 0.50");
+        let credits = unit(
+            &UnitArgs::default(),
+            &file("unit = \"credits\"\ncredits_per_usd = 100\ncredits_symbol = \"cr\"\n"),
+        )
+        .expect("credits");
+        assert_eq!(credits.money(1_000_000), "100.00 cr");
+        assert_eq!(
+            unit(&UnitArgs::default(), &FileConfig::default()).expect("default"),
+            Unit::default()
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_naming_them() {
+        for (text, named) in [
+            (
+                "currency = \"eur\"\nusd_rate = \"1\"",
+                "invalid setting currency (",
+            ),
+            ("currency = \"EUR\"", "invalid setting usd_rate ("),
+            ("currency = \"EUR\"\nusd_rate = 0.92", "usd_rate = \"0.92\""),
+            (
+                "currency = \"EUR\"\nusd_rate = \"-1\"",
+                "invalid setting usd_rate (",
+            ),
+            ("unit = \"credits\"", "invalid setting credits_per_usd ("),
+            (
+                "unit = \"credits\"\ncredits_per_usd = \"0\"",
+                "greater than 0",
+            ),
+            (
+                "unit = \"credits\"\ncredits_per_usd = \"10\"\nusd_rate = \"2\"",
+                "invalid setting usd_rate (",
+            ),
+            (
+                "credits_per_usd = \"10\"",
+                "invalid setting credits_per_usd (",
+            ),
+            (
+                "currency = \"EUR\"\nusd_rate = \"1\"\ncurrency_symbol = \"€€€€€€€€€\"",
+                "invalid setting currency_symbol (--currency-symbol / \
+                 TOKENTALLY_CURRENCY_SYMBOL",
+            ),
+        ] {
+            let error = unit(&UnitArgs::default(), &file(text)).expect_err(text);
+            assert!(error.contains(named), "{text:?}: {error}");
+        }
+        let unknown = FileConfig::parse("unit = \"euros\"").expect_err("unknown unit");
+        assert!(unknown.contains("unit"), "{unknown}");
     }
 }

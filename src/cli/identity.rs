@@ -14,7 +14,7 @@ use crate::audit;
 use crate::auth::{invites, users};
 use crate::db::Db;
 use crate::model::format::decimal;
-use crate::model::{Action, IdentityKey, IdentityKind};
+use crate::model::{Action, IdentityKey, IdentityKind, Unit};
 use crate::usage::identities::{self, IdentityError, IdentityUsage, Moved};
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +24,8 @@ pub enum IdentityCommand {
         /// JSON, one object per identity
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        unit: super::unit::UnitArgs,
     },
     /// Link an identity to a person: its past and future usage is theirs
     Link {
@@ -75,9 +77,10 @@ pub async fn run(
     command: IdentityCommand,
     db_path: &Path,
     public_url: Option<String>,
+    unit: Unit,
 ) -> Result<(), IdentityCommandError> {
     let db = open(db_path).await?;
-    let outcome = dispatch(&db, command, public_url).await;
+    let outcome = dispatch(&db, command, public_url, &unit).await;
     db.shutdown().await;
     outcome
 }
@@ -91,13 +94,14 @@ async fn dispatch(
     db: &Db,
     command: IdentityCommand,
     file_public_url: Option<String>,
+    unit: &Unit,
 ) -> Result<(), IdentityCommandError> {
     match command {
-        IdentityCommand::List { json } => {
+        IdentityCommand::List { json, .. } => {
             let all = db
                 .read(|conn| identities::list(conn).map_err(IdentityError::from))
                 .await?;
-            print_list(&all, json);
+            print_list(&all, json, unit);
         }
         IdentityCommand::Link { kind, value, user } => {
             let key = key(&kind, &value)?;
@@ -245,7 +249,9 @@ fn merged_note(moved: Moved) -> String {
     }
 }
 
-fn print_list(all: &[IdentityUsage], json: bool) {
+/// `cost` is the stored amount in USD; `cost_in_unit` and `unit` are the
+/// configured unit's, as everywhere money is shown.
+fn print_list(all: &[IdentityUsage], json: bool, unit: &Unit) {
     for row in all {
         let identity = &row.identity;
         let linked = identity.linked.as_ref().map(|(_, name)| name.as_str());
@@ -259,6 +265,8 @@ fn print_list(all: &[IdentityUsage], json: bool) {
                 "last_seen_ms": identity.last_seen_ms,
                 "events": row.events,
                 "cost": decimal(row.cost_micros),
+                "cost_in_unit": unit.decimal(row.cost_micros),
+                "unit": unit,
             });
             println!("{line}");
         } else {
@@ -267,7 +275,7 @@ fn print_list(all: &[IdentityUsage], json: bool) {
                 identity.key.to_string(),
                 linked.unwrap_or("(unassigned)"),
                 row.events,
-                decimal(row.cost_micros)
+                unit.money(row.cost_micros)
             );
         }
     }

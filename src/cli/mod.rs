@@ -13,6 +13,7 @@ mod price_sync;
 mod systemd;
 mod team;
 mod token;
+mod unit;
 mod usage;
 mod user;
 
@@ -203,6 +204,8 @@ pub struct ServeArgs {
     /// argon2id passes per password hash [default: 2]
     #[arg(long, env = "TOKENTALLY_PASSWORD_HASH_PASSES", value_name = "N")]
     pub password_hash_passes: Option<u32>,
+    #[command(flatten)]
+    pub unit: unit::UnitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -286,7 +289,8 @@ fn run_command(
 ) -> Result<(), CliError> {
     match command {
         Command::Serve(args) => {
-            let settings = config::serve_settings(args, data_dir, file);
+            let unit = config::unit(&args.unit, file).map_err(CliError::Usage)?;
+            let settings = config::serve_settings(args, data_dir, file, unit);
             runtime()?.block_on(server::run(settings))?;
             Ok(())
         }
@@ -297,7 +301,8 @@ fn run_command(
         Command::Backup(args) => backup(&data_dir.join(DB_FILE), &args.file),
         Command::Demo(args) => Ok(runtime()?.block_on(usage::demo(args, &data_dir.join(DB_FILE)))?),
         Command::Report(args) => {
-            Ok(runtime()?.block_on(usage::report(args, &data_dir.join(DB_FILE)))?)
+            let unit = config::unit(&args.unit, file).map_err(CliError::Usage)?;
+            Ok(runtime()?.block_on(usage::report(args, &data_dir.join(DB_FILE), unit))?)
         }
         Command::Price(command) => {
             Ok(runtime()?.block_on(price::run(command, &data_dir.join(DB_FILE)))?)
@@ -310,7 +315,15 @@ fn run_command(
         }
         Command::Identity(command) => {
             let public_url = file.public_url.clone();
-            Ok(runtime()?.block_on(identity::run(command, &data_dir.join(DB_FILE), public_url))?)
+            // Only the list shows money.
+            let unit = match &command {
+                identity::IdentityCommand::List { unit, .. } => {
+                    config::unit(unit, file).map_err(CliError::Usage)?
+                }
+                _ => crate::model::Unit::default(),
+            };
+            let db_path = data_dir.join(DB_FILE);
+            Ok(runtime()?.block_on(identity::run(command, &db_path, public_url, unit))?)
         }
         Command::Team(command) => {
             Ok(runtime()?.block_on(team::run(command, &data_dir.join(DB_FILE)))?)

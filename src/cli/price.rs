@@ -53,7 +53,8 @@ pub enum PriceCommand {
         /// In force from this UTC date (YYYY-MM-DD) or RFC 3339 instant; default: always
         #[arg(long)]
         from: Option<String>,
-        /// Price per million input tokens, as a decimal (e.g. 3 or 0.25)
+        /// Price per million input tokens in US dollars (whatever unit the instance shows),
+        /// as a decimal (e.g. 3 or 0.25)
         #[arg(long)]
         input: String,
         /// Price per million output tokens

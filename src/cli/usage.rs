@@ -107,6 +107,8 @@ pub struct ReportArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub unit: super::unit::UnitArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,8 +258,13 @@ fn series_query(args: &ReportArgs) -> Result<SeriesQuery, UsageCommandError> {
     })
 }
 
-/// `tokentally report`: the same query layer as the dashboard.
-pub async fn report(args: ReportArgs, db_path: &Path) -> Result<(), UsageCommandError> {
+/// `tokentally report`: the same query layer as the dashboard, money in
+/// `unit` beside the stored USD.
+pub async fn report(
+    args: ReportArgs,
+    db_path: &Path,
+    unit: crate::model::Unit,
+) -> Result<(), UsageCommandError> {
     let query = series_query(&args)?;
     let limit = args.limit;
     let db = open(db_path).await?;
@@ -266,7 +273,7 @@ pub async fn report(args: ReportArgs, db_path: &Path) -> Result<(), UsageCommand
         .read(move |conn| query::series_top(conn, Scope::Everyone, &query, limit, Rank::Cost))
         .await;
     db.shutdown().await;
-    let report = Report::from_series(&series?);
+    let report = Report::from_series(&series?, &unit);
     if args.json {
         let json = serde_json::to_string_pretty(&report)
             .map_err(|e| UsageCommandError::Invalid(e.to_string()))?;

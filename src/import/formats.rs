@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::claude_code::{self, LineContext, Mapped};
 use crate::ingest::event;
+use crate::usage::api::EXPORT_ONLY_COLUMNS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -136,7 +137,9 @@ pub fn map_csv(header: &CsvHeader, line: &[u8], context: &LineContext, now: Time
     let mut object = Map::new();
     for (name, raw) in header.0.iter().zip(fields) {
         let raw = raw.trim();
-        if raw.is_empty() {
+        // The export's own columns (the cost in the instance's unit) are no
+        // event field: an export imports as it was exported.
+        if raw.is_empty() || EXPORT_ONLY_COLUMNS.contains(&name.as_str()) {
             continue;
         }
         let value = match raw.parse::<i64>() {
@@ -207,6 +210,22 @@ mod tests {
             matches!(map_csv(&header, b"r3,x", &laptop, now()), Mapped::Invalid(r) if r.contains("fields"))
         );
         assert!(CsvHeader::parse(b"when,model").is_err());
+    }
+
+    #[test]
+    fn the_exports_cost_in_unit_is_skipped_and_cost_stays_usd() {
+        let header = CsvHeader::parse(b"id,timestamp,model,cost,cost_in_unit,unit")
+            .expect("the export's header");
+        let context = LineContext::for_file(Path::new("export.csv"), None);
+        let Mapped::Event(event) = map_csv(
+            &header,
+            b"r1,2026-05-01T10:00:00Z,gpt-5,0.500000,46.000000,credits",
+            &context,
+            now(),
+        ) else {
+            panic!("not an event")
+        };
+        assert_eq!(event.cost_micros, Some(500_000));
     }
 
     #[test]

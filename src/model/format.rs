@@ -1,4 +1,5 @@
-//! The one place where numbers, token counts and money become text.
+//! The one place where numbers and token counts become text; money
+//! becomes text through the instance's unit (`model::unit`).
 
 /// `1234567` → `1,234,567`
 pub fn integer(value: i64) -> String {
@@ -34,21 +35,6 @@ pub fn tokens(value: i64) -> String {
         2
     };
     format!("{sign}{scaled:.decimals$}{unit}")
-}
-
-/// Money in micro-units of the instance's currency → `$1,234.56`.
-/// Amounts under a cent keep four decimals so small usage is not shown as
-/// zero.
-pub fn money(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let abs = micros.unsigned_abs();
-    if abs > 0 && abs < 10_000 {
-        let tenth_mils = (abs + 50) / 100;
-        return format!("{sign}${}.{:04}", tenth_mils / 10_000, tenth_mils % 10_000);
-    }
-    let cents = (abs + 5_000) / 10_000;
-    let whole = i64::try_from(cents / 100).unwrap_or(i64::MAX);
-    format!("{sign}${}.{:02}", integer(whole), cents % 100)
 }
 
 /// An instant in `zone`: `2026-06-15 14:05`.
@@ -148,14 +134,5 @@ mod tests {
         assert_eq!(change(150, 100).as_deref(), Some("+50%"));
         assert_eq!(change(50, 100).as_deref(), Some("-50%"));
         assert_eq!(change(5, 0), None);
-    }
-
-    #[test]
-    fn money_amounts() {
-        assert_eq!(money(0), "$0.00");
-        assert_eq!(money(1_234_560_000), "$1,234.56");
-        assert_eq!(money(4_999), "$0.0050");
-        assert_eq!(money(10_000), "$0.01");
-        assert_eq!(money(-25_000_000), "-$25.00");
     }
 }

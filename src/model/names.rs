@@ -44,8 +44,9 @@ pub fn check_text(text: &str) -> Result<String, String> {
 /// Characters that change how a name looks without being seen: bidi
 /// overrides and isolates, zero-width characters, the BOM, soft hyphens
 /// and other format characters. With them `claude-sonnet-4-5` and a name
-/// that only looks like it would be two models, one of them unpriced.
-fn is_invisible(c: char) -> bool {
+/// that only looks like it would be two models, one of them unpriced;
+/// in a currency symbol, text that shows other than it reads.
+pub fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
         | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'

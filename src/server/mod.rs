@@ -57,6 +57,8 @@ pub struct ServeSettings {
     pub limits: listen::Limits,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The unit money is shown in (checked when the settings were read).
+    pub unit: crate::model::Unit,
 }
 
 /// The file name of the database inside the data directory.
@@ -122,6 +124,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         name_limits: settings.name_limits,
         trusted_proxies: settings.trusted_proxies.clone(),
         public_url: settings.public_url.clone(),
+        unit: settings.unit.clone(),
     };
     let tls = match &settings.tls {
         Some((cert, key)) => Some(tls::Tls::new(cert, key)?),

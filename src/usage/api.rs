@@ -17,9 +17,9 @@ use super::report::Report;
 use crate::auth::Reader;
 use crate::db::DbError;
 use crate::error::{ApiError, BoxError, DbVerdict, context};
-use crate::model::Action;
 use crate::model::format::csv_cell;
 use crate::model::format::decimal;
+use crate::model::{Action, Unit};
 
 /// Most rows in one CSV export; past it the export says so in a header.
 pub const MAX_EXPORT_ROWS: usize = 200_000;
@@ -139,7 +139,7 @@ pub async fn usage(
         .db
         .read(move |conn| query::series_top(conn, scope, &series_query, limit, Rank::Cost))
         .await?;
-    let report = Report::from_series(&series);
+    let report = Report::from_series(&series, &state.unit);
     let body = json!({
         "from": params.series.from.to_string(),
         "to": params.series.to.to_string(),
@@ -152,6 +152,7 @@ pub async fn usage(
         "truncated": report.truncated,
         "groups_total": report.groups_total,
         "other": report.other,
+        "unit": report.unit,
     });
     let mut details = params.audit_details();
     details["limit"] = limit.into();
@@ -174,15 +175,19 @@ struct ApiEventRow<'a> {
     output_tokens: i64,
     cache_read_tokens: i64,
     cache_write_tokens: i64,
-    /// Decimal string; null when no price was known.
+    /// Decimal string in USD, as stored (and as the ingest API takes
+    /// it); null when no price was known.
     cost: Option<String>,
     session: Option<&'a str>,
     machine: Option<&'a str>,
     /// The identity that attributed it (`kind:value`); not an ingest field.
     identity: Option<&'a str>,
+    /// `cost` in the instance's unit (the answer's `unit`), rounded once;
+    /// not an ingest field.
+    cost_in_unit: Option<String>,
 }
 
-fn api_row(row: &EventRow) -> ApiEventRow<'_> {
+fn api_row<'a>(row: &'a EventRow, unit: &Unit) -> ApiEventRow<'a> {
     ApiEventRow {
         id: &row.id,
         timestamp: timestamp(row.ts_ms),
@@ -200,6 +205,7 @@ fn api_row(row: &EventRow) -> ApiEventRow<'_> {
         session: row.session.as_deref(),
         machine: row.machine.as_deref(),
         identity: row.identity.as_deref(),
+        cost_in_unit: row.priced.then(|| unit.decimal(row.cost_micros)),
     }
 }
 
@@ -221,10 +227,11 @@ pub async fn events_page(
         .db
         .read(move |conn| events::page(conn, scope, &events_query))
         .await?;
-    let rows: Vec<ApiEventRow<'_>> = page.rows.iter().map(api_row).collect();
+    let rows: Vec<ApiEventRow<'_>> = page.rows.iter().map(|r| api_row(r, &state.unit)).collect();
     let body = json!({
         "events": rows,
         "next": page.next.as_ref().map(events::Cursor::encode),
+        "unit": &*state.unit,
     });
     let mut details = params.audit_details();
     details["sort"] = params.sort.name().into();
@@ -243,10 +250,10 @@ pub async fn events_csv(
     let mut params = read_params(&state, &reader, query.as_deref())?;
     params.limit = events::MAX_PAGE;
     params.after = None;
-    let (scope, events_query) = (reader.scope, params.events_query());
+    let (scope, events_query, unit) = (reader.scope, params.events_query(), state.unit.clone());
     let (csv, rows, truncated) = state
         .db
-        .read(move |conn| export_csv(conn, scope, events_query))
+        .read(move |conn| export_csv(conn, scope, events_query, &unit))
         .await?;
     let mut details = params.audit_details();
     details["sort"] = params.sort.name().into();
@@ -273,14 +280,31 @@ pub async fn events_csv(
     Ok(response)
 }
 
-/// Column names of the CSV export: the event fields of the ingest API, so
-/// an export can be imported elsewhere.
-pub const CSV_HEADER: [&str; 15] = super::EVENT_FIELDS;
+/// Column names of the CSV export: the event fields of the ingest API (so
+/// an export can be imported elsewhere: `cost` stays the stored USD), then
+/// the cost in the instance's unit and that unit's name, which an import
+/// skips ([`EXPORT_ONLY_COLUMNS`]).
+pub const CSV_HEADER: [&str; 17] = {
+    let mut header = [""; 17];
+    let mut i = 0;
+    while i < super::EVENT_FIELDS.len() {
+        header[i] = super::EVENT_FIELDS[i];
+        i += 1;
+    }
+    header[15] = EXPORT_ONLY_COLUMNS[0];
+    header[16] = EXPORT_ONLY_COLUMNS[1];
+    header
+};
+
+/// The CSV export's columns that are no event field: written for people
+/// and spreadsheets, skipped when the file is imported.
+pub const EXPORT_ONLY_COLUMNS: [&str; 2] = ["cost_in_unit", "unit"];
 
 fn export_csv(
     conn: &rusqlite::Connection,
     scope: super::Scope,
     mut query: events::EventsQuery,
+    unit: &Unit,
 ) -> Result<(String, usize, bool), ReadError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let csv_error = |e: csv::Error| ReadError::internal(context("csv", e));
@@ -289,7 +313,7 @@ fn export_csv(
     loop {
         let page = events::page(conn, scope, &query)?;
         for row in &page.rows {
-            let r = api_row(row);
+            let r = api_row(row, unit);
             // Names come from whoever sent the events: never a formula.
             writer
                 .write_record([
@@ -308,6 +332,9 @@ fn export_csv(
                     r.cost.as_deref().unwrap_or(""),
                     &csv_cell(r.session.unwrap_or("")),
                     &csv_cell(r.machine.unwrap_or("")),
+                    r.cost_in_unit.as_deref().unwrap_or(""),
+                    // A credits name is the admin's text: never a formula.
+                    &csv_cell(unit.name()),
                 ])
                 .map_err(csv_error)?;
         }

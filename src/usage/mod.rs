@@ -63,6 +63,8 @@ pub const EVENT_FIELDS: [&str; 15] = [
 pub struct UsageState {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
+    /// The unit the answers' `cost_in_unit` and `unit` are in.
+    pub unit: Arc<crate::model::Unit>,
     pub gate: Gate,
 }
 

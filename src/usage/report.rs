@@ -1,10 +1,16 @@
 //! The report of `tokentally report`: a series as JSON (a stable shape that
 //! scripts rely on) or as a terminal table.
+//!
+//! Money is in two fields: `cost`, the stored amount in USD (what it
+//! always was: scripts keep reading it, whatever the unit), and
+//! `cost_in_unit`, the same converted to the instance's unit (`unit`),
+//! rounded once (`model::unit`).
 
 use serde::Serialize;
 
 use super::Totals;
 use super::query::Series;
+use crate::model::Unit;
 use crate::model::format::{self, decimal};
 
 /// One cell of the report. Field names are part of the product.
@@ -27,9 +33,12 @@ pub struct ReportAmounts {
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
     pub cache_write_tokens: i64,
-    /// A decimal string in the instance's unit, or null when every event
-    /// in it is unpriced.
+    /// A decimal string in USD (the stored amount), or null when every
+    /// event in it is unpriced.
     pub cost: Option<String>,
+    /// The same in the instance's unit (`unit`), six decimals, rounded
+    /// once from the exact amount; null when `cost` is.
+    pub cost_in_unit: Option<String>,
     pub events: i64,
     /// Events with no known price, whose cost is not in `cost`.
     pub unpriced_events: i64,
@@ -46,6 +55,8 @@ pub struct Report {
     pub groups_total: Option<usize>,
     /// The groups left out of `rows`, summed; null when none were.
     pub other: Option<ReportOther>,
+    /// What `cost_in_unit` is in.
+    pub unit: Unit,
 }
 
 /// The groups a grouped report left out: `rows` plus `other` add up to
@@ -68,7 +79,7 @@ pub struct ReportOtherRow {
 }
 
 impl ReportAmounts {
-    pub fn from_totals(totals: &Totals) -> ReportAmounts {
+    pub fn from_totals(totals: &Totals, unit: &Unit) -> ReportAmounts {
         let all_unpriced = totals.calls > 0 && totals.unpriced_calls == totals.calls;
         ReportAmounts {
             input_tokens: totals.input_tokens,
@@ -76,6 +87,7 @@ impl ReportAmounts {
             cache_read_tokens: totals.cache_read_tokens,
             cache_write_tokens: totals.cache_write_tokens,
             cost: (!all_unpriced).then(|| decimal(totals.cost_micros)),
+            cost_in_unit: (!all_unpriced).then(|| unit.decimal(totals.cost_micros)),
             events: totals.calls,
             unpriced_events: totals.unpriced_calls,
         }
@@ -85,7 +97,7 @@ impl ReportAmounts {
 impl Report {
     /// Every bucket of an ungrouped series (empty ones too, so a chart's
     /// axis has no holes); only non-empty cells of a grouped one.
-    pub fn from_series(series: &Series) -> Report {
+    pub fn from_series(series: &Series, unit: &Unit) -> Report {
         let grouped = series.groups.iter().any(Option::is_some);
         let mut rows = Vec::new();
         for (bucket, cells) in series.buckets.iter().zip(&series.cells) {
@@ -96,14 +108,14 @@ impl Report {
                 rows.push(ReportRow {
                     bucket: bucket.label.clone(),
                     group: group.clone(),
-                    amounts: ReportAmounts::from_totals(cell),
+                    amounts: ReportAmounts::from_totals(cell, unit),
                     start: bucket.start_local.clone(),
                 });
             }
         }
         let other = series.other.as_ref().map(|other| ReportOther {
             groups: other.groups,
-            totals: ReportAmounts::from_totals(&other.totals),
+            totals: ReportAmounts::from_totals(&other.totals, unit),
             rows: series
                 .buckets
                 .iter()
@@ -111,22 +123,25 @@ impl Report {
                 .filter(|(_, cell)| cell.calls != 0)
                 .map(|(bucket, cell)| ReportOtherRow {
                     bucket: bucket.label.clone(),
-                    amounts: ReportAmounts::from_totals(cell),
+                    amounts: ReportAmounts::from_totals(cell, unit),
                     start: bucket.start_local.clone(),
                 })
                 .collect(),
         });
         Report {
             rows,
-            totals: ReportAmounts::from_totals(&series.totals),
+            totals: ReportAmounts::from_totals(&series.totals, unit),
             truncated: other.is_some(),
             groups_total: grouped.then(|| series.groups_total()),
             other,
+            unit: unit.clone(),
         }
     }
 
-    /// A plain-text table, one line per row and a total line.
+    /// A plain-text table, one line per row and a total line; the cost
+    /// in the instance's unit, named in its header.
     pub fn to_table(&self) -> String {
+        let cost = format!("COST ({})", self.unit.name());
         let header = [
             "BUCKET",
             "GROUP",
@@ -134,7 +149,7 @@ impl Report {
             "OUTPUT",
             "CACHE READ",
             "CACHE WRITE",
-            "COST",
+            cost.as_str(),
             "EVENTS",
         ];
         let cells = |bucket: &str, group: &str, a: &ReportAmounts| {
@@ -145,7 +160,9 @@ impl Report {
                 format::integer(a.output_tokens),
                 format::integer(a.cache_read_tokens),
                 format::integer(a.cache_write_tokens),
-                a.cost.clone().unwrap_or_else(|| "unpriced".to_owned()),
+                a.cost_in_unit
+                    .clone()
+                    .unwrap_or_else(|| "unpriced".to_owned()),
                 format::integer(a.events),
             ]
         };

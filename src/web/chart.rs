@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::format;
 use super::url::UrlState;
-use crate::model::Totals;
+use crate::model::{Totals, Unit};
 use crate::usage::query::{NONE_LABEL, Rank, Series};
 
 /// Series shown by name; the rest are summed as one "Other" series.
@@ -53,12 +53,30 @@ impl Metric {
         }
     }
 
-    fn text(self, value: i64) -> String {
+    fn text(self, value: i64, unit: &Unit) -> String {
         match self {
             Metric::Tokens => format::tokens(value),
-            Metric::Cost => format::money(value),
+            Metric::Cost => unit.money(value),
         }
     }
+
+    /// A bar's height as the script draws it and its axis reads it: cost
+    /// in micro-units of the instance's unit, so the axis ticks fall on
+    /// round amounts of that unit (the texts are exact; see `text`).
+    fn drawn(self, value: i64, unit: &Unit) -> i64 {
+        match self {
+            Metric::Tokens => value,
+            Metric::Cost => unit.chart_value(value),
+        }
+    }
+}
+
+/// How the script writes an amount on the cost axis: `prefix`, the
+/// number, `suffix` (`€12.00`, `1,200.00 credits`).
+#[derive(Serialize)]
+struct MoneyAffixes {
+    prefix: String,
+    suffix: String,
 }
 
 #[derive(Serialize)]
@@ -79,6 +97,7 @@ struct ChartData<'a> {
     /// `{series}` are filled in by the script.
     events_href: String,
     filter: &'a str,
+    money: MoneyAffixes,
 }
 
 #[derive(Serialize)]
@@ -100,6 +119,8 @@ pub struct Chart<'a> {
     pub metric: Metric,
     pub filter: &'a str,
     pub url: &'a UrlState,
+    /// The unit money is shown in.
+    pub unit: &'a Unit,
 }
 
 /// The name of the series, row or entry that sums `groups` left out.
@@ -141,7 +162,7 @@ fn fold_series(series: &Series, filter: &str) -> Vec<(String, Vec<Totals>, bool)
     out
 }
 
-fn breakdown_rows(series: &Series, metric: Metric) -> Vec<Vec<(String, String)>> {
+fn breakdown_rows(series: &Series, metric: Metric, unit: &Unit) -> Vec<Vec<(String, String)>> {
     series
         .cells
         .iter()
@@ -163,7 +184,7 @@ fn breakdown_rows(series: &Series, metric: Metric) -> Vec<Vec<(String, String)>>
             cells.truncate(6);
             cells
                 .into_iter()
-                .map(|(name, value)| (name, metric.text(value)))
+                .map(|(name, value)| (name, metric.text(value, unit)))
                 .collect()
         })
         .collect()
@@ -171,14 +192,14 @@ fn breakdown_rows(series: &Series, metric: Metric) -> Vec<Vec<(String, String)>>
 
 pub fn render(chart: &Chart<'_>) -> Markup {
     let folded = fold_series(chart.series, chart.filter);
-    let metric = chart.metric;
+    let (metric, unit) = (chart.metric, chart.unit);
     let values: Vec<Vec<i64>> = folded
         .iter()
         .map(|(_, column, _)| column.iter().map(|t| metric.value(t)).collect())
         .collect();
     let texts: Vec<Vec<String>> = values
         .iter()
-        .map(|column| column.iter().map(|v| metric.text(*v)).collect())
+        .map(|column| column.iter().map(|v| metric.text(*v, unit)).collect())
         .collect();
     let events_href = chart
         .url
@@ -203,18 +224,22 @@ pub fn render(chart: &Chart<'_>) -> Markup {
             .zip(&values)
             .map(|((name, _, filterable), values)| ChartSeries {
                 name: name.clone(),
-                values: values.clone(),
+                values: values.iter().map(|v| metric.drawn(*v, unit)).collect(),
                 filterable: *filterable,
             })
             .collect(),
         breakdown: chart
             .breakdown
-            .map(|(_, series)| breakdown_rows(series, metric))
+            .map(|(_, series)| breakdown_rows(series, metric, unit))
             .unwrap_or_default(),
         breakdown_title: chart.breakdown.map_or("", |(title, _)| title),
         texts,
         events_href,
         filter: chart.filter,
+        money: MoneyAffixes {
+            prefix: unit.prefix(),
+            suffix: unit.suffix(),
+        },
     };
     // JSON in a data block is not executed, so the strict CSP allows it.
     // `<`, `>` and `&` become JSON escapes, so no name can close the
@@ -251,8 +276,9 @@ pub fn render(chart: &Chart<'_>) -> Markup {
                             @for (row, bucket) in chart.series.buckets.iter().enumerate() {
                                 tr {
                                     th scope="row" { (bucket.label) }
-                                    @for column in &values { td.num { (metric.text(column[row])) } }
-                                    td.num { (metric.text(values.iter().map(|c| c[row]).sum())) }
+                                    @for column in &values { td.num { (metric.text(column[row], unit)) } }
+                                    // Summed in USD micro-units, converted once.
+                                    td.num { (metric.text(values.iter().map(|c| c[row]).sum(), unit)) }
                                 }
                             }
                         }

@@ -127,7 +127,7 @@ fn render(page: &DataPage, rows: &EventsPage, choices: &ViewChoices) -> Markup {
                             td.num { (format::integer(sum.output_tokens)) }
                             td.num { (format::integer(sum.cache_read_tokens)) }
                             td.num { (format::integer(sum.cache_write_tokens)) }
-                            td.num { (cost_cell(&sum)) }
+                            td.num { (cost_cell(&page.context.unit, &sum)) }
                             td {}
                             td {}
                             td {}
@@ -205,7 +205,7 @@ fn event_row(page: &DataPage, row: &EventRow, admin: bool) -> Markup {
             td.num { (format::integer(row.tokens[1])) }
             td.num { (format::integer(row.tokens[2])) }
             td.num { (format::integer(row.tokens[3])) }
-            td.num { @if row.priced { (format::money(row.cost_micros)) } @else { span.unpriced { "unpriced" } } }
+            td.num { @if row.priced { (page.context.unit.money(row.cost_micros)) } @else { span.unpriced { "unpriced" } } }
             td { (label_link(page, "machine", row.machine.as_deref())) }
             td.session { (label_link(page, "session", row.session.as_deref())) }
             td.id { code { (row.id) } }

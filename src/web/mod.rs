@@ -54,6 +54,8 @@ pub struct WebState {
     /// The base of setup links (`public_url`, else the listening address);
     /// `None`: links are shown as paths.
     pub link_base: Option<String>,
+    /// The unit money is shown in.
+    pub unit: Arc<crate::model::Unit>,
     pub gate: Gate,
 }
 

@@ -11,7 +11,7 @@ use super::controls::{DataPage, ViewChoices, time_controls, view_switcher};
 use super::{format, layout};
 use crate::audit::Note;
 use crate::error::AppError;
-use crate::model::{Scope, Totals};
+use crate::model::{Scope, Totals, Unit};
 use crate::usage::query::{self, GroupBy, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
 use crate::usage::rollup::Dim;
 use crate::usage::unassigned::{self, Unassigned};
@@ -147,7 +147,7 @@ fn render(page: &DataPage, data: &Overview) -> Markup {
             (view_switcher(page, "/", &data.choices))
         }
         (time_controls(page, "/"))
-        (totals_cards(&data.totals))
+        (totals_cards(&page.context.unit, &data.totals))
         @if let Some(unassigned) = data.unassigned.as_ref().filter(|u| u.any()) {
             (unassigned_card(page, unassigned))
         }
@@ -173,6 +173,7 @@ fn render(page: &DataPage, data: &Overview) -> Markup {
                     metric,
                     filter,
                     url: &page.url,
+                    unit: &page.context.unit,
                 }))
             }
             div.two-columns {
@@ -218,12 +219,12 @@ fn change(current: i64, previous: i64) -> Markup {
     }
 }
 
-fn totals_cards(totals: &TotalsWithChange) -> Markup {
+fn totals_cards(unit: &Unit, totals: &TotalsWithChange) -> Markup {
     let (now, before) = (&totals.current, &totals.previous);
     html! {
         section aria-label="Totals" {
             dl.totals {
-                div { dt { "Cost" } dd { (format::money(now.cost_micros)) } (change(now.cost_micros, before.cost_micros)) }
+                div { dt { "Cost" } dd { (unit.money(now.cost_micros)) } (change(now.cost_micros, before.cost_micros)) }
                 div { dt { "Calls" } dd { (format::integer(now.calls)) } (change(now.calls, before.calls)) }
                 div { dt { "Tokens" } dd { (format::tokens(now.all_tokens())) } (change(now.all_tokens(), before.all_tokens())) }
                 div { dt { "Input" } dd { (format::tokens(now.input_tokens)) } }
@@ -255,6 +256,7 @@ fn unassigned_card(page: &DataPage, unassigned: &Unassigned) -> Markup {
         .with(&[("view", Some("everyone")), ("identity", Some("unassigned"))])
         .href("/events");
     let (held, ignored) = (&unassigned.held, &unassigned.ignored);
+    let unit = &page.context.unit;
     let identities = |n: usize| match n {
         1 => "1 identity".to_owned(),
         n => format!("{n} identities"),
@@ -270,7 +272,7 @@ fn unassigned_card(page: &DataPage, unassigned: &Unassigned) -> Markup {
                 a href="/admin/identities?show=unassigned" { "Assign them" } "."
             }
             dl.totals {
-                div { dt { "Cost" } dd { (format::money(held.totals.cost_micros)) } }
+                div { dt { "Cost" } dd { (unit.money(held.totals.cost_micros)) } }
                 div { dt { "Calls" } dd { (format::integer(held.totals.calls)) } }
                 div { dt { "Tokens" } dd { (format::tokens(held.totals.all_tokens())) } }
                 div {
@@ -283,7 +285,7 @@ fn unassigned_card(page: &DataPage, unassigned: &Unassigned) -> Markup {
                 p {
                     "Ignored (still counted, kept apart): "
                     (identities(ignored.identities)) ", "
-                    (format::money(ignored.totals.cost_micros)) ", "
+                    (unit.money(ignored.totals.cost_micros)) ", "
                     (format::integer(ignored.totals.calls)) " calls, "
                     (format::tokens(ignored.totals.all_tokens())) " tokens in this range."
                 }
@@ -292,13 +294,14 @@ fn unassigned_card(page: &DataPage, unassigned: &Unassigned) -> Markup {
     }
 }
 
-/// Cost, or "unpriced" when none of it had a price.
-pub fn cost_cell(totals: &Totals) -> Markup {
+/// Cost in the instance's unit, or "unpriced" when none of it had a
+/// price.
+pub fn cost_cell(unit: &Unit, totals: &Totals) -> Markup {
     html! {
         @if totals.calls > 0 && totals.unpriced_calls == totals.calls {
             span.unpriced { "unpriced" }
         } @else {
-            (format::money(totals.cost_micros))
+            (unit.money(totals.cost_micros))
             @if totals.unpriced_calls > 0 { " " span.unpriced { "(part unpriced)" } }
         }
     }
@@ -332,7 +335,7 @@ fn top_table(page: &DataPage, title: &str, filter: &str, top: &Top) -> Markup {
                                 }
                                 td.num { (format::integer(totals.calls)) }
                                 td.num { (format::tokens(totals.all_tokens())) }
-                                td.num { (cost_cell(totals)) }
+                                td.num { (cost_cell(&page.context.unit, totals)) }
                             }
                         }
                         @if let Some(other) = &top.other {
@@ -340,7 +343,7 @@ fn top_table(page: &DataPage, title: &str, filter: &str, top: &Top) -> Markup {
                                 th scope="row" { (chart::other_label(other.groups)) }
                                 td.num { (format::integer(other.totals.calls)) }
                                 td.num { (format::tokens(other.totals.all_tokens())) }
-                                td.num { (cost_cell(&other.totals)) }
+                                td.num { (cost_cell(&page.context.unit, &other.totals)) }
                             }
                         }
                     }

@@ -1,6 +1,7 @@
 //! What every page is rendered with, obtained once per request (the way
 //! GoatCounter's handlers get their globals): the assets, who is looking
-//! with the CSRF token for the page's forms, and the one-time notice.
+//! with the CSRF token for the page's forms, the unit money is shown in,
+//! and the one-time notice.
 //! Render functions take this and the data they show, never the
 //! application state.
 
@@ -16,6 +17,7 @@ use super::assets::AssetIndex;
 use super::flash;
 use crate::auth::{Viewer, csrf};
 use crate::error::AppError;
+use crate::model::Unit;
 use crate::teams::{self, Team};
 
 /// A signed-in page's context: the assets, the viewer (the signed-in
@@ -33,6 +35,8 @@ pub struct PageContext {
     /// The teams the viewer leads now (empty for admins, who see every
     /// team anyway): the navigation offers them the team page.
     pub leads: Vec<Team>,
+    /// The unit money is shown in: every amount on a page goes through it.
+    pub unit: Arc<Unit>,
     /// The one-time notice, once [`PageContext::take_flash`] took it.
     pub flash: Option<String>,
     session: Session,
@@ -70,6 +74,7 @@ impl FromRequestParts<WebState> for PageContext {
             assets: state.assets.clone(),
             viewer,
             leads,
+            unit: state.unit.clone(),
             flash: None,
             session,
         })

@@ -74,7 +74,8 @@ fn render(context: &PageContext, data: &PageData, error: Option<&str>) -> Markup
     let csrf = &context.viewer.csrf;
     let body = html! {
         h1 { "Prices" }
-        p.subtitle { "Per million tokens, in your currency. An event without a reported cost is priced from your prices, else from the catalogue; a change re-prices the events it applies to." }
+        p.subtitle { "Per million tokens, in US dollars. An event without a reported cost is priced from your prices, else from the catalogue; a change re-prices the events it applies to." }
+        (unit_note(context))
         (notices(context.flash.as_deref(), error))
         section.card aria-labelledby="set-price" {
             h2 #set-price { "Add or change a price" }
@@ -131,6 +132,22 @@ fn render(context: &PageContext, data: &PageData, error: Option<&str>) -> Markup
         (prices_catalogue::render(&data.list, &data.search))
     };
     layout::page(context, "Prices", body)
+}
+
+/// Prices are entered and kept in US dollars, as providers publish them
+/// and as every amount is stored: a price converted back from another
+/// unit would not be exact (1 / 0.92 has no end). Where the instance
+/// shows another unit, the page says so, with what a dollar becomes.
+fn unit_note(context: &PageContext) -> Markup {
+    let unit = &context.unit;
+    html! {
+        @if !unit.is_usd() {
+            p.notice role="note" {
+                "Enter prices in US dollars. Costs are shown in " (unit.describe())
+                ": a price of 1.00 here is " (unit.money(1_000_000)) " per million tokens on the other pages."
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -113,7 +113,7 @@ pub fn render(list: &PriceList, search: &Search) -> Markup {
                 @if list.models_total > list.models.len() {
                     " (" (list.models.len()) " of " (format::integer(list.models_total as i64)) ")"
                 }
-                ". Per million tokens."
+                ". Per million tokens, in US dollars."
             }
             @if list.models.is_empty() {
                 p { "No events yet." }
@@ -171,7 +171,7 @@ pub fn render(list: &PriceList, search: &Search) -> Markup {
                             caption {
                                 (search.entries.len()) " models"
                                 @if search.more { " (the first " (SEARCH_ROWS) "; narrow the search)" }
-                                ", per million tokens"
+                                ", per million tokens, in US dollars"
                             }
                             thead { tr {
                                 th scope="col" { "Model" }

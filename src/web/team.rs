@@ -208,6 +208,7 @@ fn render(
                 metric,
                 filter: "user",
                 url: &page.url,
+                unit: &page.context.unit,
             }))
         }
         section.card aria-labelledby="team-table" {
@@ -237,7 +238,7 @@ fn render(
                                 td.num { (format::tokens(totals.input_tokens)) }
                                 td.num { (format::tokens(totals.output_tokens)) }
                                 td.num { (format::tokens(totals.all_tokens())) }
-                                td.num { (cost_cell(totals)) }
+                                td.num { (cost_cell(&page.context.unit, totals)) }
                             }
                         }
                         @if let Some((users, totals)) = rest {
@@ -247,7 +248,7 @@ fn render(
                                 td.num { (format::tokens(totals.input_tokens)) }
                                 td.num { (format::tokens(totals.output_tokens)) }
                                 td.num { (format::tokens(totals.all_tokens())) }
-                                td.num { (cost_cell(totals)) }
+                                td.num { (cost_cell(&page.context.unit, totals)) }
                             }
                         }
                     }

@@ -11,8 +11,8 @@ use super::chart::{self, Chart, Metric};
 use super::controls::DataPage;
 use super::format;
 use super::overview::cost_cell;
-use crate::model::Totals;
 use crate::model::team::VIEW_PREFIX;
+use crate::model::{Totals, Unit};
 use crate::teams::{Membership, Team};
 use crate::usage::query::{NO_TEAM_LABEL, Series, TeamUsage};
 
@@ -119,11 +119,11 @@ fn sum<'a>(rows: impl Iterator<Item = &'a Totals>) -> Totals {
     total
 }
 
-fn numbers(totals: &Totals) -> Markup {
+fn numbers(unit: &Unit, totals: &Totals) -> Markup {
     html! {
         td.num { (format::integer(totals.calls)) }
         td.num { (format::tokens(totals.all_tokens())) }
-        td.num { (cost_cell(totals)) }
+        td.num { (cost_cell(unit, totals)) }
     }
 }
 
@@ -160,6 +160,7 @@ pub fn overview(
                 metric,
                 filter: "team",
                 url: &page.url,
+                unit: &page.context.unit,
             }))
         }
         section.card aria-labelledby="teams-table" {
@@ -181,20 +182,20 @@ pub fn overview(
                             tr {
                                 th scope="row" { a href=(team_href(page, &card.name)) { (card.name) } }
                                 td.num { (card.members.iter().filter(|m| m.current).count()) }
-                                (numbers(&card.totals))
+                                (numbers(&page.context.unit, &card.totals))
                             }
                         }
                         @if let Some((teams, totals)) = &rest {
                             tr.other {
                                 th scope="row" { (chart::other_label(*teams)) }
                                 td.num {}
-                                (numbers(totals))
+                                (numbers(&page.context.unit, totals))
                             }
                         }
                         tr {
                             th scope="row" { (NO_TEAM_LABEL) }
                             td.num {}
-                            (numbers(no_team.unwrap_or(&Totals::default())))
+                            (numbers(&page.context.unit, no_team.unwrap_or(&Totals::default())))
                         }
                     }
                 }
@@ -233,7 +234,7 @@ fn section(page: &DataPage, index: usize, card: &TeamCard, admin: bool) -> Marku
         section.card aria-labelledby=(id) {
             h2 #(id) { "Team " (card.name) }
             p {
-                (format::money(card.totals.cost_micros)) " in "
+                (page.context.unit.money(card.totals.cost_micros)) " in "
                 (format::integer(card.totals.calls)) " calls. "
                 a href=(team_href(page, &card.name)) { "Overview of team " (card.name) }
             }
@@ -258,13 +259,13 @@ fn section(page: &DataPage, index: usize, card: &TeamCard, admin: bool) -> Marku
                                     @if member.lead { " " span.badge { "lead" } }
                                     @if !member.current { " " span.unpriced { "(left)" } }
                                 }
-                                (numbers(&member.totals))
+                                (numbers(&page.context.unit, &member.totals))
                             }
                         }
                         @if let Some((more, totals)) = &rest {
                             tr.other {
                                 th scope="row" { (chart::other_label(*more)) }
-                                (numbers(totals))
+                                (numbers(&page.context.unit, totals))
                             }
                         }
                     }

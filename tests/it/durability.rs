@@ -89,6 +89,7 @@ async fn open_app(dir: &Path, vfs: String) -> AppState {
         name_limits: Default::default(),
         trusted_proxies: Vec::new(),
         public_url: None,
+        unit: Default::default(),
     };
     tokio::task::spawn_blocking(move || AppState::open(options))
         .await

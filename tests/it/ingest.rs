@@ -592,9 +592,14 @@ async fn sessions_and_machines_are_stored_filtered_and_exported() {
     // The CSV export ends with the two columns.
     let csv = read_with(&app, &read, "/api/v1/events.csv?session=sess-2").await;
     let lines: Vec<&str> = csv.body.lines().collect();
-    assert!(lines[0].ends_with(",cost,session,machine"), "{}", csv.body);
+    // (then the cost in the instance's unit and its name, issue 15)
+    assert!(
+        lines[0].ends_with(",cost,session,machine,cost_in_unit,unit"),
+        "{}",
+        csv.body
+    );
     assert_eq!(lines.len(), 2, "{}", csv.body);
-    assert!(lines[1].starts_with("a3,") && lines[1].ends_with(",sess-2,desktop"));
+    assert!(lines[1].starts_with("a3,") && lines[1].contains(",sess-2,desktop,"));
 
     // The events page shows them as columns and filters by them.
     let cookie = app.login("ada", common::PASSWORD).await;

@@ -62,4 +62,6 @@ mod team_pages;
 mod team_reads;
 mod team_store;
 mod unassigned;
+mod unit;
+mod unit_settings;
 mod usage;

@@ -264,7 +264,7 @@ fn identity_row(
             td { (format::date(identity.first_seen_ms, &utc)) }
             td { (format::date(identity.last_seen_ms, &utc)) }
             td.num { a href=(events) aria-label={ "Events of " (key) } { (format::integer(row.events)) } }
-            td.num { (format::money(row.cost_micros)) }
+            td.num { (context.unit.money(row.cost_micros)) }
             td {
                 @if let Some(sample) = listed.samples.get(&identity.id) {
                     dl.sample {

@@ -113,6 +113,7 @@ impl TestApp {
             name_limits: Default::default(),
             trusted_proxies: Vec::new(),
             public_url: None,
+            unit: Default::default(),
         };
         configure(&mut options);
         let state = tokio::task::spawn_blocking(move || AppState::open(options))
