@@ -16,8 +16,8 @@ use crate::usage::rollup::MS_PER_DAY;
 use crate::usage::store::{Inserter, NewEvent};
 
 /// A model of the workload: name, provider and weight. Prices come from
-/// the price table's defaults; `llama-3.3-70b-local` has none on purpose
-/// (a self-hosted model), so the workload has unpriced events.
+/// the price catalogue; `llama-3.3-70b-local` has none on purpose (a
+/// self-hosted model), so the workload has unpriced events.
 struct ModelSpec {
     name: &'static str,
     provider: &'static str,

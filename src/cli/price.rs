@@ -246,7 +246,7 @@ async fn list(db: &crate::db::Db, as_json: bool, all: bool) -> Result<(), UsageC
         }
     }
     println!(
-        "\nmodels of stored events ({}):\n{:<32} {:>10}  {:<56} {:>12} {:>12} {:>12} {:>12}",
+        "\nmodels of stored events ({}):\n{:<32} {:>10}  {:<64} {:>12} {:>12} {:>12} {:>12}",
         integer(list.models_total as i64),
         "MODEL",
         "EVENTS",
@@ -279,7 +279,7 @@ async fn list(db: &crate::db::Db, as_json: bool, all: bool) -> Result<(), UsageC
         let [input, output, read, write] =
             rates.unwrap_or_else(|| ["-".to_owned(), "-".into(), "-".into(), "-".into()]);
         println!(
-            "{:<32} {:>10}  {priced_by:<56} {input:>12} {output:>12} {read:>12} {write:>12}",
+            "{:<32} {:>10}  {priced_by:<64} {input:>12} {output:>12} {read:>12} {write:>12}",
             model.model,
             integer(model.events)
         );
