@@ -166,13 +166,13 @@ pub fn render(list: &PriceList, search: &Search) -> Markup {
                 @if search.entries.is_empty() {
                     p { "No catalogue model's name contains it." }
                 } @else {
+                    p #search-count {
+                        (search.entries.len()) " models"
+                        @if search.more { " (the first " (SEARCH_ROWS) "; narrow the search)" }
+                        ", per million tokens, in US dollars."
+                    }
                     div.table-scroll tabindex="0" role="region" aria-labelledby="search-title" {
-                        table #search-results {
-                            caption {
-                                (search.entries.len()) " models"
-                                @if search.more { " (the first " (SEARCH_ROWS) "; narrow the search)" }
-                                ", per million tokens, in US dollars"
-                            }
+                        table #search-results aria-describedby="search-count" {
                             thead { tr {
                                 th scope="col" { "Model" }
                                 th scope="col" { "Provider" }

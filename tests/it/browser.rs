@@ -554,6 +554,7 @@ fn accessibility(base: &str) {
             "/admin/identities",
             "/admin/teams",
             "/admin/audit",
+            "/admin/prices?q=claude-sonnet",
             "/tokens",
             "/connect",
             "/profile",
@@ -582,4 +583,16 @@ fn accessibility(base: &str) {
     browser.screenshot(&screenshots().join("overview-360.png"));
     browser.goto(&format!("{base}/events"));
     browser.screenshot(&screenshots().join("events-360.png"));
+    browser.goto(&format!("{base}/admin/prices?q=claude-sonnet"));
+    browser.script(
+        "document.getElementById('search-title').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("prices-search-360.png"));
+    browser.viewport(1280, 900);
+    browser.script(
+        "document.getElementById('seen-title').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("prices-desktop.png"));
 }
