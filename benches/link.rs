@@ -101,6 +101,7 @@ fn event(i: usize, n: usize, owner: UserId, key: &IdentityKey) -> NewEvent {
     let models = ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-5-mini"];
     let activities = [Some("chat"), Some("code review"), None];
     NewEvent {
+        extras: Default::default(),
         ts_ms: START_MS + (i as i64 * YEAR_MS) / n as i64 + (i as i64 * 7919) % 3_600_000,
         user: owner,
         source: "otlp".into(),

@@ -154,6 +154,7 @@ impl Samplers {
         let writes_cache = rng.random_bool(0.1);
         let count = |sample: f64| sample.round() as i64;
         NewEvent {
+            extras: Default::default(),
             ts_ms,
             user: users[self.user.sample(rng)],
             source: SOURCE.to_owned(),

@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::ingest::event::{self, ApiEvent, EventFields};
+use crate::usage::rates::Extras;
 
 pub const SOURCE: &str = "claude-code";
 
@@ -223,6 +224,25 @@ pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
         count("cache_read_input_tokens"),
         count("cache_creation_input_tokens"),
     ];
+    let in_usage = |outer: &str, field: &str| {
+        usage
+            .get(outer)
+            .and_then(|o| o.get(field))
+            .filter(|v| !v.is_null())
+    };
+    let mut nested = |outer: &str, field: &str| match in_usage(outer, field) {
+        None => 0,
+        Some(v) => event::whole_number(v).unwrap_or_else(|reason| {
+            problems.push(format!("message.usage.{outer}.{field}: {reason}"));
+            0
+        }),
+    };
+    // One message is one request: its tier follows from its own prompt.
+    let extras = Extras {
+        cache_write_1h: nested("cache_creation", "ephemeral_1h_input_tokens"),
+        web_search_requests: nested("server_tool_use", "web_search_requests"),
+        one_request: true,
+    };
     let id = match text(value.get("requestId")) {
         Some(request) => format!("{message_id}:{request}"),
         None => message_id,
@@ -264,6 +284,7 @@ pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
             .or_else(|| context.folder_project()),
         source: SOURCE.into(),
         tokens,
+        extras,
         cost_micros,
         session: text(value.get("sessionId")),
         machine: context.machine.clone(),

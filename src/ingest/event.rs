@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::model::limits;
 use crate::model::{IdentityKey, UserId};
 use crate::usage::prices::parse_micros;
+use crate::usage::rates::Extras;
 use crate::usage::store::NewEvent;
 
 /// Longest id, name or label we store, in characters.
@@ -34,6 +35,10 @@ pub const DEFAULT_SOURCE: &str = "api";
 
 use crate::usage::EVENT_FIELDS as FIELDS;
 
+/// Optional counts the event API takes for pricing (issue 15): kept on the
+/// stored event, not (yet) part of what the read API and CSV give back.
+pub const PRICE_FIELDS: [&str; 2] = ["cache_write_1h_tokens", "web_search_requests"];
+
 /// What a producer said about one call, mapped to our fields but not yet
 /// checked. Field names are those of the event API (FORMATS.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,6 +52,9 @@ pub struct EventFields {
     pub project: Option<String>,
     pub source: String,
     pub tokens: [i64; 4],
+    /// The 1-hour share of cache writes, web searches, one request or
+    /// several.
+    pub extras: Extras,
     pub cost_micros: Option<i64>,
     /// The producer's session or conversation id (raw events only).
     pub session: Option<String>,
@@ -117,6 +125,17 @@ impl ApiEvent {
                 problems.push(problem(field, reason));
             }
         }
+        if let Err(reason) = limits::check_tokens(fields.extras.cache_write_1h) {
+            problems.push(problem("cache_write_1h_tokens", reason));
+        } else if fields.extras.cache_write_1h > fields.tokens[3] {
+            problems.push(problem(
+                "cache_write_1h_tokens",
+                "must not exceed cache_write_tokens",
+            ));
+        }
+        if let Err(reason) = limits::check_web_searches(fields.extras.web_search_requests) {
+            problems.push(problem("web_search_requests", reason));
+        }
         if let Some(Err(reason)) = fields.cost_micros.map(limits::check_cost) {
             problems.push(problem("cost", reason));
         }
@@ -141,6 +160,7 @@ impl ApiEvent {
             activity: fields.activity,
             project: fields.project,
             tokens: fields.tokens,
+            extras: fields.extras,
             reported_cost_micros: fields.cost_micros,
             session: fields.session,
             machine: fields.machine,
@@ -236,10 +256,14 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
     };
     let mut problems = Vec::new();
     for key in object.keys() {
-        if !FIELDS.contains(&key.as_str()) {
+        if !FIELDS.contains(&key.as_str()) && !PRICE_FIELDS.contains(&key.as_str()) {
             problems.push((
                 Some(key.clone()),
-                format!("unknown field; the fields are {}", FIELDS.join(", ")),
+                format!(
+                    "unknown field; the fields are {}, {}",
+                    FIELDS.join(", "),
+                    PRICE_FIELDS.join(", ")
+                ),
             ));
         }
     }
@@ -256,6 +280,12 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
     let project = fields.text("project");
     let source = fields.text("source");
     let tokens = TOKEN_FIELDS.map(|field| fields.tokens(field));
+    let extras = Extras {
+        cache_write_1h: fields.tokens("cache_write_1h_tokens"),
+        web_search_requests: fields.tokens("web_search_requests"),
+        // An event sent to the API is one call.
+        one_request: true,
+    };
     let cost_micros = fields.cost();
     let session = fields.text("session");
     let machine = fields.text("machine");
@@ -269,6 +299,7 @@ pub fn parse(value: &Value, now: Timestamp) -> Result<ApiEvent, Vec<Problem>> {
         project,
         source: source.unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
         tokens,
+        extras,
         cost_micros,
         session,
         machine,

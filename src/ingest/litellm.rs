@@ -51,6 +51,7 @@ use super::identity;
 use super::pipeline::{self, Attribution, Mapped};
 use crate::audit::RequestMeta;
 use crate::auth::IngestToken;
+use crate::usage::rates::Extras;
 
 pub const SOURCE: &str = "litellm";
 
@@ -120,6 +121,7 @@ fn payload_field(ours: &str) -> &str {
         "output_tokens" => "completion_tokens",
         "cache_read_tokens" => "metadata.usage_object.cache_read_input_tokens",
         "cache_write_tokens" => "metadata.usage_object.cache_creation_input_tokens",
+        "web_search_requests" => "metadata.usage_object.server_tool_use.web_search_requests",
         "cost" => "response_cost",
         "user" => "metadata.user_api_key_user_id",
         "activity" => "request_tags",
@@ -192,6 +194,12 @@ pub fn parse(value: &Value, now: Timestamp, by_identity: bool) -> Result<Mapped,
     let cache_write = count(
         "metadata.usage_object.cache_creation_input_tokens",
         usage.and_then(|u| u.get("cache_creation_input_tokens")),
+    );
+    let web_search_requests = count(
+        "metadata.usage_object.server_tool_use.web_search_requests",
+        usage
+            .and_then(|u| u.get("server_tool_use"))
+            .and_then(|s| s.get("web_search_requests")),
     );
     let cost_micros = match payload.get("response_cost") {
         None | Some(Value::Null) => None,
@@ -268,6 +276,12 @@ pub fn parse(value: &Value, now: Timestamp, by_identity: bool) -> Result<Mapped,
             cache_read,
             cache_write,
         ],
+        // One call; LiteLLM's usage object names no 1-hour cache writes.
+        extras: Extras {
+            web_search_requests,
+            one_request: true,
+            ..Extras::default()
+        },
         cost_micros,
         session: None,
         machine: None,

@@ -56,6 +56,23 @@ pub fn check_tokens(value: i64) -> Result<i64, String> {
     }
 }
 
+/// Most web search requests one event may report: far more than one call
+/// makes (a metric point summing a busy minute still fits).
+pub const MAX_WEB_SEARCHES: i64 = 1_000_000;
+
+/// Why a web search count may not be stored, if it may not.
+pub fn check_web_searches(value: i64) -> Result<i64, String> {
+    if value < 0 {
+        Err("must not be negative".into())
+    } else if value > MAX_WEB_SEARCHES {
+        Err(format!(
+            "must be at most {MAX_WEB_SEARCHES} (one event's maximum)"
+        ))
+    } else {
+        Ok(value)
+    }
+}
+
 /// Why a cost may not be stored, if it may not.
 pub fn check_cost(micros: i64) -> Result<i64, String> {
     if micros < 0 {

@@ -4,10 +4,10 @@
 //! [`Rates`] carries every component a price list states (input, output,
 //! cache reads, 5-minute and 1-hour cache writes, a long-context tier, web
 //! search per request) and [`Usage`] every count a bill depends on. Events
-//! carry only the four token counts today, so the 1-hour share, the
-//! prompt's size and the web searches are zero or unknown and those
-//! components change nothing yet; the arithmetic for them is here, in the
-//! one cost function, so that adding them to events adds no second one.
+//! carry the four token counts and their [`Extras`] (the 1-hour share of
+//! cache writes, web searches, whether the event is one request), and
+//! [`Usage::of_event`] is the one way ingest, import and every re-pricing
+//! turn them into a usage, so a re-price gives what ingest gave.
 
 /// Micro-units per million tokens, per token kind, for one tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -89,7 +89,38 @@ pub struct Usage {
     pub web_search_requests: i64,
 }
 
+/// What an event carries for its price beyond the four token counts
+/// (stored per event: migration V18).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Extras {
+    /// Of the cache writes, those written for one hour.
+    pub cache_write_1h: i64,
+    pub web_search_requests: i64,
+    /// The event is one request (a transcript message, a log record, a
+    /// span, a LiteLLM call, an API event), not a sum of several (an OTLP
+    /// metric point): only then can a long-context tier apply.
+    pub one_request: bool,
+}
+
 impl Usage {
+    /// An event's usage: its four counts (input, output, cache read, cache
+    /// write) and extras; the prompt is input + cache read + cache write
+    /// when the event is one request.
+    pub fn of_event(tokens: &[i64; 4], extras: &Extras) -> Usage {
+        let prompt = tokens[0]
+            .checked_add(tokens[2])
+            .and_then(|n| n.checked_add(tokens[3]));
+        Usage {
+            input: tokens[0],
+            output: tokens[1],
+            cache_read: tokens[2],
+            cache_write: tokens[3],
+            cache_write_1h: extras.cache_write_1h,
+            prompt_tokens: prompt.filter(|_| extras.one_request),
+            web_search_requests: extras.web_search_requests,
+        }
+    }
+
     /// The four counts every event has: input, output, cache read, cache
     /// write (all of it at the 5-minute rate).
     pub fn from_tokens(tokens: &[i64; 4]) -> Usage {

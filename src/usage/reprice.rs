@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Totals;
 use super::dims;
 use super::prices::{Price, PriceBook, base_model};
-use super::rates::Usage;
+use super::rates::{Extras, Usage};
 use super::rollup::{self, Delta, Dim, DimValues};
 use super::store::{CostOrigin, event_metrics};
 use crate::db::DbError;
@@ -154,6 +154,7 @@ struct Priced {
     ts_ms: i64,
     dims: DimValues,
     tokens: [i64; 4],
+    extras: Extras,
     cost_micros: i64,
     origin: CostOrigin,
 }
@@ -214,7 +215,7 @@ impl Walker<'_> {
             let mut deltas = Vec::new();
             for event in &step {
                 let provider = self.providers.get(&event.dims.provider).map(String::as_str);
-                let usage = Usage::from_tokens(&event.tokens);
+                let usage = Usage::of_event(&event.tokens, &event.extras);
                 let (cost, origin) = self.book.cost(conn, model, provider, event.ts_ms, &usage)?;
                 if (cost, origin) == (event.cost_micros, event.origin) {
                     continue;
@@ -252,7 +253,8 @@ fn read_step(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, ts_ms, user_id, source_id, provider_id, activity_id, project_id,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                cost_micros, cost_origin
+                cost_micros, cost_origin, cache_write_1h_tokens, web_search_requests,
+                one_request
          FROM events INDEXED BY events_by_model_time
          WHERE model_id = ?1 AND (ts_ms > ?2 OR (ts_ms = ?2 AND id > ?3))
            AND cost_origin IN ({})
@@ -275,6 +277,11 @@ fn read_step(
                     project: row.get::<_, Option<i64>>(6)?.unwrap_or(0),
                 },
                 tokens: [row.get(7)?, row.get(8)?, row.get(9)?, row.get(10)?],
+                extras: Extras {
+                    cache_write_1h: row.get(13)?,
+                    web_search_requests: row.get(14)?,
+                    one_request: row.get(15)?,
+                },
                 cost_micros: row.get(11)?,
                 origin: CostOrigin::from_column(row.get(12)?),
             })

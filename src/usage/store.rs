@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 use super::dims::{Interner, Label};
 use super::limits;
 use super::prices::PriceBook;
-use super::rates::Usage;
+use super::rates::{Extras, Usage};
 use super::rollup::{self, Delta, Dim, DimValues};
 use crate::db::DbError;
 use crate::model::IdentityKey;
@@ -28,6 +28,9 @@ pub struct NewEvent {
     pub project: Option<String>,
     /// Input (without cache), output, cache read, cache write.
     pub tokens: [i64; 4],
+    /// The 1-hour share of cache writes, web searches, one request or
+    /// several: what a price needs beyond the four counts.
+    pub extras: Extras,
     /// The producer's own cost, if it sent one.
     pub reported_cost_micros: Option<i64>,
     /// Where the call was made: the producer's session and the machine.
@@ -93,8 +96,10 @@ impl Inserter {
             "INSERT OR IGNORE INTO events (ts_ms, user_id, source_id, external_id, model_id,
                  provider_id, activity_id, project_id, input_tokens, output_tokens,
                  cache_read_tokens, cache_write_tokens, cost_micros, cost_origin,
-                 session_id, machine_id, identity_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 session_id, machine_id, identity_id, cache_write_1h_tokens,
+                 web_search_requests, one_request)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20)",
         )?;
         let mut outcome = InsertOutcome::default();
         let mut deltas = Vec::with_capacity(events.len());
@@ -129,6 +134,9 @@ impl Inserter {
                 session,
                 machine,
                 identity,
+                event.extras.cache_write_1h,
+                event.extras.web_search_requests,
+                event.extras.one_request,
             ])?;
             if stored == 0 {
                 outcome.duplicates += 1;
@@ -198,7 +206,7 @@ impl Inserter {
             &event.model,
             event.provider.as_deref(),
             event.ts_ms,
-            &Usage::from_tokens(&event.tokens),
+            &Usage::of_event(&event.tokens, &event.extras),
         )
     }
 }
@@ -221,11 +229,12 @@ fn differs_from_stored(
         .prepare_cached(
             "SELECT ts_ms, model_id, COALESCE(provider_id, 0), COALESCE(activity_id, 0),
                     COALESCE(project_id, 0), input_tokens, output_tokens, cache_read_tokens,
-                    cache_write_tokens, CASE cost_origin WHEN 2 THEN cost_micros END
+                    cache_write_tokens, CASE cost_origin WHEN 2 THEN cost_micros END,
+                    cache_write_1h_tokens, web_search_requests
              FROM events WHERE source_id = ?1 AND user_id = ?2 AND external_id = ?3",
         )?
         .query_row(params![dims.source, dims.user, event.external_id], |row| {
-            (0..10)
+            (0..12)
                 .map(|i| row.get::<_, Option<i64>>(i))
                 .collect::<Result<Vec<_>, _>>()
         })?;
@@ -240,6 +249,8 @@ fn differs_from_stored(
         Some(event.tokens[2]),
         Some(event.tokens[3]),
         event.reported(),
+        Some(event.extras.cache_write_1h),
+        Some(event.extras.web_search_requests),
     ];
     Ok(stored != sent)
 }
@@ -248,8 +259,19 @@ fn differs_from_stored(
 /// within the per-event maximums, whichever path built it.
 fn check_limits(event: &NewEvent) -> Result<(), DbError> {
     let counts = event.tokens.iter().map(|n| limits::check_tokens(*n));
+    let extras = [
+        limits::check_tokens(event.extras.cache_write_1h),
+        limits::check_web_searches(event.extras.web_search_requests),
+    ];
+    let share = (event.extras.cache_write_1h > event.tokens[3])
+        .then(|| Err("the 1-hour cache writes exceed the cache writes".to_owned()));
     let cost = event.reported_cost_micros.map(limits::check_cost);
-    match counts.chain(cost).find_map(Result::err) {
+    match counts
+        .chain(extras)
+        .chain(share)
+        .chain(cost)
+        .find_map(Result::err)
+    {
         Some(reason) => Err(DbError::Refused(format!(
             "event {:?}: a count or the cost {reason}",
             event.external_id

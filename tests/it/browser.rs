@@ -50,6 +50,7 @@ async fn served_app() -> (TestApp, String) {
                 .into_iter()
                 .enumerate()
                 .map(|(i, name)| NewEvent {
+                    extras: Default::default(),
                     ts_ms: now_ms - 3_600_000,
                     user: ada,
                     source: "otlp".into(),

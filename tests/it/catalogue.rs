@@ -22,6 +22,7 @@ const APRIL_MS: i64 = 1_775_001_600_000;
 
 pub fn event(store: &Store, id: &str, model: &str, ts_ms: i64, tokens: [i64; 4]) -> NewEvent {
     NewEvent {
+        extras: Default::default(),
         ts_ms,
         user: store.users[0],
         source: "api".into(),

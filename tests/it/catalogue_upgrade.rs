@@ -80,6 +80,7 @@ fn the_seeded_prices_give_way_to_the_catalogue_and_every_total_is_accounted_for(
                 (0..4).map(move |n| {
                     let k = (i * 4 + n) as i64;
                     NewEvent {
+                        extras: Default::default(),
                         ts_ms: TS_MS + k * 60_000,
                         user: UserId(1),
                         source: "api".into(),

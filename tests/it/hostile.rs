@@ -1448,6 +1448,7 @@ async fn many_series(f: &Fixture, count: usize) -> Totals {
             })
             .expect("in range");
         events.push(NewEvent {
+            extras: Default::default(),
             ts_ms: start + (i as i64 * 7_777_777) % (29 * day_ms),
             user: users[i % users.len()],
             source: "api".to_owned(),

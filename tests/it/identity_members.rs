@@ -24,6 +24,7 @@ const PUBLIC_URL: &str = "https://tokens.example.com";
 pub fn held_events(owner: UserId, key: &IdentityKey, count: usize, cost: i64) -> Vec<NewEvent> {
     (0..count)
         .map(|i| NewEvent {
+            extras: Default::default(),
             ts_ms: START_MS + i as i64 * 3_600_000,
             user: owner,
             source: "otlp".into(),

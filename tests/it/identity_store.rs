@@ -71,6 +71,7 @@ fn events(store: &Store) -> Vec<(Sender, NewEvent)> {
                 Sender::Identity(key) => (store.users[0], Some(key.clone())),
             };
             let event = NewEvent {
+                extras: Default::default(),
                 ts_ms: START_MS + next(DAYS * DAY_MS),
                 user,
                 source: "otlp".into(),
@@ -94,6 +95,7 @@ fn events(store: &Store) -> Vec<(Sender, NewEvent)> {
         .cloned()
         .expect("one of bob's own");
     let twin = NewEvent {
+        extras: Default::default(),
         user: store.users[0],
         identity: Some(carol()),
         ..bobs
@@ -261,6 +263,7 @@ fn unknown_identities_are_held_then_linked_and_their_past_moves_exactly() {
 
     // Later events of a linked identity go to the person directly.
     let later = NewEvent {
+        extras: Default::default(),
         ts_ms: START_MS + 3 * DAY_MS + 1,
         external_id: "later-1".into(),
         ..made[1].1.clone()
@@ -280,6 +283,7 @@ fn linking_refuses_unknown_identities_and_people() {
         }));
     assert!(matches!(refused, Ok(Err(IdentityError::NotFound(_)))));
     let event = NewEvent {
+        extras: Default::default(),
         identity: Some(carol()),
         ..events(&store)[1].1.clone()
     };
@@ -570,6 +574,7 @@ pub fn carol_events(
 ) -> Vec<NewEvent> {
     (0..count)
         .map(|i| NewEvent {
+            extras: Default::default(),
             ts_ms: START_MS + i as i64 * 3_600_000,
             user: owner,
             source: "otlp".into(),

@@ -29,6 +29,7 @@ fn events(store: &Store) -> Vec<NewEvent> {
     let start = ms("2026-01-01T00:00:00Z");
     (0..26i64)
         .map(|week| NewEvent {
+            extras: Default::default(),
             ts_ms: start + week * 7 * 86_400_000 + 3_600_000,
             user: store.users[(week % 2) as usize],
             source: "api".into(),

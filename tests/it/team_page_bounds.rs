@@ -59,6 +59,7 @@ async fn the_team_pages_show_at_most_a_hundred_of_each() {
                 .iter()
                 .enumerate()
                 .map(|(n, id)| NewEvent {
+                    extras: Default::default(),
                     ts_ms: now_ms - 86_400_000,
                     user: UserId(*id),
                     source: "api".into(),

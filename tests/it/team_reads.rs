@@ -30,6 +30,7 @@ fn made_events(store: &Store) -> Vec<NewEvent> {
     let models = ["model-a", "model-b", "model-c"];
     (0..900)
         .map(|i| NewEvent {
+            extras: Default::default(),
             ts_ms: START_MS + next(DAYS * DAY_MS),
             user: store.users[i % PEOPLE.len()],
             source: "api".into(),

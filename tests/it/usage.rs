@@ -135,6 +135,7 @@ struct Spec {
 
 fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
     NewEvent {
+        extras: Default::default(),
         ts_ms: spec.ts_ms,
         user: users[spec.user],
         source: SOURCES[spec.source].to_owned(),

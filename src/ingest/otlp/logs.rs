@@ -12,6 +12,7 @@ use super::attrs;
 use super::{ClaudeCodeSignal, Rejections};
 use crate::ingest::event::{ApiEvent, EventFields};
 use crate::ingest::identity;
+use crate::usage::rates::Extras;
 
 const API_REQUEST: &str = "claude_code.api_request";
 
@@ -115,6 +116,11 @@ fn event(
             count("cache_read_tokens")?,
             count("cache_creation_tokens")?,
         ],
+        // A log record (`claude_code.api_request`) is one request.
+        extras: Extras {
+            one_request: true,
+            ..Extras::default()
+        },
         cost_micros,
         session: attrs::session(a, resource),
         machine: attrs::machine(a, resource),

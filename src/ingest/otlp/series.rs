@@ -20,6 +20,7 @@ use super::Rejections;
 use crate::db::DbError;
 use crate::ingest::event::{ApiEvent, EventFields, describe, float_micros};
 use crate::model::{IdentityKey, UserId};
+use crate::usage::rates::Extras;
 use crate::usage::store::NewEvent;
 
 pub const SOURCE: &str = "otlp";
@@ -245,6 +246,8 @@ pub fn to_events(
             project: first.project.clone(),
             source: SOURCE.into(),
             tokens,
+            // A metric point may sum several requests: no tier applies.
+            extras: Extras::default(),
             cost_micros,
             session: first.session.clone(),
             machine: first.machine.clone(),

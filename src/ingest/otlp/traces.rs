@@ -10,6 +10,7 @@ use super::Rejections;
 use super::attrs;
 use crate::ingest::event::{ApiEvent, EventFields};
 use crate::ingest::identity;
+use crate::usage::rates::Extras;
 
 const INPUT: [&str; 2] = ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"];
 const OUTPUT: [&str; 2] = [
@@ -119,6 +120,11 @@ fn event(
             cache_read,
             cache_write,
         ],
+        // A span is one call.
+        extras: Extras {
+            one_request: true,
+            ..Extras::default()
+        },
         cost_micros: None,
         session: attrs::session(a, resource),
         machine: attrs::machine(a, resource),
