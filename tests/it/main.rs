@@ -53,6 +53,7 @@ mod operations;
 mod otlp;
 mod otlp_exporter;
 mod pages;
+mod price_parts;
 mod price_sync;
 mod prices;
 mod prices_page;
