@@ -333,7 +333,9 @@ mod tests {
                             "usage": {"input_tokens": 4, "output_tokens": 250,
                                       "cache_read_input_tokens": 15000,
                                       "cache_creation_input_tokens": 1200,
-                                      "cache_creation": {"ephemeral_5m_input_tokens": 1200}}}
+                                      "cache_creation": {"ephemeral_5m_input_tokens": 200,
+                                                         "ephemeral_1h_input_tokens": 1000},
+                                      "server_tool_use": {"web_search_requests": 2}}}
             })),
             &none(),
             now(),
@@ -343,6 +345,12 @@ mod tests {
         };
         assert_eq!(event.id, "msg_1:req_1");
         assert_eq!(event.tokens, [4, 250, 15000, 1200]);
+        let extras = Extras {
+            cache_write_1h: 1000,
+            web_search_requests: 2,
+            one_request: true,
+        };
+        assert_eq!(event.extras, extras);
         assert_eq!(event.project.as_deref(), Some("web-shop"));
         assert_eq!(event.activity.as_deref(), Some("claude-code"));
         assert_eq!(event.cost_micros, None);

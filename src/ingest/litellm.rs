@@ -356,9 +356,14 @@ mod tests {
             "custom_llm_provider": "anthropic",
             "metadata": {"user_api_key_user_id": "ada", "user_api_key_team_alias": "web",
                          "usage_object": {"cache_read_input_tokens": 7000,
-                                          "cache_creation_input_tokens": 253}}
+                                          "cache_creation_input_tokens": 253,
+                                          "server_tool_use": {"web_search_requests": 3}}}
         }));
         assert_eq!(e.tokens, [143, 120, 7000, 253]);
+        assert_eq!(
+            (e.extras.web_search_requests, e.extras.one_request),
+            (3, true)
+        );
         assert_eq!(e.ts_ms, 1_780_000_000_250);
         assert_eq!(e.cost_micros, Some(12_346));
         assert_eq!(
