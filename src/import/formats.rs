@@ -111,11 +111,13 @@ impl CsvHeader {
     }
 }
 
-const INTEGER_FIELDS: [&str; 4] = [
+const INTEGER_FIELDS: [&str; 6] = [
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "web_search_requests",
 ];
 
 /// One CSV row, validated like an API event.
@@ -135,8 +137,14 @@ pub fn map_csv(header: &CsvHeader, line: &[u8], context: &LineContext, now: Time
         ));
     }
     let mut object = Map::new();
+    let mut computed = false;
     for (name, raw) in header.0.iter().zip(fields) {
         let raw = raw.trim();
+        // An export says where each cost came from: one computed from
+        // prices is priced again here, not taken as the producer's report.
+        if name == "cost_origin" && !raw.is_empty() && raw != "reported" {
+            computed = true;
+        }
         // The export's own columns (the cost in the instance's unit) are no
         // event field: an export imports as it was exported.
         if raw.is_empty() || EXPORT_ONLY_COLUMNS.contains(&name.as_str()) {
@@ -147,6 +155,9 @@ pub fn map_csv(header: &CsvHeader, line: &[u8], context: &LineContext, now: Time
             _ => Value::from(raw),
         };
         object.insert(name.clone(), value);
+    }
+    if computed {
+        object.remove("cost");
     }
     default_machine(&mut object, context);
     from_event(&Value::Object(object), now)

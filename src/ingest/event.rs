@@ -34,10 +34,7 @@ pub const MAX_AGE_DAYS: i64 = 3_653;
 pub const DEFAULT_SOURCE: &str = "api";
 
 use crate::usage::EVENT_FIELDS as FIELDS;
-
-/// Optional counts the event API takes for pricing (issue 15): kept on the
-/// stored event, not (yet) part of what the read API and CSV give back.
-pub const PRICE_FIELDS: [&str; 2] = ["cache_write_1h_tokens", "web_search_requests"];
+pub use crate::usage::PRICE_FIELDS;
 
 /// What a producer said about one call, mapped to our fields but not yet
 /// checked. Field names are those of the event API (FORMATS.md §1).

@@ -64,6 +64,20 @@ pub fn change(current: i64, previous: i64) -> Option<String> {
     })
 }
 
+/// `part` as a share of `whole`, as `40%` (`<1%` for a small non-zero
+/// part, so that it does not read as none); `0%` of nothing.
+pub fn percent_of(part: i64, whole: i64) -> String {
+    if whole <= 0 || part <= 0 {
+        return "0%".to_owned();
+    }
+    let percent = i128::from(part) * 100 / i128::from(whole);
+    if percent == 0 {
+        "<1%".to_owned()
+    } else {
+        format!("{percent}%")
+    }
+}
+
 /// A text cell of a CSV export whose value came from data (a name, a
 /// route, a user agent): one that a spreadsheet would read as a formula
 /// (`=`, `+`, `-`, `@`) or that starts with a tab or carriage return gets
@@ -88,6 +102,16 @@ pub fn decimal(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_round_down_and_never_hide_a_small_part() {
+        assert_eq!(percent_of(40, 100), "40%");
+        assert_eq!(percent_of(2, 3), "66%");
+        assert_eq!(percent_of(1, 1_000), "<1%");
+        assert_eq!(percent_of(0, 1_000), "0%");
+        assert_eq!(percent_of(5, 0), "0%");
+        assert_eq!(percent_of(i64::MAX, i64::MAX), "100%");
+    }
 
     #[test]
     fn csv_cells_that_a_spreadsheet_would_run_are_made_text() {

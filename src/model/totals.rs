@@ -1,4 +1,4 @@
-//! Sums of usage: the seven numbers every rollup cell, query and report
+//! Sums of usage: the eight numbers every rollup cell, query and report
 //! adds up, with arithmetic that fails rather than wraps.
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,6 +11,9 @@ pub struct Totals {
     pub cost_micros: i64,
     /// Calls with no known price; their cost is not in `cost_micros`.
     pub unpriced_calls: i64,
+    /// The part of `cost_micros` that producers reported (OTel, LiteLLM,
+    /// transcripts' `costUSD`); the rest was computed from prices.
+    pub reported_cost_micros: i64,
 }
 
 /// A sum that left the range of a 64-bit integer: impossible for data
@@ -38,7 +41,7 @@ impl Totals {
         Ok(())
     }
 
-    fn fields(&self) -> [i64; 7] {
+    fn fields(&self) -> [i64; 8] {
         [
             self.calls,
             self.input_tokens,
@@ -47,10 +50,11 @@ impl Totals {
             self.cache_write_tokens,
             self.cost_micros,
             self.unpriced_calls,
+            self.reported_cost_micros,
         ]
     }
 
-    fn fields_mut(&mut self) -> [&mut i64; 7] {
+    fn fields_mut(&mut self) -> [&mut i64; 8] {
         [
             &mut self.calls,
             &mut self.input_tokens,
@@ -59,7 +63,15 @@ impl Totals {
             &mut self.cache_write_tokens,
             &mut self.cost_micros,
             &mut self.unpriced_calls,
+            &mut self.reported_cost_micros,
         ]
+    }
+
+    /// The part of `cost_micros` computed from prices: all of it but what
+    /// producers reported (both sums of the same events, so it is at least
+    /// zero in any database `verify` passes).
+    pub fn computed_cost_micros(&self) -> i64 {
+        self.cost_micros.saturating_sub(self.reported_cost_micros)
     }
 
     /// All four token kinds. Each is at most 2⁶¹ ([`super::limits`]), so the sum
@@ -71,7 +83,7 @@ impl Totals {
             .saturating_add(self.cache_write_tokens)
     }
 
-    /// Reads seven metric columns starting at `first`, in [`Totals`] order.
+    /// Reads eight metric columns starting at `first`, in [`Totals`] order.
     pub(crate) fn from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Totals> {
         Ok(Totals {
             calls: row.get(first)?,
@@ -81,6 +93,7 @@ impl Totals {
             cache_write_tokens: row.get(first + 4)?,
             cost_micros: row.get(first + 5)?,
             unpriced_calls: row.get(first + 6)?,
+            reported_cost_micros: row.get(first + 7)?,
         })
     }
 }

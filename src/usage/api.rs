@@ -185,6 +185,17 @@ struct ApiEventRow<'a> {
     /// `cost` in the instance's unit (the answer's `unit`), rounded once;
     /// not an ingest field.
     cost_in_unit: Option<String>,
+    /// Of the cache writes, those written for an hour; web searches (the
+    /// ingest API's price fields).
+    cache_write_1h_tokens: i64,
+    web_search_requests: i64,
+    /// Where `cost` came from: `reported` (by the producer), `admin` (an
+    /// admin's price), `catalogue`, or `unpriced`. Not an ingest field.
+    cost_origin: &'static str,
+    /// The cost from the prices in force, in USD: `cost` unless it was
+    /// reported; beside a reported cost, what the prices say (null when
+    /// no price is known). Not an ingest field.
+    computed_cost: Option<String>,
 }
 
 fn api_row<'a>(row: &'a EventRow, unit: &Unit) -> ApiEventRow<'a> {
@@ -206,6 +217,10 @@ fn api_row<'a>(row: &'a EventRow, unit: &Unit) -> ApiEventRow<'a> {
         machine: row.machine.as_deref(),
         identity: row.identity.as_deref(),
         cost_in_unit: row.priced.then(|| unit.decimal(row.cost_micros)),
+        cache_write_1h_tokens: row.extras.cache_write_1h,
+        web_search_requests: row.extras.web_search_requests,
+        cost_origin: row.origin.name(),
+        computed_cost: row.computed_cost_micros.map(decimal),
     }
 }
 
@@ -282,10 +297,15 @@ pub async fn events_csv(
 
 /// Column names of the CSV export: the event fields of the ingest API (so
 /// an export can be imported elsewhere: `cost` stays the stored USD), then
-/// the cost in the instance's unit and that unit's name, which an import
-/// skips ([`EXPORT_ONLY_COLUMNS`]).
-pub const CSV_HEADER: [&str; 17] = {
-    let mut header = [""; 17];
+/// the cost in the instance's unit and that unit's name, then (added with
+/// the price catalogue, after the older columns so that scripts reading by
+/// position keep working) the ingest API's price fields and where the cost
+/// came from with the computed cost beside it. An import skips the
+/// export-only columns ([`EXPORT_ONLY_COLUMNS`]), and drops `cost` where
+/// `cost_origin` says it was computed rather than reported, so that an
+/// exported file is priced again on import instead of counted as reported.
+pub const CSV_HEADER: [&str; 21] = {
+    let mut header = [""; 21];
     let mut i = 0;
     while i < super::EVENT_FIELDS.len() {
         header[i] = super::EVENT_FIELDS[i];
@@ -293,12 +313,16 @@ pub const CSV_HEADER: [&str; 17] = {
     }
     header[15] = EXPORT_ONLY_COLUMNS[0];
     header[16] = EXPORT_ONLY_COLUMNS[1];
+    header[17] = super::PRICE_FIELDS[0];
+    header[18] = super::PRICE_FIELDS[1];
+    header[19] = EXPORT_ONLY_COLUMNS[2];
+    header[20] = EXPORT_ONLY_COLUMNS[3];
     header
 };
 
 /// The CSV export's columns that are no event field: written for people
 /// and spreadsheets, skipped when the file is imported.
-pub const EXPORT_ONLY_COLUMNS: [&str; 2] = ["cost_in_unit", "unit"];
+pub const EXPORT_ONLY_COLUMNS: [&str; 4] = ["cost_in_unit", "unit", "cost_origin", "computed_cost"];
 
 fn export_csv(
     conn: &rusqlite::Connection,
@@ -335,6 +359,10 @@ fn export_csv(
                     r.cost_in_unit.as_deref().unwrap_or(""),
                     // A credits name is the admin's text: never a formula.
                     &csv_cell(unit.name()),
+                    &r.cache_write_1h_tokens.to_string(),
+                    &r.web_search_requests.to_string(),
+                    r.cost_origin,
+                    r.computed_cost.as_deref().unwrap_or(""),
                 ])
                 .map_err(csv_error)?;
         }

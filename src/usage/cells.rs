@@ -220,10 +220,11 @@ fn id_list(ids: &[i64]) -> String {
 /// A rollup row's metrics, in [`Totals`] order. Rows are summed in Rust,
 /// not by a GROUP BY: SQLite's aggregate steps cost more than the adds.
 const METRICS: &str = "calls, input_tokens, output_tokens, cache_read_tokens, \
-                       cache_write_tokens, cost_micros, unpriced_calls";
+                       cache_write_tokens, cost_micros, unpriced_calls, reported_cost_micros";
 const EVENT_SUMS: &str = "COUNT(*), SUM(input_tokens), SUM(output_tokens), \
                           SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_micros), \
-                          SUM(cost_origin = 0)";
+                          SUM(cost_origin = 0), \
+                          SUM(CASE cost_origin WHEN 2 THEN cost_micros ELSE 0 END)";
 
 /// The cells of every group within `constraints`, per range.
 ///

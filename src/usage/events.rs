@@ -14,8 +14,10 @@ use rusqlite::{Connection, params_from_iter};
 
 use super::Scope;
 use super::cells::resolve_filters;
+use super::prices::PriceBook;
 use super::query::Filters;
-use super::rollup::Dim;
+use super::rates::{Extras, Usage};
+use super::rollup::{CostOrigin, Dim};
 use crate::db::DbError;
 
 /// Most rows one page may have.
@@ -194,6 +196,15 @@ pub struct EventRow {
     pub cost_micros: i64,
     /// `false` when no price was known: the cost is not a real zero.
     pub priced: bool,
+    /// Where `cost_micros` came from: reported by the producer, an admin's
+    /// price, the catalogue, or none.
+    pub origin: CostOrigin,
+    /// The cost from the prices in force (admin's, else the catalogue's):
+    /// `cost_micros` unless it was reported; for a reported cost, what the
+    /// prices say beside it (`None` when no price is known).
+    pub computed_cost_micros: Option<i64>,
+    /// Of the cache writes, those written for an hour; web searches.
+    pub extras: Extras,
     pub session: Option<String>,
     pub machine: Option<String>,
     /// The identity that attributed it (`kind:value`), if one did.
@@ -217,7 +228,8 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
     let mut sql = String::from(
         "SELECT e.id, e.external_id, e.ts_ms, u.username, m.name, pv.name, a.name, p.name, s.name,
                 e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens,
-                e.cost_micros, e.cost_origin, ss.name, mc.name, idn.kind || ':' || idn.value
+                e.cost_micros, e.cost_origin, ss.name, mc.name, idn.kind || ':' || idn.value,
+                e.cache_write_1h_tokens, e.web_search_requests, e.one_request
          FROM events e
          JOIN users u ON u.id = e.user_id
          JOIN models m ON m.id = e.model_id
@@ -312,6 +324,8 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt
         .query_map(params_from_iter(values), |row| {
+            let origin = CostOrigin::from_column(row.get(14)?);
+            let cost_micros = row.get(13)?;
             Ok(EventRow {
                 row_id: row.get(0)?,
                 id: row.get(1)?,
@@ -323,14 +337,26 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
                 project: row.get(7)?,
                 source: row.get(8)?,
                 tokens: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
-                cost_micros: row.get(13)?,
-                priced: row.get::<_, i64>(14)? != 0,
+                cost_micros,
+                priced: origin != CostOrigin::Unpriced,
+                origin,
+                computed_cost_micros: (!matches!(
+                    origin,
+                    CostOrigin::Unpriced | CostOrigin::Reported
+                ))
+                .then_some(cost_micros),
+                extras: Extras {
+                    cache_write_1h: row.get(18)?,
+                    web_search_requests: row.get(19)?,
+                    one_request: row.get::<_, i64>(20)? != 0,
+                },
                 session: row.get(15)?,
                 machine: row.get(16)?,
                 identity: row.get(17)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    compute_beside_reported(conn, &mut rows)?;
     let next = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|last| Cursor {
@@ -341,6 +367,29 @@ pub fn page(conn: &Connection, scope: Scope, query: &EventsQuery) -> Result<Even
         None
     };
     Ok(EventsPage { rows, next })
+}
+
+/// Prices each reported event as if it had not been: what the prices in
+/// force say beside the producer's figure (events page, API, CSV). A price
+/// that would make one call cost more than an event may is shown as none.
+fn compute_beside_reported(conn: &Connection, rows: &mut [EventRow]) -> Result<(), DbError> {
+    if rows.iter().all(|row| row.origin != CostOrigin::Reported) {
+        return Ok(());
+    }
+    let prices = PriceBook::load(conn)?;
+    for row in rows
+        .iter_mut()
+        .filter(|row| row.origin == CostOrigin::Reported)
+    {
+        let usage = Usage::of_event(&row.tokens, &row.extras);
+        let priced = prices.cost(conn, &row.model, row.provider.as_deref(), row.ts_ms, &usage);
+        row.computed_cost_micros = match priced {
+            Ok((cost, origin)) if origin != CostOrigin::Unpriced => Some(cost),
+            Ok(_) | Err(DbError::Refused(_)) => None,
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(())
 }
 
 fn sort_value(row: &EventRow, sort: SortColumn) -> CursorValue {

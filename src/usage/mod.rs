@@ -58,6 +58,10 @@ pub const EVENT_FIELDS: [&str; 15] = [
     "machine",
 ];
 
+/// Optional counts the event API takes for pricing (issue 15), kept on the
+/// stored event and given back by the events API and the CSV export.
+pub const PRICE_FIELDS: [&str; 2] = ["cache_write_1h_tokens", "web_search_requests"];
+
 /// What the read API needs, handed out by the application.
 #[derive(Clone)]
 pub struct UsageState {

@@ -42,6 +42,11 @@ pub struct ReportAmounts {
     pub events: i64,
     /// Events with no known price, whose cost is not in `cost`.
     pub unpriced_events: i64,
+    /// Of `cost`, what producers reported (USD); null when `cost` is.
+    pub reported_cost: Option<String>,
+    /// Of `cost`, what was computed from prices (admins' or the
+    /// catalogue's; USD); null when `cost` is.
+    pub computed_cost: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,6 +95,8 @@ impl ReportAmounts {
             cost_in_unit: (!all_unpriced).then(|| unit.decimal(totals.cost_micros)),
             events: totals.calls,
             unpriced_events: totals.unpriced_calls,
+            reported_cost: (!all_unpriced).then(|| decimal(totals.reported_cost_micros)),
+            computed_cost: (!all_unpriced).then(|| decimal(totals.computed_cost_micros())),
         }
     }
 }

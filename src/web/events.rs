@@ -15,6 +15,7 @@ use crate::audit::Note;
 use crate::error::AppError;
 use crate::model::Totals;
 use crate::usage::events::{self, EventRow, EventsPage, SortColumn};
+use crate::usage::rollup::CostOrigin;
 use crate::web::WebState;
 
 const PAGE_ROWS: usize = 50;
@@ -157,6 +158,11 @@ fn row_totals(row: &EventRow) -> Totals {
         cost_micros: row.cost_micros,
         calls: 1,
         unpriced_calls: i64::from(!row.priced),
+        reported_cost_micros: if row.origin == CostOrigin::Reported {
+            row.cost_micros
+        } else {
+            0
+        },
     }
 }
 
@@ -204,13 +210,49 @@ fn event_row(page: &DataPage, row: &EventRow, admin: bool) -> Markup {
             td.num { (format::integer(row.tokens[0])) }
             td.num { (format::integer(row.tokens[1])) }
             td.num { (format::integer(row.tokens[2])) }
-            td.num { (format::integer(row.tokens[3])) }
-            td.num { @if row.priced { (page.context.unit.money(row.cost_micros)) } @else { span.unpriced { "unpriced" } } }
+            td.num {
+                (format::integer(row.tokens[3]))
+                @if row.extras.cache_write_1h > 0 {
+                    span.cell-note { "1 h: " (format::integer(row.extras.cache_write_1h)) }
+                }
+            }
+            td.num { (event_cost(page, row)) }
             td { (label_link(page, "machine", row.machine.as_deref())) }
             td.session { (label_link(page, "session", row.session.as_deref())) }
             td.id { code { (row.id) } }
             @if admin { td { (label_link(page, "identity", row.identity.as_deref())) } }
         }
+    }
+}
+
+/// The cost as counted, and under it where it came from: a producer's
+/// reported cost has the cost from the prices in force beside it, so that
+/// a difference shows; web searches are named because they are billed per
+/// request, not per token.
+fn event_cost(page: &DataPage, row: &EventRow) -> Markup {
+    let unit = &page.context.unit;
+    html! {
+        @if row.priced { (unit.money(row.cost_micros)) } @else { span.unpriced { "unpriced" } }
+        span.cell-note {
+            @match (row.origin, row.computed_cost_micros) {
+                (CostOrigin::Reported, Some(computed)) => { "reported; prices say " (unit.money(computed)) }
+                (CostOrigin::Reported, None) => { "reported; no price" }
+                (CostOrigin::Unpriced, _) => {}
+                (origin, _) => { "from " (origin_label(origin)) }
+            }
+            @if row.extras.web_search_requests > 0 {
+                " · " (format::integer(row.extras.web_search_requests)) " web searches"
+            }
+        }
+    }
+}
+
+fn origin_label(origin: CostOrigin) -> &'static str {
+    match origin {
+        CostOrigin::PriceTable => "admin's price",
+        CostOrigin::Catalogue => "catalogue",
+        CostOrigin::Reported => "reported",
+        CostOrigin::Unpriced => "no price",
     }
 }
 

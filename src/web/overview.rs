@@ -232,6 +232,7 @@ fn totals_cards(unit: &Unit, totals: &TotalsWithChange) -> Markup {
                 div { dt { "Cache read" } dd { (format::tokens(now.cache_read_tokens)) } }
                 div { dt { "Cache write" } dd { (format::tokens(now.cache_write_tokens)) } }
             }
+            (cost_origins(unit, now))
             @if now.unpriced_calls > 0 {
                 p.notice role="note" {
                     (format::integer(now.unpriced_calls))
@@ -239,6 +240,29 @@ fn totals_cards(unit: &Unit, totals: &TotalsWithChange) -> Markup {
                     "An admin can add prices on the Prices page."
                 }
             }
+        }
+    }
+}
+
+/// How much of the cost producers reported and how much was computed from
+/// prices, and the share of calls with no price at all.
+fn cost_origins(unit: &Unit, totals: &Totals) -> Markup {
+    if totals.calls == 0 {
+        return html! {};
+    }
+    let reported = totals.reported_cost_micros;
+    let computed = totals.computed_cost_micros();
+    let share = |part: i64, whole: i64| format::percent_of(part, whole);
+    html! {
+        p.cost-origins #cost-origins {
+            "Of the cost, "
+            (unit.money(reported)) " (" (share(reported, totals.cost_micros)) ") was reported by producers and "
+            (unit.money(computed)) " (" (share(computed, totals.cost_micros)) ") computed from prices"
+            @if totals.unpriced_calls > 0 {
+                "; " (format::integer(totals.unpriced_calls)) " of " (format::integer(totals.calls))
+                " calls (" (share(totals.unpriced_calls, totals.calls)) ") have no price"
+            }
+            "."
         }
     }
 }

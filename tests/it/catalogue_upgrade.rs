@@ -104,8 +104,10 @@ fn the_seeded_prices_give_way_to_the_catalogue_and_every_total_is_accounted_for(
             })
             .collect();
         // Priced as version 16 priced them: from the seeded rows. Today's
-        // inserter also writes V18's columns: they are added for the insert
-        // and dropped after, so the file is a version 16 file again.
+        // inserter also writes V18's and V19's columns: they are added for
+        // the insert and dropped after, so the file is a version 16 file
+        // again (and V19 must fill the reported costs back in: `verify`
+        // below checks them against the events).
         const V18: [&str; 3] = [
             "cache_write_1h_tokens",
             "web_search_requests",
@@ -117,12 +119,26 @@ fn the_seeded_prices_give_way_to_the_catalogue_and_every_total_is_accounted_for(
             ))
             .expect("add");
         }
+        for level in rollup::Level::ALL {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {} ADD COLUMN reported_cost_micros INTEGER NOT NULL DEFAULT 0",
+                level.table()
+            ))
+            .expect("add");
+        }
         Inserter::new(&conn)
             .and_then(|mut inserter| inserter.insert(&conn, &events))
             .expect("insert at version 16");
         for column in V18 {
             conn.execute_batch(&format!("ALTER TABLE events DROP COLUMN {column}"))
                 .expect("drop");
+        }
+        for level in rollup::Level::ALL {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {} DROP COLUMN reported_cost_micros",
+                level.table()
+            ))
+            .expect("drop");
         }
     }
     let before = per_event(&Connection::open(&path).expect("open"));

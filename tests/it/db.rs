@@ -415,8 +415,17 @@ fn insert_events_at_v3(conn: &Connection, levels: &[tokentally::usage::rollup::L
         )
         .expect("event");
     }
+    // Today's rebuild writes V19's reported cost too: the column is there
+    // for the rebuild only (these events report none), so the tables are
+    // as schema 3 had them again.
     for level in levels {
+        let table = level.table();
         let sql = tokentally::usage::rollup::rebuild_sql(*level);
-        conn.execute_batch(&sql).expect("rollup rebuild");
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN reported_cost_micros INTEGER NOT NULL DEFAULT 0;
+             {sql}
+             ALTER TABLE {table} DROP COLUMN reported_cost_micros;"
+        ))
+        .expect("rollup rebuild");
     }
 }

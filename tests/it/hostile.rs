@@ -1445,6 +1445,8 @@ async fn many_series(f: &Fixture, count: usize) -> Totals {
                 cache_write_tokens: tokens[3],
                 cost_micros: cost,
                 unpriced_calls: 0,
+                // Reported (a reported 0 with tokens counts as none).
+                reported_cost_micros: cost,
             })
             .expect("in range");
         events.push(NewEvent {

@@ -165,6 +165,7 @@ fn expected(
         cell.cache_read_tokens += event.tokens[2];
         cell.cache_write_tokens += event.tokens[3];
         cell.cost_micros += event.reported_cost_micros.expect("reported");
+        cell.reported_cost_micros += event.reported_cost_micros.expect("reported");
     }
     table
 }

@@ -592,9 +592,10 @@ async fn sessions_and_machines_are_stored_filtered_and_exported() {
     // The CSV export ends with the two columns.
     let csv = read_with(&app, &read, "/api/v1/events.csv?session=sess-2").await;
     let lines: Vec<&str> = csv.body.lines().collect();
-    // (then the cost in the instance's unit and its name, issue 15)
+    // (then the cost in the instance's unit and its name, the price
+    // fields, the cost's origin and the computed cost: issue 15)
     assert!(
-        lines[0].ends_with(",cost,session,machine,cost_in_unit,unit"),
+        lines[0].contains(",cost,session,machine,cost_in_unit,unit,"),
         "{}",
         csv.body
     );

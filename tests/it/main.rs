@@ -57,6 +57,7 @@ mod price_parts;
 mod price_sync;
 mod prices;
 mod prices_page;
+mod reported_cost;
 mod team_access;
 mod team_page_bounds;
 mod team_pages;

@@ -138,7 +138,8 @@ fn the_schemas_refuse_wrong_bodies() {
     assert!(!schema("UsageSeries").is_valid(&json!({"rows": []})));
     let row = json!({"bucket": "2026-06-15", "group": null, "start": "2026-06-15T00:00:00+00:00",
         "input_tokens": 1, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
-        "cost": "0.100000", "cost_in_unit": "0.092000", "events": 1, "unpriced_events": 0});
+        "cost": "0.100000", "cost_in_unit": "0.092000", "events": 1, "unpriced_events": 0,
+        "reported_cost": "0.000000", "computed_cost": "0.100000"});
     assert!(schema("UsageRow").is_valid(&row));
     let mut extra = row.clone();
     extra["colour"] = json!("red");

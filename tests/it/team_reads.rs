@@ -85,7 +85,8 @@ fn oracle(
         let mut stmt = conn.prepare(
             "SELECT e.ts_ms, COALESCE(t.name, '(no team)'), u.username, m2.name, COUNT(*),
                     SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cache_read_tokens),
-                    SUM(e.cache_write_tokens), SUM(e.cost_micros)
+                    SUM(e.cache_write_tokens), SUM(e.cost_micros),
+                    SUM(CASE e.cost_origin WHEN 2 THEN e.cost_micros ELSE 0 END)
              FROM events e
              JOIN users u ON u.id = e.user_id
              JOIN models m2 ON m2.id = e.model_id
@@ -109,6 +110,7 @@ fn oracle(
                         cache_write_tokens: r.get(8)?,
                         cost_micros: r.get(9)?,
                         unpriced_calls: 0,
+                        reported_cost_micros: r.get(10)?,
                     },
                 ))
             })?

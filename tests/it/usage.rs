@@ -27,7 +27,7 @@ use proptest::prelude::*;
 use tokentally::auth::UserId;
 use tokentally::usage::buckets::BucketSize;
 use tokentally::usage::query::{self, Filters, GroupBy, NONE_LABEL, SeriesQuery};
-use tokentally::usage::rollup::{self, Dim};
+use tokentally::usage::rollup::{self, CostOrigin, Dim};
 use tokentally::usage::store::NewEvent;
 use tokentally::usage::{Scope, Totals};
 
@@ -133,6 +133,13 @@ struct Spec {
     machine: usize,
 }
 
+/// A cost the producer reported, for some events of the second source:
+/// derived from the spec so that the oracle and the store agree on it
+/// (never 0, which counts as not reported).
+fn reported_cost(spec: &Spec) -> Option<i64> {
+    (spec.source == 1 && spec.tokens[0] % 2 == 1).then(|| spec.tokens[1] * 3 + 1)
+}
+
 fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
     NewEvent {
         extras: Default::default(),
@@ -145,7 +152,7 @@ fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
         activity: ACTIVITIES[spec.activity].map(str::to_owned),
         project: PROJECTS[spec.project].map(str::to_owned),
         tokens: spec.tokens,
-        reported_cost_micros: None,
+        reported_cost_micros: reported_cost(spec),
         session: SESSIONS[spec.session].map(str::to_owned),
         machine: MACHINES[spec.machine].map(str::to_owned),
         identity: None,
@@ -195,7 +202,8 @@ fn oracle_events(specs: &[Spec]) -> Vec<OracleEvent> {
         .enumerate()
         .map(|(i, s)| {
             let model = MODELS[s.model];
-            let cost = oracle_cost(model, s.ts_ms, &s.tokens);
+            let reported = reported_cost(s);
+            let cost = reported.or_else(|| oracle_cost(model, s.ts_ms, &s.tokens));
             OracleEvent {
                 id: format!("e{i}"),
                 ts_ms: s.ts_ms,
@@ -214,6 +222,7 @@ fn oracle_events(specs: &[Spec]) -> Vec<OracleEvent> {
                     cache_write_tokens: s.tokens[3],
                     cost_micros: cost.unwrap_or(0),
                     unpriced_calls: i64::from(cost.is_none()),
+                    reported_cost_micros: reported.unwrap_or(0),
                 },
             }
         })
@@ -914,6 +923,11 @@ proptest! {
                 cache_write_tokens: row.tokens[3],
                 cost_micros: row.cost_micros,
                 unpriced_calls: i64::from(!row.priced),
+                reported_cost_micros: if row.origin == CostOrigin::Reported {
+                    row.cost_micros
+                } else {
+                    0
+                },
             })
             .expect("in range");
         }

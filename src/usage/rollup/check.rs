@@ -47,7 +47,8 @@ fn expected_rows_sql(cuboid: Cuboid, level: Level) -> String {
                 COUNT(*) AS calls, SUM(input_tokens) AS input_tokens,
                 SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens,
                 SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_micros) AS cost_micros,
-                SUM(cost_origin = 0) AS unpriced_calls
+                SUM(cost_origin = 0) AS unpriced_calls,
+                SUM(CASE cost_origin WHEN 2 THEN cost_micros ELSE 0 END) AS reported_cost_micros
          FROM events GROUP BY 2, 3, 4, 5, 6, 7, 8, 9",
         cuboid = cuboid.code(),
     )
@@ -138,7 +139,8 @@ pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
                 let mut rows = stmt.query([])?;
                 match rows.next()? {
                     Some(row) => Ok(Some(
-                        (0..16)
+                        // cuboid, six dimensions, period, slot, the metrics.
+                        (0..9 + METRIC_COLUMNS.len())
                             .map(|i| row.get(i))
                             .collect::<Result<Vec<i64>, _>>()?,
                     )),

@@ -407,6 +407,16 @@ impl CostOrigin {
             _ => CostOrigin::Reported,
         }
     }
+
+    /// The name the API, CSV and pages use (`cost_origin`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CostOrigin::Unpriced => "unpriced",
+            CostOrigin::PriceTable => "admin",
+            CostOrigin::Reported => "reported",
+            CostOrigin::Catalogue => "catalogue",
+        }
+    }
 }
 
 /// What one event adds to the rollups.
@@ -419,6 +429,11 @@ pub fn event_metrics(tokens: &[i64; 4], cost_micros: i64, origin: CostOrigin) ->
         cache_write_tokens: tokens[3],
         cost_micros,
         unpriced_calls: i64::from(origin == CostOrigin::Unpriced),
+        reported_cost_micros: if origin == CostOrigin::Reported {
+            cost_micros
+        } else {
+            0
+        },
     }
 }
 
@@ -476,7 +491,8 @@ pub fn apply(conn: &Connection, deltas: &[Delta]) -> Result<(), DbError> {
             m.cache_read_tokens,
             m.cache_write_tokens,
             m.cost_micros,
-            m.unpriced_calls
+            m.unpriced_calls,
+            m.reported_cost_micros
         ];
         upsert.execute(common).map_err(overflow_or_error)?;
     }
@@ -499,9 +515,9 @@ fn overflow_or_error(e: rusqlite::Error) -> DbError {
 }
 
 /// The metric columns of every rollup table, in [`Totals`] order.
-pub const METRIC_COLUMN_NAMES: [&str; 7] = METRIC_COLUMNS;
+pub const METRIC_COLUMN_NAMES: [&str; 8] = METRIC_COLUMNS;
 
-const METRIC_COLUMNS: [&str; 7] = [
+const METRIC_COLUMNS: [&str; 8] = [
     "calls",
     "input_tokens",
     "output_tokens",
@@ -509,10 +525,11 @@ const METRIC_COLUMNS: [&str; 7] = [
     "cache_write_tokens",
     "cost_micros",
     "unpriced_calls",
+    "reported_cost_micros",
 ];
 
 /// The upsert for one level. Parameters: cuboid, the six dimensions,
-/// period, slot (ignored by month and day), the seven metrics.
+/// period, slot (ignored by month and day), the eight metrics.
 /// Removes `user`'s rollup rows that count no call: what is left where
 /// events were moved away (`usage::identities`). Such a row is all zeros
 /// (every metric of an event is at least zero), and the raw events give
@@ -543,7 +560,7 @@ fn upsert_sql(level: Level) -> String {
     format!(
         "INSERT INTO {table} (cuboid, user_id, model_id, activity_id, project_id, source_id,
              provider_id, {slot_column}{period}, {metrics})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {slot_value}?8, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {slot_value}?8, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT DO UPDATE SET {updates}",
         table = level.table(),
         metrics = METRIC_COLUMNS.join(", "),

@@ -212,7 +212,15 @@ async fn check_csv(f: &Fixture, case: &Case) {
         .map(str::to_owned)
         .collect();
     let mut expected: Vec<&str> = tokentally::usage::EVENT_FIELDS.to_vec();
-    expected.extend(["cost_in_unit", "unit"]);
+    // Then (issue 15) the price fields, the origin and the computed cost.
+    expected.extend([
+        "cost_in_unit",
+        "unit",
+        "cache_write_1h_tokens",
+        "web_search_requests",
+        "cost_origin",
+        "computed_cost",
+    ]);
     assert_eq!(
         header, expected,
         "{what}: the event fields first, unrenamed"
