@@ -5,9 +5,11 @@
 //! One module per capability, each with its own `routes()`, merged once in
 //! [`app::router`].
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod clock;
 pub mod db;

@@ -5,6 +5,7 @@
 //! environment variable, the flag itself. clap handles env and flags;
 //! [`config`] layers the file and the defaults under them.
 
+mod budget;
 mod config;
 mod identity;
 mod import;
@@ -98,6 +99,9 @@ pub enum Command {
     /// Manage teams and their members (usage is grouped by the team its user was in then)
     #[command(subcommand)]
     Team(team::TeamCommand),
+    /// Manage budgets: money or tokens per day, week or month, with alerts
+    #[command(subcommand)]
+    Budget(budget::BudgetCommand),
     /// Check the database: recompute every rollup from the raw events, look for values out of range and walk the audit chain
     Verify(usage::VerifyArgs),
     /// Print the version, the schema version and the SQLite version
@@ -234,6 +238,8 @@ pub enum CliError {
     #[error(transparent)]
     Team(#[from] team::TeamCommandError),
     #[error(transparent)]
+    Budget(#[from] budget::BudgetCommandError),
+    #[error(transparent)]
     Import(#[from] import::ImportCommandError),
     #[error("{0}")]
     Usage(String),
@@ -327,6 +333,20 @@ fn run_command(
         }
         Command::Team(command) => {
             Ok(runtime()?.block_on(team::run(command, &data_dir.join(DB_FILE)))?)
+        }
+        Command::Budget(command) => {
+            let unit = match &command {
+                budget::BudgetCommand::List { unit, .. } => {
+                    config::unit(unit, file).map_err(CliError::Usage)?
+                }
+                _ => crate::model::Unit::default(),
+            };
+            let instance = budget::Instance {
+                unit,
+                time_zone: file.time_zone.clone(),
+            };
+            let db_path = data_dir.join(DB_FILE);
+            Ok(runtime()?.block_on(budget::run(command, &db_path, instance))?)
         }
         Command::Verify(args) => {
             Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE), args))?)

@@ -193,6 +193,7 @@ pub async fn store(
     sender: Sender,
     rejected: i64,
 ) -> Result<InsertOutcome, IngestError> {
+    let now = state.clock.now();
     let outcome = state
         .db
         .write(move |conn| {
@@ -203,6 +204,7 @@ pub async fn store(
                     .with_budget(sender.budget)
                     .insert(conn, &events)?
             };
+            crate::budgets::watch::after_insert(conn, now, &outcome)?;
             chain::append(conn, &[sender.entry(outcome, rejected)])?;
             Ok::<_, DbError>(outcome)
         })

@@ -49,10 +49,17 @@ pub enum Action {
     TeamMemberRemove,
     TeamLead,
     PriceSync,
+    BudgetCreate,
+    BudgetRemove,
+    ChannelCreate,
+    ChannelRemove,
+    ChannelTest,
+    AlertSent,
+    AlertsRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 49] = [
         Action::Login,
         Action::LoginFailure,
         Action::LoginThrottled,
@@ -95,6 +102,13 @@ impl Action {
         Action::TeamMemberRemove,
         Action::TeamLead,
         Action::PriceSync,
+        Action::BudgetCreate,
+        Action::BudgetRemove,
+        Action::ChannelCreate,
+        Action::ChannelRemove,
+        Action::ChannelTest,
+        Action::AlertSent,
+        Action::AlertsRead,
     ];
 
     pub fn code(self) -> &'static str {
@@ -141,6 +155,13 @@ impl Action {
             Action::TeamMemberRemove => "team.member_remove",
             Action::TeamLead => "team.lead",
             Action::PriceSync => "price.sync",
+            Action::BudgetCreate => "budget.create",
+            Action::BudgetRemove => "budget.remove",
+            Action::ChannelCreate => "channel.create",
+            Action::ChannelRemove => "channel.remove",
+            Action::ChannelTest => "channel.test",
+            Action::AlertSent => "alert.sent",
+            Action::AlertsRead => "alerts.read",
         }
     }
 

@@ -21,6 +21,7 @@ use rusqlite::Connection;
 
 use super::buckets::{self, Bucket, BucketError, BucketSize};
 use super::cells::resolve_filters;
+use super::rollup::Dim;
 use super::{Scope, Totals, dims, segments};
 use crate::db::DbError;
 use crate::model::TeamId;
@@ -389,6 +390,31 @@ pub fn team_usage(
             .then_with(|| a.team.cmp(&b.team))
     });
     Ok(teams)
+}
+
+/// The totals of `scope` and `filters` over each of `ranges` (UTC ms,
+/// half-open), per user when `by_user` (users with no call are left out),
+/// else one group with id 0: `(group id, one total per range)`. What a
+/// budget needs: a period's usage and the days before it, exact in any
+/// zone at the cost of the rollup rows, not the events.
+pub fn range_totals(
+    conn: &Connection,
+    scope: Scope,
+    filters: &Filters,
+    by_user: bool,
+    ranges: &[(i64, i64)],
+) -> Result<Vec<(i64, Vec<Totals>)>, QueryError> {
+    let group_by = by_user.then_some(GroupBy::Dim(Dim::User));
+    let grid = compute(conn, scope, filters, group_by, ranges)?;
+    Ok(grid
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(group, id)| {
+            let cells = grid.cells.iter().map(|row| row[group].clone()).collect();
+            (*id, cells)
+        })
+        .collect())
 }
 
 struct Grid {

@@ -49,6 +49,9 @@ pub struct NewEvent {
 pub struct InsertOutcome {
     /// Events stored by this call.
     pub accepted: usize,
+    /// The earliest and latest time of the events stored (`None` when
+    /// none was): what budgets watching the current period look at.
+    pub span: Option<(i64, i64)>,
     /// Events whose dedup key was already stored: acknowledged, not counted.
     pub duplicates: usize,
     /// Of the duplicates, those whose content differs from what is stored
@@ -146,6 +149,10 @@ impl Inserter {
                 continue;
             }
             outcome.accepted += 1;
+            outcome.span = Some(match outcome.span {
+                None => (event.ts_ms, event.ts_ms),
+                Some((first, last)) => (first.min(event.ts_ms), last.max(event.ts_ms)),
+            });
             deltas.push(Delta {
                 ts_ms: event.ts_ms,
                 dims,

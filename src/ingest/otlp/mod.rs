@@ -142,6 +142,7 @@ pub async fn post_metrics(
                     .with_budget(sender.budget)
                     .insert(conn, &events)?
             };
+            crate::budgets::watch::after_insert(conn, now, &stored)?;
             let rejected_count = rejected.count + refused.count;
             chain::append(conn, &[sender.entry(stored, rejected_count)])?;
             Ok::<_, crate::db::DbError>((stored, refused))

@@ -1,0 +1,142 @@
+//! Where a budget stands now: its period, what it has used, what is left,
+//! the percentage, the forecast and when it resets — per member for an
+//! each-member budget. Read from the rollups through the usage planner, so
+//! it costs a few rows per day of the period and of the history, whatever
+//! the number of events.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use rusqlite::Connection;
+
+use super::forecast::{self, Forecast};
+use super::period::Window;
+use super::store::{Budget, BudgetScope, Measure};
+use crate::db::DbError;
+use crate::model::{Scope, Totals, UserId};
+use crate::usage::query::{self, Filters, QueryError};
+
+/// One budget's standing (for one member of an each-member budget).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The member, for an each-member budget.
+    pub member: Option<(UserId, String)>,
+    pub window: Window,
+    pub used: i64,
+    pub amount: i64,
+    pub forecast: Option<Forecast>,
+}
+
+impl Standing {
+    pub fn remaining(&self) -> i64 {
+        self.amount.saturating_sub(self.used).max(0)
+    }
+
+    /// Used as a share of the amount, in basis points (10000 = 100 %).
+    pub fn basis_points(&self) -> i64 {
+        let share = i128::from(self.used) * 10_000 / i128::from(self.amount.max(1));
+        i64::try_from(share).unwrap_or(i64::MAX)
+    }
+
+    /// Whether `percent` of the amount is reached.
+    pub fn reached(&self, percent: i64) -> bool {
+        i128::from(self.used) * 100 >= i128::from(self.amount) * i128::from(percent)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("time zone arithmetic: {0}")]
+    Time(#[from] jiff::Error),
+}
+
+impl From<DbError> for StatusError {
+    fn from(e: DbError) -> Self {
+        StatusError::Query(QueryError::Db(e))
+    }
+}
+
+impl From<StatusError> for DbError {
+    fn from(e: StatusError) -> Self {
+        match e {
+            StatusError::Query(QueryError::Db(e)) => e,
+            other => DbError::Refused(other.to_string()),
+        }
+    }
+}
+
+/// The usage scope, filters and grouping a budget counts.
+fn reach(budget: &Budget) -> (Scope, Filters, bool) {
+    match &budget.scope {
+        BudgetScope::Everyone => (Scope::Everyone, Filters::default(), false),
+        BudgetScope::Team { id, .. } => (Scope::Team(*id), Filters::default(), false),
+        BudgetScope::User { id, .. } => (Scope::User(*id), Filters::default(), false),
+        BudgetScope::Model(model) => (
+            Scope::Everyone,
+            Filters {
+                models: vec![model.clone()],
+                ..Filters::default()
+            },
+            false,
+        ),
+        BudgetScope::EachMember => (Scope::Everyone, Filters::default(), true),
+    }
+}
+
+/// The measure's amount in `totals`.
+pub fn measured(measure: Measure, totals: &Totals) -> i64 {
+    match measure {
+        Measure::Cost => totals.cost_micros,
+        Measure::Tokens => totals.all_tokens(),
+    }
+}
+
+/// Where `budget` stands at `now`: one standing, or one per member with
+/// usage in the period or its history (each-member budgets).
+pub fn standings(
+    conn: &Connection,
+    budget: &Budget,
+    now: Timestamp,
+) -> Result<Vec<Standing>, StatusError> {
+    let zone = budget.time_zone();
+    let window = budget.period.window_at(&zone, now)?;
+    let history = forecast::history_ranges(now, &zone)?;
+    let mut ranges = vec![(window.start_ms(), window.end_ms())];
+    ranges.extend(history.iter().map(|(_, start, end)| (*start, *end)));
+    let (scope, filters, by_user) = reach(budget);
+    let groups = query::range_totals(conn, scope, &filters, by_user, &ranges)?;
+    let names = if by_user {
+        member_names(conn)?
+    } else {
+        HashMap::new()
+    };
+    let mut standings = Vec::with_capacity(groups.len());
+    for (group, cells) in groups {
+        let used = measured(budget.measure, &cells[0]);
+        let days: Vec<forecast::DayUsage> = history
+            .iter()
+            .zip(&cells[1..])
+            .map(|((day, _, _), cell)| (*day, measured(budget.measure, cell)))
+            .collect();
+        let member = by_user.then(|| {
+            let name = names.get(&group).cloned().unwrap_or_default();
+            (UserId(group), name)
+        });
+        standings.push(Standing {
+            member,
+            window,
+            used,
+            amount: budget.amount,
+            forecast: forecast::project(used, now, &window, &zone, &days)?,
+        });
+    }
+    Ok(standings)
+}
+
+fn member_names(conn: &Connection) -> Result<HashMap<i64, String>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT id, username FROM users")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
