@@ -24,6 +24,7 @@ mod binary;
 mod browser;
 mod catalogue;
 mod catalogue_upgrade;
+mod claude_models;
 mod cli_team;
 mod cli_token;
 mod cli_usage;
