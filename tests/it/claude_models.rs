@@ -351,18 +351,16 @@ fn one_hour_writes_are_priced_at_twice_the_input_price() {
     instance.assert_priced(&oracle, &requests);
 }
 
-/// Where ccusage 20.0.24 is right and tokentally is not: Claude Code's
-/// ids of two retired releases, `claude-sonnet-4-20250514` and
-/// `claude-opus-4-1-20250805`, resolve to their Bedrock entries (Anthropic's
-/// list no longer has them), and those entries state no 1-hour write
-/// price, so LiteLLM's fallback prices a 1-hour write at the 5-minute rate
-/// (1.25× input). Anthropic's published rule is 2× input, which is what
-/// ccusage bills (BENCHMARKS.md, workload `one-hour`: these two models are
-/// the whole difference). This test pins what is stored today and how far
-/// it is below the published price; it changes when the catalogue (or a
-/// fallback for Anthropic's models) states the 1-hour price.
+/// Claude Code's ids of two retired releases, `claude-sonnet-4-20250514`
+/// and `claude-opus-4-1-20250805`, resolve to their Bedrock entries
+/// (Anthropic's list no longer has them), and those entries state no
+/// 1-hour write price. LiteLLM's fallback would price a 1-hour write at
+/// the 5-minute rate (1.25× input), 37.5 % below Anthropic's published
+/// rule (2× input), which ccusage bills. tokentally applies the published
+/// rule to every Claude entry without a 1-hour price, so both agree
+/// (BENCHMARKS.md, workload `one-hour`, before and after).
 #[test]
-fn one_hour_writes_of_retired_releases_fall_back_below_the_published_price() {
+fn one_hour_writes_of_retired_releases_cost_the_published_twice_input() {
     let oracle = Oracle::bundled();
     let writes = 80_000;
     let mut requests = Vec::new();
@@ -379,7 +377,7 @@ fn one_hour_writes_of_retired_releases_fall_back_below_the_published_price() {
         assert_eq!(
             oracle.field(entry, "cache_creation_input_token_cost_above_1hr"),
             None,
-            "{entry} now states a 1-hour price: ccusage and tokentally should agree"
+            "{entry} now states a 1-hour price: the default no longer applies to it"
         );
         let input = oracle.field(entry, "input_cost_per_token").expect("input");
         let five = oracle
@@ -390,11 +388,10 @@ fn one_hour_writes_of_retired_releases_fall_back_below_the_published_price() {
             entry: entry.to_owned(),
             counts: counts([0, 0, 0, writes], writes, 0),
         };
-        let stored = oracle.event_cost(entry, request.counts);
         let published = exact_cost(&[(input.as_str(), 2 * writes)]);
-        assert_eq!(stored, exact_cost(&[(five.as_str(), writes)]), "{model}");
-        // 1.25 / 2 of the published price: 37.5 % short.
-        assert_eq!(8 * stored, 5 * published, "{model}");
+        assert_eq!(oracle.event_cost(entry, request.counts), published, "{model}");
+        // LiteLLM's own fallback, the 5-minute price, is 5/8 of it.
+        assert_eq!(8 * exact_cost(&[(five.as_str(), writes)]), 5 * published, "{model}");
         requests.push(request);
     }
     let instance = Instance::new();

@@ -116,7 +116,8 @@ impl Oracle {
     /// The cost of one request at `entry`'s prices, from the JSON text
     /// alone, with LiteLLM's fallbacks (a cache price defaults to the input
     /// price, a 1-hour write to the 5-minute one, a tier's rate to the base
-    /// rate): a prompt (input + cache read + cache write) above the
+    /// rate) except that a Claude model's 1-hour write without a price of
+    /// its own costs twice the input price, as Anthropic publishes: a prompt (input + cache read + cache write) above the
     /// entry's threshold is priced wholly at the tier's rates; web searches
     /// at the medium search context price per request.
     pub fn event_cost(&self, entry: &str, counts: Counts) -> i64 {
@@ -140,8 +141,14 @@ impl Oracle {
         let read_price = at("cache_read_input_token_cost").unwrap_or_else(|| input_price.clone());
         let write_price =
             at("cache_creation_input_token_cost").unwrap_or_else(|| input_price.clone());
-        let hour_price =
-            at("cache_creation_input_token_cost_above_1hr").unwrap_or_else(|| write_price.clone());
+        // (price, tokens at it) of the 1-hour writes.
+        let hour = match at("cache_creation_input_token_cost_above_1hr") {
+            Some(price) => (price, counts.one_hour),
+            None if entry.to_lowercase().contains("claude") => {
+                (input_price.clone(), 2 * counts.one_hour)
+            }
+            None => (write_price.clone(), counts.one_hour),
+        };
         let search: Option<serde_json::Value> = base("search_context_cost_per_query")
             .map(|text| serde_json::from_str(&text).expect("an object"));
         let search_price = search
@@ -154,7 +161,7 @@ impl Oracle {
             (output_price.as_str(), output),
             (read_price.as_str(), read),
             (write_price.as_str(), write - counts.one_hour),
-            (hour_price.as_str(), counts.one_hour),
+            (hour.0.as_str(), hour.1),
             (search_price.as_str(), counts.searches),
         ])
     }
