@@ -389,9 +389,17 @@ fn one_hour_writes_of_retired_releases_cost_the_published_twice_input() {
             counts: counts([0, 0, 0, writes], writes, 0),
         };
         let published = exact_cost(&[(input.as_str(), 2 * writes)]);
-        assert_eq!(oracle.event_cost(entry, request.counts), published, "{model}");
+        assert_eq!(
+            oracle.event_cost(entry, request.counts),
+            published,
+            "{model}"
+        );
         // LiteLLM's own fallback, the 5-minute price, is 5/8 of it.
-        assert_eq!(8 * exact_cost(&[(five.as_str(), writes)]), 5 * published, "{model}");
+        assert_eq!(
+            8 * exact_cost(&[(five.as_str(), writes)]),
+            5 * published,
+            "{model}"
+        );
         requests.push(request);
     }
     let instance = Instance::new();

@@ -22,6 +22,7 @@ mod audit;
 mod backup;
 mod binary;
 mod browser;
+mod budget_alerts;
 mod catalogue;
 mod catalogue_upgrade;
 mod claude_models;

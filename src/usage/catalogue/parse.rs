@@ -192,8 +192,8 @@ fn entry(name: &str, fields: &Object) -> Result<Option<Entry>, Refusal> {
     // ([`one_hour_default`]).
     let cache_read = price(TOKEN_FIELDS[2])?.unwrap_or(input);
     let cache_write = price(TOKEN_FIELDS[3])?.unwrap_or(input);
-    let cache_write_1h = price(TOKEN_FIELDS[4])?
-        .map_or_else(|| one_hour_default(name, input, cache_write), Ok)?;
+    let cache_write_1h =
+        price(TOKEN_FIELDS[4])?.map_or_else(|| one_hour_default(name, input, cache_write), Ok)?;
     let base = TokenRates {
         input,
         output,
