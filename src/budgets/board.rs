@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::Standing;
 use super::access::{Sight, Viewer};
-use super::status::{StatusError, standings};
+use super::status::{Burn, StatusError, burn, standings};
 use super::store::{self, Budget};
 use crate::alerts::AlertRow;
 use crate::model::{TeamId, User, UserId};
@@ -19,6 +19,8 @@ pub struct Shown {
     /// One standing, or one per member (each-member budgets, in full), or
     /// the viewer's own share.
     pub standings: Vec<Standing>,
+    /// Day by day, for a budget with one standing the viewer sees in full.
+    pub burn: Option<Burn>,
 }
 
 /// The team `user` is in now, if any.
@@ -58,10 +60,18 @@ pub fn board(
                 standings.push(unused(&budget, user, now)?);
             }
         }
+        let burn = match (sight, standings.as_slice()) {
+            (Sight::Full | Sight::Own, [one]) if one.used > 0 => {
+                let member = one.member.as_ref().map(|(id, _)| *id);
+                Some(burn(conn, &budget, member, now)?)
+            }
+            _ => None,
+        };
         shown.push(Shown {
             budget,
             sight,
             standings,
+            burn,
         });
     }
     Ok(shown)

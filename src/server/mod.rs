@@ -164,6 +164,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
 
     let sweeper = tokio::spawn(sweep(state.clone(), settings.audit_retention_days));
     let head_keeper = tokio::spawn(keep_audit_head(state.clone()));
+    let budget_watch = tokio::spawn(watch_budgets(state.clone()));
     let metrics_server = match settings.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
         None => None,
@@ -188,6 +189,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     tracing::info!("stopping: draining writes");
     sweeper.abort();
     head_keeper.abort();
+    budget_watch.abort();
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
@@ -299,6 +301,29 @@ async fn keep_audit_head(state: AppState) {
 
 /// Housekeeping every few minutes: expired sessions, and the state of
 /// OTLP series whose exporter is long gone.
+/// How often every budget is evaluated besides the evaluation in each
+/// ingest transaction: usage that changes without being stored through
+/// ingest (a re-pricing, a link of an identity, a budget changed from the
+/// CLI) is caught within this.
+const BUDGET_WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn watch_budgets(state: AppState) {
+    let mut every = tokio::time::interval(BUDGET_WATCH_EVERY);
+    loop {
+        every.tick().await;
+        let now = state.clock.now();
+        match state
+            .db
+            .write(move |conn| crate::budgets::watch::all(conn, now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(alerts = n, "budget alerts recorded"),
+            Err(e) => tracing::warn!(error = %e, "could not evaluate the budgets"),
+        }
+    }
+}
+
 async fn sweep(state: AppState, audit_retention_days: Option<u32>) {
     let store = SqliteSessionStore::new(state.db.clone());
     let mut every = tokio::time::interval(SWEEP_EVERY);

@@ -11,6 +11,7 @@ use crate::alerts::{AlertKind, AlertRow};
 use crate::budgets::access::Sight;
 use crate::budgets::board::Shown;
 use crate::budgets::forecast::Forecast;
+use crate::budgets::status::Burn;
 use crate::budgets::{Budget, Measure, Standing};
 use crate::model::Unit;
 
@@ -126,6 +127,9 @@ pub fn card(shown: &Shown, unit: &Unit, now: Timestamp, remove: Option<Markup>) 
             @for standing in shown.standings.iter().take(MEMBER_ROWS) {
                 (standing_block(shown, standing, unit, now))
             }
+            @if let (Some(burn), [standing]) = (&shown.burn, shown.standings.as_slice()) {
+                (burn_chart(shown, standing, burn, unit))
+            }
             @if shown.standings.len() > MEMBER_ROWS {
                 p { (shown.standings.len() - MEMBER_ROWS) " more members (see `tokentally budget list`)." }
             }
@@ -240,5 +244,87 @@ pub fn alert_text(alert: &AlertRow, sight: Sight, unit: &Unit) -> String {
             text("budget")
         ),
         AlertKind::Unusual => format!("Unusual usage{who}{figures}."),
+    }
+}
+
+/// What `ui/app.js` draws for a budget: used so far (solid), the forecast
+/// from today to the period's end (dashed), and the amount (flat). Amounts
+/// in the unit's micro-units (money) or tokens.
+#[derive(serde::Serialize)]
+struct BurnData<'a> {
+    labels: &'a [String],
+    used: Vec<Option<i64>>,
+    projected: Vec<Option<i64>>,
+    amount: i64,
+    metric: &'static str,
+    money: (String, String),
+}
+
+/// The budget's chart: a figure with its table (always there) and the
+/// data the script draws from.
+pub fn burn_chart(shown: &Shown, standing: &Standing, burn: &Burn, unit: &Unit) -> Markup {
+    let budget = &shown.budget;
+    let value = |v: i64| match budget.measure {
+        Measure::Cost => unit.chart_value(v),
+        Measure::Tokens => v,
+    };
+    let days = burn.days.len();
+    let done = burn.used.len();
+    let mut used: Vec<Option<i64>> = burn.used.iter().map(|v| Some(value(*v))).collect();
+    used.resize(days, None);
+    // The dashed line: from today's total, evenly to the projection.
+    let mut projected = vec![None; days];
+    if let (Some(forecast), Some(last)) = (standing.forecast, burn.used.last()) {
+        let left = (days - done) as i64;
+        for (step, slot) in projected
+            .iter_mut()
+            .enumerate()
+            .skip(done.saturating_sub(1))
+        {
+            let k = (step + 1 - done) as i64;
+            let at = if left == 0 {
+                *last
+            } else {
+                last + (forecast.projected - last) * k / left.max(1)
+            };
+            *slot = Some(value(at));
+        }
+    }
+    let data = BurnData {
+        labels: &burn.days,
+        used,
+        projected,
+        amount: value(budget.amount),
+        metric: budget.measure.name(),
+        money: (unit.prefix(), unit.suffix()),
+    };
+    let json = serde_json::to_string(&data)
+        .unwrap_or_else(|_| "{}".to_owned())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let id = format!("burn-{}", budget.id);
+    html! {
+        figure.chart-figure aria-labelledby={ (id) "-caption" } {
+            figcaption #{ (id) "-caption" } {
+                (budget.name) ": used day by day, and the forecast to the period's end"
+            }
+            div.burn-chart id=(id) data-burn=(id) hidden {}
+            script type="application/json" id={ (id) "-data" } { (maud::PreEscaped(json)) }
+            details.chart-table {
+                summary { "Table of this chart" }
+                div.table-scroll {
+                    table {
+                        caption.visually-hidden { (budget.name) ", used by the end of each day" }
+                        thead { tr { th scope="col" { "Day" } th.num scope="col" { "Used so far" } } }
+                        tbody {
+                            @for (day, used) in burn.days.iter().zip(&burn.used) {
+                                tr { th scope="row" { (day) } td.num { (amount(budget.measure, *used, unit)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -140,7 +140,7 @@ fn remove_form(csrf: &str, name: &str) -> Markup {
         form.inline method="post" action={ (PATH) "/remove" } {
             (layout::csrf_field(csrf))
             input type="hidden" name="name" value=(name);
-            button.secondary type="submit" { "Remove " (name) }
+            button.link type="submit" { "Remove " (name) }
         }
     }
 }

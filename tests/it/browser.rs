@@ -623,7 +623,16 @@ fn accessibility(base: &str) {
     browser.goto(&format!("{base}/events"));
     browser.screenshot(&screenshots().join("events-360.png"));
     browser.goto(&format!("{base}/budgets"));
+    // The monthly budget's chart: used, the dashed forecast, the amount.
+    browser.wait_for("return !!document.querySelector('[data-burn] .uplot canvas')");
     browser.screenshot(&screenshots().join("budgets-360.png"));
+    browser.viewport(1280, 900);
+    browser.script(
+        "document.querySelector('[data-burn]').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("budgets-desktop.png"));
+    browser.viewport(360, 780);
     browser.goto(&format!("{base}/admin/prices?q=claude-sonnet"));
     browser.script(
         "document.getElementById('search-title').scrollIntoView()",
