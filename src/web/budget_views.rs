@@ -175,8 +175,9 @@ pub fn overview_card(board: &[Shown], unit: &Unit, now: Timestamp) -> Markup {
                             @if shown.sight != Sight::Share {
                                 " — " (amount(shown.budget.measure, standing.used, unit)) " of "
                                 (amount(shown.budget.measure, standing.amount, unit))
-                                @if let Some(f) = standing.forecast.filter(|f| f.projected > standing.amount) {
+                                @if let Some(f) = standing.forecast {
                                     ", projected " (amount(shown.budget.measure, f.projected, unit))
+                                    @if f.projected > standing.amount { span.over { " (over)" } }
                                 }
                             }
                             "; " (resets(&shown.budget, standing.window.end, now))

@@ -26,6 +26,7 @@ mod budget_alerts;
 mod catalogue;
 mod catalogue_upgrade;
 mod claude_models;
+mod cli_budget;
 mod cli_team;
 mod cli_token;
 mod cli_usage;
