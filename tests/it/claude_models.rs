@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::common::catalogue::{Counts, Oracle, exact_cost};
-use crate::common::server::run_cli;
+use crate::common::cli::CliInstance;
 
 /// One request of the fixture: the model id sent, the entry that must
 /// price it, its counts.
@@ -153,25 +153,18 @@ fn transcript_line(i: usize, request: &Request) -> String {
 }
 
 struct Instance {
-    dir: tempfile::TempDir,
+    cli: CliInstance,
 }
 
 impl Instance {
     fn new() -> Instance {
-        let instance = Instance {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        instance.ok(&["user", "add", "ada", "--role", "admin", "--password-stdin"]);
-        instance
+        Instance {
+            cli: CliInstance::with_user("admin"),
+        }
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let data = self.dir.path().to_str().expect("utf-8");
-        let mut full = vec!["--data-dir", data];
-        full.extend_from_slice(args);
-        let (ok, out, err) = run_cli(&full, &[], Some("a long enough password\n"));
-        assert!(ok, "{args:?}: {err}");
-        out
+        self.cli.ok(args)
     }
 
     /// Imports the requests as one Claude Code session.
@@ -181,14 +174,13 @@ impl Instance {
             .enumerate()
             .map(|(i, r)| transcript_line(i, r))
             .collect();
-        let path = self.dir.path().join("session.jsonl");
-        std::fs::write(&path, text).expect("write");
-        self.ok(&["import", path.to_str().expect("utf-8"), "--user", "ada"]);
+        let path = self.cli.write("session.jsonl", &text);
+        self.ok(&["import", &path, "--user", "ada"]);
     }
 
     /// Per request index: (model, cost, origin, 1-hour writes, searches).
     fn events(&self) -> BTreeMap<usize, (String, i64, i64, i64, i64)> {
-        let conn = rusqlite::Connection::open(self.dir.path().join("tokentally.db")).expect("open");
+        let conn = self.cli.conn();
         conn.prepare(
             "SELECT e.external_id, m.name, e.cost_micros, e.cost_origin,
                     e.cache_write_1h_tokens, e.web_search_requests

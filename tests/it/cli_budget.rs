@@ -6,42 +6,28 @@
 
 use serde_json::Value;
 
-use crate::common::server::run_cli;
+use crate::common::cli::CliInstance;
 
 struct Instance {
-    dir: tempfile::TempDir,
+    cli: CliInstance,
+}
+
+impl std::ops::Deref for Instance {
+    type Target = CliInstance;
+    fn deref(&self) -> &CliInstance {
+        &self.cli
+    }
 }
 
 impl Instance {
     fn new() -> Instance {
-        let instance = Instance {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        instance.ok(&["user", "add", "ada", "--role", "member", "--password-stdin"]);
-        instance
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let data = self.dir.path().to_str().expect("utf-8");
-        let mut full = vec!["--data-dir", data];
-        full.extend_from_slice(args);
-        run_cli(&full, &[], Some("a long enough password\n"))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{args:?}: {err}");
-        out
-    }
-
-    fn refused(&self, args: &[&str]) -> String {
-        let (ok, _, err) = self.run(args);
-        assert!(!ok, "{args:?} was accepted");
-        err
+        Instance {
+            cli: CliInstance::with_user("member"),
+        }
     }
 
     fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        let conn = rusqlite::Connection::open(self.dir.path().join("tokentally.db")).expect("open");
+        let conn = self.conn();
         let mut stmt = conn.prepare(sql).expect("prepare");
         let columns = stmt.column_count();
         stmt.query_map([], |row| {

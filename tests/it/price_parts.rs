@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::common::catalogue::{BUNDLED, Counts, Oracle};
-use crate::common::server::run_cli;
+use crate::common::cli::CliInstance;
 
 const BEDROCK: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 
@@ -137,29 +137,20 @@ fn api_line(i: usize, call: &Call) -> String {
     format!("{line}\n")
 }
 
-struct Instance {
-    dir: tempfile::TempDir,
+/// A data directory through the CLI, with checks of its events.
+struct Instance(CliInstance);
+
+impl std::ops::Deref for Instance {
+    type Target = CliInstance;
+    fn deref(&self) -> &CliInstance {
+        &self.0
+    }
 }
 
 impl Instance {
-    fn ok(&self, args: &[&str]) -> String {
-        let data = self.dir.path().to_str().expect("utf-8");
-        let mut full = vec!["--data-dir", data];
-        full.extend_from_slice(args);
-        let (ok, out, err) = run_cli(&full, &[], Some("a long enough password\n"));
-        assert!(ok, "{args:?}: {err}");
-        out
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("write");
-        path.to_str().expect("utf-8").to_owned()
-    }
-
     /// Per event id: (cost, origin, 1-hour writes, web searches, one request).
     fn events(&self) -> BTreeMap<String, (i64, i64, i64, i64, bool)> {
-        let conn = rusqlite::Connection::open(self.dir.path().join("tokentally.db")).expect("open");
+        let conn = self.conn();
         conn.prepare(
             "SELECT external_id, cost_micros, cost_origin, cache_write_1h_tokens,
                     web_search_requests, one_request FROM events",
@@ -200,10 +191,7 @@ impl Instance {
 
 #[test]
 fn every_component_prices_each_event_and_a_sync_reprices_the_same() {
-    let instance = Instance {
-        dir: tempfile::tempdir().expect("tempdir"),
-    };
-    instance.ok(&["user", "add", "ada", "--role", "admin", "--password-stdin"]);
+    let instance = Instance(CliInstance::with_user("admin"));
     let (api, claude): (Vec<_>, Vec<_>) =
         CALLS.iter().enumerate().partition(|(_, c)| c.id == "api");
     let transcript: String = claude.iter().map(|(i, c)| transcript_line(*i, c)).collect();

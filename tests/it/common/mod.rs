@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod catalogue;
+pub mod cli;
 pub mod clients;
 pub mod otlp;
 pub mod powercut;
