@@ -16,6 +16,11 @@
 //! drop the rare repeat when the process dies between sending and
 //! recording. Nothing here updates or deletes an alert.
 
+pub mod channels;
+pub mod deliver;
+pub mod email;
+pub mod formats;
 pub mod store;
+pub mod worker;
 
 pub use store::{AlertKind, AlertRow, Destination, NewAlert, record};

@@ -207,3 +207,11 @@ pub fn recent(
     };
     Ok(rows)
 }
+
+/// The alert with row id `id`.
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<AlertRow>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
