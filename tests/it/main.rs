@@ -17,6 +17,7 @@ mod common;
 mod access;
 mod accounts;
 mod addresses;
+mod alert_delivery;
 mod architecture;
 mod audit;
 mod backup;
