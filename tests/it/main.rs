@@ -18,6 +18,7 @@ mod access;
 mod accounts;
 mod addresses;
 mod alert_delivery;
+mod alert_email;
 mod architecture;
 mod audit;
 mod backup;
