@@ -58,7 +58,7 @@ pub struct AddArgs {
 }
 
 /// The mail server, for `serve` and `channel test`.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct SmtpArgs {
     /// Mail server for alert emails: smtp://user:password@host:587 (STARTTLS),
     /// ?tls=tls or smtps:// (implicit TLS), ?tls=none (plain, local relays)
@@ -72,6 +72,16 @@ pub struct SmtpArgs {
     /// The From address of alert emails
     #[arg(long, env = "TOKENTALLY_SMTP_FROM", value_name = "ADDRESS")]
     pub smtp_from: Option<String>,
+}
+
+// By hand: the URL may hold the mail server's password.
+impl std::fmt::Debug for SmtpArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpArgs")
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "(hidden)"))
+            .field("smtp_from", &self.smtp_from)
+            .finish()
+    }
 }
 
 impl SmtpArgs {

@@ -60,7 +60,6 @@ pub struct FileConfig {
     // Alert emails (`alerts::email`).
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
-    pub alert_retry_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +187,7 @@ pub(super) fn serve_settings(
         unit,
         // Read (and checked) by the caller: it can fail.
         smtp: None,
-        alert_retry_ms: args.alert_retry_ms.or(file.alert_retry_ms),
+        alert_retry_ms: args.alert_retry_ms,
     }
 }
 

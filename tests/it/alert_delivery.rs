@@ -355,3 +355,49 @@ fn channel_list_never_shows_a_secret_and_test_sends_through_the_real_code() {
     cli(data, &["channel", "remove", "chat"]);
     assert!(!cli(data, &["channel", "list"]).contains("chat"));
 }
+
+#[test]
+fn alerts_recorded_by_an_import_in_another_process_are_delivered_by_the_server() {
+    let receiver = Receiver::start(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    admin_ingest_token(data);
+    cli(
+        data,
+        &[
+            "channel",
+            "add",
+            "ops",
+            "--webhook",
+            &receiver.url("/import"),
+            "--secret",
+            "imp-9",
+        ],
+    );
+    budget(data, "imported", "import-model", "ops");
+    let server = Server::start(dir.path(), &["--public-url", "http://tokens.example"]);
+    server.wait_ready();
+
+    let now = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let line = serde_json::json!({
+        "id": "i0", "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "model": "import-model", "input_tokens": 1, "output_tokens": 1, "cost": "12",
+    });
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, format!("{line}\n")).expect("write");
+    cli(
+        data,
+        &[
+            "import",
+            "--format",
+            "jsonl",
+            "--user",
+            "root",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+
+    let got = receiver.wait_for("/import", 3, WAIT);
+    assert_thresholds(&got, "imported", "import-model", "imp-9", &["12.000000"; 3]);
+    drop(server);
+}
