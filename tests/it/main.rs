@@ -19,6 +19,7 @@ mod accounts;
 mod addresses;
 mod alert_delivery;
 mod alert_email;
+mod alert_worker;
 mod architecture;
 mod audit;
 mod backup;
