@@ -343,4 +343,58 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn teams_and_ntfy_have_their_own_shapes() {
+        let teams = webhook(&alert(), Format::Teams, None, &Context::default());
+        let card: Value = serde_json::from_slice(&teams.body).expect("json");
+        assert_eq!(card["@type"], "MessageCard");
+        assert!(
+            card["text"]
+                .as_str()
+                .expect("text")
+                .contains("80 % reached")
+        );
+        let ntfy = webhook(&alert(), Format::Ntfy, None, &Context::default());
+        assert!(ntfy.content_type.starts_with("text/plain"));
+        let names: Vec<&str> = ntfy.headers.iter().map(|(n, _)| *n).collect();
+        for name in ["Idempotency-Key", "Title", "Priority", "Tags"] {
+            assert!(names.contains(&name), "{names:?}");
+        }
+        assert!(String::from_utf8_lossy(&ntfy.body).starts_with("Budget monthly"));
+    }
+
+    #[test]
+    fn tokens_are_integers_and_a_projection_says_so() {
+        let tokens = AlertRow {
+            measure: "tokens".into(),
+            used: 1_500,
+            amount: Some(1_000),
+            projected: None,
+            ..alert()
+        };
+        let body = json_body(&tokens, &Context::default());
+        assert_eq!(
+            (body["used"].clone(), body["amount"].clone()),
+            (json!(1_500), json!(1_000))
+        );
+        assert_eq!(body["projected"], Value::Null);
+        assert!(
+            body["events_url"]
+                .as_str()
+                .expect("url")
+                .starts_with("/events?")
+        );
+        let projected = AlertRow {
+            kind: AlertKind::Projected,
+            threshold: 100,
+            used: 4_000_000,
+            ..alert()
+        };
+        let line = human_line(&projected, &Context::default());
+        assert!(
+            line.contains("projected to go over — $4.00 of $10.00 this month; projected $12.40"),
+            "{line}"
+        );
+    }
 }
