@@ -100,6 +100,12 @@ impl Worker {
         self.wake.notify_one();
     }
 
+    /// What wakes it, for code that records alerts in this process (a
+    /// `notify_one` after the commit saves up to a poll's wait).
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
     /// Stops after the delivery in hand (at most its timeout).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
