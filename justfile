@@ -51,6 +51,16 @@ bench-import megabytes="1024":
     cd target/bench/ccusage && (npm install --no-audit --no-fund ccusage@20.0.24 @ccusage/ccusage-linux-x64@20.0.24 >/dev/null 2>&1 || echo "ccusage not installed; comparing nothing")
     cargo bench --bench import -- target/perf/tokentally target/bench/import-{{megabytes}} {{megabytes}} $(find target/bench/ccusage/node_modules/@ccusage -name ccusage -type f -perm -u+x 2>/dev/null | head -1)
 
+# Per-day cost against ccusage 20.0.24 on generated transcripts of ten
+# current Claude models (MEGABYTES per workload; BENCHMARKS.md "Cost against
+# ccusage"): same rules within 0.01 %, then 1-hour writes and long context
+bench-ccusage megabytes="20":
+    cargo build --profile perf
+    mkdir -p target/bench/ccusage
+    cd target/bench/ccusage && npm install --no-audit --no-fund ccusage@20.0.24 @ccusage/ccusage-linux-x64@20.0.24 >/dev/null 2>&1
+    chmod u+x target/bench/ccusage/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage
+    cargo bench --bench ccusage_cost -- target/perf/tokentally target/bench/ccusage-cost target/bench/ccusage/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage {{megabytes}}
+
 # Linking an identity with N held events to a person, and unlinking it
 # (one transaction each, verify after both); default 100k and 1M
 bench-link *events:

@@ -230,8 +230,62 @@ function drawChart(holder) {
   });
 }
 
+// A budget's chart: used so far (solid), the forecast to the period's end
+// (dashed), the amount (thin, flat). The table beside it has the numbers.
+function drawBurn(holder) {
+  var id = holder.getAttribute("data-burn");
+  var source = document.getElementById(id + "-data");
+  if (!source || typeof uPlot === "undefined") return;
+  var data = JSON.parse(source.textContent);
+  if (!data.labels || !data.labels.length) return;
+  holder.hidden = false;
+  var format = function (v) {
+    if (v == null) return "";
+    if (data.metric === "cost") {
+      return data.money[0] + (v / 1e6).toFixed(v >= 1e8 ? 0 : 2) + data.money[1];
+    }
+    if (v >= 1e9) return (v / 1e9).toFixed(1) + "B";
+    if (v >= 1e6) return (v / 1e6).toFixed(1) + "M";
+    if (v >= 1e3) return (v / 1e3).toFixed(1) + "k";
+    return String(v);
+  };
+  var xs = data.labels.map(function (_, i) { return i; });
+  var flat = data.labels.map(function () { return data.amount; });
+  var build = function () {
+    var text = cssVar("--text"), grid = cssVar("--border");
+    var opts = {
+      width: Math.max(holder.clientWidth, 260),
+      height: 200,
+      legend: { show: false },
+      scales: { x: { time: false } },
+      axes: [
+        { stroke: text, grid: { stroke: grid }, ticks: { stroke: grid },
+          values: function (u, splits) { return splits.map(function (i) { return (data.labels[i] || "").slice(5); }); } },
+        { stroke: text, grid: { stroke: grid }, ticks: { stroke: grid }, size: 60,
+          values: function (u, vals) { return vals.map(format); } }
+      ],
+      series: [
+        {},
+        { label: "Used", stroke: PALETTE[0], width: 2, points: { show: false } },
+        { label: "Forecast", stroke: PALETTE[0], width: 2, dash: [6, 4], points: { show: false } },
+        { label: "Budget", stroke: text, width: 1, points: { show: false } }
+      ],
+      cursor: { show: false }
+    };
+    return new uPlot(opts, [xs, data.used, data.projected, flat], holder);
+  };
+  var plot = build();
+  if (window.ResizeObserver) {
+    new ResizeObserver(function () {
+      plot.setSize({ width: Math.max(holder.clientWidth, 260), height: 200 });
+    }).observe(holder);
+  }
+  document.addEventListener("tokentally:theme", function () { plot.destroy(); plot = build(); });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   document.documentElement.classList.add("js");
   setUpThemeToggle();
   Array.prototype.forEach.call(document.querySelectorAll("[data-chart]"), drawChart);
+  Array.prototype.forEach.call(document.querySelectorAll("[data-burn]"), drawBurn);
 });

@@ -215,3 +215,36 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<AlertRow>, DbError> {
         .query_row([id], from_row)
         .optional()?)
 }
+
+/// Delivered, waiting (never tried) and retrying (tried, failed)
+/// deliveries of an alert, and the last failure.
+pub type DeliveryCounts = (i64, i64, i64);
+
+/// The newest `limit` alerts that were sent (not quiet), newest first,
+/// each with its deliveries' state.
+pub fn recent_with_deliveries(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<(AlertRow, DeliveryCounts, Option<String>)>, DbError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS},
+            (SELECT COUNT(*) FROM alert_deliveries d WHERE d.alert_id = a.id
+               AND d.delivered_ms IS NOT NULL),
+            (SELECT COUNT(*) FROM alert_deliveries d WHERE d.alert_id = a.id
+               AND d.delivered_ms IS NULL AND d.attempts = 0),
+            (SELECT COUNT(*) FROM alert_deliveries d WHERE d.alert_id = a.id
+               AND d.delivered_ms IS NULL AND d.attempts > 0),
+            (SELECT d.last_error FROM alert_deliveries d WHERE d.alert_id = a.id
+               AND d.last_error IS NOT NULL LIMIT 1)
+         FROM alerts a WHERE quiet = 0 ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit], |row| {
+        Ok((
+            from_row(row)?,
+            (row.get(15)?, row.get(16)?, row.get(17)?),
+            row.get(18)?,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -154,3 +154,89 @@ pub fn history_ranges(
     }
     Ok(ranges)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budgets::period::Period;
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    /// 14 days before Monday 2026-06-15: 100 a working day, 10 a weekend day.
+    fn history() -> Vec<DayUsage> {
+        history_from("2026-06-01")
+    }
+
+    fn history_from(first: &str) -> Vec<DayUsage> {
+        let first: Date = first.parse().expect("date");
+        (0..14)
+            .map(|i| {
+                let day = first.checked_add(i.days()).expect("day");
+                (day, if is_weekend(day) { 10 } else { 100 })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn working_days_and_weekends_have_their_own_rates() {
+        let zone = TimeZone::UTC;
+        let now = ts("2026-06-15T00:00:00Z");
+        let window = Period::Month.window_at(&zone, now).expect("window");
+        let forecast = project(1_000, now, &window, &zone, &history())
+            .expect("time")
+            .expect("a forecast");
+        // June 15–30: 12 working days, 4 weekend days.
+        assert_eq!(forecast.projected, 1_000 + 12 * 100 + 4 * 10);
+        assert_eq!((forecast.weekday_rate, forecast.weekend_rate), (100, 10));
+        assert_eq!(forecast.history_days, 14);
+    }
+
+    #[test]
+    fn the_rest_of_today_counts_for_its_share() {
+        let zone = TimeZone::UTC;
+        // Tuesday June 30, 18:00: a quarter of the month's last day to go.
+        let now = ts("2026-06-30T18:00:00Z");
+        let window = Period::Month.window_at(&zone, now).expect("window");
+        let days = history_from("2026-06-16");
+        let forecast = project(500, now, &window, &zone, &days)
+            .expect("time")
+            .expect("a forecast");
+        assert_eq!(forecast.projected, 500 + 25);
+    }
+
+    #[test]
+    fn days_before_the_first_usage_do_not_count() {
+        let zone = TimeZone::UTC;
+        let now = ts("2026-06-15T00:00:00Z");
+        let window = Period::Day.window_at(&zone, now).expect("window");
+        let mut days = history();
+        for day in days.iter_mut().take(10) {
+            day.1 = 0;
+        }
+        // Left: Thu 11 (100), Fri 12 (100), Sat 13 (10), Sun 14 (10).
+        let forecast = project(0, now, &window, &zone, &days)
+            .expect("time")
+            .expect("a forecast");
+        assert_eq!(forecast.history_days, 4);
+        assert_eq!(forecast.projected, 100);
+    }
+
+    #[test]
+    fn with_no_history_the_period_s_own_pace_after_a_day() {
+        let zone = TimeZone::UTC;
+        let window = Period::Month
+            .window_at(&zone, ts("2026-06-10T00:00:00Z"))
+            .expect("window");
+        let empty: Vec<DayUsage> = Vec::new();
+        let early = project(50, ts("2026-06-01T12:00:00Z"), &window, &zone, &empty).expect("time");
+        assert_eq!(early, None);
+        // 10 days in, 300 used: 30 a day for the 20 left.
+        let later = project(300, ts("2026-06-11T00:00:00Z"), &window, &zone, &empty)
+            .expect("time")
+            .expect("a forecast");
+        assert_eq!(later.projected, 900);
+        assert_eq!(later.history_days, 0);
+    }
+}

@@ -14,6 +14,8 @@
 //! Above `usage` and `teams` (it reads usage by scope), below `ingest` and
 //! `import` (which call [`watch::after_usage`] where they store events).
 
+pub mod access;
+pub mod board;
 pub mod forecast;
 pub mod period;
 pub mod status;

@@ -140,3 +140,61 @@ fn member_names(conn: &Connection) -> Result<HashMap<i64, String>, DbError> {
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The period's usage day by day, summed as it grew: what the budget's
+/// chart draws (a solid line to today, then the forecast dashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Burn {
+    /// Each local day of the period, `2026-12-01`.
+    pub days: Vec<String>,
+    /// Used by the end of each day up to today (today: so far).
+    pub used: Vec<i64>,
+}
+
+/// [`Burn`] of `budget` at `now`, for one member of an each-member budget
+/// (`member`) or the whole scope.
+pub fn burn(
+    conn: &Connection,
+    budget: &Budget,
+    member: Option<UserId>,
+    now: Timestamp,
+) -> Result<Burn, StatusError> {
+    use jiff::ToSpan;
+    let zone = budget.time_zone();
+    let window = budget.period.window_at(&zone, now)?;
+    let mut day = window.start.to_zoned(zone.clone()).date();
+    let mut days = Vec::new();
+    let mut ranges = Vec::new();
+    loop {
+        let start = super::period::local_midnight(day, &zone)?;
+        if start >= window.end {
+            break;
+        }
+        let next = day.checked_add(1.day())?;
+        let end = super::period::local_midnight(next, &zone)?.min(window.end);
+        days.push(day.to_string());
+        if start <= now {
+            ranges.push((start.as_millisecond(), end.as_millisecond()));
+        }
+        day = next;
+    }
+    let (mut scope, filters, _) = reach(budget);
+    if let Some(member) = member {
+        scope = Scope::User(member);
+    }
+    let groups = query::range_totals(conn, scope, &filters, false, &ranges)?;
+    let mut running = 0i64;
+    let used = groups
+        .first()
+        .map(|(_, cells)| {
+            cells
+                .iter()
+                .map(|cell| {
+                    running = running.saturating_add(measured(budget.measure, cell));
+                    running
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Burn { days, used })
+}

@@ -102,6 +102,28 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// Its settings as the audit trail and `budget list --json` give them.
+    pub fn describe(&self) -> serde_json::Value {
+        let week_start = match self.period {
+            Period::Week { start } => Some(format!("{start:?}").to_lowercase()),
+            _ => None,
+        };
+        let amount = match self.measure {
+            Measure::Cost => crate::model::format::decimal(self.amount),
+            Measure::Tokens => self.amount.to_string(),
+        };
+        serde_json::json!({
+            "name": self.name,
+            "period": self.period.name(),
+            "week_start": week_start,
+            "time_zone": self.zone,
+            "measure": self.measure.name(),
+            "amount": amount,
+            "scope": self.scope.label(),
+            "thresholds": self.thresholds,
+        })
+    }
+
     /// The zone of its period (UTC if the stored name is no longer known).
     pub fn time_zone(&self) -> TimeZone {
         TimeZone::get(&self.zone).unwrap_or(TimeZone::UTC)

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::usage::{UsageCommandError, open};
 use crate::audit;
+use crate::budgets::Standing;
 use crate::budgets::period::parse_weekday;
 use crate::budgets::status::{StatusError, standings};
 use crate::budgets::store::{self, Budget, BudgetError, Measure, NewBudget};
 use crate::budgets::watch;
-use crate::budgets::{Period, Standing};
 use crate::db::{Db, DbError};
 use crate::model::format::decimal;
 use crate::model::{Action, Unit};
@@ -166,7 +166,7 @@ async fn dispatch(
                         watch::settle(conn, &budget, now)?
                     };
                     let target = format!("budget:{}", budget.name);
-                    audit::record_cli(conn, Action::BudgetCreate, target, describe(&budget))?;
+                    audit::record_cli(conn, Action::BudgetCreate, target, budget.describe())?;
                     Ok::<_, BudgetError>((budget, passed))
                 })
                 .await?;
@@ -200,7 +200,7 @@ async fn dispatch(
                 .write(move |conn| {
                     let budget = store::remove(conn, &name)?;
                     let target = format!("budget:{}", budget.name);
-                    audit::record_cli(conn, Action::BudgetRemove, target, describe(&budget))?;
+                    audit::record_cli(conn, Action::BudgetRemove, target, budget.describe())?;
                     Ok::<_, BudgetError>(budget)
                 })
                 .await?;
@@ -208,24 +208,6 @@ async fn dispatch(
         }
     }
     Ok(())
-}
-
-/// What the audit trail and `list --json` say about a budget's settings.
-pub fn describe(budget: &Budget) -> Value {
-    let week_start = match budget.period {
-        Period::Week { start } => Some(format!("{start:?}").to_lowercase()),
-        _ => None,
-    };
-    json!({
-        "name": budget.name,
-        "period": budget.period.name(),
-        "week_start": week_start,
-        "time_zone": budget.zone,
-        "measure": budget.measure.name(),
-        "amount": amount_text(budget.measure, budget.amount),
-        "scope": budget.scope.label(),
-        "thresholds": budget.thresholds,
-    })
 }
 
 fn amount_text(measure: Measure, value: i64) -> String {
@@ -260,7 +242,7 @@ fn print_budget(budget: &Budget, standings: &[Standing], unit: &Unit, json: bool
                 })
             })
             .collect();
-        let mut line = describe(budget);
+        let mut line = budget.describe();
         line["standing"] = Value::Array(rows);
         line["unit"] = json!(unit);
         println!("{line}");

@@ -170,6 +170,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     let sweeper = tokio::spawn(sweep(state.clone(), settings.audit_retention_days));
     let head_keeper = tokio::spawn(keep_audit_head(state.clone()));
     let alert_worker = start_alert_worker(&state, &settings);
+    let budget_watch = tokio::spawn(watch_budgets(state.clone(), alert_worker.waker()));
     let metrics_server = match settings.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
         None => None,
@@ -196,6 +197,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     alert_worker.stop().await;
     sweeper.abort();
     head_keeper.abort();
+    budget_watch.abort();
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
@@ -331,6 +333,32 @@ async fn keep_audit_head(state: AppState) {
 
 /// Housekeeping every few minutes: expired sessions, and the state of
 /// OTLP series whose exporter is long gone.
+/// How often every budget is evaluated besides the evaluation in each
+/// ingest transaction: usage that changes without being stored through
+/// ingest (a re-pricing, a link of an identity, a budget changed from the
+/// CLI) is caught within this.
+const BUDGET_WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn watch_budgets(state: AppState, deliver_now: Arc<tokio::sync::Notify>) {
+    let mut every = tokio::time::interval(BUDGET_WATCH_EVERY);
+    loop {
+        every.tick().await;
+        let now = state.clock.now();
+        match state
+            .db
+            .write(move |conn| crate::budgets::watch::all(conn, now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(alerts = n, "budget alerts recorded");
+                deliver_now.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not evaluate the budgets"),
+        }
+    }
+}
+
 async fn sweep(state: AppState, audit_retention_days: Option<u32>) {
     let store = SqliteSessionStore::new(state.db.clone());
     let mut every = tokio::time::interval(SWEEP_EVERY);

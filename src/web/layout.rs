@@ -66,6 +66,7 @@ fn document(assets: &AssetIndex, nav: Option<Nav<'_>>, title: &str, content: Mar
                             @if team {
                                 a href="/team" { "Team" }
                             }
+                            a href="/budgets" { "Budgets" }
                             @if user.is_admin() {
                                 a href="/admin/prices" { "Prices" }
                                 a href="/admin/users" { "Users" }

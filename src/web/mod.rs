@@ -5,8 +5,11 @@
 //! URL state and time controls every data page shares, and the charts.
 
 pub mod account;
+mod alerts;
 pub mod assets;
 mod audit;
+mod budget_views;
+mod budgets;
 mod chart;
 pub mod connect;
 mod connect_snippets;
@@ -111,7 +114,10 @@ pub fn routes(state: WebState) -> Router {
         .route("/connect", get(connect::page).post(connect::create))
         .route("/connect/status", get(connect::status))
         // Admins and team leads; the handler refuses anyone else.
-        .route("/team", get(team::page));
+        .route("/team", get(team::page))
+        .route("/budgets", get(budgets::page).post(budgets::create))
+        .route("/budgets/remove", post(budgets::remove))
+        .route("/alerts", get(alerts::page));
     let admin = Router::new()
         .route("/admin/prices", get(prices::page).post(prices::set))
         .route("/admin/prices/remove", post(prices::remove))

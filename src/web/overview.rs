@@ -8,15 +8,22 @@ use maud::{Markup, html};
 
 use super::chart::{self, Chart, Metric};
 use super::controls::{DataPage, ViewChoices, time_controls, view_switcher};
-use super::{format, layout};
+use super::{budget_views, format, layout};
+use crate::alerts::AlertRow;
 use crate::audit::Note;
+use crate::budgets::access::Sight;
+use crate::budgets::board::{self, Shown};
+use crate::db::DbError;
 use crate::error::AppError;
+use crate::model::TeamId;
 use crate::model::{Scope, Totals, Unit};
 use crate::usage::query::{self, GroupBy, QueryError, Series, SeriesQuery, Top, TotalsWithChange};
 use crate::usage::rollup::Dim;
 use crate::usage::unassigned::{self, Unassigned};
 use crate::web::WebState;
 
+/// How far back the overview's banner shows alerts.
+const ALERTS_SHOWN_MS: i64 = 86_400_000;
 /// Rows of the top models and activities tables (then one "Other" row).
 const TOP: usize = 8;
 /// Groups of the other dimension kept for a bar's hover breakdown; the
@@ -42,6 +49,9 @@ struct Overview {
     choices: ViewChoices,
     /// Admins viewing everyone: the usage held by unlinked identities.
     unassigned: Option<Unassigned>,
+    /// The budgets that cover the viewer, and the alerts of the last day.
+    budgets: Vec<Shown>,
+    alerts: Vec<(AlertRow, Sight)>,
 }
 
 /// The split of the bars: `model` (default), `activity`, or `team` (the
@@ -87,6 +97,8 @@ pub async fn page(
     let everyone = admin && matches!(scope, Scope::Everyone);
     // The chart keeps its largest series by what it shows.
     let rank = Metric::parse(page.url.get("metric")).rank();
+    let (user, now) = (page.context.viewer.user.clone(), state.clock.now());
+    let leads: Vec<TeamId> = page.context.leads.iter().map(|t| t.id).collect();
     let data = state
         .db
         .read(move |conn| {
@@ -119,17 +131,25 @@ pub async fn page(
                 } else {
                     None
                 },
+                budgets: board::board(conn, &user, &leads, now).map_err(DbError::from)?,
+                alerts: board::recent_alerts(
+                    conn,
+                    &user,
+                    &leads,
+                    now.as_millisecond() - ALERTS_SHOWN_MS,
+                    3,
+                )?,
             })
         })
         .await?;
-    let body = render(&page, &data);
+    let body = render(&page, &data, now);
     Ok((
         page.note("overview"),
         layout::page(&page.context, "Overview", body),
     ))
 }
 
-fn render(page: &DataPage, data: &Overview) -> Markup {
+fn render(page: &DataPage, data: &Overview, now: jiff::Timestamp) -> Markup {
     let metric = Metric::parse(page.url.get("metric"));
     let (_, _, filter, breakdown_title) = split(page);
     let caption = format!(
@@ -146,8 +166,10 @@ fn render(page: &DataPage, data: &Overview) -> Markup {
             h1 { (page.whose()) }
             (view_switcher(page, "/", &data.choices))
         }
+        (budget_views::alerts_banner(&data.alerts, &page.context.unit))
         (time_controls(page, "/"))
         (totals_cards(&page.context.unit, &data.totals))
+        (budget_views::overview_card(&data.budgets, &page.context.unit, now))
         @if let Some(unassigned) = data.unassigned.as_ref().filter(|u| u.any()) {
             (unassigned_card(page, unassigned))
         }

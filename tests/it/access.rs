@@ -162,6 +162,41 @@ fn cases() -> Vec<Case> {
             None,
             [303, 403, 403, 200, 303, 303, 200, 403, 403],
         ),
+        // Budgets: everyone signed in sees those covering them; admins
+        // and leads set them (this one is refused: a negative amount).
+        (
+            get.clone(),
+            "/budgets",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
+        (
+            post.clone(),
+            "/budgets",
+            Form(&[
+                ("name", "matrix"),
+                ("scope", "team:x"),
+                ("period", "month"),
+                ("measure", "cost"),
+                ("amount", "-1"),
+                ("time_zone", "UTC"),
+                ("week_start", "monday"),
+                ("thresholds", "50,80,100"),
+            ]),
+            [303, 403, 403, 422, 303, 303, 422, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/budgets/remove",
+            Form(&[("name", "no-such-budget")]),
+            [303, 403, 403, 422, 303, 303, 422, 403, 403],
+        ),
+        (
+            get.clone(),
+            "/alerts",
+            None,
+            [303, 200, 200, 200, 303, 303, 200, 200, 200],
+        ),
         (
             get.clone(),
             "/admin/prices",
@@ -605,9 +640,43 @@ pub(crate) async fn send_events(world: &World, token: &str, events: serde_json::
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
 }
 
+/// A budget on A, one for each member and one pooled: A's usage below
+/// crosses A's thresholds (alerts about A), and B must see none of it.
+async fn add_budgets(world: &World) {
+    use tokentally::budgets::store::{self as budgets, Measure, NewBudget};
+    world
+        .app
+        .state
+        .db
+        .write(|conn| {
+            for (name, scope, dollars) in [
+                ("on-a", "user:a", 1_000),
+                ("each", "each-member", 100),
+                ("all", "everyone", 5_000),
+            ] {
+                let new = NewBudget {
+                    name: name.into(),
+                    period: "month".into(),
+                    week_start: jiff::civil::Weekday::Monday,
+                    zone: "UTC".into(),
+                    measure: Measure::Cost,
+                    amount: dollars * 1_000_000,
+                    scope: scope.into(),
+                    thresholds: vec![50, 80, 100],
+                    channels: Vec::new(),
+                    created_by: None,
+                };
+                budgets::create(conn, &new, 0)?;
+            }
+            Ok::<_, budgets::BudgetError>(())
+        })
+        .await
+        .expect("budgets");
+}
+
 /// Every data URL a member may open (each answers them 200): what they
 /// receive is searched for the usage of others.
-pub(crate) const DATA_PATHS: [&str; 33] = [
+pub(crate) const DATA_PATHS: [&str; 35] = [
     "/",
     "/?view=me",
     "/?split=activity&metric=cost",
@@ -643,11 +712,15 @@ pub(crate) const DATA_PATHS: [&str; 33] = [
     "/tokens",
     "/profile",
     "/connect",
+    // Budgets on A and each member's share, and their alerts.
+    "/budgets",
+    "/alerts",
 ];
 
 #[tokio::test]
 async fn what_b_receives_never_contains_a_s_usage() {
     let world = world().await;
+    add_budgets(&world).await;
     let ingest_a = world.ingest_a.clone();
     send_events(
         &world,
@@ -718,6 +791,25 @@ async fn what_b_receives_never_contains_a_s_usage() {
         .await
         .json();
     assert_eq!(answer["totals"]["events"], 0, "{answer}");
+    // A's budgets alerted about A, so /alerts had something to hide.
+    let about_a: i64 = world
+        .app
+        .state
+        .db
+        .read(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM alerts a JOIN users u ON u.id = a.user_id
+                 WHERE u.username = 'a' AND a.quiet = 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(tokentally::db::DbError::from)
+        })
+        .await
+        .expect("alerts");
+    // on-a: 50, 80 % and projected past 100 % (98.8 % used by mid-month);
+    // each (a's share): 50, 80, 100 %.
+    assert_eq!(about_a, 6);
     // And B's own numbers are there, so the search above looked at real data.
     let own = world.app.get("/api/v1/usage", Some(&b.cookie)).await.json();
     assert_eq!(own["totals"]["input_tokens"], 1000);

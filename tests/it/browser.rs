@@ -99,6 +99,38 @@ async fn served_app() -> (TestApp, String) {
         })
         .await
         .expect("teams");
+    // Budgets for the budgets page, the overview's card and the alerts:
+    // a small monthly one (past its thresholds: alerted), each member's,
+    // and one on research (grace leads it).
+    let now = app.clock.now();
+    app.state
+        .db
+        .write(move |conn| {
+            use tokentally::budgets::store::{self as budgets, Measure, NewBudget};
+            for (name, scope, measure, amount) in [
+                ("monthly", "everyone", Measure::Cost, 1_000_000),
+                ("each-member", "each-member", Measure::Tokens, 50_000_000),
+                ("research", "team:research", Measure::Cost, 500_000_000),
+            ] {
+                let new = NewBudget {
+                    name: name.into(),
+                    period: "month".into(),
+                    week_start: jiff::civil::Weekday::Monday,
+                    zone: "Europe/Berlin".into(),
+                    measure,
+                    amount,
+                    scope: scope.into(),
+                    thresholds: vec![50, 80, 100],
+                    channels: Vec::new(),
+                    created_by: None,
+                };
+                let budget = budgets::create(conn, &new, now_ms)?;
+                tokentally::budgets::watch::evaluate(conn, &budget, now, false)?;
+            }
+            Ok::<_, budgets::BudgetError>(())
+        })
+        .await
+        .expect("budgets");
     let address = app.serve().await;
     (app, format!("http://{address}"))
 }
@@ -475,6 +507,8 @@ fn accessibility(base: &str) {
         "/profile",
         "/tokens",
         "/connect",
+        "/budgets",
+        "/alerts",
         "/invite/not-a-setup-link",
     ];
     let mut problems = Vec::new();
@@ -517,6 +551,8 @@ fn accessibility(base: &str) {
             "/team",
             "/?view=team:research",
             "/events?view=team:research",
+            "/budgets",
+            "/alerts",
         ] {
             browser.goto(&format!("{base}{page}"));
             for violation in axe_violations(&browser) {
@@ -559,6 +595,8 @@ fn accessibility(base: &str) {
             "/tokens",
             "/connect",
             "/profile",
+            "/budgets",
+            "/alerts",
         ] {
             browser.goto(&format!("{base}{page}"));
             let overflow = browser.script(
@@ -584,6 +622,17 @@ fn accessibility(base: &str) {
     browser.screenshot(&screenshots().join("overview-360.png"));
     browser.goto(&format!("{base}/events"));
     browser.screenshot(&screenshots().join("events-360.png"));
+    browser.goto(&format!("{base}/budgets"));
+    // The monthly budget's chart: used, the dashed forecast, the amount.
+    browser.wait_for("return !!document.querySelector('[data-burn] .uplot canvas')");
+    browser.screenshot(&screenshots().join("budgets-360.png"));
+    browser.viewport(1280, 900);
+    browser.script(
+        "document.querySelector('[data-burn]').scrollIntoView()",
+        json!([]),
+    );
+    browser.screenshot(&screenshots().join("budgets-desktop.png"));
+    browser.viewport(360, 780);
     browser.goto(&format!("{base}/admin/prices?q=claude-sonnet"));
     browser.script(
         "document.getElementById('search-title').scrollIntoView()",

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::common::catalogue::{BUNDLED, Oracle, exact_cost};
+use crate::common::catalogue::{BUNDLED, Counts, Oracle};
 use crate::common::server::run_cli;
 
 const BEDROCK: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
@@ -98,48 +98,16 @@ const CALLS: [Call; 8] = [
 ];
 
 /// The oracle: the call's cost at `entry`'s prices in `oracle`, from the
-/// JSON text alone, with LiteLLM's fallbacks (a cache price defaults to
-/// the input price, a 1-hour write to the 5-minute one, a tier's rate to
-/// the base rate).
+/// JSON text alone (`Oracle::event_cost`).
 fn expected(oracle: &Oracle, call: &Call) -> i64 {
-    let entry = call.entry;
-    let [input, output, read, write] = call.tokens;
-    let prompt = input + read + write;
-    let has_tier = oracle
-        .field(entry, "input_cost_per_token_above_200k_tokens")
-        .is_some();
-    let tiered = has_tier && prompt > 200_000;
-    let base = |field: &str| oracle.field(entry, field);
-    let at = |field: &str| {
-        if tiered {
-            oracle
-                .field(entry, &format!("{field}_above_200k_tokens"))
-                .or_else(|| base(field))
-        } else {
-            base(field)
-        }
-    };
-    let input_price = at("input_cost_per_token").expect("input price");
-    let output_price = at("output_cost_per_token").expect("output price");
-    let read_price = at("cache_read_input_token_cost").unwrap_or_else(|| input_price.clone());
-    let write_price = at("cache_creation_input_token_cost").unwrap_or_else(|| input_price.clone());
-    let hour_price =
-        at("cache_creation_input_token_cost_above_1hr").unwrap_or_else(|| write_price.clone());
-    let search: Option<Value> = base("search_context_cost_per_query")
-        .map(|text| serde_json::from_str(&text).expect("an object"));
-    let search_price = search
-        .as_ref()
-        .and_then(|s| s.get("search_context_size_medium"))
-        .map(|price| price.to_string())
-        .unwrap_or_else(|| "0".into());
-    exact_cost(&[
-        (input_price.as_str(), input),
-        (output_price.as_str(), output),
-        (read_price.as_str(), read),
-        (write_price.as_str(), write - call.one_hour),
-        (hour_price.as_str(), call.one_hour),
-        (search_price.as_str(), call.searches),
-    ])
+    oracle.event_cost(
+        call.entry,
+        Counts {
+            tokens: call.tokens,
+            one_hour: call.one_hour,
+            searches: call.searches,
+        },
+    )
 }
 
 fn transcript_line(i: usize, call: &Call) -> String {

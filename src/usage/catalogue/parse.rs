@@ -187,10 +187,13 @@ fn entry(name: &str, fields: &Object) -> Result<Option<Entry>, Refusal> {
     }
     // LiteLLM's defaults: a provider that states no cache price bills
     // cached tokens as input; a 1-hour write without its own price costs a
-    // 5-minute one.
+    // 5-minute one — except for Claude, whose 1-hour writes Anthropic
+    // publishes at twice the input price for every model and every cloud
+    // ([`one_hour_default`]).
     let cache_read = price(TOKEN_FIELDS[2])?.unwrap_or(input);
     let cache_write = price(TOKEN_FIELDS[3])?.unwrap_or(input);
-    let cache_write_1h = price(TOKEN_FIELDS[4])?.unwrap_or(cache_write);
+    let cache_write_1h =
+        price(TOKEN_FIELDS[4])?.map_or_else(|| one_hour_default(name, input, cache_write), Ok)?;
     let base = TokenRates {
         input,
         output,
@@ -242,9 +245,28 @@ fn tier(name: &str, fields: &Object, base: &TokenRates) -> Result<Option<Tier>, 
             output: stated[1].unwrap_or(base.output),
             cache_read: stated[2].unwrap_or(base.cache_read),
             cache_write,
-            cache_write_1h: stated[4].unwrap_or(cache_write),
+            cache_write_1h: match stated[4] {
+                Some(price) => price,
+                None => one_hour_default(name, stated[0].unwrap_or(base.input), cache_write)?,
+            },
         },
     }))
+}
+
+/// The 1-hour cache write price of an entry that states none: for a
+/// Claude model (Anthropic's own, Bedrock's, Vertex's, OpenRouter's),
+/// twice the input price, as Anthropic publishes it for every Claude model
+/// ("1h cache writes: 2x base input tokens"); LiteLLM leaves it out of
+/// some entries (Claude Code's Sonnet 4 and Opus 4.1 ids resolve to such
+/// Bedrock entries), where its fallback, the 5-minute price (1.25x),
+/// would bill 37.5 % too little. Any other model: the 5-minute price.
+fn one_hour_default(name: &str, input: i64, cache_write: i64) -> Result<i64, Refusal> {
+    if !name.to_ascii_lowercase().contains("claude") {
+        return Ok(cache_write);
+    }
+    input
+        .checked_mul(2)
+        .ok_or_else(|| Refusal::entry(name, "the input price is too large"))
 }
 
 /// `(index in TOKEN_FIELDS, threshold)` of a tier field such as

@@ -61,6 +61,112 @@ impl Oracle {
     }
 }
 
+/// One call's counts: input, output, cache read, cache write (of which
+/// `one_hour` are 1-hour writes) and web searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub tokens: [i64; 4],
+    pub one_hour: i64,
+    pub searches: i64,
+}
+
+/// The per-token fields a long-context tier can restate.
+const TOKEN_FIELDS: [&str; 5] = [
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "cache_creation_input_token_cost_above_1hr",
+];
+
+impl Oracle {
+    /// Every entry's name.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.entries.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// A field's string value (such as `litellm_provider`).
+    pub fn text(&self, entry: &str, field: &str) -> Option<String> {
+        self.field(entry, field)
+            .and_then(|raw| serde_json::from_str::<String>(&raw).ok())
+    }
+
+    /// The long-context threshold in tokens: the lowest N of the entry's
+    /// `<token field>_above_<N>k_tokens` fields, if it has any.
+    pub fn tier_threshold(&self, entry: &str) -> Option<i64> {
+        let fields = self
+            .entries
+            .get(entry)
+            .unwrap_or_else(|| panic!("no entry {entry}"));
+        fields
+            .keys()
+            .filter_map(|key| {
+                let (base, rest) = key.rsplit_once("_above_")?;
+                let thousands = rest.strip_suffix("k_tokens")?;
+                (TOKEN_FIELDS.contains(&base) && !thousands.is_empty())
+                    .then(|| thousands.parse::<i64>().ok())
+                    .flatten()
+                    .map(|k| k * 1_000)
+            })
+            .min()
+    }
+
+    /// The cost of one request at `entry`'s prices, from the JSON text
+    /// alone, with LiteLLM's fallbacks (a cache price defaults to the input
+    /// price, a 1-hour write to the 5-minute one, a tier's rate to the base
+    /// rate) except that a Claude model's 1-hour write without a price of
+    /// its own costs twice the input price, as Anthropic publishes: a prompt (input + cache read + cache write) above the
+    /// entry's threshold is priced wholly at the tier's rates; web searches
+    /// at the medium search context price per request.
+    pub fn event_cost(&self, entry: &str, counts: Counts) -> i64 {
+        let [input, output, read, write] = counts.tokens;
+        let prompt = input + read + write;
+        let tier = self
+            .tier_threshold(entry)
+            .filter(|threshold| prompt > *threshold);
+        let base = |field: &str| self.field(entry, field);
+        let at = |field: &str| match tier {
+            Some(threshold) => self
+                .field(
+                    entry,
+                    &format!("{field}_above_{}k_tokens", threshold / 1_000),
+                )
+                .or_else(|| base(field)),
+            None => base(field),
+        };
+        let input_price = at("input_cost_per_token").expect("input price");
+        let output_price = at("output_cost_per_token").expect("output price");
+        let read_price = at("cache_read_input_token_cost").unwrap_or_else(|| input_price.clone());
+        let write_price =
+            at("cache_creation_input_token_cost").unwrap_or_else(|| input_price.clone());
+        // (price, tokens at it) of the 1-hour writes.
+        let hour = match at("cache_creation_input_token_cost_above_1hr") {
+            Some(price) => (price, counts.one_hour),
+            None if entry.to_lowercase().contains("claude") => {
+                (input_price.clone(), 2 * counts.one_hour)
+            }
+            None => (write_price.clone(), counts.one_hour),
+        };
+        let search: Option<serde_json::Value> = base("search_context_cost_per_query")
+            .map(|text| serde_json::from_str(&text).expect("an object"));
+        let search_price = search
+            .as_ref()
+            .and_then(|s| s.get("search_context_size_medium"))
+            .map(|price| price.to_string())
+            .unwrap_or_else(|| "0".into());
+        exact_cost(&[
+            (input_price.as_str(), input),
+            (output_price.as_str(), output),
+            (read_price.as_str(), read),
+            (write_price.as_str(), write - counts.one_hour),
+            (hour.0.as_str(), hour.1),
+            (search_price.as_str(), counts.searches),
+        ])
+    }
+}
+
 /// Σ price × tokens, prices per token as decimal text, in micro-units
 /// rounded once, half up.
 pub fn exact_cost(parts: &[(&str, i64)]) -> i64 {
