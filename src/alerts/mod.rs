@@ -15,7 +15,20 @@
 //! delivery carries the alert's key (`Idempotency-Key`), so a receiver can
 //! drop the rare repeat when the process dies between sending and
 //! recording. Nothing here updates or deletes an alert.
+//!
+//! # Delivery
+//!
+//! [`channels`] are where alerts go (webhooks, email addresses);
+//! [`formats`] says what a delivery carries (the signed `json` body, the
+//! chat formats, an email's text); [`deliver`] sends one (HTTP with ureq,
+//! SMTP with [`email`]); [`worker`] takes what is due from the outbox,
+//! sends it and records the outcome, with backoff and a retry window.
 
+pub mod channels;
+pub mod deliver;
+pub mod email;
+pub mod formats;
 pub mod store;
+pub mod worker;
 
 pub use store::{AlertKind, AlertRow, Destination, NewAlert, record};

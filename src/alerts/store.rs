@@ -208,6 +208,14 @@ pub fn recent(
     Ok(rows)
 }
 
+/// The alert with row id `id`.
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<AlertRow>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
 /// Delivered, waiting (never tried) and retrying (tried, failed)
 /// deliveries of an alert, and the last failure.
 pub type DeliveryCounts = (i64, i64, i64);

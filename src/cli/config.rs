@@ -57,6 +57,9 @@ pub struct FileConfig {
     pub credits_per_usd: Option<RateValue>,
     pub credits_name: Option<String>,
     pub credits_symbol: Option<String>,
+    // Alert emails (`alerts::email`).
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +185,9 @@ pub(super) fn serve_settings(
             args.trusted_proxies.clone()
         },
         unit,
+        // Read (and checked) by the caller: it can fail.
+        smtp: None,
+        alert_retry_ms: args.alert_retry_ms,
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`config`] layers the file and the defaults under them.
 
 mod budget;
+mod channel;
 mod config;
 mod identity;
 mod import;
@@ -102,6 +103,10 @@ pub enum Command {
     /// Manage budgets: money or tokens per day, week or month, with alerts
     #[command(subcommand)]
     Budget(budget::BudgetCommand),
+    /// Manage alert channels: webhooks (JSON, Slack, Discord, Mattermost, Teams, ntfy) and
+    /// email addresses
+    #[command(subcommand)]
+    Channel(channel::ChannelCommand),
     /// Check the database: recompute every rollup from the raw events, look for values out of range and walk the audit chain
     Verify(usage::VerifyArgs),
     /// Print the version, the schema version and the SQLite version
@@ -210,6 +215,17 @@ pub struct ServeArgs {
     pub password_hash_passes: Option<u32>,
     #[command(flatten)]
     pub unit: unit::UnitArgs,
+    #[command(flatten)]
+    pub smtp: channel::SmtpArgs,
+    /// Milliseconds before the first retry of a failed alert delivery (doubled each time,
+    /// at most an hour) [default: 5000]; for tests
+    #[arg(
+        long,
+        env = "TOKENTALLY_ALERT_RETRY_MS",
+        value_name = "MS",
+        hide = true
+    )]
+    pub alert_retry_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +257,8 @@ pub enum CliError {
     Budget(#[from] budget::BudgetCommandError),
     #[error(transparent)]
     Import(#[from] import::ImportCommandError),
+    #[error(transparent)]
+    Channel(#[from] channel::ChannelCommandError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot start the async runtime: {0}")]
@@ -296,7 +314,12 @@ fn run_command(
     match command {
         Command::Serve(args) => {
             let unit = config::unit(&args.unit, file).map_err(CliError::Usage)?;
-            let settings = config::serve_settings(args, data_dir, file, unit);
+            let smtp = args
+                .smtp
+                .resolve(file.smtp_url.as_deref(), file.smtp_from.as_deref())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let mut settings = config::serve_settings(args, data_dir, file, unit);
+            settings.smtp = smtp;
             runtime()?.block_on(server::run(settings))?;
             Ok(())
         }
@@ -347,6 +370,16 @@ fn run_command(
             };
             let db_path = data_dir.join(DB_FILE);
             Ok(runtime()?.block_on(budget::run(command, &db_path, instance))?)
+        }
+        Command::Channel(command) => {
+            let instance = channel::Instance {
+                public_url: file.public_url.clone(),
+                unit: config::unit(&unit::UnitArgs::default(), file).map_err(CliError::Usage)?,
+                smtp_url: file.smtp_url.clone(),
+                smtp_from: file.smtp_from.clone(),
+            };
+            let db_path = data_dir.join(DB_FILE);
+            Ok(runtime()?.block_on(channel::run(command, &db_path, instance))?)
         }
         Command::Verify(args) => {
             Ok(runtime()?.block_on(usage::verify(&data_dir.join(DB_FILE), args))?)

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::alerts;
 use crate::app::{self, AppOptions, AppState, StartError};
 use crate::audit;
 use crate::auth::{HashCost, SessionPolicy, SqliteSessionStore, setup, users};
@@ -59,6 +60,10 @@ pub struct ServeSettings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The unit money is shown in (checked when the settings were read).
     pub unit: crate::model::Unit,
+    /// The mail server of alert emails (none: they fail and are retried).
+    pub smtp: Option<crate::alerts::email::Smtp>,
+    /// The first retry delay of a failed alert delivery (tests shorten it).
+    pub alert_retry_ms: Option<u64>,
 }
 
 /// The file name of the database inside the data directory.
@@ -164,7 +169,8 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
 
     let sweeper = tokio::spawn(sweep(state.clone(), settings.audit_retention_days));
     let head_keeper = tokio::spawn(keep_audit_head(state.clone()));
-    let budget_watch = tokio::spawn(watch_budgets(state.clone()));
+    let alert_worker = start_alert_worker(&state, &settings);
+    let budget_watch = tokio::spawn(watch_budgets(state.clone(), alert_worker.waker()));
     let metrics_server = match settings.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
         None => None,
@@ -187,6 +193,8 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     .await;
 
     tracing::info!("stopping: draining writes");
+    // After the delivery in hand, before the writer stops.
+    alert_worker.stop().await;
     sweeper.abort();
     head_keeper.abort();
     budget_watch.abort();
@@ -205,6 +213,30 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The delivery worker of alerts (`alerts::worker`), with the instance's
+/// links, unit and mail server.
+fn start_alert_worker(state: &AppState, settings: &ServeSettings) -> alerts::worker::Worker {
+    let context = alerts::formats::Context {
+        public_url: settings.public_url.clone(),
+        unit: settings.unit.clone(),
+    };
+    let sender = alerts::deliver::Sender::new(
+        context,
+        settings.smtp.clone(),
+        alerts::deliver::SEND_TIMEOUT,
+    );
+    let mut worker_settings = alerts::worker::WorkerSettings::default();
+    if let Some(ms) = settings.alert_retry_ms {
+        worker_settings.retry_base_ms = i64::try_from(ms.max(1)).unwrap_or(i64::MAX);
+    }
+    alerts::worker::Worker::spawn(
+        state.db.clone(),
+        state.clock.clone(),
+        sender,
+        worker_settings,
+    )
 }
 
 /// Serves `/metrics` alone on its own address (no authentication: bind it
@@ -307,7 +339,7 @@ async fn keep_audit_head(state: AppState) {
 /// CLI) is caught within this.
 const BUDGET_WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn watch_budgets(state: AppState) {
+async fn watch_budgets(state: AppState, deliver_now: Arc<tokio::sync::Notify>) {
     let mut every = tokio::time::interval(BUDGET_WATCH_EVERY);
     loop {
         every.tick().await;
@@ -318,7 +350,10 @@ async fn watch_budgets(state: AppState) {
             .await
         {
             Ok(0) => {}
-            Ok(n) => tracing::info!(alerts = n, "budget alerts recorded"),
+            Ok(n) => {
+                tracing::info!(alerts = n, "budget alerts recorded");
+                deliver_now.notify_one();
+            }
             Err(e) => tracing::warn!(error = %e, "could not evaluate the budgets"),
         }
     }

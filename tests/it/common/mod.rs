@@ -13,6 +13,7 @@ pub mod otlp;
 pub mod powercut;
 pub mod server;
 pub mod store;
+pub mod webhook;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
