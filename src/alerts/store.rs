@@ -216,9 +216,9 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<AlertRow>, DbError> {
         .optional()?)
 }
 
-/// Delivered, waiting (never tried) and retrying (tried, failed)
-/// deliveries of an alert, and the last failure.
-pub type DeliveryCounts = (i64, i64, i64);
+/// Delivered, waiting (never tried), retrying (tried, failed) and given
+/// up (failed for the whole retry window) deliveries of an alert.
+pub type DeliveryCounts = (i64, i64, i64, i64);
 
 /// The newest `limit` alerts that were sent (not quiet), newest first,
 /// each with its deliveries' state.
@@ -232,9 +232,11 @@ pub fn recent_with_deliveries(
             (SELECT COUNT(*) FROM alert_deliveries d WHERE d.alert_id = a.id
                AND d.delivered_ms IS NOT NULL),
             (SELECT COUNT(*) FROM alert_deliveries d WHERE d.alert_id = a.id
-               AND d.delivered_ms IS NULL AND d.attempts = 0),
+               AND d.delivered_ms IS NULL AND d.attempts = 0 AND d.given_up_ms IS NULL),
             (SELECT COUNT(*) FROM alert_deliveries d WHERE d.alert_id = a.id
-               AND d.delivered_ms IS NULL AND d.attempts > 0),
+               AND d.delivered_ms IS NULL AND d.attempts > 0 AND d.given_up_ms IS NULL),
+            (SELECT COUNT(*) FROM alert_deliveries d WHERE d.alert_id = a.id
+               AND d.given_up_ms IS NOT NULL),
             (SELECT d.last_error FROM alert_deliveries d WHERE d.alert_id = a.id
                AND d.last_error IS NOT NULL LIMIT 1)
          FROM alerts a WHERE quiet = 0 ORDER BY id DESC LIMIT ?1"
@@ -242,8 +244,8 @@ pub fn recent_with_deliveries(
     let rows = stmt.query_map([limit], |row| {
         Ok((
             from_row(row)?,
-            (row.get(15)?, row.get(16)?, row.get(17)?),
-            row.get(18)?,
+            (row.get(15)?, row.get(16)?, row.get(17)?, row.get(18)?),
+            row.get(19)?,
         ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -76,13 +76,16 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Starts the worker; `wake` is what makes it look at the outbox at
+    /// once (the application's `alert_wake`, notified by requests that
+    /// recorded alerts).
     pub fn spawn(
         db: Db,
         clock: Arc<dyn Clock>,
         sender: Sender,
         settings: WorkerSettings,
+        wake: Arc<Notify>,
     ) -> Worker {
-        let wake = Arc::new(Notify::new());
         let (stop, stopped) = watch::channel(false);
         let run = Run {
             db,

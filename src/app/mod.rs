@@ -72,6 +72,10 @@ pub struct AppState {
     /// The unit money is shown in (amounts are stored in USD micro-units
     /// whatever it is): pages, the read API and exports convert with it.
     pub unit: Arc<Unit>,
+    /// Wakes the alert delivery worker (`alerts::worker`) when a request
+    /// recorded alerts, so they go out at once rather than at its next
+    /// poll.
+    pub alert_wake: Arc<tokio::sync::Notify>,
 }
 
 /// How to build an [`AppState`].
@@ -135,6 +139,7 @@ impl AppState {
             link_base: options.public_url.clone(),
             public_url: options.public_url,
             unit: Arc::new(options.unit),
+            alert_wake: Arc::default(),
             db,
             clock: options.clock,
             passwords,
@@ -193,6 +198,7 @@ impl AppState {
             claude_code_signal: self.claude_code_signal,
             name_limits: self.name_limits,
             gate: self.gate(),
+            alert_wake: self.alert_wake.clone(),
         }
     }
 

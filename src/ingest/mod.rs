@@ -44,6 +44,8 @@ pub struct IngestState {
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: NameLimits,
     pub gate: Gate,
+    /// Wakes the alert delivery worker when a request recorded alerts.
+    pub alert_wake: Arc<tokio::sync::Notify>,
 }
 
 impl FromRef<IngestState> for Gate {

@@ -204,11 +204,15 @@ pub async fn store(
                     .with_budget(sender.budget)
                     .insert(conn, &events)?
             };
-            crate::budgets::watch::after_insert(conn, now, &outcome)?;
+            let alerts = crate::budgets::watch::after_insert(conn, now, &outcome)?;
             chain::append(conn, &[sender.entry(outcome, rejected)])?;
-            Ok::<_, DbError>(outcome)
+            Ok::<_, DbError>((outcome, alerts))
         })
         .await?;
+    let (outcome, alerts) = outcome;
+    if alerts > 0 {
+        state.alert_wake.notify_one();
+    }
     state.metrics.ingested(outcome);
     Ok(outcome)
 }

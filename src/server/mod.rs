@@ -236,6 +236,7 @@ fn start_alert_worker(state: &AppState, settings: &ServeSettings) -> alerts::wor
         state.clock.clone(),
         sender,
         worker_settings,
+        state.alert_wake.clone(),
     )
 }
 

@@ -28,8 +28,8 @@ const ROWS: usize = 200;
 struct Line {
     alert: AlertRow,
     sight: Sight,
-    /// Delivered, waiting and retrying deliveries (admins).
-    deliveries: (i64, i64, i64),
+    /// Delivered, waiting, retrying and given-up deliveries (admins).
+    deliveries: crate::alerts::store::DeliveryCounts,
     last_error: Option<String>,
 }
 
@@ -167,12 +167,13 @@ fn figures(line: &Line, unit: &Unit) -> String {
 }
 
 fn delivery(line: &Line) -> Markup {
-    let (delivered, waiting, retrying) = line.deliveries;
+    let (delivered, waiting, retrying, given_up) = line.deliveries;
     html! {
-        @if delivered + waiting + retrying == 0 { "recorded (no channel)" }
+        @if delivered + waiting + retrying + given_up == 0 { "recorded (no channel)" }
         @if delivered > 0 { (delivered) " delivered " }
         @if waiting > 0 { (waiting) " waiting " }
-        @if retrying > 0 { (retrying) " retrying" }
+        @if retrying > 0 { (retrying) " retrying " }
+        @if given_up > 0 { (given_up) " given up after 48 hours" }
         @if let Some(error) = &line.last_error { span.cell-note { (error) } }
     }
 }

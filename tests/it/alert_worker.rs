@@ -105,6 +105,7 @@ async fn failures_back_off_keep_their_order_and_are_given_up_after_the_window() 
         app.state.clock.clone(),
         sender,
         settings,
+        std::sync::Arc::default(),
     );
 
     // The first alert is tried and backs off 5 s; the second waits for it.
@@ -131,4 +132,13 @@ async fn failures_back_off_keep_their_order_and_are_given_up_after_the_window() 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(deliveries(&app).await, given_up, "tried after giving up");
     worker.stop().await;
+    // The alerts page tells an admin.
+    app.create_user("root", tokentally::auth::Role::Admin).await;
+    let cookie = app.login("root", crate::common::PASSWORD).await;
+    let page = app.get("/alerts", Some(&cookie)).await.body;
+    assert_eq!(
+        page.matches("1 given up after 48 hours").count(),
+        2,
+        "{page}"
+    );
 }

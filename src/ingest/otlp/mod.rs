@@ -130,7 +130,7 @@ pub async fn post_metrics(
     .await?;
     let (owner, now) = (grant.user.id, state.clock.now());
     let sender = Sender::new(&state, &grant, meta, "otlp.metrics");
-    let (stored, refused) = state
+    let (stored, refused, alerts) = state
         .db
         .write(move |conn| {
             // The series state moves with the events: both or neither.
@@ -142,12 +142,15 @@ pub async fn post_metrics(
                     .with_budget(sender.budget)
                     .insert(conn, &events)?
             };
-            crate::budgets::watch::after_insert(conn, now, &stored)?;
+            let alerts = crate::budgets::watch::after_insert(conn, now, &stored)?;
             let rejected_count = rejected.count + refused.count;
             chain::append(conn, &[sender.entry(stored, rejected_count)])?;
-            Ok::<_, crate::db::DbError>((stored, refused))
+            Ok::<_, crate::db::DbError>((stored, refused, alerts))
         })
         .await?;
+    if alerts > 0 {
+        state.alert_wake.notify_one();
+    }
     state.metrics.ingested(stored);
     rejected.merge(refused);
     let note = crate::ingest::recorded_note();
