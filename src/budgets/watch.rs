@@ -80,6 +80,9 @@ pub fn evaluate(
     now: Timestamp,
     quiet: bool,
 ) -> Result<usize, DbError> {
+    if all_recorded(conn, budget, now)? {
+        return Ok(0);
+    }
     let mut recorded = 0;
     for standing in standings(conn, budget, now)? {
         let destinations = destinations(conn, budget, &standing)?;
@@ -103,6 +106,38 @@ pub fn evaluate(
         }
     }
     Ok(recorded)
+}
+
+/// Whether every alert a pooled budget can give this period is recorded
+/// already: then usage stored after it needs no reading at all (most
+/// ingest batches of a busy month, once its thresholds are behind it).
+/// Each member's share is not known without reading, so an each-member
+/// budget is always evaluated.
+fn all_recorded(conn: &Connection, budget: &Budget, now: Timestamp) -> Result<bool, DbError> {
+    if budget.scope == BudgetScope::EachMember {
+        return Ok(false);
+    }
+    let window = budget
+        .period
+        .window_at(&budget.time_zone(), now)
+        .map_err(|e| DbError::Refused(e.to_string()))?;
+    let start = window.start_ms();
+    let (id, revision) = (budget.id, budget.revision);
+    let mut keys: Vec<String> = budget
+        .thresholds
+        .iter()
+        .map(|t| format!("threshold:{id}:r{revision}:u0:{start}:{t}"))
+        .collect();
+    // Past 100 %, no projection alert can come; short of it, it can.
+    if budget.thresholds.last().is_none_or(|t| *t < 100) {
+        keys.push(format!("projected:{id}:r{revision}:u0:{start}"));
+    }
+    for key in keys {
+        if !alerts::store::exists(conn, &key)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn new_alert(
