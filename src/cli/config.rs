@@ -41,6 +41,13 @@ pub struct FileConfig {
     pub ingest_rate_per_token: Option<u32>,
     pub max_new_names_per_token_per_day: Option<u32>,
     pub max_new_names_per_day: Option<u32>,
+    // Unusual usage (`budgets::unusual`): 0 switches the rule (factor) or
+    // a measure (floor) off.
+    pub unusual_factor: Option<f64>,
+    pub unusual_floor_tokens: Option<i64>,
+    /// USD in the hour.
+    pub unusual_floor_cost: Option<f64>,
+    pub unusual_channels: Option<Vec<String>>,
     pub ingest_memory_mib: Option<usize>,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
@@ -151,6 +158,7 @@ pub(super) fn serve_settings(
             .or(file.ingest_rate_per_token)
             .unwrap_or(DEFAULT_INGEST_RATE),
         name_limits: name_limits(&args, file),
+        unusual: unusual_rule(file),
         ingest_memory_mib: args
             .ingest_memory_mib
             .or(file.ingest_memory_mib)
@@ -211,6 +219,32 @@ fn hash_cost(args: &ServeArgs, file: &FileConfig) -> HashCost {
             .or(file.password_hash_passes)
             .unwrap_or(default.passes),
         lanes: default.lanes,
+    }
+}
+
+/// The unusual-usage rule: the file, else the defaults. Negative or
+/// non-finite numbers count as 0 (off).
+pub fn unusual_rule(file: &FileConfig) -> crate::budgets::UnusualRule {
+    let default = crate::budgets::UnusualRule::default();
+    let usd_to_micros = |usd: f64| {
+        let micros = (usd * 1_000_000.0).round();
+        if micros.is_finite() && micros > 0.0 {
+            micros.min(i64::MAX as f64) as i64
+        } else {
+            0
+        }
+    };
+    crate::budgets::UnusualRule {
+        factor: file.unusual_factor.map_or(default.factor, |f| {
+            if f.is_finite() { f.max(0.0) } else { 0.0 }
+        }),
+        floor_tokens: file
+            .unusual_floor_tokens
+            .map_or(default.floor_tokens, |t| t.max(0)),
+        floor_cost_micros: file
+            .unusual_floor_cost
+            .map_or(default.floor_cost_micros, usd_to_micros),
+        channels: file.unusual_channels.clone().unwrap_or_default(),
     }
 }
 

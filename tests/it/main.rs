@@ -66,4 +66,5 @@ mod team_store;
 mod unassigned;
 mod unit;
 mod unit_settings;
+mod unusual;
 mod usage;
