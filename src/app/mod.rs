@@ -208,6 +208,7 @@ impl AppState {
             clock: self.clock.clone(),
             unit: self.unit.clone(),
             gate: self.gate(),
+            time_zone: self.time_zone.clone(),
         }
     }
 
@@ -217,6 +218,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             ingest_limit: self.ingest_limit.clone(),
             gate: self.gate(),
+            clock: self.clock.clone(),
         }
     }
 

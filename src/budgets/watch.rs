@@ -11,7 +11,7 @@
 //! is told about the past unless they asked.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde_json::json;
 
 use super::status::{Standing, standings};
@@ -19,7 +19,6 @@ use super::store::{self, Budget, BudgetScope};
 use super::unusual::UnusualRule;
 use crate::alerts::{self, AlertKind, Destination, NewAlert};
 use crate::db::DbError;
-use crate::model::UserId;
 
 /// Evaluates every budget whose current period overlaps `[first_ms,
 /// last_ms]` (the times of the usage just stored), and the unusual-usage
@@ -178,17 +177,12 @@ fn destinations(
         (BudgetScope::User { id, .. }, None) => Some(*id),
         _ => None,
     };
-    if let Some(email) = person.map(|p| email_of(conn, p)).transpose()?.flatten() {
+    if let Some(email) = person
+        .map(|p| alerts::store::email_of(conn, p))
+        .transpose()?
+        .flatten()
+    {
         destinations.push(Destination::Email(email));
     }
     Ok(destinations)
-}
-
-pub(super) fn email_of(conn: &Connection, user: UserId) -> Result<Option<String>, DbError> {
-    Ok(conn
-        .prepare_cached("SELECT email FROM users WHERE id = ?1 AND disabled = 0")?
-        .query_row([user.0], |row| row.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten()
-        .filter(|email| !email.is_empty()))
 }
