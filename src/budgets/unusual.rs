@@ -263,7 +263,7 @@ fn record(
         .prepare_cached("SELECT username FROM users WHERE id = ?1")?
         .query_row([user.0], |row| row.get(0))
         .optional()?;
-    let alert = NewAlert {
+    let mut alert = NewAlert {
         kind: AlertKind::Unusual,
         budget_id: None,
         user: Some(user),
@@ -287,8 +287,34 @@ fn record(
         idempotency_key: format!("unusual:u{}:{hour_start}", user.0),
         quiet: false,
     };
+    alert.details["sources"] = top_sources(conn, user, now_ms)?;
     let destinations = destinations(conn, rule, user)?;
     Ok(alerts::record(conn, &alert, &destinations, now_ms)?.is_some())
+}
+
+/// The user's three largest sources of the last hour by tokens (which
+/// tool is looping): read only for an alert.
+fn top_sources(conn: &Connection, user: UserId, now_ms: i64) -> Result<serde_json::Value, DbError> {
+    let (from, to) = (
+        Timestamp::from_millisecond(now_ms - MS_PER_HOUR)
+            .map_err(|e| DbError::Refused(e.to_string()))?,
+        Timestamp::from_millisecond(now_ms + 1).map_err(|e| DbError::Refused(e.to_string()))?,
+    );
+    let top = query::top(
+        conn,
+        Scope::User(user),
+        from,
+        to,
+        &Filters::default(),
+        crate::usage::rollup::Dim::Source,
+        3,
+    )
+    .map_err(query_error)?;
+    Ok(top
+        .rows
+        .into_iter()
+        .map(|(source, totals)| json!({"source": source, "tokens": totals.all_tokens(), "cost_micros": totals.cost_micros}))
+        .collect())
 }
 
 /// The configured channels that exist, and the person's own email.

@@ -282,6 +282,25 @@ mod tests {
     }
 
     #[test]
+    fn the_unusual_usage_knobs_come_from_the_file() {
+        let rule = unusual_rule(&file(
+            "unusual_factor = 8.5\nunusual_floor_tokens = 3000000\nunusual_floor_cost = 2.5\n\
+             unusual_channels = [\"ops\"]\n",
+        ));
+        assert_eq!(rule.factor, 8.5);
+        assert_eq!(rule.floor_tokens, 3_000_000);
+        assert_eq!(rule.floor_cost_micros, 2_500_000);
+        assert_eq!(rule.channels, vec!["ops".to_owned()]);
+        assert_eq!(
+            unusual_rule(&file("")),
+            crate::budgets::UnusualRule::default()
+        );
+        let off = unusual_rule(&file("unusual_factor = 0\nunusual_floor_cost = -1\n"));
+        assert!(!off.is_on());
+        assert_eq!(off.floor_cost_micros, 0);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let unknown = FileConfig::parse("listne = \"x\"").expect_err("typo must fail");
         assert!(unknown.contains("listne"), "{unknown}");

@@ -148,10 +148,7 @@ type Value = fn(&Totals) -> String;
 /// Every budget's standings: (budget name, member or "", used / amount),
 /// each-member budgets capped at [`TOP`] members; and each budget's
 /// member count.
-pub fn budget_ratios(
-    conn: &Connection,
-    now: Timestamp,
-) -> Result<BudgetSeries, DbError> {
+pub fn budget_ratios(conn: &Connection, now: Timestamp) -> Result<BudgetSeries, DbError> {
     let mut ratios = Vec::new();
     let mut members = Vec::new();
     for budget in budgets::store::list(conn)? {

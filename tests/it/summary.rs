@@ -142,6 +142,14 @@ async fn the_summary_is_the_plain_sum_of_each_period_in_the_reader_s_zone() {
     assert_eq!(own["today"]["from"], "2026-06-16T22:00:00Z");
     assert_eq!(answered(&own), expected(&[(&events_a, 1)], "Europe/Berlin"));
 
+    let audited = app.audit_entries("usage.read").await;
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.details.contains("\"summary\":true")),
+        "the summary read is audited"
+    );
+
     // An admin without a zone of their own: everyone's, in the instance's.
     let read_root = app.create_token("root", TokenScope::Read).await;
     let all = app

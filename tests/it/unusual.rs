@@ -146,6 +146,21 @@ async fn a_runaway_loop_after_a_quiet_fortnight_alerts_once() {
     assert_eq!(key, &format!("unusual:u{}:{NOW_MS}", a.0));
     assert_eq!(deliveries.len(), 2, "{deliveries:?}");
     assert!(deliveries.contains(&"a@example.com".to_owned()));
+    let details: serde_json::Value = app
+        .state
+        .db
+        .read(|conn| {
+            Ok::<_, tokentally::db::DbError>(conn.query_row(
+                "SELECT details FROM alerts",
+                [],
+                |row| row.get::<_, String>(0),
+            )?)
+        })
+        .await
+        .map(|text| serde_json::from_str(&text).expect("JSON"))
+        .expect("details");
+    assert_eq!(details["sources"][0]["tokens"], 2_000_000);
+    assert_eq!(details["baseline_p95"], 100_000);
     // The loop goes on for another hour: the same episode, no new alert.
     for step in 1..=4 {
         app.clock.advance(SignedDuration::from_mins(15));
