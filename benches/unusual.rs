@@ -160,6 +160,36 @@ async fn run(events: usize, step_min: i64, rule: UnusualRule) {
         times.last().copied().unwrap_or_default()
     );
 
+    // Per source: the rollups keep user × source only by day and month,
+    // so a source's hourly baseline would come from the raw events.
+    for rank in [1usize, 5] {
+        let user = users[rank - 1];
+        let at = LOOP_START_MS;
+        let (rollup, raw, rows) = db
+            .read(move |conn| {
+                let began = Instant::now();
+                unusual::baseline_hours(conn, user, at)?;
+                let rollup = began.elapsed();
+                let began = Instant::now();
+                let end = (at - HOUR_MS).div_euclid(HOUR_MS) * HOUR_MS;
+                let rows: i64 = conn
+                    .prepare(
+                        "SELECT count(*) FROM (SELECT source_id, ts_ms / 3600000,
+                            sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens),
+                            sum(cost_micros), count(*)
+                         FROM events WHERE user_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+                         GROUP BY 1, 2)",
+                    )?
+                    .query_row([user.0, end - unusual::BASELINE_HOURS * HOUR_MS, end], |row| row.get(0))?;
+                Ok::<_, DbError>((rollup, began.elapsed(), rows))
+            })
+            .await
+            .expect("baselines");
+        println!(
+            "baseline of user-{rank:03}: from the rollups {rollup:?}; per source from the raw events {raw:?} ({rows} source-hours)"
+        );
+    }
+
     for rank in [1usize, 5, 20] {
         let user = users[rank - 1];
         inject(&db, &rule, user, rank).await;

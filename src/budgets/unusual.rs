@@ -42,6 +42,14 @@
 //! one: a two-hour loop alerts once; a loop that runs all day alerts again
 //! every six hours at most.
 //!
+//! # Per person, not per source
+//!
+//! The rollups keep user × source only by day and month, so a source's
+//! own hourly baseline would have to be summed from the raw events
+//! (BENCHMARKS.md has what that costs). The rule judges the person; the
+//! alert names the hour's three largest sources (read only when it
+//! alerts), which says which tool is looping.
+//!
 //! # Cost
 //!
 //! One rollup read of everyone's last hour per ingest that stored usage in
