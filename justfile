@@ -91,3 +91,9 @@ load events="10000000" seconds="30":
     test -f target/bench/{{events}}/tokentally.db || target/perf/tokentally --data-dir target/bench/{{events}} demo --events {{events}} --seed 42 --end 2026-11-01T00:00:00Z
     command -v wrk >/dev/null || apt-get install -y wrk
     cargo bench --bench load -- target/perf/tokentally target/bench/{{events}}/tokentally.db {{seconds}}
+
+# Unusual usage (budgets::unusual, default knobs) on a year of the standard
+# workload: false alerts over the year (a check every STEP minutes), minutes
+# to detect an injected 20x loop, and the time of one check (BENCHMARKS.md)
+bench-unusual events="1000000" step="15":
+    cargo bench --bench unusual -- {{events}} {{step}}

@@ -128,6 +128,7 @@ async fn setup(dir: &std::path::Path, events: usize) -> (AppState, String) {
         time_zone: None,
         ingest_rate_per_token: 0,
         name_limits: Default::default(),
+        unusual: Default::default(),
         trusted_proxies: Vec::new(),
         public_url: None,
         unit: Default::default(),

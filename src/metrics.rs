@@ -1,6 +1,8 @@
 //! `GET /metrics` in the Prometheus text format: requests by route and
 //! status, ingest events and duplicates, the writer's queue depth and batch
-//! sizes, the database's size. On the main address it needs an admin
+//! sizes, the database's size; usage by user and model over the current
+//! UTC month and each budget's used share ([`usage`], capped). On the
+//! main address it needs an admin
 //! (session, or the bearer read token of an admin); `--metrics-listen`
 //! serves it on a separate address without authentication, for a scraper
 //! on a private network.
@@ -19,9 +21,12 @@ use axum::routing::get;
 use std::sync::Arc;
 
 use crate::auth::{Gate, RateLimiter, Reader, access};
+use crate::clock::Clock;
 use crate::db::{BATCH_BUCKETS, Db};
 use crate::error::AppError;
 use crate::usage::store::InsertOutcome;
+
+pub mod usage;
 
 /// Counters kept in memory since start.
 #[derive(Debug, Default)]
@@ -40,6 +45,8 @@ pub struct MetricsState {
     /// Counts the requests it refused.
     pub ingest_limit: RateLimiter,
     pub gate: Gate,
+    /// The usage series' month and the budgets' periods.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl axum::extract::FromRef<MetricsState> for Gate {
@@ -64,7 +71,7 @@ impl Metrics {
 }
 
 /// Label values are escaped as the text format asks.
-fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -151,13 +158,20 @@ pub fn render(state: &MetricsState) -> String {
     out
 }
 
-fn exposition(state: &MetricsState) -> Response {
+async fn exposition(state: &MetricsState) -> Response {
+    let mut text = render(state);
+    let now = state.clock.now();
+    match state.db.read(move |conn| usage::render(conn, now)).await {
+        Ok(section) => text.push_str(&section),
+        // The counters still help while the database fails.
+        Err(e) => tracing::warn!(error = %e, "metrics: usage series not read"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(state),
+        text,
     )
         .into_response()
 }
@@ -170,12 +184,12 @@ async fn protected(
     if !reader.user.is_admin() {
         return Err(AppError::Forbidden.into_json_response());
     }
-    Ok(exposition(&state))
+    Ok(exposition(&state).await)
 }
 
 /// On `--metrics-listen`: anyone who can reach that address.
 async fn open(State(state): State<MetricsState>) -> Response {
-    exposition(&state)
+    exposition(&state).await
 }
 
 /// Where the exposition is served.

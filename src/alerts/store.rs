@@ -250,3 +250,14 @@ pub fn recent_with_deliveries(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// A person's own address for their alerts: `None` when unset, empty,
+/// or the account is disabled.
+pub fn email_of(conn: &Connection, user: UserId) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT email FROM users WHERE id = ?1 AND disabled = 0")?
+        .query_row([user.0], |row| row.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten()
+        .filter(|email| !email.is_empty()))
+}

@@ -62,6 +62,8 @@ pub struct AppState {
     pub time_zone: Option<String>,
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: crate::usage::budget::NameLimits,
+    /// The unusual-usage rule's knobs (budgets::unusual).
+    pub unusual: Arc<crate::budgets::UnusualRule>,
     /// The URL users reach the server at, when configured (`public_url`):
     /// the Connect page says when it has to guess instead.
     pub public_url: Option<String>,
@@ -95,6 +97,8 @@ pub struct AppOptions {
     pub ingest_rate_per_token: u32,
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: crate::usage::budget::NameLimits,
+    /// The unusual-usage rule's knobs (budgets::unusual).
+    pub unusual: crate::budgets::UnusualRule,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The URL users reach the server at (`public_url`), shown in the
@@ -136,6 +140,7 @@ impl AppState {
             trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
             name_limits: options.name_limits,
+            unusual: Arc::new(options.unusual),
             link_base: options.public_url.clone(),
             public_url: options.public_url,
             unit: Arc::new(options.unit),
@@ -197,6 +202,7 @@ impl AppState {
             decode_budget: self.decode_budget.clone(),
             claude_code_signal: self.claude_code_signal,
             name_limits: self.name_limits,
+            unusual: self.unusual.clone(),
             gate: self.gate(),
             alert_wake: self.alert_wake.clone(),
         }
@@ -208,6 +214,7 @@ impl AppState {
             clock: self.clock.clone(),
             unit: self.unit.clone(),
             gate: self.gate(),
+            time_zone: self.time_zone.clone(),
         }
     }
 
@@ -217,6 +224,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             ingest_limit: self.ingest_limit.clone(),
             gate: self.gate(),
+            clock: self.clock.clone(),
         }
     }
 

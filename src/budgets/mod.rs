@@ -8,6 +8,7 @@
 //! * [`status`]: where a budget stands (used, remaining, percentage,
 //!   forecast, next reset), from the rollups;
 //! * [`forecast`]: the projection rule;
+//! * [`unusual`]: usage far above a person's own baseline;
 //! * [`watch`]: evaluation after usage is stored, recording alerts in the
 //!   same transaction (the outbox, `crate::alerts`).
 //!
@@ -20,8 +21,10 @@ pub mod forecast;
 pub mod period;
 pub mod status;
 pub mod store;
+pub mod unusual;
 pub mod watch;
 
 pub use period::{Period, Window};
 pub use status::{Standing, standings};
 pub use store::{Budget, BudgetError, BudgetScope, Measure, NewBudget};
+pub use unusual::UnusualRule;

@@ -11,25 +11,30 @@
 //! is told about the past unless they asked.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde_json::json;
 
 use super::status::{Standing, standings};
 use super::store::{self, Budget, BudgetScope};
+use super::unusual::UnusualRule;
 use crate::alerts::{self, AlertKind, Destination, NewAlert};
 use crate::db::DbError;
-use crate::model::UserId;
 
 /// Evaluates every budget whose current period overlaps `[first_ms,
-/// last_ms]` (the times of the usage just stored); records what is
-/// reached. Runs in the caller's transaction.
+/// last_ms]` (the times of the usage just stored), and the unusual-usage
+/// rule when some of it is in the last hour; records what is reached.
+/// Runs in the caller's transaction.
 pub fn after_usage(
     conn: &Connection,
     now: Timestamp,
     first_ms: i64,
     last_ms: i64,
+    unusual: &UnusualRule,
 ) -> Result<usize, DbError> {
     let mut recorded = 0;
+    if last_ms >= now.as_millisecond() - 3_600_000 {
+        recorded += super::unusual::check(conn, unusual, now)?;
+    }
     for budget in store::list(conn)? {
         let window = budget
             .period
@@ -49,9 +54,10 @@ pub fn after_insert(
     conn: &Connection,
     now: Timestamp,
     outcome: &crate::usage::store::InsertOutcome,
+    unusual: &UnusualRule,
 ) -> Result<usize, DbError> {
     match outcome.span {
-        Some((first_ms, last_ms)) => after_usage(conn, now, first_ms, last_ms),
+        Some((first_ms, last_ms)) => after_usage(conn, now, first_ms, last_ms, unusual),
         None => Ok(0),
     }
 }
@@ -206,17 +212,12 @@ fn destinations(
         (BudgetScope::User { id, .. }, None) => Some(*id),
         _ => None,
     };
-    if let Some(email) = person.map(|p| email_of(conn, p)).transpose()?.flatten() {
+    if let Some(email) = person
+        .map(|p| alerts::store::email_of(conn, p))
+        .transpose()?
+        .flatten()
+    {
         destinations.push(Destination::Email(email));
     }
     Ok(destinations)
-}
-
-fn email_of(conn: &Connection, user: UserId) -> Result<Option<String>, DbError> {
-    Ok(conn
-        .prepare_cached("SELECT email FROM users WHERE id = ?1 AND disabled = 0")?
-        .query_row([user.0], |row| row.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten()
-        .filter(|email| !email.is_empty()))
 }

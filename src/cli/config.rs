@@ -41,6 +41,13 @@ pub struct FileConfig {
     pub ingest_rate_per_token: Option<u32>,
     pub max_new_names_per_token_per_day: Option<u32>,
     pub max_new_names_per_day: Option<u32>,
+    // Unusual usage (`budgets::unusual`): 0 switches the rule (factor) or
+    // a measure (floor) off.
+    pub unusual_factor: Option<f64>,
+    pub unusual_floor_tokens: Option<i64>,
+    /// USD in the hour.
+    pub unusual_floor_cost: Option<f64>,
+    pub unusual_channels: Option<Vec<String>>,
     pub ingest_memory_mib: Option<usize>,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
@@ -154,6 +161,7 @@ pub(super) fn serve_settings(
             .or(file.ingest_rate_per_token)
             .unwrap_or(DEFAULT_INGEST_RATE),
         name_limits: name_limits(&args, file),
+        unusual: unusual_rule(file),
         ingest_memory_mib: args
             .ingest_memory_mib
             .or(file.ingest_memory_mib)
@@ -220,6 +228,32 @@ fn hash_cost(args: &ServeArgs, file: &FileConfig) -> HashCost {
     }
 }
 
+/// The unusual-usage rule: the file, else the defaults. Negative or
+/// non-finite numbers count as 0 (off).
+pub fn unusual_rule(file: &FileConfig) -> crate::budgets::UnusualRule {
+    let default = crate::budgets::UnusualRule::default();
+    let usd_to_micros = |usd: f64| {
+        let micros = (usd * 1_000_000.0).round();
+        if micros.is_finite() && micros > 0.0 {
+            micros.min(i64::MAX as f64) as i64
+        } else {
+            0
+        }
+    };
+    crate::budgets::UnusualRule {
+        factor: file.unusual_factor.map_or(default.factor, |f| {
+            if f.is_finite() { f.max(0.0) } else { 0.0 }
+        }),
+        floor_tokens: file
+            .unusual_floor_tokens
+            .map_or(default.floor_tokens, |t| t.max(0)),
+        floor_cost_micros: file
+            .unusual_floor_cost
+            .map_or(default.floor_cost_micros, usd_to_micros),
+        channels: file.unusual_channels.clone().unwrap_or_default(),
+    }
+}
+
 /// The budget of new names: flag, else file, else the default.
 fn name_limits(args: &ServeArgs, file: &FileConfig) -> crate::usage::budget::NameLimits {
     let default = crate::usage::budget::NameLimits::default();
@@ -251,6 +285,25 @@ mod tests {
         assert_eq!(config.log_format, Some(LogFormat::Json));
         assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/tokentally")));
         assert_eq!(config.claude_code_otel, Some(ClaudeCodeSignal::Logs));
+    }
+
+    #[test]
+    fn the_unusual_usage_knobs_come_from_the_file() {
+        let rule = unusual_rule(&file(
+            "unusual_factor = 8.5\nunusual_floor_tokens = 3000000\nunusual_floor_cost = 2.5\n\
+             unusual_channels = [\"ops\"]\n",
+        ));
+        assert_eq!(rule.factor, 8.5);
+        assert_eq!(rule.floor_tokens, 3_000_000);
+        assert_eq!(rule.floor_cost_micros, 2_500_000);
+        assert_eq!(rule.channels, vec!["ops".to_owned()]);
+        assert_eq!(
+            unusual_rule(&file("")),
+            crate::budgets::UnusualRule::default()
+        );
+        let off = unusual_rule(&file("unusual_factor = 0\nunusual_floor_cost = -1\n"));
+        assert!(!off.is_on());
+        assert_eq!(off.floor_cost_micros, 0);
     }
 
     #[test]

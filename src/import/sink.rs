@@ -304,7 +304,12 @@ impl Sink {
                 let (key, now) = (key.to_owned(), Timestamp::now().as_second());
                 let outcome = local.runtime.block_on(local.db.write(move |conn| {
                     let outcome = Inserter::new(conn)?.insert(conn, &attributed)?;
-                    crate::budgets::watch::after_insert(conn, Timestamp::now(), &outcome)?;
+                    crate::budgets::watch::after_insert(
+                        conn,
+                        Timestamp::now(),
+                        &outcome,
+                        &crate::budgets::UnusualRule::default(),
+                    )?;
                     state::save(conn, &key, format, &position, now)?;
                     Ok::<_, DbError>(outcome)
                 }))?;

@@ -193,7 +193,7 @@ pub async fn store(
     sender: Sender,
     rejected: i64,
 ) -> Result<InsertOutcome, IngestError> {
-    let now = state.clock.now();
+    let (now, unusual) = (state.clock.now(), state.unusual.clone());
     let outcome = state
         .db
         .write(move |conn| {
@@ -204,7 +204,7 @@ pub async fn store(
                     .with_budget(sender.budget)
                     .insert(conn, &events)?
             };
-            let alerts = crate::budgets::watch::after_insert(conn, now, &outcome)?;
+            let alerts = crate::budgets::watch::after_insert(conn, now, &outcome, &unusual)?;
             chain::append(conn, &[sender.entry(outcome, rejected)])?;
             Ok::<_, DbError>((outcome, alerts))
         })

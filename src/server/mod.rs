@@ -48,6 +48,8 @@ pub struct ServeSettings {
     pub ingest_rate_per_token: u32,
     /// New names ingestion may create a day.
     pub name_limits: crate::usage::budget::NameLimits,
+    /// The unusual-usage rule's knobs (budgets::unusual).
+    pub unusual: crate::budgets::UnusualRule,
     /// MiB that ingest bodies and their decompression may take at once
     /// (0: no bound).
     pub ingest_memory_mib: usize,
@@ -127,6 +129,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         time_zone: settings.time_zone.clone(),
         ingest_rate_per_token: settings.ingest_rate_per_token,
         name_limits: settings.name_limits,
+        unusual: settings.unusual.clone(),
         trusted_proxies: settings.trusted_proxies.clone(),
         public_url: settings.public_url.clone(),
         unit: settings.unit.clone(),

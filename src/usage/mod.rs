@@ -26,6 +26,7 @@ pub mod reprice;
 pub mod rollup;
 mod segments;
 pub mod store;
+pub mod summary;
 pub mod unassigned;
 
 use std::sync::Arc;
@@ -70,6 +71,9 @@ pub struct UsageState {
     /// The unit the answers' `cost_in_unit` and `unit` are in.
     pub unit: Arc<crate::model::Unit>,
     pub gate: Gate,
+    /// The instance's zone, for users without their own (the summary's
+    /// calendar periods).
+    pub time_zone: Option<String>,
 }
 
 impl FromRef<UsageState> for Gate {
@@ -80,7 +84,7 @@ impl FromRef<UsageState> for Gate {
 
 /// The read API. The router is built from this table, and [`paths`]
 /// reads it (the API description's test compares the two).
-fn endpoints() -> [(&'static str, MethodRouter<UsageState>); 5] {
+fn endpoints() -> [(&'static str, MethodRouter<UsageState>); 6] {
     [
         ("/api/v1/usage", get(api::usage)),
         ("/api/v1/usage/events", get(api::events_page)),
@@ -90,6 +94,8 @@ fn endpoints() -> [(&'static str, MethodRouter<UsageState>); 5] {
         // written against them.
         ("/api/v1/events", get(api::events_page)),
         ("/api/v1/events.csv", get(api::events_csv)),
+        // Today, this week, this month: for status bars.
+        ("/api/v1/summary", get(summary::summary)),
     ]
 }
 

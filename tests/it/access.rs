@@ -423,6 +423,18 @@ fn cases() -> Vec<Case> {
             None,
             [401, 200, 200, 200, 403, 200, 200, 200, 200],
         ),
+        (
+            get.clone(),
+            "/api/v1/summary",
+            None,
+            [401, 200, 200, 200, 403, 200, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            "/api/v1/summary?view=b",
+            None,
+            [401, 403, 200, 200, 403, 403, 403, 403, 403],
+        ),
         (get.clone(), "/api/v1/openapi.json", None, [200; 9]),
         // Ingest: an ingest token only.
         (
@@ -676,7 +688,7 @@ async fn add_budgets(world: &World) {
 
 /// Every data URL a member may open (each answers them 200): what they
 /// receive is searched for the usage of others.
-pub(crate) const DATA_PATHS: [&str; 35] = [
+pub(crate) const DATA_PATHS: [&str; 36] = [
     "/",
     "/?view=me",
     "/?split=activity&metric=cost",
@@ -709,6 +721,7 @@ pub(crate) const DATA_PATHS: [&str; 35] = [
     "/api/v1/events?session=session-secret-of-a",
     "/api/v1/events?sort=machine",
     "/api/v1/events.csv?machine=machine-of-a",
+    "/api/v1/summary",
     "/tokens",
     "/profile",
     "/connect",

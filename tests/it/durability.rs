@@ -87,6 +87,7 @@ async fn open_app(dir: &Path, vfs: String) -> AppState {
         // The rate limit is not what this test is about.
         ingest_rate_per_token: 0,
         name_limits: Default::default(),
+        unusual: Default::default(),
         trusted_proxies: Vec::new(),
         public_url: None,
         unit: Default::default(),

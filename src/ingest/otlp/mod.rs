@@ -129,6 +129,7 @@ pub async fn post_metrics(
     )
     .await?;
     let (owner, now) = (grant.user.id, state.clock.now());
+    let unusual = state.unusual.clone();
     let sender = Sender::new(&state, &grant, meta, "otlp.metrics");
     let (stored, refused, alerts) = state
         .db
@@ -142,7 +143,7 @@ pub async fn post_metrics(
                     .with_budget(sender.budget)
                     .insert(conn, &events)?
             };
-            let alerts = crate::budgets::watch::after_insert(conn, now, &stored)?;
+            let alerts = crate::budgets::watch::after_insert(conn, now, &stored, &unusual)?;
             let rejected_count = rejected.count + refused.count;
             chain::append(conn, &[sender.entry(stored, rejected_count)])?;
             Ok::<_, crate::db::DbError>((stored, refused, alerts))

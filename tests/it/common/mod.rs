@@ -113,6 +113,7 @@ impl TestApp {
             time_zone: None,
             ingest_rate_per_token: 0,
             name_limits: Default::default(),
+            unusual: Default::default(),
             trusted_proxies: Vec::new(),
             public_url: None,
             unit: Default::default(),
