@@ -4,24 +4,22 @@
 //! checkpointed) on SIGTERM or Ctrl-C.
 
 pub mod listen;
+mod tasks;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::alerts;
 use crate::app::{self, AppOptions, AppState, StartError};
-use crate::audit;
-use crate::auth::{HashCost, SessionPolicy, SqliteSessionStore, setup, users};
+use crate::auth::{HashCost, SessionPolicy, setup, users};
 use crate::clock::SystemClock;
 use crate::db::{DbError, DbOptions};
 use crate::demo;
-use crate::ingest::otlp::{ClaudeCodeSignal, series};
-use crate::model::Actor;
+use crate::ingest::otlp::ClaudeCodeSignal;
 use crate::model::Role;
 use crate::secret::random_password;
 use crate::teams;
@@ -74,7 +72,6 @@ pub const DB_FILE: &str = "tokentally.db";
 pub const DEMO_DB_FILE: &str = "demo.db";
 /// Events in the demo data set: a year of a small team's usage.
 const DEMO_EVENTS: usize = 60_000;
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -170,10 +167,10 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
         println!("First run: create the admin at {base_url}/setup?token={token}");
     }
 
-    let sweeper = tokio::spawn(sweep(state.clone(), settings.audit_retention_days));
-    let head_keeper = tokio::spawn(keep_audit_head(state.clone()));
+    let sweeper = tokio::spawn(tasks::sweep(state.clone(), settings.audit_retention_days));
+    let head_keeper = tokio::spawn(tasks::keep_audit_head(state.clone()));
     let alert_worker = start_alert_worker(&state, &settings);
-    let budget_watch = tokio::spawn(watch_budgets(state.clone(), alert_worker.waker()));
+    let budget_watch = tokio::spawn(tasks::watch_budgets(state.clone(), alert_worker.waker()));
     let metrics_server = match settings.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, state.clone()).await?),
         None => None,
@@ -302,109 +299,6 @@ async fn received(signal: Option<tokio::signal::unix::Signal>) {
             signal.recv().await;
         }
         None => std::future::pending::<()>().await,
-    }
-}
-
-/// How often the audit chain's head is checkpointed while it changes
-/// (what a truncation can hide at most), and how often it is logged.
-const HEAD_EVERY: Duration = Duration::from_secs(5);
-const HEAD_LOG_EVERY: Duration = Duration::from_secs(600);
-
-/// Checkpoints the audit chain's head outside the database
-/// (`audit::head`), and writes it to the log now and then: a copy of the
-/// head that someone with the data directory alone cannot take back.
-async fn keep_audit_head(state: AppState) {
-    let mut every = tokio::time::interval(HEAD_EVERY);
-    let mut logged_at: Option<tokio::time::Instant> = None;
-    loop {
-        every.tick().await;
-        let db_path = state.db.path().to_path_buf();
-        let now_ms = state.clock.now().as_millisecond();
-        let written = state
-            .db
-            .read(move |conn| crate::audit::head::checkpoint(conn, &db_path, now_ms))
-            .await;
-        match written {
-            Ok(Some(head)) if logged_at.is_none_or(|at| at.elapsed() >= HEAD_LOG_EVERY) => {
-                tracing::info!(seq = head.seq, hash = %head.hash, "audit chain head");
-                logged_at = Some(tokio::time::Instant::now());
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not checkpoint the audit chain's head"),
-        }
-    }
-}
-
-/// Housekeeping every few minutes: expired sessions, and the state of
-/// OTLP series whose exporter is long gone.
-/// How often every budget is evaluated besides the evaluation in each
-/// ingest transaction: usage that changes without being stored through
-/// ingest (a re-pricing, a link of an identity, a budget changed from the
-/// CLI) is caught within this.
-const BUDGET_WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-
-async fn watch_budgets(state: AppState, deliver_now: Arc<tokio::sync::Notify>) {
-    let mut every = tokio::time::interval(BUDGET_WATCH_EVERY);
-    loop {
-        every.tick().await;
-        let now = state.clock.now();
-        match state
-            .db
-            .write(move |conn| crate::budgets::watch::all(conn, now))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(alerts = n, "budget alerts recorded");
-                deliver_now.notify_one();
-            }
-            Err(e) => tracing::warn!(error = %e, "could not evaluate the budgets"),
-        }
-    }
-}
-
-async fn sweep(state: AppState, audit_retention_days: Option<u32>) {
-    let store = SqliteSessionStore::new(state.db.clone());
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        every.tick().await;
-        match store.delete_expired(state.now_unix()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(sessions = n, "expired sessions deleted"),
-            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
-        }
-        let cutoff = state.now_unix() - series::FORGET_AFTER_S;
-        match state
-            .db
-            .write(move |conn| series::forget_stale(conn, cutoff))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(series = n, "stale OTLP series forgotten"),
-            Err(e) => tracing::warn!(error = %e, "could not forget stale OTLP series"),
-        }
-        if let Some(days) = audit_retention_days {
-            purge_audit(&state, days).await;
-        }
-    }
-}
-
-/// Applies the audit retention: entries older than `days` go, behind a
-/// purge entry that anchors the rest of the chain.
-async fn purge_audit(state: &AppState, days: u32) {
-    // Queued entries first, so the purge entry follows them in the chain.
-    state.audit.flush().await;
-    let now_ms = state.clock.now().as_millisecond();
-    let cutoff_ms = now_ms - i64::from(days) * 86_400_000;
-    let actor = Actor::System("retention".into());
-    match state
-        .db
-        .write(move |conn| audit::chain::purge_before(conn, cutoff_ms, actor, now_ms))
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(entries = n, days, "old audit entries purged"),
-        Err(e) => tracing::warn!(error = %e, "could not purge old audit entries"),
     }
 }
 
