@@ -69,4 +69,5 @@ mod team_store;
 mod unassigned;
 mod unit;
 mod unit_settings;
+mod upgrade;
 mod usage;
