@@ -53,9 +53,11 @@ run version
 
 echo "-- serve --demo"
 start=$SECONDS
-run --data-dir "$work/demo" serve --demo --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+# Not through run(): $! must be the server (or its runner) itself, so that
+# SIGTERM reaches it. shellcheck disable=SC2086
+$runner "$binary" --data-dir "$work/demo" serve --demo --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 pid=$!
-listening() { grep -q '^tokentally listening on ' "$work/out"; }
+listening() { grep -q '^tokentally listening on ' "$work/out" 2>/dev/null; }
 poll 120 "the server printing its address" listening || { cat "$work/err" >&2; exit 1; }
 url=$(sed -n 's/^tokentally listening on //p' "$work/out" | head -1)
 ready() { curl -fsS -o /dev/null "$url/readyz"; }
@@ -83,7 +85,8 @@ wait "$pid" || { echo "smoke: the server did not stop cleanly" >&2; cat "$work/e
 pid=""
 
 echo "-- import and verify"
-run --data-dir "$work/data" import tests/fixtures/claude-code/projects
+echo 'smoke-test-password' | run --data-dir "$work/data" user add ada --role admin --password-stdin
+run --data-dir "$work/data" import --user ada tests/fixtures/claude-code/projects
 run --data-dir "$work/data" report --group-by model >/dev/null
 run --data-dir "$work/data" verify
 echo "smoke: ok"

@@ -228,3 +228,67 @@ fn restore_puts_the_old_version_back_and_refuses_a_bad_file() {
     let (ok, out, err) = run_cli(&["--data-dir", &data, "verify"], &[], None);
     assert!(ok, "{out}{err}");
 }
+
+/// A tmpfs mounted on a directory for the length of a test (root only).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` (the test says why and passes) where mounting is not allowed.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_start_without_room_for_the_copy_is_refused_and_changes_nothing() {
+    let outer = tempfile::tempdir().expect("tempdir");
+    let small = outer.path().join("small");
+    std::fs::create_dir(&small).expect("dir");
+    // 8 MiB: room for the database, not for it and the margin (16 MiB).
+    let Some(_tmpfs) = Tmpfs::mount(&small, "8m") else {
+        eprintln!("cannot mount a tmpfs here (not root?): the refusal is not tested");
+        return;
+    };
+    let previous = previous_version_database(&small);
+    let db_path = small.join("tokentally.db");
+    let before = sha(&db_path);
+    let (ok, out, err) = run_cli(
+        &[
+            "--data-dir",
+            small.to_str().expect("utf-8"),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        None,
+    );
+    assert!(!ok, "refused: {out}");
+    assert!(
+        err.contains("not enough free disk space")
+            && err.contains(&db_path.display().to_string())
+            && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(sha(&db_path), before, "the database is unchanged");
+    assert_eq!(version_of(&db_path), Some(previous));
+    let copies: Vec<_> = std::fs::read_dir(&small)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".bak"))
+        .collect();
+    assert!(copies.is_empty(), "no copy left behind: {copies:?}");
+}
