@@ -49,7 +49,10 @@ fi
 echo "-- the installed binary, as tokentally, from the installed config"
 # The port of the config may be taken on a shared machine: the flag beats
 # the file for the address only; the data directory comes from the file.
-runuser -u tokentally -- /usr/bin/tokentally --config /etc/tokentally/config.toml \
+# setpriv execs the binary itself (runuser would stay in between and report
+# the signal that stops the server as its own exit status).
+setpriv --reuid tokentally --regid tokentally --init-groups \
+    /usr/bin/tokentally --config /etc/tokentally/config.toml \
     serve --listen 127.0.0.1:0 >/tmp/tokentally-deb-test.out 2>/tmp/tokentally-deb-test.err &
 pid=$!
 deadline=$((SECONDS + 120))
@@ -60,7 +63,9 @@ until url=$(sed -n 's/^tokentally listening on //p' /tmp/tokentally-deb-test.out
     sleep 0.2
 done
 grep -q 'setup?token=' /tmp/tokentally-deb-test.out || fail "no first-run setup link"
-kill -TERM "$pid"; wait "$pid"; pid=""
+kill -TERM "$pid"
+wait "$pid" || { cat /tmp/tokentally-deb-test.err >&2; fail "the server did not stop cleanly"; }
+pid=""
 [ "$(stat -c %U /var/lib/tokentally/tokentally.db)" = tokentally ] || fail "the database is not the service user's"
 echo "served from /var/lib/tokentally as tokentally: ok"
 
