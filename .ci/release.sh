@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 PROFILE=${RELEASE_PROFILE:-release}
 DIST=target/dist
-ZIGLANG_VERSION=0.17.0
-ZIGBUILD_VERSION=0.24.0
+ZIGLANG_VERSION=0.17.1
+ZIGBUILD_VERSION=0.24.1
 CARGO_DEB_VERSION=3.8.0
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 
