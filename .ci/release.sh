@@ -5,7 +5,7 @@
 #        cargo-zigbuild), cargo-deb (crates.io); each only when missing.
 # build: fully static binaries for x86_64 and aarch64 Linux (musl) with
 #        cargo-zigbuild, --locked, in the profile RELEASE_PROFILE (default
-#        `release`: fat LTO, stripped; CI uses the cheaper `ci-release`).
+#        `release`: fat LTO, stripped; `perf` gives thin LTO, unstripped).
 # pack:  target/dist/tokentally-VERSION-TARGET.tar.gz (binary, LICENSE,
 #        README.md, tokentally.service), the two .debs (cargo-deb) and
 #        target/dist/SHA256SUMS over all of them; prints every size.
