@@ -29,6 +29,12 @@ dist:
     @ldd target/dist/tokentally 2>&1 | grep -qE 'statically linked|not a dynamic executable' || (echo "not static"; ldd target/dist/tokentally; exit 1)
     @ls -l target/dist/tokentally | awk '{ printf "target/dist/tokentally: %.1f MB, static\n", $5 / 1000000 }'
 
+# Release artifacts in target/dist: static binaries for x86_64 and aarch64
+# Linux (musl, cargo-zigbuild), a tarball and a .deb for each, SHA256SUMS;
+# installs the tools it needs first (.ci/release.sh says which)
+release:
+    .ci/release.sh tools build pack
+
 # Start-up time (/healthz, /readyz) and idle RSS of the static release
 # binary on an empty data directory, medians of RUNS (README)
 startup runs="11": dist

@@ -10,6 +10,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod budgets;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod db;

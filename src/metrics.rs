@@ -82,6 +82,15 @@ pub(crate) fn label(value: &str) -> String {
 pub fn render(state: &MetricsState) -> String {
     let mut out = String::new();
     let metrics = &state.metrics;
+    let _ = writeln!(
+        out,
+        "# HELP tokentally_build_info The running binary: version, git commit, target.\n\
+         # TYPE tokentally_build_info gauge\n\
+         tokentally_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}} 1",
+        label(crate::build_info::VERSION),
+        label(crate::build_info::COMMIT),
+        label(crate::build_info::TARGET)
+    );
     out.push_str("# HELP tokentally_http_requests_total HTTP requests answered, by matched route and status.\n");
     out.push_str("# TYPE tokentally_http_requests_total counter\n");
     if let Ok(requests) = metrics.requests.lock() {

@@ -12,6 +12,7 @@ mod identity;
 mod import;
 mod price;
 mod price_sync;
+mod restore;
 mod systemd;
 mod team;
 mod token;
@@ -34,7 +35,7 @@ use crate::server::{self, DB_FILE, ServeError};
 #[derive(Debug, Parser)]
 #[command(
     name = "tokentally",
-    version,
+    version = crate::build_info::LONG_VERSION,
     about = "A self-hosted dashboard of LLM token usage and cost",
     long_about = "A self-hosted dashboard of LLM token usage and cost: one binary with its \
                   web UI and an embedded SQLite database.\n\nEvery option can also be set in \
@@ -80,6 +81,9 @@ pub enum Command {
     User(user::UserCommand),
     /// Write a consistent copy of the database to FILE (safe while the server runs)
     Backup(BackupArgs),
+    /// Put a backup back as the database (service stopped): checks a copy of it as `verify`
+    /// does first and keeps the current database as tokentally.db.before-restore.bak
+    Restore(restore::RestoreArgs),
     /// Print a hardened systemd unit for this binary
     SystemdUnit(systemd::SystemdArgs),
     /// Write the standard synthetic workload into the database (for trying out and benchmarks)
@@ -109,7 +113,7 @@ pub enum Command {
     Channel(channel::ChannelCommand),
     /// Check the database: recompute every rollup from the raw events, look for values out of range and walk the audit chain
     Verify(usage::VerifyArgs),
-    /// Print the version, the schema version and the SQLite version
+    /// Print the version, the schema version, the SQLite version, the git commit and the target
     Version,
 }
 
@@ -328,6 +332,7 @@ fn run_command(
             Ok(())
         }
         Command::Backup(args) => backup(&data_dir.join(DB_FILE), &args.file),
+        Command::Restore(args) => restore::run(args, &data_dir),
         Command::Demo(args) => Ok(runtime()?.block_on(usage::demo(args, &data_dir.join(DB_FILE)))?),
         Command::Report(args) => {
             let unit = config::unit(&args.unit, file).map_err(CliError::Usage)?;
@@ -389,9 +394,11 @@ fn run_command(
             Ok(())
         }
         Command::Version => {
-            println!("tokentally {}", env!("CARGO_PKG_VERSION"));
+            println!("tokentally {}", crate::build_info::VERSION);
             println!("schema version {}", db::latest_schema_version());
             println!("SQLite {}", rusqlite::version());
+            println!("commit {}", crate::build_info::COMMIT);
+            println!("target {}", crate::build_info::TARGET);
             Ok(())
         }
     }

@@ -23,15 +23,39 @@ pub struct SystemdArgs {
     /// Run as a transient DynamicUser instead of a dedicated system user
     #[arg(long)]
     pub dynamic_user: bool,
+    /// Read the settings (data_dir, listen, …) from this config file instead of
+    /// passing them as flags (the .deb's unit uses /etc/tokentally/config.toml)
+    #[arg(long = "unit-config", value_name = "FILE")]
+    pub unit_config: Option<PathBuf>,
 }
 
 pub fn unit(args: &SystemdArgs) -> String {
-    let mut out = String::new();
+    let exec_start = match &args.unit_config {
+        Some(config) => format!(
+            "{} --config {} serve",
+            args.binary.display(),
+            config.display()
+        ),
+        None => format!(
+            "{} serve --data-dir /var/lib/tokentally --listen {} --log-format json",
+            args.binary.display(),
+            args.listen
+        ),
+    };
+    let header = match &args.unit_config {
+        Some(config) => format!(
+            "# tokentally: its settings are in {}; after changing them:\n\
+             #   systemctl restart tokentally\n",
+            config.display()
+        ),
+        None => "# tokentally: install as /etc/systemd/system/tokentally.service, then\n\
+                 #   systemctl daemon-reload && systemctl enable --now tokentally\n"
+            .to_owned(),
+    };
+    let mut out = header;
     let _ = write!(
         out,
         "\
-# tokentally: install as /etc/systemd/system/tokentally.service, then
-#   systemctl daemon-reload && systemctl enable --now tokentally
 [Unit]
 Description=tokentally, a dashboard of LLM token usage
 After=network-online.target
@@ -39,15 +63,13 @@ Wants=network-online.target
 
 [Service]
 Type=exec
-ExecStart={binary} serve --data-dir /var/lib/tokentally --listen {listen} --log-format json
+ExecStart={exec_start}
 Restart=on-failure
 RestartSec=2s
 # SIGTERM: finish requests, drain writes, checkpoint the database.
 KillSignal=SIGTERM
 TimeoutStopSec=30s
 ",
-        binary = args.binary.display(),
-        listen = args.listen,
     );
     if args.dynamic_user {
         out.push_str("DynamicUser=yes\n");
@@ -93,4 +115,28 @@ WantedBy=multi-user.target
 ",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The .deb ships this unit (packaging/deb/tokentally.service): it is
+    /// what `systemd-unit` prints for the package's paths.
+    #[test]
+    fn the_package_unit_is_the_generated_one() {
+        let args = SystemdArgs {
+            binary: PathBuf::from("/usr/bin/tokentally"),
+            listen: "127.0.0.1:8080".to_owned(),
+            user: "tokentally".to_owned(),
+            dynamic_user: false,
+            unit_config: Some(PathBuf::from("/etc/tokentally/config.toml")),
+        };
+        assert_eq!(
+            include_str!("../../packaging/deb/tokentally.service"),
+            unit(&args),
+            "regenerate it: tokentally systemd-unit --binary /usr/bin/tokentally \
+             --unit-config /etc/tokentally/config.toml > packaging/deb/tokentally.service"
+        );
+    }
 }

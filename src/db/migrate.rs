@@ -65,7 +65,7 @@ pub fn schema_status(path: &Path) -> Result<Option<SchemaStatus>, DbError> {
 
 /// Fails, without modifying the file, when `path` holds a database written
 /// by a newer tokentally or by another program.
-pub(super) fn refuse_unknown_schema(path: &Path) -> Result<(), DbError> {
+pub(crate) fn refuse_unknown_schema(path: &Path) -> Result<(), DbError> {
     let Some(status) = schema_status(path)? else {
         return Ok(());
     };

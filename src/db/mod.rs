@@ -15,6 +15,7 @@
 pub mod audit_key;
 pub(crate) mod migrate;
 mod pool;
+pub mod upgrade;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
@@ -186,6 +187,11 @@ impl Db {
             })?;
         }
         migrate::refuse_unknown_schema(path)?;
+        // An existing database at an older schema: a consistent copy of it
+        // first (or a refusal, changing nothing, when there is no room).
+        if options.vfs.is_none() {
+            upgrade::backup_before_migration(path)?;
+        }
         let (_, new_key) = audit_key::load_or_create(path)?;
         let vfs = options.vfs.as_deref();
         let mut conn = open_write_connection(path, vfs)?;
@@ -314,6 +320,28 @@ pub(crate) fn open_read_connection(path: &Path, vfs: Option<&str>) -> Result<Con
     set_common_pragmas(&conn)?;
     conn.pragma_update(None, "cache_size", -16 * 1024)?;
     Ok(conn)
+}
+
+/// Opens the database at `path` and takes SQLite's exclusive lock on it,
+/// without waiting: it fails with a message naming the file while any
+/// other connection has it open (a running server, a CLI command). The
+/// lock is held until the connection is dropped. For `tokentally restore`.
+pub fn lock_exclusive(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.busy_timeout(Duration::ZERO)?;
+    conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))?;
+    let locked = conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;");
+    match locked {
+        Ok(()) => Ok(conn),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            Err(DbError::Check(format!(
+                "{} is in use (a running tokentally server or command has it open); stop the \
+                 service (e.g. `systemctl stop tokentally`) and try again",
+                path.display()
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes a consistent copy of the live database at `source` to `target`

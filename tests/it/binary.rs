@@ -345,6 +345,24 @@ fn version_and_systemd_unit() {
     assert!(ok);
     assert!(out.contains(env!("CARGO_PKG_VERSION")));
     assert!(out.contains("schema version"));
+    // Added to, not changed: the commit and the target it was built for.
+    let commit = tokentally::build_info::COMMIT;
+    let target = tokentally::build_info::TARGET;
+    assert!(out.contains(&format!("\ncommit {commit}\n")), "{out}");
+    assert!(out.contains(&format!("\ntarget {target}\n")), "{out}");
+    let (ok, long, _) = run_cli(&["--version"], &[], None);
+    assert!(ok);
+    assert_eq!(
+        long.trim(),
+        format!(
+            "tokentally {} (commit {commit}, {target})",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert!(
+        commit == "unknown" || commit.chars().all(|c| c.is_ascii_hexdigit()),
+        "{commit}"
+    );
     let (ok, unit, _) = run_cli(&["systemd-unit"], &[], None);
     assert!(ok);
     for line in [

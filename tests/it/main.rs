@@ -75,4 +75,5 @@ mod unassigned;
 mod unit;
 mod unit_settings;
 mod unusual;
+mod upgrade;
 mod usage;

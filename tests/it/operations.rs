@@ -73,6 +73,14 @@ async fn metrics_count_requests_ingest_and_the_writer_for_admins_only() {
     assert!(value(&text, "tokentally_writer_batch_jobs_count") >= 2.0);
     assert!(value(&text, "tokentally_database_bytes") > 0.0);
     assert!(text.contains("tokentally_writer_queue_depth"));
+    let build_info = format!(
+        "tokentally_build_info{{version=\"{}\",commit=\"{}\",target=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        tokentally::build_info::COMMIT,
+        tokentally::build_info::TARGET
+    );
+    assert_eq!(value(&text, &build_info), 1.0, "{text}");
+    assert_ne!(tokentally::build_info::TARGET, "unknown");
     assert_eq!(by_token(member_read).await.status, StatusCode::FORBIDDEN);
     assert_eq!(by_token(ingest).await.status, StatusCode::FORBIDDEN);
     assert_eq!(
