@@ -30,6 +30,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+mod support;
+use support::{folder_bytes, run};
+
 /// Claude Code's ids of ten current models, each priced alike by both
 /// tools' catalogues below 200k (the bench checks it: `same-rules`).
 const MODELS: [&str; 10] = [
@@ -272,35 +275,6 @@ fn ccusage_by_day(ccusage: &Path, root: &Path) -> Costs {
         models,
         events: 0,
     }
-}
-
-fn run(binary: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("tokentally");
-    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
-        pipe.write_all(input.as_bytes()).expect("stdin");
-    }
-    let output = child.wait_with_output().expect("tokentally");
-    assert!(output.status.success(), "tokentally {args:?} failed");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn folder_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let path = entry.path();
-        total += if path.is_dir() {
-            folder_bytes(&path)
-        } else {
-            entry.metadata().map(|m| m.len()).unwrap_or(0)
-        };
-    }
-    total
 }
 
 /// Sessions in 8 projects over 14 days: user turns and assistant messages

@@ -19,6 +19,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+mod support;
+use support::{folder_bytes, run};
+
 const MODELS: [&str; 3] = [
     "claude-sonnet-4-5-20250929",
     "claude-opus-4-1-20250805",
@@ -105,35 +108,6 @@ fn main() {
     if let Some(ccusage) = ccusage {
         compare_with_ccusage(&ccusage, &dir, &binary, data_dir, first);
     }
-}
-
-fn run(binary: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("tokentally");
-    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
-        pipe.write_all(input.as_bytes()).expect("stdin");
-    }
-    let output = child.wait_with_output().expect("tokentally");
-    assert!(output.status.success(), "tokentally {args:?} failed");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn folder_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let path = entry.path();
-        total += if path.is_dir() {
-            folder_bytes(&path)
-        } else {
-            entry.metadata().map(|m| m.len()).unwrap_or(0)
-        };
-    }
-    total
 }
 
 /// Sessions in 20 projects over 60 days: user turns, assistant messages of

@@ -9,10 +9,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs `tokentally` on `dir` and returns its standard output, trimmed;
+/// panics if it fails.
 pub fn cli(binary: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let dir = dir.to_str().expect("utf-8 path");
+    let mut full = vec!["--data-dir", dir];
+    full.extend_from_slice(args);
+    run(binary, &full, stdin).trim().to_owned()
+}
+
+/// Runs `binary` with `args` (and `stdin`, if any) and returns its
+/// standard output; panics if it fails.
+pub fn run(binary: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let mut child = Command::new(binary)
-        .arg("--data-dir")
-        .arg(dir)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -23,8 +32,26 @@ pub fn cli(binary: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> Str
         pipe.write_all(input.as_bytes()).expect("stdin");
     }
     let output = child.wait_with_output().expect("tokentally");
-    assert!(output.status.success(), "tokentally {args:?} failed");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed",
+        binary.display()
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Bytes of every file under `dir`.
+pub fn folder_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        total += if path.is_dir() {
+            folder_bytes(&path)
+        } else {
+            entry.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+    }
+    total
 }
 
 /// An admin's ingest token: the events name the workload's users.
