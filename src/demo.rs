@@ -293,6 +293,7 @@ pub fn generate(
     while let Some(events) = generator.next_day() {
         written += inserter.insert(conn, &events)?.accepted;
     }
+    crate::usage::rollup::roll_all(conn)?;
     Ok(written)
 }
 

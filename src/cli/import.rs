@@ -60,6 +60,9 @@ pub enum ImportCommandError {
     Incomplete(String),
 }
 
+/// Events folded into the rollups per transaction after an import.
+const FOLD_CHUNK: usize = 200_000;
+
 pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandError> {
     let machine = machine(args.machine.as_deref())?;
     let (files, format) = files_to_read(&args)?;
@@ -95,7 +98,12 @@ pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandEr
     .map_err(|e| ImportError::Usage(format!("the import task failed: {e}")))?;
     progress.finish_and_clear();
     if let Some(db) = db {
+        // What was stored reaches the rollups before the command ends, so
+        // that reads need not add a long tail of raw events (a running
+        // server would fold them too).
+        let folded = crate::usage::rollup::fold_pending(&db, FOLD_CHUNK).await;
         db.shutdown().await;
+        folded.map_err(|e| ImportError::Usage(format!("could not fold into the rollups: {e}")))?;
     }
     let reports = reports?;
     print!(

@@ -175,8 +175,14 @@ pub async fn demo(args: DemoArgs, db_path: &Path) -> Result<(), UsageCommandErro
                 }
             }
         }
+        // Folded in the same transaction: a chunk of several days shares
+        // its rollup rows.
         let outcome = db
-            .write(move |conn| Inserter::new(conn)?.insert(conn, &batch))
+            .write(move |conn| {
+                let outcome = Inserter::new(conn)?.insert(conn, &batch)?;
+                rollup::roll_all(conn)?;
+                Ok::<_, DbError>(outcome)
+            })
             .await?;
         accepted += outcome.accepted;
         duplicates += outcome.duplicates;

@@ -46,7 +46,7 @@ impl ReadPool {
             None => open_read_connection(&self.path, self.vfs.as_deref())?,
         };
         let joined = tokio::task::spawn_blocking(move || {
-            let result = f(&conn);
+            let result = in_one_snapshot(&conn, f);
             (conn, result)
         })
         .await;
@@ -70,4 +70,21 @@ impl ReadPool {
             idle.push(conn);
         }
     }
+}
+
+/// Runs a read in one read transaction: every statement of it sees the
+/// same snapshot (a read adds the raw events past the rollup watermark to
+/// the rollups, and must not see the roller move it in between).
+fn in_one_snapshot<F, T, E>(conn: &Connection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E>,
+    E: From<DbError>,
+{
+    conn.execute_batch("BEGIN").map_err(DbError::from)?;
+    let result = f(conn);
+    // A read transaction has nothing to keep: ending it cannot lose work.
+    if !conn.is_autocommit() {
+        conn.execute_batch("COMMIT").map_err(DbError::from)?;
+    }
+    result
 }

@@ -169,6 +169,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
 
     let sweeper = tokio::spawn(tasks::sweep(state.clone(), settings.audit_retention_days));
     let head_keeper = tokio::spawn(tasks::keep_audit_head(state.clone()));
+    let roller = tokio::spawn(tasks::roll_rollups(state.clone()));
     let alert_worker = start_alert_worker(&state, &settings);
     let budget_watch = tokio::spawn(tasks::watch_budgets(state.clone(), alert_worker.waker()));
     let metrics_server = match settings.metrics_listen {
@@ -197,6 +198,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
     alert_worker.stop().await;
     sweeper.abort();
     head_keeper.abort();
+    roller.abort();
     budget_watch.abort();
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();

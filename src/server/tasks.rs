@@ -1,6 +1,7 @@
 //! What `serve` runs beside the listener until it stops: housekeeping
 //! (sessions, OTLP series, audit retention), the audit chain's head kept
-//! outside the database, and the periodic evaluation of budgets.
+//! outside the database, the periodic evaluation of budgets, and the
+//! roller that folds acknowledged events into the rollups.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,3 +116,38 @@ async fn purge_audit(state: &AppState, days: u32) {
         Err(e) => tracing::warn!(error = %e, "could not purge old audit entries"),
     }
 }
+
+/// How often the roller looks for events past the rollup watermark. The
+/// tail it leaves is what every read adds from the raw rows, so it stays
+/// short; a longer wait would fold larger chunks.
+const ROLL_EVERY: Duration = Duration::from_millis(200);
+
+/// Folds acknowledged events into the rollups (`usage::rollup::roll`) in
+/// chunks, between other writes.
+pub(super) async fn roll_rollups(state: AppState) {
+    use crate::usage::rollup;
+    let mut every = tokio::time::interval(ROLL_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match state.db.read(rollup::pending).await {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for events to fold into the rollups");
+                continue;
+            }
+        }
+        if let Err(e) = rollup::fold_pending(&state.db, rollup::CHUNK).await {
+            // Reads stay exact meanwhile (they add the waiting events);
+            // retrying at once would only repeat the same failure.
+            tracing::error!(error = %e, "could not fold events into the rollups; retrying later");
+            tokio::time::sleep(ROLL_RETRY_AFTER).await;
+        }
+    }
+}
+
+/// The pause after a failed fold: the failure is a full disk, or a sum out
+/// of range in a database written before the per-event limits, which
+/// `tokentally verify --repair` mends.
+const ROLL_RETRY_AFTER: Duration = Duration::from_secs(30);

@@ -12,7 +12,7 @@ use rusqlite::Connection;
 
 use super::dims::{self, Label};
 use super::plan::{self, Source};
-use super::rollup::{Cuboid, Dim, Level};
+use super::rollup::{self, Cuboid, Dim, Level};
 use super::{Scope, Totals, identities};
 use crate::db::DbError;
 use crate::model::{IdentityFilter, TeamId};
@@ -252,6 +252,7 @@ pub(super) fn read_cells(
         group_by,
         constraints,
         ranges: ranges.len(),
+        watermark: rollup::watermark(conn)?,
     };
     reader.read(ranges, &mut cells_by_group)?;
     Ok(cells_by_group)
@@ -291,6 +292,9 @@ struct Reader<'a> {
     group_by: Option<Dim>,
     constraints: &'a Constraints,
     ranges: usize,
+    /// The highest event id the rollups hold: raw pieces read the events
+    /// up to it, like the rollups, and the events past it are added whole.
+    watermark: i64,
 }
 
 type Wanted = HashMap<(Level, i64, i64), Vec<(usize, i64)>>;
@@ -330,7 +334,7 @@ impl Reader<'_> {
         for (index, sign, from_ms, to_ms) in raw {
             self.read_raw(index, sign, from_ms, to_ms, out)?;
         }
-        Ok(())
+        self.read_tail(ranges, out)
     }
 
     fn add(
@@ -432,18 +436,11 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn read_raw(
-        &self,
-        index: usize,
-        sign: i64,
-        from_ms: i64,
-        to_ms: i64,
-        out: &mut HashMap<i64, Vec<Totals>>,
-    ) -> Result<(), DbError> {
+    /// The terms on the dimension, label and identity columns of `events`;
+    /// `unindexed` takes the dimensions out of SQLite's choice of index.
+    fn event_terms(&self, unindexed: bool) -> String {
+        let unindexed = if unindexed { "+" } else { "" };
         let mut terms = String::new();
-        // With a session or machine, their index finds the rows: a unary
-        // `+` takes the dimensions out of SQLite's choice of index.
-        let unindexed = if self.constraints.raw_only() { "+" } else { "" };
         for (dim, ids) in &self.constraints.dims {
             let _ = write!(
                 terms,
@@ -453,17 +450,125 @@ impl Reader<'_> {
             );
         }
         terms.push_str(&self.constraints.raw_terms(""));
+        terms
+    }
+
+    /// Adds the events past the watermark (acknowledged, not yet folded
+    /// into the rollups) to every range that holds them. The roller keeps
+    /// this tail short; it is found through the rowid, never an index on
+    /// the filtered columns.
+    fn read_tail(
+        &self,
+        ranges: &[(i64, i64)],
+        out: &mut HashMap<i64, Vec<Totals>>,
+    ) -> Result<(), DbError> {
+        let sql = format!(
+            "SELECT {group}, ts_ms, input_tokens, output_tokens, cache_read_tokens,
+                    cache_write_tokens, cost_micros, cost_origin
+             FROM events WHERE id > ?1{terms}",
+            group = self.group_column(true),
+            terms = self.event_terms(true),
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([self.watermark])?;
+        let lookup = RangeLookup::new(ranges);
+        while let Some(row) = rows.next()? {
+            let ts_ms: i64 = row.get(1)?;
+            let tokens = [row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?];
+            let origin = rollup::CostOrigin::from_column(row.get(7)?);
+            let totals = rollup::event_metrics(&tokens, row.get(6)?, origin);
+            let group: i64 = row.get(0)?;
+            for index in lookup.holding(ts_ms) {
+                self.add(out, group, index, 1, &totals)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_raw(
+        &self,
+        index: usize,
+        sign: i64,
+        from_ms: i64,
+        to_ms: i64,
+        out: &mut HashMap<i64, Vec<Totals>>,
+    ) -> Result<(), DbError> {
+        // With a session or machine, their index finds the rows.
+        let terms = self.event_terms(self.constraints.raw_only());
+        // Only the folded events: the tail is added whole by `read_tail`.
         let sql = format!(
             "SELECT {group}, {EVENT_SUMS} FROM events
-             WHERE ts_ms >= ?1 AND ts_ms < ?2{terms} GROUP BY 1",
+             WHERE ts_ms >= ?1 AND ts_ms < ?2 AND id <= ?3{terms} GROUP BY 1",
             group = self.group_column(true),
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query([from_ms, to_ms])?;
+        let mut rows = stmt.query([from_ms, to_ms, self.watermark])?;
         while let Some(row) = rows.next()? {
             let totals = Totals::from_row(row, 1)?;
             self.add(out, row.get(0)?, index, sign, &totals)?;
         }
         Ok(())
+    }
+}
+
+/// Which of a read's ranges hold an instant. Ranges of a series are
+/// disjoint and sorted once here, so each tail event costs a binary
+/// search; overlapping ranges (none of today's callers) are walked.
+struct RangeLookup {
+    /// (from, to, index), sorted by `from`.
+    sorted: Vec<(i64, i64, usize)>,
+    disjoint: bool,
+}
+
+impl RangeLookup {
+    fn new(ranges: &[(i64, i64)]) -> RangeLookup {
+        let mut sorted: Vec<(i64, i64, usize)> = ranges
+            .iter()
+            .enumerate()
+            .map(|(index, (from, to))| (*from, *to, index))
+            .collect();
+        sorted.sort_unstable();
+        let disjoint = sorted.windows(2).all(|pair| pair[0].1 <= pair[1].0);
+        RangeLookup { sorted, disjoint }
+    }
+
+    /// The indexes of the ranges `[from, to)` that hold `ts_ms`.
+    fn holding(&self, ts_ms: i64) -> Vec<usize> {
+        if !self.disjoint {
+            return self
+                .sorted
+                .iter()
+                .filter(|(from, to, _)| *from <= ts_ms && ts_ms < *to)
+                .map(|(_, _, index)| *index)
+                .collect();
+        }
+        // The last range starting at or before the instant is the only
+        // candidate.
+        let after = self.sorted.partition_point(|(from, _, _)| *from <= ts_ms);
+        match after.checked_sub(1).map(|i| self.sorted[i]) {
+            Some((_, to, index)) if ts_ms < to => vec![index],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod range_lookup_tests {
+    use super::RangeLookup;
+
+    #[test]
+    fn an_instant_falls_in_the_ranges_that_hold_it() {
+        let disjoint = RangeLookup::new(&[(20, 30), (0, 10), (10, 20), (40, 50)]);
+        assert_eq!(disjoint.holding(-1), Vec::<usize>::new());
+        assert_eq!(disjoint.holding(0), vec![1]);
+        assert_eq!(disjoint.holding(10), vec![2]);
+        assert_eq!(disjoint.holding(29), vec![0]);
+        assert_eq!(disjoint.holding(35), Vec::<usize>::new());
+        assert_eq!(disjoint.holding(50), Vec::<usize>::new());
+        let overlapping = RangeLookup::new(&[(0, 100), (10, 20)]);
+        let mut held = overlapping.holding(15);
+        held.sort_unstable();
+        assert_eq!(held, vec![0, 1]);
+        assert_eq!(overlapping.holding(30), vec![0]);
     }
 }

@@ -60,11 +60,17 @@ pub fn read(conn: &Connection, now_ms: i64, limit: usize) -> Result<PriceList, D
     let admin = super::reprice::list(conn)?;
     let catalogue = catalogue::store::meta(conn)?;
     let names = dims::names(conn, Dim::Model)?;
-    // Calls per model from the month rollups of the per-model cuboid: a
-    // row per model and month, never the events.
+    // Calls per model from the month rollups of the per-model cuboid (a
+    // row per model and month), plus the raw events past the watermark
+    // that the rollups do not hold yet.
     let mut stmt = conn.prepare_cached(
-        "SELECT model_id, SUM(calls), SUM(unpriced_calls) FROM rollup_month
-         WHERE cuboid = ?1 GROUP BY model_id",
+        "SELECT model_id, SUM(calls), SUM(unpriced) FROM (
+             SELECT model_id, calls, unpriced_calls AS unpriced FROM rollup_month
+             WHERE cuboid = ?1
+             UNION ALL
+             SELECT model_id, 1, cost_origin = 0 FROM events
+             WHERE id > (SELECT event_id FROM rollup_watermark))
+         GROUP BY model_id",
     )?;
     let mut counts: Vec<(i64, i64, i64)> = stmt
         .query_map([Cuboid::Model as i64], |row| {

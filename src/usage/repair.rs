@@ -114,6 +114,8 @@ pub fn repair(conn: &Connection, dir: &Path, now_ms: i64) -> Result<Repaired, Db
         conn.execute(&format!("DELETE FROM {}", level.table()), [])?;
         conn.execute_batch(&rebuild_sql(level))?;
     }
+    // The rebuild read every event, the tail's too.
+    super::rollup::mark_all_folded(conn)?;
     crate::audit::record_cli(
         conn,
         crate::model::Action::DataRepair,

@@ -204,6 +204,10 @@ impl Walker<'_> {
         since_ms: i64,
     ) -> Result<RepriceOutcome, DbError> {
         let mut outcome = RepriceOutcome::default();
+        if self.write {
+            // The cost deltas below meet rollups holding every event.
+            rollup::roll_all(conn)?;
+        }
         // Keyset over the (model_id, ts_ms, id) index: each step resumes
         // after the last event of the previous one.
         let mut after = (since_ms - 1, i64::MAX);

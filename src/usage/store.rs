@@ -1,5 +1,6 @@
-//! Writing events: dimension ids, price, dedup, and the rollups, all in the
-//! caller's transaction (run it through the database writer).
+//! Writing events: dimension ids, price and dedup, in the caller's
+//! transaction (run it through the database writer). The rollups follow
+//! later (`rollup::roll`); reads add the events they do not hold yet.
 
 use rusqlite::{Connection, params};
 
@@ -89,7 +90,8 @@ impl Inserter {
         self
     }
 
-    /// Stores `events` that are new, and folds them into the rollups.
+    /// Stores `events` that are new. They reach the rollups when the
+    /// roller folds them (reads count them before that).
     pub fn insert(
         &mut self,
         conn: &Connection,
@@ -105,7 +107,10 @@ impl Inserter {
                      ?18, ?19, ?20)",
         )?;
         let mut outcome = InsertOutcome::default();
-        let mut deltas = Vec::with_capacity(events.len());
+        let watermark = rollup::watermark(conn)?;
+        // Events that got an id the roller has passed already (SQLite
+        // reuses the highest ids when they were deleted): folded now.
+        let mut deltas = Vec::new();
         for event in events {
             check_limits(event)?;
             let (identity, owner) = self.owner(conn, event)?;
@@ -153,11 +158,13 @@ impl Inserter {
                 None => (event.ts_ms, event.ts_ms),
                 Some((first, last)) => (first.min(event.ts_ms), last.max(event.ts_ms)),
             });
-            deltas.push(Delta {
-                ts_ms: event.ts_ms,
-                dims,
-                metrics: event_metrics(&event.tokens, cost, origin),
-            });
+            if conn.last_insert_rowid() <= watermark {
+                deltas.push(Delta {
+                    ts_ms: event.ts_ms,
+                    dims,
+                    metrics: event_metrics(&event.tokens, cost, origin),
+                });
+            }
         }
         rollup::apply(conn, &deltas)?;
         for (id, (first_ms, last_ms)) in self.seen.drain() {

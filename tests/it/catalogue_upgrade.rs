@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 use tokentally::db::{self, Db, DbOptions};
 use tokentally::model::UserId;
-use tokentally::usage::store::{Inserter, NewEvent};
+use tokentally::usage::store::NewEvent;
 use tokentally::usage::{price_sync, rollup};
 
 use crate::common::catalogue::Oracle;
@@ -126,8 +126,7 @@ fn the_seeded_prices_give_way_to_the_catalogue_and_every_total_is_accounted_for(
             ))
             .expect("add");
         }
-        Inserter::new(&conn)
-            .and_then(|mut inserter| inserter.insert(&conn, &events))
+        crate::common::store::insert_at_previous_schema(&conn, &events)
             .expect("insert at version 16");
         for column in V18 {
             conn.execute_batch(&format!("ALTER TABLE events DROP COLUMN {column}"))

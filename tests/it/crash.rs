@@ -81,7 +81,14 @@ impl Drop for SeedNamed {
 /// Checks what a stopped server left in `data` on a copy of its database
 /// and WAL (without the `-shm`): opening the copy recovers and checkpoints
 /// the copy's WAL, never the real one, which the next server must recover.
-fn check(data: &Path, ledger: &Ledger, seed: u64) {
+/// Where the rollup watermark stood and how many events waited past it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Folding {
+    watermark: i64,
+    waiting: i64,
+}
+
+fn check(data: &Path, ledger: &Ledger, seed: u64) -> Folding {
     let copy = tempfile::tempdir().expect("tempdir");
     // The audit key and the head checkpoints travel with the files: verify
     // checks the chain against both.
@@ -144,11 +151,28 @@ fn check(data: &Path, ledger: &Ledger, seed: u64) {
         audited, events,
         "seed {seed}: the audit's accepted counts equal the events stored"
     );
+    let folding = conn
+        .query_row(
+            "SELECT event_id, (SELECT COUNT(*) FROM events WHERE id > event_id)
+             FROM rollup_watermark",
+            [],
+            |r| {
+                Ok(Folding {
+                    watermark: r.get(0)?,
+                    waiting: r.get(1)?,
+                })
+            },
+        )
+        .expect("watermark");
     drop(stmt);
     drop(conn);
+    // verify checks the rollups against exactly the events up to the
+    // watermark: a kill inside the roller's transaction must leave both
+    // as they were, or both moved.
     let copy_dir = copy.path().to_str().expect("utf-8");
     let (ok, out, err) = run_cli(&["--data-dir", copy_dir, "verify"], &[], None);
     assert!(ok, "seed {seed}: verify after a crash: {out}{err}");
+    folding
 }
 
 #[test]
@@ -170,6 +194,10 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Kills after which the restarted server had a WAL to recover.
     let mut left_a_wal = 0;
+    // Kills that found events waiting to be folded, and runs in which the
+    // roller moved the watermark: the kills land while it works.
+    let (mut left_a_tail, mut runs_that_folded) = (0, 0);
+    let mut folding = Folding::default();
     for kill in 1..=kills() {
         // The random moment of the kill (not a wait for anything).
         std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
@@ -183,7 +211,10 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
         if wal > 0 {
             left_a_wal += 1;
         }
-        check(dir.path(), &ledger, seed);
+        let now = check(dir.path(), &ledger, seed);
+        left_a_tail += usize::from(now.waiting > 0);
+        runs_that_folded += usize::from(now.watermark > folding.watermark);
+        folding = now;
         if kill % 10 == 0 {
             // Long runs (`just soak`) show how far they got.
             let acked = ledger.acked.lock().map(|a| a.len()).unwrap_or(0);
@@ -213,9 +244,15 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
         left_a_wal > 0,
         "seed {seed}: some kill left a WAL for the restarted server to recover"
     );
+    assert!(
+        left_a_tail > 0 && runs_that_folded > 0,
+        "seed {seed}: kills landed while the roller had work ({left_a_tail} kills left \
+         events to fold, {runs_that_folded} runs folded some)"
+    );
     eprintln!(
         "{} kills survived ({left_a_wal} left a non-empty WAL that the next server opened \
-         first), {acked} batches ({} events) checked",
+         first, {left_a_tail} left events to fold, {runs_that_folded} runs folded), \
+         {acked} batches ({} events) checked",
         kills(),
         acked * BATCH
     );

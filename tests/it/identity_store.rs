@@ -518,6 +518,8 @@ fn copy_carols_first_event(db_path: &std::path::Path, copies: usize) {
         sql.push_str(&format!("DELETE FROM {};\n", level.table()));
         sql.push_str(&tokentally::usage::rollup::rebuild_sql(level));
     }
+    // The rebuild holds every event.
+    sql.push_str("UPDATE rollup_watermark SET event_id = (SELECT MAX(id) FROM events);\n");
     sql.push_str("COMMIT;");
     conn.execute_batch(&sql).expect("copies");
 }

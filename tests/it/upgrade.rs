@@ -11,7 +11,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use tokentally::db::{self, schema_status};
 use tokentally::model::UserId;
-use tokentally::usage::store::{Inserter, NewEvent};
+use tokentally::usage::store::NewEvent;
 
 use crate::common::server::{Server, run_cli};
 
@@ -62,8 +62,7 @@ fn previous_version_database(dir: &Path) -> i64 {
             identity: None,
         })
         .collect();
-    Inserter::new(&conn)
-        .and_then(|mut inserter| inserter.insert(&conn, &events))
+    crate::common::store::insert_at_previous_schema(&conn, &events)
         .expect("insert at the previous version");
     drop(conn);
     assert_eq!(version_of(&path), Some(previous));

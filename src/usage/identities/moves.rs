@@ -119,6 +119,8 @@ fn move_events(
     if from == to {
         return Ok(Moved::default());
     }
+    // The deltas below meet rollups holding every event.
+    rollup::roll_all(conn)?;
     let held = held_events(conn, identity, from)?;
     let twins = twins(conn, identity, from, to)?;
     let mut deltas = Vec::with_capacity(held.len() * 2);

@@ -57,11 +57,14 @@
 //! wrote half the events per second: BENCHMARKS.md.) A planned read seeks
 //! `period IN (…)` with the dimensions it constrains, then a run of slots.
 //!
-//! **Consistency.** Rollups are additive upserts applied in the same
-//! transaction as the events they summarise ([`apply`]), so a crash can
-//! never leave them disagreeing with the raw rows. [`verify`] recomputes
-//! every table with a plain `GROUP BY` over the events and names the first
-//! difference; tests run it after every kind of write.
+//! **Consistency.** Rollups are additive upserts ([`apply`]) of the events
+//! up to a recorded watermark, applied in the same transaction that moves
+//! the watermark ([`roll`]), so a crash can never leave them disagreeing
+//! with the raw rows they claim. Acknowledged events past the watermark
+//! (the tail) are read raw and added to every answer (`usage::cells`).
+//! [`verify`] recomputes every table with a plain `GROUP BY` over the
+//! events up to the watermark and names the first difference; tests run
+//! it after every kind of write.
 
 use std::collections::HashMap;
 
@@ -69,9 +72,13 @@ use rusqlite::{Connection, params};
 
 mod check;
 mod keys;
+mod tail;
 
 pub use check::{Mismatch, rebuild_sql, verify};
 pub use keys::*;
+pub use tail::{
+    CHUNK, fold_pending, mark_all_folded, pending, roll, roll_all, tail_len, watermark,
+};
 
 use super::Totals;
 use crate::db::DbError;

@@ -52,7 +52,23 @@ impl Store {
     }
 
     /// Inserts `events` in `batches` transactions.
+    /// Inserts `events` in `batches` transactions, then folds them all
+    /// into the rollups (as the server's roller would).
     pub fn insert(&self, events: Vec<NewEvent>, batches: usize) -> InsertOutcome {
+        let outcome = self.insert_unfolded(events, batches);
+        self.fold(usize::MAX);
+        outcome
+    }
+
+    /// Folds up to `limit` events past the watermark into the rollups;
+    /// returns how many.
+    pub fn fold(&self, limit: usize) -> usize {
+        self.write(move |conn| tokentally::usage::rollup::roll(conn, limit))
+    }
+
+    /// Inserts `events` in `batches` transactions and leaves them past the
+    /// rollup watermark (reads add them from the raw rows).
+    pub fn insert_unfolded(&self, events: Vec<NewEvent>, batches: usize) -> InsertOutcome {
         let size = events.len().div_ceil(batches.max(1)).max(1);
         let mut total = InsertOutcome::default();
         for chunk in events.chunks(size) {
@@ -84,4 +100,22 @@ impl Store {
     ) -> T {
         self.runtime.block_on(self.db.read(f)).expect("query")
     }
+}
+
+/// Inserts `events` into a database at a schema before V22 (no rollup
+/// watermark) as the releases of then did: the events and their rollups
+/// together. Today's inserter, with a watermark for the occasion that is
+/// dropped again.
+pub fn insert_at_previous_schema(
+    conn: &Connection,
+    events: &[NewEvent],
+) -> Result<InsertOutcome, DbError> {
+    conn.execute_batch(
+        "CREATE TABLE rollup_watermark (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL);
+         INSERT INTO rollup_watermark SELECT 1, COALESCE(MAX(id), 0) FROM events;",
+    )?;
+    let outcome = Inserter::new(conn)?.insert(conn, events)?;
+    tokentally::usage::rollup::roll_all(conn)?;
+    conn.execute_batch("DROP TABLE rollup_watermark")?;
+    Ok(outcome)
 }
