@@ -41,7 +41,7 @@ fn main() {
     }
 
     let work = tempfile::tempdir_in(source.parent().unwrap_or(Path::new("."))).expect("tempdir");
-    std::fs::copy(&source, work.path().join("tokentally.db")).expect("copy the database");
+    support::copy_database(&source, work.path());
     cli(
         &binary,
         work.path(),

@@ -23,7 +23,7 @@ use tokentally::demo::{Generator, Workload};
 use tokentally::usage::store::NewEvent;
 
 mod support;
-use support::{admin_token, agent, rss_kib, start};
+use support::{admin_token, agent, rss_kib, start, written_bytes};
 
 const CLIENTS: usize = 8;
 const BATCH: usize = 1_000;
@@ -41,15 +41,17 @@ fn main() {
     let total: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(400_000);
 
     let work = tempfile::tempdir_in(source.parent().unwrap_or(Path::new("."))).expect("tempdir");
-    let db_copy = work.path().join("tokentally.db");
-    std::fs::copy(&source, &db_copy).expect("copy the database");
+    let db_copy = support::copy_database(&source, work.path());
     let (users, existing) = users_and_count(&db_copy);
     let token = admin_token(&binary, work.path());
     let events = workload(&users, total);
     let batches: Vec<String> = events.chunks(BATCH).map(|c| ndjson(c, &users)).collect();
 
     let (mut server, base) = start(&binary, work.path());
+    let written_before = written_bytes(server.id());
     let (seconds, latencies) = send(&base, &token, batches);
+    let folded_after = caught_up(&db_copy);
+    let written = written_bytes(server.id()).saturating_sub(written_before);
     let rss = rss_kib(server.id());
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
@@ -79,11 +81,47 @@ fn main() {
         rss.0 / 1024,
         rss.1 / 1024
     );
+    println!(
+        "| bytes written to storage per event (WAL, checkpoints, folding) | {:.0} |",
+        written as f64 / total as f64
+    );
+    match folded_after {
+        Some(after) => println!(
+            "| rollups folded up to the last event, after the last acknowledgement | {:.2} s |",
+            after.as_secs_f64()
+        ),
+        None => println!("| rollups folded after the last acknowledgement | (in each request) |"),
+    }
     println!("| bare SQLite insert, one transaction (ceiling) | {ceiling:.0} rows/s |");
     println!(
         "| HTTP ingest / ceiling | {:.1} % |",
         100.0 * rate / ceiling
     );
+}
+
+/// How long after the last acknowledgement the server's roller had
+/// folded every event into the rollups (`None`: a release that writes
+/// rollups in the acknowledging transaction has no watermark).
+fn caught_up(db: &Path) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open the copy");
+    let waiting = |conn: &Connection| -> Option<i64> {
+        conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM events WHERE id > event_id) FROM rollup_watermark",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    while waiting(&conn)? > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the roller did not catch up within 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(started.elapsed())
 }
 
 fn ms(d: Duration) -> f64 {

@@ -30,7 +30,7 @@ fn main() {
     let connections: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(32);
 
     let work = tempfile::tempdir_in(source.parent().unwrap_or(Path::new("."))).expect("tempdir");
-    std::fs::copy(&source, work.path().join("tokentally.db")).expect("copy the database");
+    support::copy_database(&source, work.path());
     let tokens = ingest_tokens(&binary, work.path());
     let (mut server, base) = start_with(&binary, work.path(), &[]);
     let cookies = sessions(&base);

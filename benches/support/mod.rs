@@ -41,6 +41,19 @@ pub fn run(binary: &Path, args: &[&str], stdin: Option<&str>) -> String {
 }
 
 /// Bytes of every file under `dir`.
+/// Copies a benchmark database into `dir` with its audit key (the audit
+/// chain of a database is keyed: without the key the server refuses it).
+/// Returns the copy's path.
+pub fn copy_database(source: &Path, dir: &Path) -> std::path::PathBuf {
+    let copy = dir.join("tokentally.db");
+    std::fs::copy(source, &copy).expect("copy the database");
+    let key = source.with_file_name("audit.key");
+    if key.exists() {
+        std::fs::copy(&key, dir.join("audit.key")).expect("copy the audit key");
+    }
+    copy
+}
+
 pub fn folder_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
@@ -151,4 +164,15 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Bytes a process has written to storage so far (`/proc/PID/io`,
+/// `write_bytes`: what reached the block layer, WAL and checkpoints alike).
+pub fn written_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
