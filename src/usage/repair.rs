@@ -51,16 +51,7 @@ pub fn find(conn: &Connection) -> Result<Findings, DbError> {
         [MAX_TOKENS, MAX_COST_MICROS],
         |row| row.get(0),
     )?;
-    let mut examples = Vec::new();
-    if events_over_limits > 0 {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT s.name || '/' || u.username || '/' || e.external_id FROM events e
-             JOIN sources s ON s.id = e.source_id JOIN users u ON u.id = e.user_id
-             WHERE {OVER_LIMITS} LIMIT 5"
-        ))?;
-        let rows = stmt.query_map([MAX_TOKENS, MAX_COST_MICROS], |row| row.get(0))?;
-        examples = rows.collect::<Result<_, _>>()?;
-    }
+    let examples = examples(conn, events_over_limits)?;
     let mut cells_out_of_range = 0;
     for level in Level::ALL {
         let out_of_range = METRIC_COLUMN_NAMES
@@ -83,6 +74,30 @@ pub fn find(conn: &Connection) -> Result<Findings, DbError> {
         examples,
         cells_out_of_range,
     })
+}
+
+/// [`Findings`] from the counts `rollup::check` made in its one pass
+/// (`tokentally verify`), with the examples looked up when there are any.
+pub fn findings_of(conn: &Connection, checked: &super::rollup::Checked) -> Result<Findings, DbError> {
+    Ok(Findings {
+        events_over_limits: checked.events_over_limits,
+        examples: examples(conn, checked.events_over_limits)?,
+        cells_out_of_range: checked.cells_out_of_range,
+    })
+}
+
+/// The ids (source/user/id) of the first few events over the limits.
+fn examples(conn: &Connection, events_over_limits: i64) -> Result<Vec<String>, DbError> {
+    if events_over_limits == 0 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT s.name || '/' || u.username || '/' || e.external_id FROM events e
+         JOIN sources s ON s.id = e.source_id JOIN users u ON u.id = e.user_id
+         WHERE {OVER_LIMITS} LIMIT 5"
+    ))?;
+    let rows = stmt.query_map([MAX_TOKENS, MAX_COST_MICROS], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// What `--repair` did.

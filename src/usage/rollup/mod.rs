@@ -70,7 +70,7 @@ use rusqlite::{Connection, params};
 mod check;
 mod keys;
 
-pub use check::{Mismatch, rebuild_sql, verify};
+pub use check::{Checked, Mismatch, check, rebuild_sql, verify, verify_parallel, verify_sql};
 pub use keys::*;
 
 use super::Totals;
