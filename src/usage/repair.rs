@@ -78,7 +78,10 @@ pub fn find(conn: &Connection) -> Result<Findings, DbError> {
 
 /// [`Findings`] from the counts `rollup::check` made in its one pass
 /// (`tokentally verify`), with the examples looked up when there are any.
-pub fn findings_of(conn: &Connection, checked: &super::rollup::Checked) -> Result<Findings, DbError> {
+pub fn findings_of(
+    conn: &Connection,
+    checked: &super::rollup::Checked,
+) -> Result<Findings, DbError> {
     Ok(Findings {
         events_over_limits: checked.events_over_limits,
         examples: examples(conn, checked.events_over_limits)?,

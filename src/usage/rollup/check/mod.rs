@@ -136,9 +136,12 @@ pub fn check(conn: &Connection, second: Option<Connection>) -> Result<Checked, D
     let order = largest_first(&sums, &plans);
     let next = AtomicUsize::new(0);
     let take = |c: &Connection| take_cuboids(c, &sums, &plans, &order, &next);
-    let (_second, (mine, theirs)) =
-        on_second(second, |second| take(second.conn()), || take(conn))?;
-    Ok(summary(&sums, &plans, mine.into_iter().chain(theirs).collect()))
+    let (_second, (mine, theirs)) = on_second(second, |second| take(second.conn()), || take(conn))?;
+    Ok(summary(
+        &sums,
+        &plans,
+        mine.into_iter().chain(theirs).collect(),
+    ))
 }
 
 /// [`check`] on one connection, in its current transaction.

@@ -146,7 +146,8 @@ pub(super) fn scan(conn: &Connection, first: i64, last: i64) -> Result<Sums, DbE
                 // A new day is sized like the last one: no rehashing as
                 // it fills.
                 sums.days.remove(&day).unwrap_or_else(|| {
-                    let sized = |size: &usize| DayMap::with_capacity_and_hasher(*size, Default::default());
+                    let sized =
+                        |size: &usize| DayMap::with_capacity_and_hasher(*size, Default::default());
                     sizes.iter().map(sized).collect()
                 })
             }
@@ -205,9 +206,10 @@ fn add_event(plans: &[Plan], maps: &mut [DayMap], event: &Event) -> Result<(), D
     let within_day = event.ts_ms.rem_euclid(MS_PER_DAY);
     for (plan, map) in plans.iter().zip(maps.iter_mut()) {
         let mut key = [0; NDIMS + 1];
-        for i in 0..NDIMS {
-            if plan.kept[i] {
-                key[i] = event.dims[i];
+        // The grouping's own dimensions; the others stay 0.
+        for ((slot, kept), value) in key.iter_mut().zip(plan.kept).zip(event.dims) {
+            if kept {
+                *slot = value;
             }
         }
         key[NDIMS] = within_day / plan.granule_ms;

@@ -33,7 +33,10 @@ impl<C: Borrow<Connection>> ReadTxn<C> {
 
     /// Ends the transaction and gives the connection back.
     fn end(mut self) -> Result<C, DbError> {
-        let conn = self.conn.take().ok_or(DbError::Refused("ended twice".into()))?;
+        let conn = self
+            .conn
+            .take()
+            .ok_or(DbError::Refused("ended twice".into()))?;
         conn.borrow().execute_batch("COMMIT")?;
         Ok(conn)
     }

@@ -15,7 +15,8 @@ use crate::usage::rollup::{
 /// second connection to it).
 fn file_db(dir: &std::path::Path) -> Connection {
     let mut conn = Connection::open(dir.join("t.db")).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
     // The key first: migration V11 hashes with it.
     crate::db::audit_key::install(&conn, &crate::db::audit_key::AuditKey::for_tests())
         .expect("key");
@@ -104,8 +105,12 @@ fn corrupt(conn: &Connection, rng: &mut ChaCha8Rng, level: Level, how: Corruptio
     );
     let sql = match how {
         Corruption::Metric => {
-            let column = ["calls", "input_tokens", "cost_micros", "reported_cost_micros"]
-                [rng.random_range(0..4)];
+            let column = [
+                "calls",
+                "input_tokens",
+                "cost_micros",
+                "reported_cost_micros",
+            ][rng.random_range(0..4)];
             format!("UPDATE {table} SET {column} = {column} + 1 WHERE {pick}")
         }
         Corruption::Missing => format!("DELETE FROM {table} WHERE {pick}"),
@@ -133,7 +138,11 @@ fn key_columns(level: Level) -> String {
 /// All three checks give the same answer; returns it.
 fn agreed(conn: &Connection, dir: &std::path::Path) -> Option<super::Mismatch> {
     let oracle = verify_sql(conn).expect("verify_sql");
-    assert_eq!(verify(conn).expect("verify"), oracle, "verify against the oracle");
+    assert_eq!(
+        verify(conn).expect("verify"),
+        oracle,
+        "verify against the oracle"
+    );
     let second = Connection::open_with_flags(dir.join("t.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("second connection");
     let parallel = verify_parallel(conn, second).expect("verify_parallel");
@@ -176,7 +185,8 @@ fn rebuild(conn: &Connection) {
     for level in Level::ALL {
         conn.execute(&format!("DELETE FROM {}", level.table()), [])
             .expect("clear");
-        conn.execute_batch(&super::rebuild_sql(level)).expect("rebuild");
+        conn.execute_batch(&super::rebuild_sql(level))
+            .expect("rebuild");
     }
 }
 
