@@ -21,6 +21,9 @@ fn file_db(dir: &std::path::Path) -> Connection {
     crate::db::audit_key::install(&conn, &crate::db::audit_key::AuditKey::for_tests())
         .expect("key");
     crate::db::migrate::apply(&mut conn).expect("migrations");
+    // Events name ids no table holds: the check reads ids, not names.
+    conn.pragma_update(None, "foreign_keys", false)
+        .expect("foreign keys");
     conn
 }
 
@@ -155,7 +158,7 @@ fn streaming_check_agrees_with_the_sql_oracle() {
     let cases: u64 = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(8);
     for seed in 0..cases {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let dir = tempfile::tempdir().expect("tempdir");
