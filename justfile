@@ -103,3 +103,17 @@ load events="10000000" seconds="30":
 # to detect an injected 20x loop, and the time of one check (BENCHMARKS.md)
 bench-unusual events="1000000" step="15":
     cargo bench --bench unusual -- {{events}} {{step}}
+
+# `tokentally verify` on EVENTS (default 1M and 10M): its parts in process
+# (range checks, the rollups by the old SQL GROUP BY with OLD=--old, the
+# streaming check on one and two connections, the audit chain), then the
+# whole command with its peak RSS, on a copy of each database; OLD=old also
+# times the old SQL GROUP BY check (~20 min at 10M) (BENCHMARKS.md "verify")
+bench-verify old="new" *events="1000000 10000000":
+    cargo build --profile perf
+    for n in {{events}}; do \
+        test -f target/bench/$n/tokentally.db || target/perf/tokentally --data-dir target/bench/$n demo --events $n --seed 42 --end 2026-11-01T00:00:00Z; \
+        rm -rf target/bench/verify-$n && mkdir -p target/bench/verify-$n && \
+        cp target/bench/$n/tokentally.db target/bench/$n/audit.key target/bench/$n/tokentally.db.audit-head target/bench/verify-$n/; \
+        cargo bench --profile perf --bench verify -- {{ if old == "old" { "--old" } else { "" } }} --cli target/perf/tokentally target/bench/verify-$n/tokentally.db || exit 1; \
+    done

@@ -336,18 +336,22 @@ pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommand
     let head_path = db_path.to_path_buf();
     let outcome = db
         .read(move |conn| {
-            let events: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
             let head = match audit::key::load(&head_path)? {
                 Some(key) => audit::head::check(conn, &head_path, &key)?,
                 None => Some("the audit key is missing".to_owned()),
             };
-            let findings = usage::repair::find(conn)?;
-            // Sums over poisoned events can overflow SQLite's own SUM: only
-            // compare the rollups when nothing is out of range.
+            // One pass over the events and the rollups, on two cores: the
+            // rollups against the raw events, and what is out of range.
+            let second = crate::db::open_read_connection(&head_path, None)?;
+            let checked = rollup::check(conn, Some(second))?;
+            let findings = usage::repair::findings_of(conn, &checked)?;
+            // Sums over events above the limits are not the rollups' to
+            // match: only compare when nothing is out of range.
             let mismatch = match findings.is_clean() {
-                true => rollup::verify(conn)?,
+                true => checked.mismatch,
                 false => None,
             };
+            let events = checked.events;
             let chain = audit::chain::verify(conn)?;
             Ok::<_, DbError>((events, findings, mismatch, chain, head))
         })

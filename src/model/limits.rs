@@ -87,6 +87,10 @@ pub fn check_cost(micros: i64) -> Result<i64, String> {
     }
 }
 
+/// The largest sum of one metric that events within the limits can reach
+/// (2⁶¹); a rollup cell above it was not made by them.
+pub const MAX_REACHABLE_SUM: i64 = 1 << 61;
+
 #[cfg(test)]
 mod tests {
     use super::*;

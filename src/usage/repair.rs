@@ -20,9 +20,7 @@ use super::limits::{MAX_COST_MICROS, MAX_TOKENS};
 use super::rollup::{Level, METRIC_COLUMN_NAMES, rebuild_sql};
 use crate::db::DbError;
 
-/// The largest sum of one metric that events within the limits can reach
-/// (2⁶¹, see [`super::limits`]); a cell above it was not made by them.
-pub const MAX_REACHABLE_SUM: i64 = 1 << 61;
+pub use super::limits::MAX_REACHABLE_SUM;
 
 const OVER_LIMITS: &str = "input_tokens > ?1 OR output_tokens > ?1 OR cache_read_tokens > ?1 \
                            OR cache_write_tokens > ?1 OR cost_micros > ?2";
@@ -51,16 +49,7 @@ pub fn find(conn: &Connection) -> Result<Findings, DbError> {
         [MAX_TOKENS, MAX_COST_MICROS],
         |row| row.get(0),
     )?;
-    let mut examples = Vec::new();
-    if events_over_limits > 0 {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT s.name || '/' || u.username || '/' || e.external_id FROM events e
-             JOIN sources s ON s.id = e.source_id JOIN users u ON u.id = e.user_id
-             WHERE {OVER_LIMITS} LIMIT 5"
-        ))?;
-        let rows = stmt.query_map([MAX_TOKENS, MAX_COST_MICROS], |row| row.get(0))?;
-        examples = rows.collect::<Result<_, _>>()?;
-    }
+    let examples = examples(conn, events_over_limits)?;
     let mut cells_out_of_range = 0;
     for level in Level::ALL {
         let out_of_range = METRIC_COLUMN_NAMES
@@ -83,6 +72,33 @@ pub fn find(conn: &Connection) -> Result<Findings, DbError> {
         examples,
         cells_out_of_range,
     })
+}
+
+/// [`Findings`] from the counts `rollup::check` made in its one pass
+/// (`tokentally verify`), with the examples looked up when there are any.
+pub fn findings_of(
+    conn: &Connection,
+    checked: &super::rollup::Checked,
+) -> Result<Findings, DbError> {
+    Ok(Findings {
+        events_over_limits: checked.events_over_limits,
+        examples: examples(conn, checked.events_over_limits)?,
+        cells_out_of_range: checked.cells_out_of_range,
+    })
+}
+
+/// The ids (source/user/id) of the first few events over the limits.
+fn examples(conn: &Connection, events_over_limits: i64) -> Result<Vec<String>, DbError> {
+    if events_over_limits == 0 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT s.name || '/' || u.username || '/' || e.external_id FROM events e
+         JOIN sources s ON s.id = e.source_id JOIN users u ON u.id = e.user_id
+         WHERE {OVER_LIMITS} LIMIT 5"
+    ))?;
+    let rows = stmt.query_map([MAX_TOKENS, MAX_COST_MICROS], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// What `--repair` did.

@@ -1,13 +1,14 @@
-//! Checking the rollups against the raw events (`tokentally verify`, and
-//! the tests after every kind of write), and rebuilding a level from them:
-//! both with the same plain `GROUP BY`, written independently of [`apply`].
+//! The rollups as a plain `GROUP BY` over the raw events, written
+//! independently of [`apply`]: what `--repair` rebuilds a level with, and
+//! the oracle the streaming check is tested against ([`verify_sql`]).
 //!
-//! [`apply`]: super::apply
+//! [`apply`]: crate::usage::rollup::apply
 
 use rusqlite::Connection;
 
-use super::{Cuboid, Dim, Level, METRIC_COLUMNS};
+use super::Mismatch;
 use crate::db::DbError;
+use crate::usage::rollup::{Cuboid, Dim, Level, METRIC_COLUMNS};
 
 /// The SQL expression, over `events`, of a level's period and slot.
 fn event_time_sql(level: Level) -> (&'static str, &'static str) {
@@ -108,41 +109,11 @@ fn stored_rows_sql(cuboid: Cuboid, level: Level) -> String {
     )
 }
 
-/// A rollup row that disagrees with the raw events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    pub table: &'static str,
-    pub cuboid: Cuboid,
-    /// The row as the raw events say it should be (`None`: no such row).
-    pub expected: Option<Vec<i64>>,
-    /// The row as stored (`None`: missing).
-    pub stored: Option<Vec<i64>>,
-}
-
-impl std::fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |row: &Option<Vec<i64>>| match row {
-            Some(values) => format!("{values:?}"),
-            None => "no row".to_owned(),
-        };
-        write!(
-            f,
-            "{} (cuboid {:?}): raw events give {}, the rollup holds {} \
-             [cuboid, user, model, activity, project, source, provider, period, slot, calls, \
-             input, output, cache read, cache write, cost, unpriced]",
-            self.table,
-            self.cuboid,
-            show(&self.expected),
-            show(&self.stored)
-        )
-    }
-}
-
 /// Recomputes every rollup from the raw events up to the watermark (what
-/// the rollups claim to hold); returns the first row that differs, if any.
-/// A watermark moved without folding (or folded twice) shows as rows that
-/// differ.
-pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
+/// the rollups claim to hold) with one `GROUP BY ... EXCEPT` per table and
+/// grouping; returns the first row that differs, if any. Slow (a full scan and sort of the events per table and grouping):
+/// kept as the oracle that tests hold [`super::verify`] to.
+pub fn verify_sql(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
     for level in Level::ALL {
         for cuboid in Cuboid::ALL {
             if !cuboid.keeps(level) {
