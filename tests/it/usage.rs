@@ -159,14 +159,18 @@ fn new_event(spec: &Spec, users: &[UserId], id: usize) -> NewEvent {
     }
 }
 
-/// Inserts the specs as events `e0`, `e1`… in `batches` transactions.
-fn insert_specs(store: &Store, specs: &[Spec], batches: usize) {
-    let events = specs
+/// The specs as events `e0`, `e1`…
+fn events_of(store: &Store, specs: &[Spec]) -> Vec<NewEvent> {
+    specs
         .iter()
         .enumerate()
         .map(|(i, s)| new_event(s, &store.users, i))
-        .collect();
-    store.insert(events, batches);
+        .collect()
+}
+
+/// Inserts the specs as events `e0`, `e1`… in `batches` transactions.
+fn insert_specs(store: &Store, specs: &[Spec], batches: usize) {
+    store.insert(events_of(store, specs), batches);
 }
 
 /// A generated event as the oracle sees it, with names and its metrics.
@@ -680,12 +684,7 @@ proptest! {
         (specs, batches, folded, queries) in store_case(),
     ) {
         let store = new_store();
-        let events = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| new_event(s, &store.users, i))
-            .collect();
-        store.insert_unfolded(events, batches);
+        store.insert_unfolded(events_of(&store, &specs), batches);
         store.fold(folded);
         let mismatch = store.read(|conn| Ok(rollup::verify(conn)?));
         prop_assert!(mismatch.is_none(), "{}", mismatch.map(|m| m.to_string()).unwrap_or_default());
