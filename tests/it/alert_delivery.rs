@@ -25,7 +25,7 @@ fn cli(data: &str, args: &[&str]) -> String {
 }
 
 /// One event of `model` costing `cost` US dollars, now.
-fn ingest(server: &Server, token: &str, id: &str, model: &str, cost: &str) {
+pub(crate) fn ingest(server: &Server, token: &str, id: &str, model: &str, cost: &str) {
     let now = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
     let line = serde_json::json!({
         "id": id,

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::server::{Server, agent, run_cli};
+use crate::common::server::{Server, run_cli};
 use crate::common::webhook::free_port;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -174,23 +174,9 @@ fn set_up(data: &str) -> String {
     token.trim().to_owned()
 }
 
+/// One costed event, as the webhook tests send it.
 fn ingest(server: &Server, token: &str, cost: &str) {
-    let now = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
-    let line = serde_json::json!({
-        "id": "e1",
-        "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "model": "mail-model",
-        "input_tokens": 10,
-        "output_tokens": 10,
-        "cost": cost,
-    });
-    let response = agent()
-        .post(&server.url("/api/v1/events"))
-        .header("authorization", &format!("Bearer {token}"))
-        .header("content-type", "application/x-ndjson")
-        .send(line.to_string())
-        .expect("ingest answers");
-    assert_eq!(response.status(), 200);
+    crate::alert_delivery::ingest(server, token, "e1", "mail-model", cost);
 }
 
 fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
