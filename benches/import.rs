@@ -106,7 +106,7 @@ fn main() {
     );
 
     if let Some(ccusage) = ccusage {
-        compare_with_ccusage(&ccusage, &dir, &binary, data_dir, first);
+        compare_with_ccusage(&ccusage, &dir, &binary, data_dir, (first, second));
     }
 }
 
@@ -204,7 +204,13 @@ fn append_to_some_sessions(projects: &Path) {
 
 /// Runs ccusage on the same files and compares its daily token totals
 /// (UTC days) with tokentally's report.
-fn compare_with_ccusage(ccusage: &Path, dir: &Path, binary: &Path, data_dir: &str, ours: f64) {
+fn compare_with_ccusage(
+    ccusage: &Path,
+    dir: &Path,
+    binary: &Path,
+    data_dir: &str,
+    (first, second): (f64, f64),
+) {
     let started = Instant::now();
     let output = Command::new(ccusage)
         .args(["daily", "--json", "--offline", "--timezone", "UTC"])
@@ -236,6 +242,7 @@ fn compare_with_ccusage(ccusage: &Path, dir: &Path, binary: &Path, data_dir: &st
             ],
         );
     }
+    let report_started = Instant::now();
     let report = run(
         binary,
         &[
@@ -254,6 +261,7 @@ fn compare_with_ccusage(ccusage: &Path, dir: &Path, binary: &Path, data_dir: &st
         ],
         None,
     );
+    let report_seconds = report_started.elapsed().as_secs_f64();
     let report: Value = serde_json::from_str(&report).expect("report json");
     let mut by_day_ours: BTreeMap<String, [i64; 4]> = BTreeMap::new();
     for row in report["rows"].as_array().into_iter().flatten() {
@@ -277,9 +285,13 @@ fn compare_with_ccusage(ccusage: &Path, dir: &Path, binary: &Path, data_dir: &st
             .filter(|d| !by_day_ours.contains_key(*d))
             .count();
     println!(
-        "ccusage daily --json on the same files: {seconds:.2} s ({:.1}x tokentally's first import); \
-         {} days, daily token totals {}",
-        seconds / ours,
+        "ccusage daily --json on the same files: {seconds:.2} s; tokentally's first import \
+         {first:.2} s ({:.2}x ccusage), second import {second:.3} s ({:.0}x faster than \
+         ccusage), report --json {report_seconds:.3} s ({:.0}x faster); {} days, daily token \
+         totals {}",
+        first / seconds,
+        seconds / second,
+        seconds / report_seconds,
         by_day_theirs.len(),
         if differing == 0 {
             "agree".to_owned()

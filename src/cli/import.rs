@@ -85,14 +85,8 @@ pub async fn run(args: ImportArgs, db_path: &Path) -> Result<(), ImportCommandEr
     let (dry_run, bar) = (args.dry_run, progress.clone());
     let reports = tokio::task::spawn_blocking(move || {
         let sink = sink(tokio::runtime::Handle::current())?;
-        let importer = Importer::new(sink, dry_run, bar.clone()).with_machine(machine);
-        let mut reports = Vec::new();
-        for file in &files {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            bar.set_message(name.unwrap_or_default());
-            reports.push(importer.import_file(file, format)?);
-        }
-        Ok::<_, ImportError>(reports)
+        let importer = Importer::new(sink, dry_run, bar).with_machine(machine);
+        importer.import_files(&files, format)
     })
     .await
     .map_err(|e| ImportError::Usage(format!("the import task failed: {e}")))?;

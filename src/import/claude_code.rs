@@ -14,12 +14,14 @@
 //! project of its folder ([`LineContext::folder_project`]). The session is
 //! the line's `sessionId`; the machine the one the import runs for.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde_json::Value;
 
+use super::transcript_line::TranscriptLine;
 use crate::ingest::event::{self, ApiEvent, EventFields};
 use crate::usage::rates::Extras;
 
@@ -176,34 +178,36 @@ pub fn looks_like_transcript(line: &Value) -> bool {
 /// A string as sent (trimmed; "" is none). Its length and characters are
 /// checked with every other producer's by [`ApiEvent::new`]: cutting a
 /// long id short could make two calls one.
-fn text(value: Option<&Value>) -> Option<String> {
+fn text(value: Option<&Cow<'_, str>>) -> Option<String> {
     value
-        .and_then(Value::as_str)
-        .map(str::trim)
+        .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
 }
 
 /// One transcript line of a file with `context`, checked as at `now`.
 pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
-    let Ok(value) = serde_json::from_slice::<Value>(line) else {
+    let Some(fields) = TranscriptLine::parse(line) else {
         return Mapped::Invalid("not JSON".into());
     };
-    let Some(usage) = value.get("message").and_then(|m| m.get("usage")) else {
+    let Some((message, usage)) = fields
+        .message
+        .as_ref()
+        .and_then(|m| Some((m, m.usage.as_ref()?)))
+    else {
         return Mapped::Skipped("no usage (user turns, summaries, snapshots)");
     };
-    let message = &value["message"];
-    let model = text(message.get("model"));
+    let model = text(message.model.as_ref());
     if model.as_deref() == Some("<synthetic>") {
         return Mapped::Skipped("<synthetic> messages");
     }
     let Some(model) = model else {
         return Mapped::Invalid("message.model is missing".into());
     };
-    let Some(message_id) = text(message.get("id")) else {
+    let Some(message_id) = text(message.id.as_ref()) else {
         return Mapped::Invalid("message.id is missing".into());
     };
-    let Some(timestamp) = text(value.get("timestamp")) else {
+    let Some(timestamp) = text(fields.timestamp.as_ref()) else {
         return Mapped::Invalid("timestamp is missing".into());
     };
     let ts_ms = match event::parse_time(&timestamp) {
@@ -243,11 +247,11 @@ pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
         web_search_requests: nested("server_tool_use", "web_search_requests"),
         one_request: true,
     };
-    let id = match text(value.get("requestId")) {
+    let id = match text(fields.request_id.as_ref()) {
         Some(request) => format!("{message_id}:{request}"),
         None => message_id,
     };
-    let cost_micros = match value.get("costUSD").filter(|v| !v.is_null()) {
+    let cost_micros = match &fields.cost_usd {
         None => None,
         Some(usd) => match usd.as_f64().map(event::float_micros) {
             Some(Ok(micros)) => Some(micros),
@@ -264,7 +268,7 @@ pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
     if !problems.is_empty() {
         return Mapped::Invalid(problems.join("; "));
     }
-    let sidechain = value.get("isSidechain").and_then(Value::as_bool) == Some(true);
+    let sidechain = fields.is_sidechain == Some(true);
     let fields = EventFields {
         id,
         ts_ms,
@@ -279,14 +283,14 @@ pub fn map(line: &[u8], context: &LineContext, now: Timestamp) -> Mapped {
             }
             .into(),
         ),
-        project: text(value.get("cwd"))
+        project: text(fields.cwd.as_ref())
             .map(|cwd| project_name(&cwd))
             .or_else(|| context.folder_project()),
         source: SOURCE.into(),
         tokens,
         extras,
         cost_micros,
-        session: text(value.get("sessionId")),
+        session: text(fields.session_id.as_ref()),
         machine: context.machine.clone(),
         identity: None,
     };

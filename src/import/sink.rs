@@ -16,10 +16,24 @@ use crate::db::{Db, DbError};
 use crate::ingest::event::ApiEvent;
 use crate::model::UserId;
 use crate::model::format::decimal;
-use crate::usage::store::{Inserter, NewEvent};
+use crate::usage::store::{InsertOutcome, Inserter, NewEvent};
 
 /// Events per request to a remote server (well under its limits).
 const EVENTS_PER_REQUEST: usize = 1_000;
+
+/// Events of one file, and the position in it after them.
+pub struct Chunk {
+    /// The file's place in the list being imported.
+    pub file: usize,
+    /// Its canonical path.
+    pub key: String,
+    pub format: &'static str,
+    /// The events with their line numbers.
+    pub events: Vec<(u64, ApiEvent)>,
+    pub position: Position,
+    /// Bytes of the file read for this chunk.
+    pub bytes: u64,
+}
 
 /// What storing a batch did.
 #[derive(Debug, Default)]
@@ -261,80 +275,99 @@ impl Sink {
         }
     }
 
-    pub fn load_position(&self, key: &str) -> Result<Option<Position>, ImportError> {
+    /// Where each file was read up to, by canonical path.
+    pub fn load_positions(&self) -> Result<HashMap<String, Position>, ImportError> {
         match self {
-            Sink::Local(local) => {
-                let key = key.to_owned();
-                Ok(local
-                    .runtime
-                    .block_on(local.db.read(move |conn| state::load(conn, &key)))?)
-            }
+            Sink::Local(local) => Ok(local.runtime.block_on(local.db.read(state::load_all))?),
             Sink::Remote(remote) => Ok(remote
                 .positions
                 .lock()
                 .map_err(|_| ImportError::Usage("the import state lock is poisoned".into()))?
-                .get(key)
-                .cloned()),
+                .clone()),
         }
     }
 
-    /// Stores `events` (with their line numbers) and, after them, that the
-    /// file `key` was read up to `position`. With `dry_run`, only checks.
-    pub fn store(
-        &self,
-        key: &str,
-        format: &'static str,
-        events: Vec<(u64, ApiEvent)>,
-        position: Position,
-        dry_run: bool,
-    ) -> Result<Stored, ImportError> {
-        let mut stored = Stored::default();
+    /// Stores the events of `chunks` (with their line numbers) and, with
+    /// them, the position each chunk reaches in its file: locally in one
+    /// transaction; remotely a chunk at a time. With `dry_run`, only
+    /// checks. What storing did, per chunk.
+    pub fn store(&self, chunks: Vec<Chunk>, dry_run: bool) -> Result<Vec<Stored>, ImportError> {
         match self {
-            Sink::Local(local) => {
-                let mut attributed = Vec::with_capacity(events.len());
-                for (line, event) in events {
-                    match local.attribute(event) {
-                        Ok(event) => attributed.push(event),
-                        Err(reason) => stored.problems.push((line, reason)),
-                    }
-                }
-                if dry_run {
-                    return Ok(stored);
-                }
-                let (key, now) = (key.to_owned(), Timestamp::now().as_second());
-                let outcome = local.runtime.block_on(local.db.write(move |conn| {
-                    let outcome = Inserter::new(conn)?.insert(conn, &attributed)?;
-                    crate::budgets::watch::after_insert(
-                        conn,
-                        Timestamp::now(),
-                        &outcome,
-                        &crate::budgets::UnusualRule::default(),
-                    )?;
-                    state::save(conn, &key, format, &position, now)?;
-                    Ok::<_, DbError>(outcome)
-                }))?;
-                stored.accepted = outcome.accepted as u64;
-                stored.duplicates = outcome.duplicates as u64;
-            }
-            Sink::Remote(remote) => {
-                if dry_run {
-                    return Ok(stored);
-                }
-                let bodies: Vec<(u64, Value)> = events
-                    .iter()
-                    .map(|(line, e)| (*line, remote.body(e)))
-                    .collect();
-                for chunk in bodies.chunks(EVENTS_PER_REQUEST) {
-                    remote.send(chunk.to_vec(), &mut stored)?;
-                }
-                let mut positions = remote
-                    .positions
-                    .lock()
-                    .map_err(|_| ImportError::Usage("the import state lock is poisoned".into()))?;
-                positions.insert(key.to_owned(), position);
-                remote.save_positions(&positions)?;
-            }
+            Sink::Local(local) => local.store(chunks, dry_run),
+            Sink::Remote(remote) => chunks
+                .into_iter()
+                .map(|chunk| remote.store(chunk, dry_run))
+                .collect(),
         }
+    }
+}
+
+impl Local {
+    fn store(&self, chunks: Vec<Chunk>, dry_run: bool) -> Result<Vec<Stored>, ImportError> {
+        let mut stored: Vec<Stored> = Vec::with_capacity(chunks.len());
+        let mut batches = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let mut outcome = Stored::default();
+            let mut attributed = Vec::with_capacity(chunk.events.len());
+            for (line, event) in chunk.events {
+                match self.attribute(event) {
+                    Ok(event) => attributed.push(event),
+                    Err(reason) => outcome.problems.push((line, reason)),
+                }
+            }
+            stored.push(outcome);
+            batches.push((chunk.key, chunk.format, attributed, chunk.position));
+        }
+        if dry_run {
+            return Ok(stored);
+        }
+        let now = Timestamp::now();
+        let outcomes = self.runtime.block_on(self.db.write(move |conn| {
+            let mut inserter = Inserter::new(conn)?;
+            let mut outcomes = Vec::with_capacity(batches.len());
+            let mut all = InsertOutcome::default();
+            for (key, format, events, position) in &batches {
+                let outcome = inserter.insert(conn, events)?;
+                all.merge(&outcome);
+                state::save(conn, key, format, position, now.as_second())?;
+                outcomes.push(outcome);
+            }
+            crate::budgets::watch::after_insert(
+                conn,
+                now,
+                &all,
+                &crate::budgets::UnusualRule::default(),
+            )?;
+            Ok::<_, DbError>(outcomes)
+        }))?;
+        for (stored, outcome) in stored.iter_mut().zip(outcomes) {
+            stored.accepted = outcome.accepted as u64;
+            stored.duplicates = outcome.duplicates as u64;
+        }
+        Ok(stored)
+    }
+}
+
+impl Remote {
+    fn store(&self, chunk: Chunk, dry_run: bool) -> Result<Stored, ImportError> {
+        let mut stored = Stored::default();
+        if dry_run {
+            return Ok(stored);
+        }
+        let bodies: Vec<(u64, Value)> = chunk
+            .events
+            .iter()
+            .map(|(line, e)| (*line, self.body(e)))
+            .collect();
+        for part in bodies.chunks(EVENTS_PER_REQUEST) {
+            self.send(part.to_vec(), &mut stored)?;
+        }
+        let mut positions = self
+            .positions
+            .lock()
+            .map_err(|_| ImportError::Usage("the import state lock is poisoned".into()))?;
+        positions.insert(chunk.key, chunk.position);
+        self.save_positions(&positions)?;
         Ok(stored)
     }
 }

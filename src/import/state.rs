@@ -1,10 +1,11 @@
 //! The per-file import position (table `import_files`).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
 use crate::db::DbError;
@@ -29,20 +30,22 @@ impl Position {
     };
 }
 
-pub fn load(conn: &Connection, path: &str) -> Result<Option<Position>, DbError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT head_sha256, head_bytes, offset, lines FROM import_files WHERE path = ?1",
-        )?
-        .query_row([path], |row| {
-            Ok(Position {
-                head_sha256: row.get(0)?,
-                head_bytes: row.get::<_, i64>(1)?.try_into().unwrap_or(0),
-                offset: row.get::<_, i64>(2)?.try_into().unwrap_or(0),
-                lines: row.get::<_, i64>(3)?.try_into().unwrap_or(0),
-            })
-        })
-        .optional()?)
+/// Every file's position, by path.
+pub fn load_all(conn: &Connection) -> Result<HashMap<String, Position>, DbError> {
+    let mut statement = conn
+        .prepare_cached("SELECT path, head_sha256, head_bytes, offset, lines FROM import_files")?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            Position {
+                head_sha256: row.get(1)?,
+                head_bytes: row.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                offset: row.get::<_, i64>(3)?.try_into().unwrap_or(0),
+                lines: row.get::<_, i64>(4)?.try_into().unwrap_or(0),
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn save(

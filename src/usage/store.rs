@@ -62,6 +62,27 @@ pub struct InsertOutcome {
     pub conflicts: usize,
 }
 
+impl InsertOutcome {
+    /// Adds what another insert did (of the same transaction).
+    pub fn merge(&mut self, other: &InsertOutcome) {
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.conflicts += other.conflicts;
+        if let Some((first, last)) = other.span {
+            self.widen(first);
+            self.widen(last);
+        }
+    }
+
+    /// Widens the span of stored times to `ts_ms`.
+    fn widen(&mut self, ts_ms: i64) {
+        self.span = Some(match self.span {
+            None => (ts_ms, ts_ms),
+            Some((first, last)) => (first.min(ts_ms), last.max(ts_ms)),
+        });
+    }
+}
+
 /// Inserts batches of events; keeps dimension ids and prices between
 /// batches of one transaction.
 pub struct Inserter {
@@ -154,10 +175,7 @@ impl Inserter {
                 continue;
             }
             outcome.accepted += 1;
-            outcome.span = Some(match outcome.span {
-                None => (event.ts_ms, event.ts_ms),
-                Some((first, last)) => (first.min(event.ts_ms), last.max(event.ts_ms)),
-            });
+            outcome.widen(event.ts_ms);
             if conn.last_insert_rowid() <= watermark {
                 deltas.push(Delta {
                     ts_ms: event.ts_ms,

@@ -578,3 +578,78 @@ fn import_applies_the_event_apis_rules_and_names_file_and_line() {
     }
     assert_eq!(work.totals()["events"], 1, "only the valid line");
 }
+
+/// A transcript of `calls` calls in session `session`, each call written
+/// once per content block (two or three times), as Claude Code does.
+fn write_session(folder: &Path, session: usize, calls: usize) -> PathBuf {
+    std::fs::create_dir_all(folder).expect("mkdir");
+    let path = folder.join(format!("{session:08}-aaaa-4f7e-9a55-0d3c3b2b9e11.jsonl"));
+    let mut text = String::new();
+    for call in 0..calls {
+        for _block in 0..2 + (call % 2) {
+            text.push_str(&serde_json::json!({
+                "type": "assistant", "sessionId": format!("s{session}"),
+                "requestId": format!("req_{session}_{call}"),
+                "timestamp": format!("2026-05-{:02}T10:{:02}:00Z", 1 + call % 28, call % 60),
+                "message": {"id": format!("msg_{session}_{call}"), "model": "claude-sonnet-4-5-20250929",
+                    "content": [{"type": "text", "text": "x".repeat(call % 300)}],
+                    "usage": {"input_tokens": call + 1, "output_tokens": 10 * session + 1,
+                        "cache_read_input_tokens": 7, "cache_creation_input_tokens": 0}}
+            }).to_string());
+            text.push('\n');
+        }
+    }
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn many_files_import_in_one_run_with_each_counted_and_a_failure_named() {
+    let work = Workspace::new(&["ada"]);
+    let root = work.dir.path().join("claude/projects");
+    let mut expected = [0i64; 5];
+    let mut sessions = Vec::new();
+    for session in 0..24 {
+        let folder = root.join(format!("-home-ada-src-p{}", session % 5));
+        let path = write_session(&folder, session, 40 + session * 7);
+        let sums = expected_from_transcript(&path);
+        for (total, sum) in expected.iter_mut().zip(sums) {
+            *total += sum;
+        }
+        sessions.push((path, sums[0]));
+    }
+    // A link to nowhere among them: the import names it and fails, and
+    // nothing read is lost or counted twice by the runs after it.
+    let dangling = root.join("-home-ada-src-p2/0000zzzz-dangling.jsonl");
+    std::os::unix::fs::symlink(root.join("nowhere"), &dangling).expect("symlink");
+    let root_arg = root.to_str().expect("utf-8");
+    let (ok, out, err) = work.cli(&["import", root_arg], None);
+    assert!(!ok, "{out}");
+    assert!(err.contains("0000zzzz-dangling.jsonl"), "{err}");
+
+    std::fs::remove_file(&dangling).expect("rm");
+    let (ok, out, err) = work.cli(&["import", root_arg], None);
+    assert!(ok, "{out}{err}");
+    assert_eq!(as_array(&work.totals()), expected);
+    // Every file reports its own calls; the repeated blocks are duplicates.
+    for (path, calls) in &sessions {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        let line = out
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in {out}"));
+        assert!(line.contains("[claude-code]"), "{line}");
+        let blocks = calls * 2 + calls / 2;
+        let first_run_left = line.contains("from byte");
+        if !first_run_left {
+            assert!(
+                line.contains(&format!("{blocks} events")),
+                "{line}: {calls} calls in {blocks} lines"
+            );
+        }
+    }
+    let (ok, out, _) = work.cli(&["import", root_arg], None);
+    assert!(ok && out.contains("imported 0 new events"), "{out}");
+    assert!(out.contains("(0 bytes)"), "{out}");
+    assert_eq!(as_array(&work.totals()), expected);
+}
