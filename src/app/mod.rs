@@ -62,8 +62,8 @@ pub struct AppState {
     pub time_zone: Option<String>,
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: crate::usage::budget::NameLimits,
-    /// The unusual-usage rule's knobs (budgets::unusual).
-    pub unusual: Arc<crate::budgets::UnusualRule>,
+    /// The unusual-usage rule's knobs and pace (budgets::unusual).
+    pub unusual: Arc<crate::budgets::UnusualWatch>,
     /// The URL users reach the server at, when configured (`public_url`):
     /// the Connect page says when it has to guess instead.
     pub public_url: Option<String>,
@@ -140,7 +140,7 @@ impl AppState {
             trusted_proxies: Arc::new(options.trusted_proxies),
             time_zone: options.time_zone,
             name_limits: options.name_limits,
-            unusual: Arc::new(options.unusual),
+            unusual: Arc::new(crate::budgets::UnusualWatch::new(options.unusual)),
             link_base: options.public_url.clone(),
             public_url: options.public_url,
             unit: Arc::new(options.unit),

@@ -27,4 +27,4 @@ pub mod watch;
 pub use period::{Period, Window};
 pub use status::{Standing, standings};
 pub use store::{Budget, BudgetError, BudgetScope, Measure, NewBudget};
-pub use unusual::UnusualRule;
+pub use unusual::{UnusualRule, UnusualWatch};

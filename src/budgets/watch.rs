@@ -16,24 +16,26 @@ use serde_json::json;
 
 use super::status::{Standing, standings};
 use super::store::{self, Budget, BudgetScope};
-use super::unusual::UnusualRule;
+use super::unusual::UnusualWatch;
 use crate::alerts::{self, AlertKind, Destination, NewAlert};
 use crate::db::DbError;
 
 /// Evaluates every budget whose current period overlaps `[first_ms,
 /// last_ms]` (the times of the usage just stored), and the unusual-usage
-/// rule when some of it is in the last hour; records what is reached.
-/// Runs in the caller's transaction.
+/// rule when some of it is in the last hour and the rule is due
+/// ([`UnusualWatch::due`]); records what is reached. Runs in the caller's
+/// transaction.
 pub fn after_usage(
     conn: &Connection,
     now: Timestamp,
     first_ms: i64,
     last_ms: i64,
-    unusual: &UnusualRule,
+    unusual: &UnusualWatch,
 ) -> Result<usize, DbError> {
     let mut recorded = 0;
-    if last_ms >= now.as_millisecond() - 3_600_000 {
-        recorded += super::unusual::check(conn, unusual, now)?;
+    let recent = last_ms >= now.as_millisecond() - 3_600_000;
+    if recent && unusual.rule.is_on() && unusual.due(now.as_millisecond()) {
+        recorded += super::unusual::check(conn, &unusual.rule, now)?;
     }
     for budget in store::list(conn)? {
         let window = budget
@@ -54,7 +56,7 @@ pub fn after_insert(
     conn: &Connection,
     now: Timestamp,
     outcome: &crate::usage::store::InsertOutcome,
-    unusual: &UnusualRule,
+    unusual: &UnusualWatch,
 ) -> Result<usize, DbError> {
     match outcome.span {
         Some((first_ms, last_ms)) => after_usage(conn, now, first_ms, last_ms, unusual),
@@ -62,10 +64,12 @@ pub fn after_insert(
     }
 }
 
-/// Evaluates every budget (the worker's periodic pass: usage that changed
-/// without being stored through ingest, such as a re-pricing or a link).
-pub fn all(conn: &Connection, now: Timestamp) -> Result<usize, DbError> {
-    let mut recorded = 0;
+/// Evaluates every budget and the unusual-usage rule (the worker's
+/// periodic pass: usage that changed without being stored through ingest,
+/// such as a re-pricing or a link, and the batches that came while the
+/// rule was not due).
+pub fn all(conn: &Connection, now: Timestamp, unusual: &UnusualWatch) -> Result<usize, DbError> {
+    let mut recorded = super::unusual::check(conn, &unusual.rule, now)?;
     for budget in store::list(conn)? {
         recorded += evaluate(conn, &budget, now, false)?;
     }

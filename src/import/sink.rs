@@ -56,6 +56,8 @@ pub struct Local {
     users: HashMap<String, UserId>,
     /// Whose events lines without a user are.
     default_user: Option<UserId>,
+    /// The unusual-usage rule with its default knobs.
+    unusual: std::sync::Arc<crate::budgets::UnusualWatch>,
 }
 
 impl Local {
@@ -79,6 +81,7 @@ impl Local {
             runtime,
             users,
             default_user,
+            unusual: Default::default(),
         })
     }
 
@@ -322,6 +325,7 @@ impl Local {
             return Ok(stored);
         }
         let now = Timestamp::now();
+        let unusual = self.unusual.clone();
         let outcomes = self.runtime.block_on(self.db.write(move |conn| {
             let mut inserter = Inserter::new(conn)?;
             let mut outcomes = Vec::with_capacity(batches.len());
@@ -332,12 +336,7 @@ impl Local {
                 state::save(conn, key, format, position, now.as_second())?;
                 outcomes.push(outcome);
             }
-            crate::budgets::watch::after_insert(
-                conn,
-                now,
-                &all,
-                &crate::budgets::UnusualRule::default(),
-            )?;
+            crate::budgets::watch::after_insert(conn, now, &all, &unusual)?;
             Ok::<_, DbError>(outcomes)
         }))?;
         for (stored, outcome) in stored.iter_mut().zip(outcomes) {

@@ -43,8 +43,9 @@ pub struct IngestState {
     pub claude_code_signal: otlp::ClaudeCodeSignal,
     /// How many new names ingestion may create a day (usage::budget).
     pub name_limits: NameLimits,
-    /// The unusual-usage rule's knobs, checked after every stored batch.
-    pub unusual: Arc<crate::budgets::UnusualRule>,
+    /// The unusual-usage rule, checked after stored batches (at most once a
+    /// minute).
+    pub unusual: Arc<crate::budgets::UnusualWatch>,
     pub gate: Gate,
     /// Wakes the alert delivery worker when a request recorded alerts.
     pub alert_wake: Arc<tokio::sync::Notify>,

@@ -54,10 +54,10 @@ pub(super) async fn watch_budgets(state: AppState, deliver_now: Arc<tokio::sync:
     let mut every = tokio::time::interval(BUDGET_WATCH_EVERY);
     loop {
         every.tick().await;
-        let now = state.clock.now();
+        let (now, unusual) = (state.clock.now(), state.unusual.clone());
         match state
             .db
-            .write(move |conn| crate::budgets::watch::all(conn, now))
+            .write(move |conn| crate::budgets::watch::all(conn, now, &unusual))
             .await
         {
             Ok(0) => {}

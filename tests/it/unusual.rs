@@ -208,3 +208,44 @@ fn p95_is_the_nearest_rank() {
     assert_eq!(p95((1..=20).collect()), 19);
     assert_eq!(p95(vec![7]), 7);
 }
+
+#[tokio::test]
+async fn batches_within_a_minute_of_a_check_are_judged_by_the_next_check_or_the_watcher() {
+    let app = app().await;
+    let a = app.create_user("a", Role::Member).await;
+    let token = app.create_token("a", TokenScope::Ingest).await;
+    quiet_fortnight(&app, a, 50_000).await;
+    // A normal batch: the rule runs after it and finds nothing.
+    send(&app, &token, "warm-up", 1, 50_000, 1).await;
+    assert!(alerts(&app).await.is_empty());
+    // The loop's batch comes within the minute: not judged yet.
+    send(&app, &token, "loop", 40, 50_000, 60).await;
+    assert!(alerts(&app).await.is_empty());
+    // The budget watcher's pass (every 30 s in a server) judges it.
+    let (now, unusual) = (app.state.clock.now(), app.state.unusual.clone());
+    let recorded = app
+        .state
+        .db
+        .write(move |conn| tokentally::budgets::watch::all(conn, now, &unusual))
+        .await
+        .expect("watch");
+    assert_eq!(recorded, 1);
+    let found = alerts(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].2, format!("unusual:u{}:{NOW_MS}", a.0));
+}
+
+#[tokio::test]
+async fn a_batch_a_minute_after_the_last_check_is_judged_with_everything_before_it() {
+    let app = app().await;
+    let a = app.create_user("a", Role::Member).await;
+    let token = app.create_token("a", TokenScope::Ingest).await;
+    quiet_fortnight(&app, a, 50_000).await;
+    send(&app, &token, "warm-up", 1, 50_000, 1).await;
+    send(&app, &token, "loop", 40, 50_000, 59).await;
+    assert!(alerts(&app).await.is_empty());
+    app.clock.advance(SignedDuration::from_secs(60));
+    send(&app, &token, "loop-more", 1, 50_000, 1).await;
+    let found = alerts(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+}
