@@ -98,6 +98,13 @@ load events="10000000" seconds="30":
     command -v wrk >/dev/null || apt-get install -y wrk
     cargo bench --bench load -- target/perf/tokentally target/bench/{{events}}/tokentally.db {{seconds}}
 
+# Every page and read-API answer over the combinations of range, view,
+# filter, sort and bucket on N events, timed by the server (BENCHMARKS.md)
+bench-pages events="10000000" passes="2":
+    cargo build --profile perf
+    test -f target/bench/{{events}}/tokentally.db || target/perf/tokentally --data-dir target/bench/{{events}} demo --events {{events}} --seed 42 --end 2026-11-01T00:00:00Z
+    cargo bench --bench pages -- target/perf/tokentally target/bench/{{events}}/tokentally.db {{passes}}
+
 # Unusual usage (budgets::unusual, default knobs) on a year of the standard
 # workload: false alerts over the year (a check every STEP minutes), minutes
 # to detect an injected 20x loop, and the time of one check (BENCHMARKS.md)

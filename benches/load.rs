@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{cli, rss_kib, start_with};
+use support::{cli, rss_kib, sign_in, start_with};
 
 const SESSIONS: usize = 16;
 const TOKENS: usize = 4;
@@ -151,50 +151,9 @@ fn ingest_tokens(binary: &Path, dir: &Path) -> Vec<String> {
 
 /// Signs in SESSIONS times through the login form; the session cookies.
 fn sessions(base: &str) -> Vec<String> {
-    // No redirects followed: the session cookie is on the 303 itself.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
     (0..SESSIONS)
-        .map(|_| {
-            let page = agent
-                .get(&format!("{base}/login"))
-                .call()
-                .expect("login page");
-            let cookie = session_cookie(&page);
-            let body = page.into_body().read_to_string().unwrap_or_default();
-            let csrf = body
-                .split("name=\"csrf_token\" value=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .expect("a CSRF token")
-                .to_owned();
-            let form =
-                format!("username=load-admin&password=a+long+enough+password&csrf_token={csrf}");
-            let signed_in = agent
-                .post(&format!("{base}/login"))
-                .header("cookie", &cookie)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .send(form)
-                .expect("login");
-            assert_eq!(signed_in.status(), 303, "signed in");
-            session_cookie(&signed_in)
-        })
+        .map(|_| sign_in(base, "load-admin", "a long enough password"))
         .collect()
-}
-
-fn session_cookie(response: &ureq::http::Response<ureq::Body>) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tokentally_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_owned()
 }
 
 /// The wrk script: each request is a page or API read with a random

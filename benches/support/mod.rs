@@ -104,12 +104,33 @@ pub fn start(binary: &Path, dir: &Path) -> (Child, String) {
 
 /// Starts the server with `extra` serve arguments.
 pub fn start_with(binary: &Path, dir: &Path, extra: &[&str]) -> (Child, String) {
+    start_logging(binary, dir, extra, "warn", Stdio::inherit())
+}
+
+/// Starts the server logging every request as JSON (with its
+/// `latency_us`, the server's time) to `log`.
+pub fn start_logged(binary: &Path, dir: &Path, log: &Path) -> (Child, String) {
+    let file = std::fs::File::create(log).expect("log file");
+    start_logging(binary, dir, &[], "info", Stdio::from(file))
+}
+
+fn start_logging(
+    binary: &Path,
+    dir: &Path,
+    extra: &[&str],
+    level: &str,
+    stderr: Stdio,
+) -> (Child, String) {
     let mut child = Command::new(binary)
         .arg("--data-dir")
         .arg(dir)
+        .args(["--log-level", level])
+        .args(if level == "info" {
+            &["--log-format", "json"][..]
+        } else {
+            &[]
+        })
         .args([
-            "--log-level",
-            "warn",
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -118,7 +139,7 @@ pub fn start_with(binary: &Path, dir: &Path, extra: &[&str]) -> (Child, String) 
         ])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("serve");
     let stdout = child.stdout.take().expect("stdout");
@@ -175,4 +196,51 @@ pub fn written_bytes(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("write_bytes: "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Signs `username` in through the login form; the session cookie.
+pub fn sign_in(base: &str, username: &str, password: &str) -> String {
+    // No redirects followed: the session cookie is on the 303 itself.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let page = agent
+        .get(&format!("{base}/login"))
+        .call()
+        .expect("login page");
+    let cookie = session_cookie(&page);
+    let body = page.into_body().read_to_string().unwrap_or_default();
+    let csrf = body
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", username)
+        .append_pair("password", password)
+        .append_pair("csrf_token", &csrf)
+        .finish();
+    let signed_in = agent
+        .post(&format!("{base}/login"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(form)
+        .expect("login");
+    assert_eq!(signed_in.status(), 303, "signed in");
+    session_cookie(&signed_in)
+}
+
+fn session_cookie(response: &ureq::http::Response<ureq::Body>) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tokentally_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
 }
