@@ -19,7 +19,9 @@ use crate::model::Action;
 use crate::model::Scope;
 use crate::model::team::VIEW_PREFIX;
 use crate::teams;
+use crate::usage::buckets::BucketSize;
 use crate::usage::params::{self, Preset, ReadParams};
+use crate::usage::query::SeriesQuery;
 use crate::web::WebState;
 
 /// A data page's request: the page context (with the viewer), the scope
@@ -29,6 +31,40 @@ pub struct DataPage {
     pub reader: Reader,
     pub params: ReadParams,
     pub url: UrlState,
+    /// The bucket asked for, when it made too many bars for a page and a
+    /// larger one is shown instead ([`coarsen`]).
+    pub coarsened: Option<BucketSize>,
+}
+
+/// The most bars a chart or table of a page shows: a year by day.
+pub const PAGE_BUCKETS: i64 = 400;
+
+/// Makes the series' bucket larger until the range has at most
+/// [`PAGE_BUCKETS`] of them (the overview by hour over a year would be
+/// 8,760 bars and a 5 MB page); the bucket asked for, when it changed.
+fn coarsen(series: &mut SeriesQuery) -> Option<BucketSize> {
+    let asked = series.bucket;
+    let span_ms = series.to.as_millisecond() - series.from.as_millisecond();
+    let approximate_ms = |bucket| match bucket {
+        BucketSize::Hour => 3_600_000,
+        BucketSize::Day => 86_400_000,
+        BucketSize::Week { .. } => 7 * 86_400_000,
+        BucketSize::Month => 28 * 86_400_000,
+    };
+    let week = BucketSize::Week {
+        start: jiff::civil::Weekday::Monday,
+    };
+    while span_ms / approximate_ms(series.bucket) > PAGE_BUCKETS {
+        series.bucket = match series.bucket {
+            BucketSize::Hour => BucketSize::Day,
+            BucketSize::Day => week,
+            BucketSize::Week { .. } | BucketSize::Month => BucketSize::Month,
+        };
+        if series.bucket == BucketSize::Month {
+            break;
+        }
+    }
+    (series.bucket != asked).then_some(asked)
 }
 
 /// The parameters a data page reads itself, besides the usage parameters
@@ -61,13 +97,15 @@ impl FromRequestParts<WebState> for DataPage {
             .as_deref()
             .or(state.time_zone.as_deref());
         let extra = page_parameters(parts.uri.path());
-        let params = params::parse_with(query.as_deref(), extra, zone, state.clock.now())
+        let mut params = params::parse_with(query.as_deref(), extra, zone, state.clock.now())
             .map_err(|e| AppError::BadRequest(e.to_string()).into_response())?;
+        let coarsened = coarsen(&mut params.series);
         Ok(DataPage {
             context,
             reader,
             params,
             url: UrlState::parse(query.as_deref()),
+            coarsened,
         })
     }
 }
@@ -157,6 +195,14 @@ pub fn time_controls(page: &DataPage, path: &str) -> Markup {
                 button type="submit" { "Apply" }
             }
             p.zone { "Times in " strong { (zone.iana_name().unwrap_or("UTC")) } "." }
+            @if let Some(asked) = page.coarsened {
+                p.notice role="note" {
+                    "By " (asked.name()) " this range has more than " (PAGE_BUCKETS)
+                    " bars; shown by " (bucket) " instead. Narrow the range to see it by "
+                    (asked.name()) " (the API answers up to "
+                    (crate::usage::buckets::MAX_BUCKETS) " buckets)."
+                }
+            }
         }
     }
 }
