@@ -155,7 +155,12 @@ fn prepare(binary: &Path, dir: &Path) {
     cli(binary, dir, &["team", "add", "bench"], None);
     for n in 1..=10 {
         let user = format!("user-{n:03}");
-        cli(binary, dir, &["team", "member", "add", "bench", &user], None);
+        cli(
+            binary,
+            dir,
+            &["team", "member", "add", "bench", &user],
+            None,
+        );
     }
 }
 
@@ -306,7 +311,13 @@ fn report(pass: usize, answers: &[Answer]) {
     }
     println!("\n| page (pass {pass}) | answers | slowest ms | median ms | largest bytes |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for page in ["/?", "/events?", "/team?", "/api/v1/usage?", "/api/v1/events?"] {
+    for page in [
+        "/?",
+        "/events?",
+        "/team?",
+        "/api/v1/usage?",
+        "/api/v1/events?",
+    ] {
         let mut ms: Vec<f64> = answers
             .iter()
             .filter(|a| a.url.starts_with(page))

@@ -259,3 +259,38 @@ async fn answers_are_gzipped_when_asked_and_csrf_tokens_never_repeat() {
         .await;
     assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
 }
+
+#[tokio::test]
+async fn a_bucket_that_would_make_a_huge_page_is_coarsened_with_a_note() {
+    let (app, cookie) = app_with_events().await;
+    // A year by hour is 8,000+ bars: shown by week, and the page says so.
+    let year = app
+        .get(
+            "/?range=custom&from=2025-06-15&to=2026-06-15&bucket=hour",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(year.status, StatusCode::OK);
+    assert!(
+        year.body
+            .contains("By hour this range has more than 400 bars"),
+        "{}",
+        year.body
+    );
+    let rows = year.body.matches("<tr").count();
+    assert!(rows <= 400, "{rows} table rows");
+    assert!(
+        year.body.contains("<dd>120</dd>"),
+        "every event still counted"
+    );
+    // Two weeks by hour (336 bars) are shown as asked.
+    let fortnight = app
+        .get(
+            "/?range=custom&from=2026-06-01&to=2026-06-15&bucket=hour",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(fortnight.status, StatusCode::OK);
+    assert!(!fortnight.body.contains("bars; shown by"));
+    assert!(fortnight.body.matches("<tr").count() > 336);
+}
