@@ -339,8 +339,14 @@ pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommand
     // cores reading one snapshot; the audit checks then read that snapshot
     // too.
     let outcome = tokio::task::spawn_blocking(move || {
-        let conn = crate::db::open_read_connection(&head_path, None)?;
-        let second = crate::db::open_read_connection(&head_path, None)?;
+        let open = || {
+            let conn = crate::db::open_read_connection(&head_path, None)?;
+            // The pages read through a mapping of the file rather than
+            // copied into SQLite's cache (the check reads all of it).
+            conn.pragma_update(None, "mmap_size", 1_i64 << 40)?;
+            Ok::<_, DbError>(conn)
+        };
+        let (conn, second) = (open()?, open()?);
         let (checked, (findings, chain, head)) =
             rollup::check_then(&conn, Some(second), |conn, checked| {
                 let head = match audit::key::load(&head_path)? {

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, Statement};
+use rusqlite::Connection;
 
-use super::scan::{DayMap, Plan, int, kept_levels, slot_ms};
+use super::raw::{RawRows, RawStatement};
+use super::scan::{DayMap, Plan, kept_levels, slot_ms};
 use super::{Metrics, Mismatch, NDIMS, add_metrics};
 use crate::db::DbError;
 use crate::usage::limits::MAX_REACHABLE_SUM;
@@ -43,7 +44,7 @@ struct CuboidCheck<'c> {
 
 struct LevelCheck<'c> {
     level: Level,
-    stored: Statement<'c>,
+    stored: RawStatement<'c>,
     first: FirstDifference,
     out_of_range: i64,
 }
@@ -68,7 +69,7 @@ impl<'c> Checker<'c> {
             for level in kept_levels(plan.cuboid) {
                 levels.push(LevelCheck {
                     level,
-                    stored: conn.prepare(&stored_sql(level))?,
+                    stored: RawStatement::prepare(conn, &stored_sql(level))?,
                     first: FirstDifference::new(plan.cuboid.code()),
                     out_of_range: 0,
                 });
@@ -305,9 +306,9 @@ impl LevelCheck<'_> {
     ) -> Result<(), DbError> {
         let first = &mut self.first;
         let mut next = expected.iter().peekable();
-        let mut rows = self.stored.query([plan.cuboid.code(), lo, hi])?;
-        while let Some(row) = rows.next()? {
-            let (key, metrics) = read_stored(row)?;
+        let mut rows = self.stored.query(&[plan.cuboid.code(), lo, hi])?;
+        while rows.next()? {
+            let (key, metrics) = read_stored(&rows);
             // What `usage::repair::find` looks for: a cell no events within
             // the limits can make.
             if metrics.iter().any(|v| !(0..=MAX_REACHABLE_SUM).contains(v)) {
@@ -330,16 +331,16 @@ impl LevelCheck<'_> {
 }
 
 /// A stored row as [`stored_sql`] reads it.
-fn read_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, Metrics)> {
+fn read_stored(row: &RawRows<'_, '_>) -> (Key, Metrics) {
     let mut key = [0; NDIMS + 2];
-    for (i, value) in key.iter_mut().enumerate() {
-        *value = int(row, i)?;
+    for (column, value) in (0..).zip(key.iter_mut()) {
+        *value = row.int(column);
     }
     let mut metrics = Metrics::default();
-    for (i, value) in metrics.iter_mut().enumerate() {
-        *value = int(row, NDIMS + 2 + i)?;
+    for (column, value) in (NDIMS as i32 + 2..).zip(metrics.iter_mut()) {
+        *value = row.int(column);
     }
-    Ok((key, metrics))
+    (key, metrics)
 }
 
 /// A row as `Mismatch` shows it: cuboid, dimensions, period, slot, metrics.

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
-use rusqlite::types::ValueRef;
 
+use super::raw::{RawRows, RawStatement};
 use super::{Metrics, NDIMS, add_metrics};
 use crate::db::DbError;
 use crate::usage::limits::{MAX_COST_MICROS, MAX_TOKENS};
@@ -97,20 +97,6 @@ fn changed() -> DbError {
     DbError::Refused("verify: the events changed during the check".into())
 }
 
-/// An integer column (the tables are STRICT; a NULL dimension is 0).
-/// (A rusqlite error, smaller than ours: this runs for every value.)
-pub(super) fn int(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<i64> {
-    match row.get_ref(index)? {
-        ValueRef::Integer(value) => Ok(value),
-        ValueRef::Null => Ok(0),
-        other => Err(rusqlite::Error::InvalidColumnType(
-            index,
-            format!("column {index}"),
-            other.data_type(),
-        )),
-    }
-}
-
 /// The number of events of each UTC day with rowids in `[first, last]`,
 /// days in order: one read of the times alone.
 pub(super) fn day_counts(
@@ -120,10 +106,13 @@ pub(super) fn day_counts(
 ) -> Result<Vec<(i64, i64)>, DbError> {
     let mut counts = BTreeMap::new();
     let mut current: Option<(i64, i64)> = None;
-    let mut stmt = conn.prepare("SELECT ts_ms FROM events WHERE rowid BETWEEN ?1 AND ?2")?;
-    let mut rows = stmt.query([first, last])?;
-    while let Some(row) = rows.next()? {
-        let day = int(row, 0)?.div_euclid(MS_PER_DAY);
+    let mut stmt = RawStatement::prepare(
+        conn,
+        "SELECT ts_ms FROM events WHERE rowid BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = stmt.query(&[first, last])?;
+    while rows.next()? {
+        let day = rows.int(0).div_euclid(MS_PER_DAY);
         match &mut current {
             Some((current_day, count)) if *current_day == day => *count += 1,
             _ => {
@@ -176,19 +165,18 @@ pub(super) fn scan(
     let mut current: Option<(i64, OpenDay)> = None;
     // A new day is sized like the last one closed: no rehashing as it fills.
     let mut sizes = vec![0; plans.len()];
-    let mut stmt = conn.prepare(&events_sql())?;
-    let mut rows = stmt.query([first, last])?;
-    while let Some(row) = rows.next()? {
-        let event = read_event(row)?;
+    let mut stmt = RawStatement::prepare(conn, &events_sql())?;
+    let mut rows = stmt.query(&[first, last])?;
+    while rows.next()? {
+        let event = read_event(&rows);
         totals.events += 1;
         let day = event.ts_ms.div_euclid(MS_PER_DAY);
         if current
             .as_ref()
             .is_some_and(|(open_day, _)| *open_day != day)
+            && let Some((old_day, old)) = current.take()
         {
-            if let Some((old_day, old)) = current.take() {
-                open.insert(old_day, old);
-            }
+            open.insert(old_day, old);
         }
         let (_, today) = match current {
             Some(ref mut current) => current,
@@ -209,11 +197,11 @@ pub(super) fn scan(
             add_event(plans, &mut today.sums, &event)?;
         }
         today.left -= 1;
-        if today.left == 0 {
-            if let Some((day, today)) = current.take() {
-                sizes = today.sums.iter().map(HashMap::len).collect();
-                done(day, today.sums)?;
-            }
+        if today.left == 0
+            && let Some((day, today)) = current.take()
+        {
+            sizes = today.sums.iter().map(HashMap::len).collect();
+            done(day, today.sums)?;
         }
     }
     if current.is_some() || !open.is_empty() || !unopened.is_empty() {
@@ -231,21 +219,21 @@ struct Event {
     over_limits: bool,
 }
 
-fn read_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
-    let ts_ms = int(row, 0)?;
+fn read_event(row: &RawRows<'_, '_>) -> Event {
+    let ts_ms = row.int(0);
+    // A NULL dimension (no project, no activity) reads as the id 0.
     let mut dims = [0; NDIMS];
-    for (i, dim) in dims.iter_mut().enumerate() {
-        // A NULL dimension (no project, no activity) is the id 0.
-        *dim = int(row, 1 + i)?;
+    for (column, dim) in (1..).zip(dims.iter_mut()) {
+        *dim = row.int(column);
     }
-    let at = 1 + NDIMS;
+    let at = 1 + NDIMS as i32;
     let mut tokens = [0; 4];
-    for (i, count) in tokens.iter_mut().enumerate() {
-        *count = int(row, at + i)?;
+    for (column, count) in (at..).zip(tokens.iter_mut()) {
+        *count = row.int(column);
     }
-    let cost = int(row, at + 4)?;
-    let origin = int(row, at + 5)?;
-    Ok(Event {
+    let cost = row.int(at + 4);
+    let origin = row.int(at + 5);
+    Event {
         over_limits: tokens.iter().any(|count| *count > MAX_TOKENS) || cost > MAX_COST_MICROS,
         ts_ms,
         dims,
@@ -260,7 +248,7 @@ fn read_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
             i64::from(origin == 0),
             if origin == 2 { cost } else { 0 },
         ],
-    })
+    }
 }
 
 fn add_event(plans: &[Plan], maps: &mut [DayMap], event: &Event) -> Result<(), DbError> {
