@@ -334,28 +334,39 @@ pub async fn verify(db_path: &Path, args: VerifyArgs) -> Result<(), UsageCommand
         }
     }
     let head_path = db_path.to_path_buf();
-    let outcome = db
-        .read(move |conn| {
-            let head = match audit::key::load(&head_path)? {
-                Some(key) => audit::head::check(conn, &head_path, &key)?,
-                None => Some("the audit key is missing".to_owned()),
-            };
-            // One pass over the events and the rollups, on two cores: the
-            // rollups against the raw events, and what is out of range.
-            let second = crate::db::open_read_connection(&head_path, None)?;
-            let checked = rollup::check(conn, Some(second))?;
-            let findings = usage::repair::findings_of(conn, &checked)?;
-            // Sums over events above the limits are not the rollups' to
-            // match: only compare when nothing is out of range.
-            let mismatch = match findings.is_clean() {
-                true => checked.mismatch,
-                false => None,
-            };
-            let events = checked.events;
-            let chain = audit::chain::verify(conn)?;
-            Ok::<_, DbError>((events, findings, mismatch, chain, head))
-        })
-        .await;
+    // Two read connections of its own, outside any transaction (the
+    // pool's reads run in one already), so that the check runs on two
+    // cores reading one snapshot; the audit checks then read that snapshot
+    // too.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let open = || {
+            let conn = crate::db::open_read_connection(&head_path, None)?;
+            // The pages read through a mapping of the file rather than
+            // copied into SQLite's cache (the check reads all of it).
+            conn.pragma_update(None, "mmap_size", 1_i64 << 40)?;
+            Ok::<_, DbError>(conn)
+        };
+        let (conn, second) = (open()?, open()?);
+        let (checked, (findings, chain, head)) =
+            rollup::check_then(&conn, Some(second), |conn, checked| {
+                let head = match audit::key::load(&head_path)? {
+                    Some(key) => audit::head::check(conn, &head_path, &key)?,
+                    None => Some("the audit key is missing".to_owned()),
+                };
+                let findings = usage::repair::findings_of(conn, checked)?;
+                let chain = audit::chain::verify(conn)?;
+                Ok((findings, chain, head))
+            })?;
+        // Sums over events above the limits are not the rollups' to
+        // match: only compare when nothing is out of range.
+        let mismatch = match findings.is_clean() {
+            true => checked.mismatch,
+            false => None,
+        };
+        Ok::<_, DbError>((checked.events, findings, mismatch, chain, head))
+    })
+    .await
+    .unwrap_or(Err(DbError::TaskPanicked));
     db.shutdown().await;
     let (events, findings, mismatch, chain, head) = outcome?;
     let mut problems = Vec::new();

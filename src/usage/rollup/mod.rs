@@ -74,7 +74,9 @@ mod check;
 mod keys;
 mod tail;
 
-pub use check::{Checked, Mismatch, check, rebuild_sql, verify, verify_parallel, verify_sql};
+pub use check::{
+    Checked, Mismatch, check, check_then, rebuild_sql, verify, verify_parallel, verify_sql,
+};
 pub use keys::*;
 pub use tail::{
     CHUNK, fold_pending, mark_all_folded, pending, roll, roll_all, tail_len, watermark,

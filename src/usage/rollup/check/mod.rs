@@ -14,13 +14,12 @@
 //! [`apply`]: super::apply
 
 mod compare;
+mod raw;
 mod scan;
 mod snapshot;
 mod sql;
 #[cfg(test)]
 mod tests;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::Connection;
 
@@ -28,8 +27,8 @@ pub use sql::{rebuild_sql, verify_sql};
 
 use super::{Cuboid, Dim, Level, METRIC_COLUMNS};
 use crate::db::DbError;
-use compare::Found;
-use scan::{Plan, Sums};
+use compare::{Checker, Found};
+use scan::{Plan, Totals};
 use snapshot::ReadTxn;
 
 /// The number of dimensions of an event.
@@ -44,7 +43,7 @@ fn add_metrics(into: &mut Metrics, add: &Metrics) -> Result<(), DbError> {
     for (sum, value) in into.iter_mut().zip(add) {
         *sum = sum
             .checked_add(*value)
-            .ok_or(DbError::Overflow(crate::model::Overflow))?;
+            .ok_or_else(|| DbError::Overflow(crate::model::Overflow))?;
     }
     Ok(())
 }
@@ -103,8 +102,8 @@ pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
 }
 
 /// [`verify`] on two cores: `second` (a read connection to the same
-/// database, which this takes over) scans half the events and checks half
-/// the tables while `conn` does the rest.
+/// database, which this takes over) checks some of the groupings while
+/// `conn` reads the events and checks the others.
 pub fn verify_parallel(conn: &Connection, second: Connection) -> Result<Option<Mismatch>, DbError> {
     Ok(check(conn, Some(second))?.mismatch)
 }
@@ -115,94 +114,106 @@ pub fn verify_parallel(conn: &Connection, second: Connection) -> Result<Option<M
 /// transaction, or writes keep landing between the two), it runs on
 /// `conn` alone.
 pub fn check(conn: &Connection, second: Option<Connection>) -> Result<Checked, DbError> {
+    Ok(check_then(conn, second, |_, _| Ok(()))?.0)
+}
+
+/// [`check`], then `then` on `conn` in the same snapshot (for the checks
+/// that must see the database as the rollups were checked on: the audit
+/// chain, the head). `conn` must be outside any transaction for the
+/// check to run on two connections.
+pub fn check_then<T>(
+    conn: &Connection,
+    second: Option<Connection>,
+    then: impl FnOnce(&Connection, &Checked) -> Result<T, DbError>,
+) -> Result<(Checked, T), DbError> {
     let both = match second {
         Some(second) => snapshot::begin_both(conn, second)?,
         None => None,
     };
     let Some((_read, second)) = both else {
         let _read = ReadTxn::begin_if_none(conn)?;
-        return check_alone(conn);
+        let checked = check_alone(conn)?;
+        let then = then(conn, &checked)?;
+        return Ok((checked, then));
     };
+    let checked = check_both(conn, second)?;
+    let then = then(conn, &checked)?;
+    Ok((checked, then))
+}
+
+/// [`check`] on `conn` and `second`, both in read transactions on one
+/// snapshot: each reads all the events (reading them is the lesser part
+/// of the cost) and sums and checks half the groupings.
+fn check_both(conn: &Connection, second: ReadTxn<Connection>) -> Result<Checked, DbError> {
     let (first, last) = rowid_range(conn)?;
-    // The lower half here, the upper half on the other connection.
-    let middle = first + (last - first) / 2;
-    let (second, (mut sums, upper)) = on_second(
+    let (here, there) = split();
+    let (mine, theirs) = on_second(
         second,
-        move |second| scan::scan(second.conn(), middle + 1, last),
-        || scan::scan(conn, first, middle),
-    )?;
-    sums.merge(upper)?;
-    let plans = Plan::all();
-    let order = largest_first(&sums, &plans);
-    let next = AtomicUsize::new(0);
-    let take = |c: &Connection| take_cuboids(c, &sums, &plans, &order, &next);
-    let (_second, (mine, theirs)) = on_second(second, |second| take(second.conn()), || take(conn))?;
-    Ok(summary(
-        &sums,
-        &plans,
-        mine.into_iter().chain(theirs).collect(),
-    ))
+        |second| check_part(second.conn(), first, last, &there),
+        || check_part(conn, first, last, &here),
+    );
+    let (totals, mut found) = mine?;
+    let (their_totals, theirs) = theirs?;
+    if (their_totals.events, their_totals.over_limits) != (totals.events, totals.over_limits) {
+        return Err(DbError::Refused(
+            "verify: the two connections saw different events".into(),
+        ));
+    }
+    found.extend(theirs);
+    Ok(summary(totals, found))
+}
+
+/// The groupings summed and checked on each connection: about as much
+/// work on each side (stored rows at 10M events: user × activity and the
+/// full grouping, whose per-day sums are the largest, 10.6M; user ×
+/// model and the rest, 10.4M).
+fn split() -> (Vec<Plan>, Vec<Plan>) {
+    let here = [Cuboid::UserActivity, Cuboid::Full, Cuboid::Total];
+    Plan::all()
+        .into_iter()
+        .partition(|plan| here.contains(&plan.cuboid))
+}
+
+/// Sums the groupings of `plans` over the events with rowids in
+/// `[first, last]` and checks them, on one connection.
+fn check_part(
+    conn: &Connection,
+    first: i64,
+    last: i64,
+    plans: &[Plan],
+) -> Result<(Totals, Vec<(Cuboid, Found)>), DbError> {
+    let counts = scan::day_counts(conn, first, last)?;
+    let days: Vec<i64> = counts.iter().map(|(day, _)| *day).collect();
+    let mut checker = Checker::new(conn, plans, &days)?;
+    let totals = scan::scan(conn, plans, first, last, &counts, |day, sums| {
+        checker.day(day, &sums)
+    })?;
+    Ok((totals, checker.finish()?))
 }
 
 /// [`check`] on one connection, in its current transaction.
 fn check_alone(conn: &Connection) -> Result<Checked, DbError> {
     let (first, last) = rowid_range(conn)?;
-    let sums = scan::scan(conn, first, last)?;
-    let plans = Plan::all();
-    let order: Vec<usize> = (0..plans.len()).collect();
-    let found = take_cuboids(conn, &sums, &plans, &order, &AtomicUsize::new(0))?;
-    Ok(summary(&sums, &plans, found))
+    let (totals, found) = check_part(conn, first, last, &Plan::all())?;
+    Ok(summary(totals, found))
 }
 
 /// Runs `there` on another thread with `second` while `here` runs on
-/// this one; returns `second` and both results (`here`'s first).
+/// this one; returns both results (`here`'s first). The read transaction
+/// on `second` ends with the thread.
 fn on_second<T: Send, U>(
     second: ReadTxn<Connection>,
     there: impl FnOnce(&ReadTxn<Connection>) -> Result<T, DbError> + Send,
     here: impl FnOnce() -> Result<U, DbError>,
-) -> Result<(ReadTxn<Connection>, (U, T)), DbError> {
+) -> (Result<U, DbError>, Result<T, DbError>) {
     std::thread::scope(|scope| {
-        let worker = scope.spawn(move || {
-            let result = there(&second);
-            (second, result)
-        });
+        let worker = scope.spawn(move || there(&second));
         let mine = here();
-        let (second, theirs) = match worker.join() {
-            Ok(done) => done,
+        match worker.join() {
+            Ok(theirs) => (mine, theirs),
             Err(panic) => std::panic::resume_unwind(panic),
-        };
-        Ok((second, (mine?, theirs?)))
-    })
-}
-
-/// Checks groupings, taking the next unchecked one from `order` until
-/// none is left.
-fn take_cuboids(
-    conn: &Connection,
-    sums: &Sums,
-    plans: &[Plan],
-    order: &[usize],
-    next: &AtomicUsize,
-) -> Result<Vec<(usize, Found)>, DbError> {
-    let mut found = Vec::new();
-    while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-        found.push((index, compare::check_cuboid(conn, sums, plans, index)?));
-    }
-    Ok(found)
-}
-
-/// The groupings, the one with the most rows first, so that the two
-/// threads finish together.
-fn largest_first(sums: &Sums, plans: &[Plan]) -> Vec<usize> {
-    let mut rows = vec![0usize; plans.len()];
-    for maps in sums.days.values() {
-        for (count, map) in rows.iter_mut().zip(maps) {
-            *count += map.len();
         }
-    }
-    let mut order: Vec<usize> = (0..plans.len()).collect();
-    order.sort_by_key(|index| std::cmp::Reverse(rows[*index]));
-    order
+    })
 }
 
 /// The smallest and largest rowid of the events the rollups claim to
@@ -223,21 +234,21 @@ fn rowid_range(conn: &Connection) -> Result<(i64, i64), DbError> {
 
 /// The counts, and the first difference in the order `verify_sql` checks
 /// in: level by level, grouping by grouping.
-fn summary(sums: &Sums, plans: &[Plan], found: Vec<(usize, Found)>) -> Checked {
+fn summary(totals: Totals, found: Vec<(Cuboid, Found)>) -> Checked {
     let mut cells_out_of_range = 0;
     let mut all = Vec::new();
-    for (index, levels) in found {
+    for (cuboid, levels) in found {
         for (level, mismatch, out_of_range) in levels {
             cells_out_of_range += out_of_range;
             if let Some(mismatch) = mismatch {
-                all.push((rank(level, plans[index].cuboid), mismatch));
+                all.push((rank(level, cuboid), mismatch));
             }
         }
     }
     all.sort_by_key(|(rank, _)| *rank);
     Checked {
-        events: sums.events,
-        events_over_limits: sums.over_limits,
+        events: totals.events,
+        events_over_limits: totals.over_limits,
         cells_out_of_range,
         mismatch: all.into_iter().next().map(|(_, mismatch)| mismatch),
     }

@@ -1,14 +1,17 @@
 //! One sequential pass over `events`: each grouping summed at its finest
-//! kept level, per UTC day. Written apart from [`apply`] and `keys.rs`'s
-//! arithmetic (its own slot widths, its own projection), so that a mistake
-//! there shows up as a difference here.
+//! kept level, per UTC day, and every day handed on as soon as its last
+//! event is read (a first, cheap pass counts the events of each day), so
+//! that only the days still open are held. Written apart from [`apply`]
+//! and `keys.rs`'s arithmetic (its own slot widths, its own projection),
+//! so that a mistake there shows up as a difference here.
 //!
 //! [`apply`]: crate::usage::rollup::apply
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 
+use super::raw::{RawRows, RawStatement};
 use super::{Metrics, NDIMS, add_metrics};
 use crate::db::DbError;
 use crate::usage::limits::{MAX_COST_MICROS, MAX_TOKENS};
@@ -43,7 +46,13 @@ pub(super) fn kept_levels(cuboid: Cuboid) -> Vec<Level> {
 /// grouping drops one) and the slot at the aggregated width.
 pub(super) type DayKey = [i64; NDIMS + 1];
 
-type DayMap = HashMap<DayKey, Metrics, foldhash::fast::RandomState>;
+/// One grouping's sums over one day.
+pub(super) type DayMap = HashMap<DayKey, Metrics, Hasher>;
+
+type Hasher = foldhash::fast::RandomState;
+
+/// The sums of some groupings over one day (in the order of their plans).
+pub(super) type DaySums = Vec<DayMap>;
 
 /// How one grouping is summed: which dimensions it keeps and the width
 /// its slots are summed at (a day when it keeps no part of a day).
@@ -74,10 +83,9 @@ impl Plan {
     }
 }
 
-/// The sums of every grouping, day by day (index into `Plan::all()`).
-#[derive(Debug, Default)]
-pub(super) struct Sums {
-    pub days: HashMap<i64, Vec<DayMap>, foldhash::fast::RandomState>,
+/// What the pass counted besides the sums.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Totals {
     /// Every event read.
     pub events: i64,
     /// Events above a per-event maximum (`usage::limits`), left out of the
@@ -85,24 +93,40 @@ pub(super) struct Sums {
     pub over_limits: i64,
 }
 
-impl Sums {
-    /// Adds another part's sums (a disjoint range of events) to these.
-    pub fn merge(&mut self, other: Sums) -> Result<(), DbError> {
-        self.events += other.events;
-        self.over_limits += other.over_limits;
-        for (day, maps) in other.days {
-            let Some(mine) = self.days.get_mut(&day) else {
-                self.days.insert(day, maps);
-                continue;
-            };
-            for (into, from) in mine.iter_mut().zip(maps) {
-                for (key, metrics) in from {
-                    add_metrics(into.entry(key).or_default(), &metrics)?;
+fn changed() -> DbError {
+    DbError::Refused("verify: the events changed during the check".into())
+}
+
+/// The number of events of each UTC day with rowids in `[first, last]`,
+/// days in order: one read of the times alone.
+pub(super) fn day_counts(
+    conn: &Connection,
+    first: i64,
+    last: i64,
+) -> Result<Vec<(i64, i64)>, DbError> {
+    let mut counts = BTreeMap::new();
+    let mut current: Option<(i64, i64)> = None;
+    let mut stmt = RawStatement::prepare(
+        conn,
+        "SELECT ts_ms FROM events WHERE rowid BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = stmt.query(&[first, last])?;
+    while rows.next()? {
+        let day = rows.int(0).div_euclid(MS_PER_DAY);
+        match &mut current {
+            Some((current_day, count)) if *current_day == day => *count += 1,
+            _ => {
+                if let Some((old_day, count)) = current.take() {
+                    *counts.entry(old_day).or_insert(0) += count;
                 }
+                current = Some((day, 1));
             }
         }
-        Ok(())
     }
+    if let Some((day, count)) = current {
+        *counts.entry(day).or_insert(0) += count;
+    }
+    Ok(counts.into_iter().collect())
 }
 
 /// The columns read from `events`, in this order: the time, the
@@ -116,49 +140,74 @@ fn events_sql() -> String {
     )
 }
 
-/// Sums the events with rowids in `[first, last]`, in rowid order.
-pub(super) fn scan(conn: &Connection, first: i64, last: i64) -> Result<Sums, DbError> {
-    let plans = Plan::all();
-    let mut sums = Sums::default();
+/// A day being summed, and how many of its events are still to come.
+struct OpenDay {
+    sums: DaySums,
+    left: i64,
+}
+
+/// Sums the events with rowids in `[first, last]`, in rowid order, for
+/// the groupings of `plans`, and hands every day to `done` once its last
+/// event (`counts`, from [`day_counts`] on the same snapshot) is in.
+pub(super) fn scan(
+    conn: &Connection,
+    plans: &[Plan],
+    first: i64,
+    last: i64,
+    counts: &[(i64, i64)],
+    mut done: impl FnMut(i64, DaySums) -> Result<(), DbError>,
+) -> Result<Totals, DbError> {
+    let mut totals = Totals::default();
+    let mut unopened: HashMap<i64, i64, Hasher> = counts.iter().copied().collect();
+    let mut open: HashMap<i64, OpenDay, Hasher> = HashMap::default();
     // Events arrive nearly in time order: the day of the previous event
-    // is the one to try first, which keeps the per-day maps small and hot.
-    let mut current: Option<(i64, Vec<DayMap>)> = None;
-    let mut stmt = conn.prepare(&events_sql())?;
-    let mut rows = stmt.query([first, last])?;
-    while let Some(row) = rows.next()? {
-        let event = read_event(row)?;
-        sums.events += 1;
-        if event.over_limits {
-            sums.over_limits += 1;
-            continue;
-        }
+    // is the one to try first.
+    let mut current: Option<(i64, OpenDay)> = None;
+    // A new day is sized like the last one closed: no rehashing as it fills.
+    let mut sizes = vec![0; plans.len()];
+    let mut stmt = RawStatement::prepare(conn, &events_sql())?;
+    let mut rows = stmt.query(&[first, last])?;
+    while rows.next()? {
+        let event = read_event(&rows);
+        totals.events += 1;
         let day = event.ts_ms.div_euclid(MS_PER_DAY);
-        let mut maps = match current.take() {
-            Some((current_day, maps)) if current_day == day => maps,
-            other => {
-                let sizes: Vec<usize> = match &other {
-                    Some((_, old)) => old.iter().map(HashMap::len).collect(),
-                    None => vec![0; plans.len()],
-                };
-                if let Some((old_day, old)) = other {
-                    sums.days.insert(old_day, old);
-                }
-                // A new day is sized like the last one: no rehashing as
-                // it fills.
-                sums.days.remove(&day).unwrap_or_else(|| {
+        if current
+            .as_ref()
+            .is_some_and(|(open_day, _)| *open_day != day)
+            && let Some((old_day, old)) = current.take()
+        {
+            open.insert(old_day, old);
+        }
+        let (_, today) = match current {
+            Some(ref mut current) => current,
+            None => current.insert(match open.remove(&day) {
+                Some(today) => (day, today),
+                None => {
+                    let left = unopened.remove(&day).ok_or_else(changed)?;
                     let sized =
                         |size: &usize| DayMap::with_capacity_and_hasher(*size, Default::default());
-                    sizes.iter().map(sized).collect()
-                })
-            }
+                    let sums = sizes.iter().map(sized).collect();
+                    (day, OpenDay { sums, left })
+                }
+            }),
         };
-        add_event(&plans, &mut maps, &event)?;
-        current = Some((day, maps));
+        if event.over_limits {
+            totals.over_limits += 1;
+        } else {
+            add_event(plans, &mut today.sums, &event)?;
+        }
+        today.left -= 1;
+        if today.left == 0
+            && let Some((day, today)) = current.take()
+        {
+            sizes = today.sums.iter().map(HashMap::len).collect();
+            done(day, today.sums)?;
+        }
     }
-    if let Some((day, maps)) = current {
-        sums.days.insert(day, maps);
+    if current.is_some() || !open.is_empty() || !unopened.is_empty() {
+        return Err(changed());
     }
-    Ok(sums)
+    Ok(totals)
 }
 
 /// One event as read: the time, the dimension ids (0 for none) and what it
@@ -170,21 +219,21 @@ struct Event {
     over_limits: bool,
 }
 
-fn read_event(row: &rusqlite::Row<'_>) -> Result<Event, DbError> {
-    let ts_ms: i64 = row.get(0)?;
+fn read_event(row: &RawRows<'_, '_>) -> Event {
+    let ts_ms = row.int(0);
+    // A NULL dimension (no project, no activity) reads as the id 0.
     let mut dims = [0; NDIMS];
-    for (i, dim) in dims.iter_mut().enumerate() {
-        // A NULL dimension (no project, no activity) is the id 0.
-        *dim = row.get::<_, Option<i64>>(1 + i)?.unwrap_or(0);
+    for (column, dim) in (1..).zip(dims.iter_mut()) {
+        *dim = row.int(column);
     }
-    let at = 1 + NDIMS;
+    let at = 1 + NDIMS as i32;
     let mut tokens = [0; 4];
-    for (i, count) in tokens.iter_mut().enumerate() {
-        *count = row.get(at + i)?;
+    for (column, count) in (at..).zip(tokens.iter_mut()) {
+        *count = row.int(column);
     }
-    let cost: i64 = row.get(at + 4)?;
-    let origin: i64 = row.get(at + 5)?;
-    Ok(Event {
+    let cost = row.int(at + 4);
+    let origin = row.int(at + 5);
+    Event {
         over_limits: tokens.iter().any(|count| *count > MAX_TOKENS) || cost > MAX_COST_MICROS,
         ts_ms,
         dims,
@@ -199,7 +248,7 @@ fn read_event(row: &rusqlite::Row<'_>) -> Result<Event, DbError> {
             i64::from(origin == 0),
             if origin == 2 { cost } else { 0 },
         ],
-    })
+    }
 }
 
 fn add_event(plans: &[Plan], maps: &mut [DayMap], event: &Event) -> Result<(), DbError> {
