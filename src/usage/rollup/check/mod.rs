@@ -14,6 +14,7 @@
 //! [`apply`]: super::apply
 
 mod compare;
+mod halves;
 mod raw;
 mod scan;
 mod snapshot;
@@ -142,36 +143,55 @@ pub fn check_then<T>(
 }
 
 /// [`check`] on `conn` and `second`, both in read transactions on one
-/// snapshot: each reads all the events (reading them is the lesser part
-/// of the cost) and sums and checks half the groupings.
+/// snapshot: each reads half of the events, sums every grouping over them
+/// and checks half of the groupings (`halves.rs`).
 fn check_both(conn: &Connection, second: ReadTxn<Connection>) -> Result<Checked, DbError> {
     let (first, last) = rowid_range(conn)?;
-    let (here, there) = split();
+    let mid = first.midpoint(last);
+    // The second half starts after `mid` (empty when there is no after).
+    let (next, end) = match mid.checked_add(1) {
+        Some(next) if first <= last => (next, last),
+        _ => (1, 0),
+    };
+    let here = mine();
+    let there: Vec<bool> = here.iter().map(|mine| !mine).collect();
+    let (link_here, link_there) = halves::link();
     let (mine, theirs) = on_second(
         second,
-        |second| check_part(second.conn(), first, last, &there),
-        || check_part(conn, first, last, &here),
+        |second| halves::half(second.conn(), next, end, &there, link_there),
+        || halves::half(conn, first, mid.min(last), &here, link_here),
     );
-    let (totals, mut found) = mine?;
-    let (their_totals, theirs) = theirs?;
-    if (their_totals.events, their_totals.over_limits) != (totals.events, totals.over_limits) {
+    let (mine, theirs) = (mine?, theirs?);
+    let (Some((totals, mut found)), Some((their_totals, theirs))) = (mine, theirs) else {
         return Err(DbError::Refused(
-            "verify: the two connections saw different events".into(),
+            "verify: a connection stopped without an error".into(),
         ));
-    }
+    };
+    let overflow = || DbError::Overflow(crate::model::Overflow);
+    let totals = Totals {
+        events: totals
+            .events
+            .checked_add(their_totals.events)
+            .ok_or_else(overflow)?,
+        over_limits: totals
+            .over_limits
+            .checked_add(their_totals.over_limits)
+            .ok_or_else(overflow)?,
+    };
     found.extend(theirs);
     Ok(summary(totals, found))
 }
 
-/// The groupings summed and checked on each connection: about as much
-/// work on each side (stored rows at 10M events: user × activity and the
-/// full grouping, whose per-day sums are the largest, 10.6M; user ×
-/// model and the rest, 10.4M).
-fn split() -> (Vec<Plan>, Vec<Plan>) {
+/// Which groupings (in `Plan::all()` order) this connection checks, the
+/// others going to the second: about as much work on each side (stored
+/// rows at 10M events: user × activity and the full grouping, whose
+/// per-day sums are the largest, 10.6M; user × model and the rest, 10.4M).
+fn mine() -> Vec<bool> {
     let here = [Cuboid::UserActivity, Cuboid::Full, Cuboid::Total];
     Plan::all()
-        .into_iter()
-        .partition(|plan| here.contains(&plan.cuboid))
+        .iter()
+        .map(|plan| here.contains(&plan.cuboid))
+        .collect()
 }
 
 /// Sums the groupings of `plans` over the events with rowids in
