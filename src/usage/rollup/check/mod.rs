@@ -103,8 +103,8 @@ pub fn verify(conn: &Connection) -> Result<Option<Mismatch>, DbError> {
 }
 
 /// [`verify`] on two cores: `second` (a read connection to the same
-/// database, which this takes over) checks some of the groupings while
-/// `conn` reads the events and checks the others.
+/// database, which this takes over) and `conn` each read half of the
+/// events and check half of the groupings.
 pub fn verify_parallel(conn: &Connection, second: Connection) -> Result<Option<Mismatch>, DbError> {
     Ok(check(conn, Some(second))?.mismatch)
 }
