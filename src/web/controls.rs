@@ -42,6 +42,7 @@ pub const PAGE_BUCKETS: i64 = 400;
 /// Makes the series' bucket larger until the range has at most
 /// [`PAGE_BUCKETS`] of them (the overview by hour over a year would be
 /// 8,760 bars and a 5 MB page); the bucket asked for, when it changed.
+/// A range of more than [`PAGE_BUCKETS`] months keeps its bucket.
 fn coarsen(series: &mut SeriesQuery) -> Option<BucketSize> {
     let asked = series.bucket;
     let span_ms = series.to.as_millisecond() - series.from.as_millisecond();
@@ -63,6 +64,12 @@ fn coarsen(series: &mut SeriesQuery) -> Option<BucketSize> {
         if series.bucket == BucketSize::Month {
             break;
         }
+    }
+    // A range too long even by month is left as asked, for the bucket
+    // limit to refuse with its own message (centuries by hour are a
+    // mistake, not a page).
+    if span_ms / approximate_ms(series.bucket) > PAGE_BUCKETS {
+        series.bucket = asked;
     }
     (series.bucket != asked).then_some(asked)
 }
