@@ -53,23 +53,6 @@ const FILTERS: [&str; 8] = [
 
 const BUCKETS: [&str; 4] = ["bucket=hour", "bucket=day", "bucket=week", "bucket=month"];
 
-const EVENT_SORTS: [&str; 14] = [
-    "time",
-    "user",
-    "model",
-    "activity",
-    "project",
-    "source",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost",
-    "session",
-    "machine",
-    "id",
-];
-
 const TEAM_SORTS: [&str; 6] = [
     "user",
     "calls",
@@ -191,7 +174,8 @@ fn combinations() -> Vec<String> {
             for sort in TEAM_SORTS {
                 urls.push(at("/team", &format!("sort={sort}&order=asc")));
             }
-            for sort in EVENT_SORTS {
+            // Every sort the events table offers, by its URL name.
+            for sort in tokentally::usage::events::SortColumn::ALL.map(|c| c.name()) {
                 for order in ["desc", "asc"] {
                     urls.push(at("/events", &format!("sort={sort}&order={order}")));
                 }
