@@ -121,7 +121,8 @@ fn start_logging(
     level: &str,
     stderr: Stdio,
 ) -> (Child, String) {
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .arg("--data-dir")
         .arg(dir)
         .args(["--log-level", level])
@@ -139,9 +140,23 @@ fn start_logging(
         ])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("serve");
+        .stderr(stderr);
+    // A bench stopped early (Ctrl-C, a kill) must not leave a server
+    // busy on a copy of the 10M database it was about to delete: the
+    // kernel kills the server when the bench dies.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the
+        // parent; it runs in the child between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().expect("serve");
     let stdout = child.stdout.take().expect("stdout");
     let mut base = String::new();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
